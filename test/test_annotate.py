@@ -1,0 +1,103 @@
+"""Annotator: boxes and labels land where expected, input untouched, colours fixed per class."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from yolo_trt_ros.annotate import Annotator, class_color, label_text
+
+NAMES = ["person", "bicycle", "car"]
+
+
+class _Dets:
+    """Stand-in with the Detections fields (the annotator is duck-typed)."""
+
+    def __init__(self, boxes, scores, class_ids) -> None:
+        self.boxes, self.scores, self.class_ids = boxes, scores, class_ids
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+def test_label_text() -> None:
+    assert label_text("person", 0.8749) == "person 0.87"
+    assert label_text("car", 0.5, track_id=12) == "#12 car 0.50"
+
+
+def test_colours_are_deterministic_and_distinct() -> None:
+    assert class_color(0) == class_color(0) == class_color(20)
+    assert len({class_color(i) for i in range(20)}) == 20
+
+
+def test_box_drawn_on_a_copy_and_only_near_the_box() -> None:
+    image = np.full((200, 300, 3), 40, np.uint8)
+    before = image.copy()
+    out = Annotator(line_width=2)(image, "bgr8", _Dets(np.array([[100, 80, 200, 160]], np.float32),
+                                                       np.array([0.9], np.float32), np.array([2])), NAMES)
+    np.testing.assert_array_equal(image, before)
+    assert not np.shares_memory(out, image)
+    changed = np.any(out != before, axis=2)
+    color = class_color(2)
+    assert tuple(out[120, 100]) == color and tuple(out[120, 200]) == color  # left and right edges
+    assert tuple(out[160, 150]) == color  # bottom edge
+    assert not changed[100:140, 110:190].any()  # inside the box stays untouched
+    ys, xs = np.nonzero(changed)
+    assert ys.min() < 80  # label sits above the box
+    assert xs.min() >= 98 and xs.max() <= 260 and ys.max() <= 162
+
+
+def test_label_goes_inside_when_box_touches_top() -> None:
+    image = np.zeros((100, 100, 3), np.uint8)
+    out = Annotator(line_width=1)(image, "bgr8", _Dets(np.array([[10, 0, 90, 90]], np.float32),
+                                                       np.array([0.5], np.float32), np.array([0])), NAMES)
+    assert np.any(out[2:12, 12:40] != 0)  # label background inside the box's top edge
+
+
+def test_label_text_rendered_matches_reference() -> None:
+    image = np.zeros((120, 300, 3), np.uint8)
+    annotator = Annotator(line_width=3)
+    with_track = annotator(image, "bgr8", _Dets(np.array([[20, 60, 150, 110]], np.float32),
+                                                np.array([0.75], np.float32), np.array([0])), NAMES,
+                           track_ids=[7]).copy()
+    without = annotator(image, "bgr8", _Dets(np.array([[20, 60, 150, 110]], np.float32),
+                                             np.array([0.75], np.float32), np.array([0])), NAMES)
+    width_of = lambda img: np.ptp(np.nonzero(np.any(img[:55] != 0, axis=(0, 2)))[0]) + 1  # noqa: E731
+    text_w = lambda text: cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)[0][0]  # noqa: E731
+    assert width_of(with_track) == pytest.approx(text_w("#7 person 0.75"), abs=4)
+    assert width_of(without) == pytest.approx(text_w("person 0.75"), abs=4)
+
+
+@pytest.mark.parametrize(("encoding", "shape", "expect"), [
+    ("rgb8", (50, 60, 3), (30, 20, 10)),
+    ("bgra8", (50, 60, 4), (10, 20, 30)),
+    ("rgba8", (50, 60, 4), (30, 20, 10)),
+    ("mono8", (50, 60), (10, 10, 10)),
+])
+def test_other_encodings_become_bgr(encoding: str, shape: tuple, expect: tuple) -> None:
+    image = np.zeros(shape, np.uint8)
+    image[...] = (10, 20, 30, 255)[: shape[2]] if len(shape) == 3 else 10
+    out = Annotator()(image, encoding, _Dets(np.empty((0, 4), np.float32), np.empty(0, np.float32),
+                                             np.empty(0, np.int64)), NAMES)
+    assert out.shape == (50, 60, 3)
+    assert tuple(out[25, 30]) == expect
+
+
+def test_padded_view_input_and_buffer_reuse() -> None:
+    base = np.random.default_rng(1).integers(0, 256, (40, 70, 3), np.uint8)
+    view = base[:, :50]  # strided rows like a padded Image
+    annotator = Annotator()
+    empty = _Dets(np.empty((0, 4), np.float32), np.empty(0, np.float32), np.empty(0, np.int64))
+    first = annotator(view, "bgr8", empty, NAMES)
+    np.testing.assert_array_equal(first, view)
+    second = annotator(view, "bgr8", empty, NAMES)
+    assert second is first
+    assert annotator(np.zeros((10, 10, 3), np.uint8), "bgr8", empty, NAMES).shape == (10, 10, 3)
+
+
+def test_unknown_class_id_uses_number() -> None:
+    image = np.zeros((100, 200, 3), np.uint8)
+    out = Annotator(line_width=2)(image, "bgr8", _Dets(np.array([[10, 40, 190, 90]], np.float32),
+                                                       np.array([0.5], np.float32), np.array([99])), NAMES)
+    assert np.any(out != 0)

@@ -1,0 +1,83 @@
+"""sensor_msgs/Image <-> numpy without cv_bridge (duck-typed: no ROS import).
+
+``image_to_array`` returns a zero-copy view of the message buffer. rclpy (rosidl_generator_py) hands a received
+``uint8[]`` field to Python as an ``array.array('B')``; ``np.frombuffer`` wraps it through the buffer protocol
+without copying (``bytes``, ``bytearray`` and ``memoryview`` work the same way). Rows padded to ``step`` bytes
+become a strided view (``reshape(height, step)[:, :width * channels]``), still without a copy. The view is only
+valid while the message lives and must be treated as read-only: copy before drawing on it. All supported
+encodings are 8-bit, so ``is_bigendian`` does not matter; 16-bit and float encodings are rejected.
+"""
+
+from __future__ import annotations
+
+import array
+from typing import Any, TypeVar
+
+import numpy as np
+
+SUPPORTED_ENCODINGS = ("bgr8", "rgb8", "bgra8", "rgba8", "mono8")
+CHANNELS = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1}
+DEFAULT_MAX_PIXELS = 8192 * 8192
+
+MsgT = TypeVar("MsgT")
+
+
+class ImageRejected(ValueError):
+    """Why a frame was dropped: ``reason`` is a short stable key for counters, ``str()`` a loggable sentence."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """View ``msg`` (anything with the sensor_msgs/Image fields) as an HxWxC (HxW for mono8) uint8 array.
+
+    Raises ImageRejected (reasons: ``unsupported_encoding``, ``zero_size``, ``too_large``, ``step_too_small``,
+    ``data_too_short``, ``bad_data``) instead of reading past the buffer or allocating absurd arrays.
+    """
+    encoding = msg.encoding
+    channels = CHANNELS.get(encoding)
+    if channels is None:
+        raise ImageRejected(
+            "unsupported_encoding",
+            f"unsupported encoding '{encoding}' (supported: {', '.join(SUPPORTED_ENCODINGS)})")
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise ImageRejected("zero_size", f"image has zero size ({width}x{height})")
+    if height * width > max_pixels:
+        raise ImageRejected("too_large", f"image claims {width}x{height} pixels, more than the limit of {max_pixels}")
+    row_bytes = width * channels
+    if step < row_bytes:
+        raise ImageRejected("step_too_small", f"step {step} < width*channels = {width}*{channels} for {encoding}")
+    try:
+        flat = np.frombuffer(msg.data, dtype=np.uint8)
+    except (TypeError, ValueError) as exc:
+        raise ImageRejected("bad_data", f"data is not a byte buffer ({type(msg.data).__name__}): {exc}") from exc
+    if step * height > flat.size:
+        raise ImageRejected(
+            "data_too_short", f"step*height = {step}*{height} = {step * height} bytes but data has {flat.size}")
+    rows = flat[: step * height].reshape(height, step)
+    if step != row_bytes:
+        rows = rows[:, :row_bytes]
+    return rows.reshape(height, width) if channels == 1 else rows.reshape(height, width, channels)
+
+
+def array_to_image(arr: np.ndarray, encoding: str, msg: MsgT) -> MsgT:
+    """Fill ``msg`` (a sensor_msgs/Image) from an HxWxC / HxW uint8 array; one memcpy into the message buffer."""
+    channels = CHANNELS.get(encoding)
+    if channels is None:
+        raise ValueError(f"unsupported encoding '{encoding}' (supported: {', '.join(SUPPORTED_ENCODINGS)})")
+    expected_ndim = 2 if channels == 1 else 3
+    if arr.dtype != np.uint8 or arr.ndim != expected_ndim or (channels > 1 and arr.shape[2] != channels):
+        raise ValueError(f"array {arr.dtype} {arr.shape} does not match encoding {encoding}")
+    height, width = arr.shape[:2]
+    data = array.array("B")
+    data.frombytes(np.ascontiguousarray(arr))
+    msg.height = height  # type: ignore[attr-defined]
+    msg.width = width  # type: ignore[attr-defined]
+    msg.step = width * channels  # type: ignore[attr-defined]
+    msg.encoding = encoding  # type: ignore[attr-defined]
+    msg.is_bigendian = 0  # type: ignore[attr-defined]
+    msg.data = data  # type: ignore[attr-defined]
+    return msg
