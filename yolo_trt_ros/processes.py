@@ -1,0 +1,57 @@
+"""Child ROS processes for the demo (and tests): environment, start, and a stop that cannot hang."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+# FastDDS's default transports lose most best-effort camera frames between processes on one host;
+# LARGE_DATA (TCP + shared memory) delivers them.
+FASTDDS_TRANSPORTS_ENV = "FASTDDS_BUILTIN_TRANSPORTS"
+FASTDDS_TRANSPORTS = "LARGE_DATA"
+
+
+def ros_env(domain_id: int | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A copy of ``base`` (default: this process's environment) with LARGE_DATA unless the user chose otherwise.
+
+    LD_LIBRARY_PATH and everything else are kept: the ROS wheels need it in every Python they start.
+    """
+    env = dict(os.environ if base is None else base)
+    env.setdefault(FASTDDS_TRANSPORTS_ENV, FASTDDS_TRANSPORTS)
+    env["PYTHONUNBUFFERED"] = "1"
+    if domain_id is not None:
+        env["ROS_DOMAIN_ID"] = str(domain_id)
+    return env
+
+
+def start_node(module: str, ros_args: Sequence[str], env: Mapping[str, str], log: Path | IO[bytes] | None = None,
+               ) -> subprocess.Popen[bytes]:
+    """Run ``python -m <module> --ros-args <ros_args>`` with this interpreter; output to ``log`` if given."""
+    out: IO[bytes] | int | None
+    if isinstance(log, Path):
+        out = open(log, "wb")  # noqa: SIM115 - closed below; the child keeps its own descriptor
+    else:
+        out = log
+    try:
+        return subprocess.Popen([sys.executable, "-m", module, "--ros-args", *ros_args], env=dict(env),
+                                stdout=out, stderr=subprocess.STDOUT if out is not None else None)
+    finally:
+        if isinstance(log, Path) and out is not None:
+            out.close()  # type: ignore[union-attr]
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int:
+    """SIGINT (a clean ROS shutdown), then SIGKILL after ``timeout`` s: FastDDS can hang at exit."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    return proc.returncode
