@@ -1,0 +1,91 @@
+"""The inference backend interface, its error type and the model checks shared by all backends."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Callable, Protocol, Sequence, Union
+
+import numpy as np
+
+DEFAULT_IMGSZ = 640
+"""Input side used for a dynamic H/W when the model metadata has no ``imgsz``."""
+
+Dim = Union[int, str, None]
+"""One dimension as a runtime reports it: an int, or a name/None when dynamic."""
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be used; message names the file and the problem."""
+
+
+class Backend(Protocol):
+    """Runs a YOLOv8 detection model: one (1, 3, H, W) image tensor in, one (1, 4+nc, N) float32 array out."""
+
+    name: str
+    model_path: Path
+    input_shape: tuple[int, int, int, int]
+    input_dtype: np.dtype
+    output_shape: tuple[int, ...]
+    metadata: dict[str, str]
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def resolve_input_shape(
+    model_path: Path, name: str, shape: Sequence[Dim], metadata: dict[str, str]
+) -> tuple[int, int, int, int]:
+    """Check an image input's shape ([1|dyn, 3|dyn, H|dyn, W|dyn]) and fill dynamic dims.
+
+    Dynamic batch and channels become 1 and 3; a dynamic H/W comes from metadata ``imgsz`` or ``DEFAULT_IMGSZ``.
+    """
+    if len(shape) != 4:
+        raise ModelError(f"model {model_path}: input '{name}' has shape {_fmt(shape)} but YOLOv8 needs [1, 3, H, W]")
+    batch, channels, h, w = shape
+    if isinstance(batch, int) and batch != 1:
+        raise ModelError(f"model {model_path}: input '{name}' has batch size {batch}; only batch 1 is supported")
+    if isinstance(channels, int) and channels != 3:
+        raise ModelError(f"model {model_path}: input '{name}' has {channels} channels; YOLOv8 needs 3 (RGB)")
+    default_h, default_w = _imgsz(model_path, metadata)
+    return 1, 3, h if isinstance(h, int) else default_h, w if isinstance(w, int) else default_w
+
+
+def check_output_shape(model_path: Path, name: str, shape: Sequence[Dim]) -> None:
+    """Raise ModelError unless ``shape`` can be a YOLOv8 detection output [1, 4+nc, N] with nc >= 1."""
+    ok = (
+        len(shape) == 3
+        and _dim_fits(shape[0], lambda d: d == 1)
+        and _dim_fits(shape[1], lambda d: d >= 5)
+        and _dim_fits(shape[2], lambda d: d >= 1)
+    )
+    if not ok:
+        raise ModelError(
+            f"model {model_path}: output '{name}' has shape {_fmt(shape)} "
+            "but YOLOv8 detection needs [1, 4+nc, N] with nc >= 1"
+        )
+
+
+def _dim_fits(dim: Dim, test: Callable[[int], bool]) -> bool:
+    return not isinstance(dim, int) or test(dim)
+
+
+def _imgsz(model_path: Path, metadata: dict[str, str]) -> tuple[int, int]:
+    raw = metadata.get("imgsz")
+    if raw is None:
+        return DEFAULT_IMGSZ, DEFAULT_IMGSZ
+    try:
+        value = ast.literal_eval(raw)
+        if isinstance(value, int):
+            value = [value, value]
+        h, w = (int(v) for v in value)
+    except (ValueError, SyntaxError, TypeError) as exc:
+        raise ModelError(f"model {model_path}: metadata imgsz {raw!r} is not [h, w] or an int") from exc
+    if h <= 0 or w <= 0:
+        raise ModelError(f"model {model_path}: metadata imgsz {raw!r} is not positive")
+    return h, w
+
+
+def _fmt(shape: Sequence[Dim]) -> str:
+    return "[" + ", ".join(str(d) if d is not None else "?" for d in shape) + "]"

@@ -1,0 +1,155 @@
+"""Detector: letterbox -> backend inference -> YOLOv8 decode, with per-stage timings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from yolo_trt_ros.backends import Backend, ModelError, create_backend
+from yolo_trt_ros.class_names import fallback_names, load_names_file, names_from_metadata
+from yolo_trt_ros.detections import Detections
+from yolo_trt_ros.postprocess import decode_yolov8
+from yolo_trt_ros.preprocess import Letterbox
+
+
+@dataclass
+class DetectorConfig:
+    """Runtime-changeable detection settings."""
+
+    conf_threshold: float = 0.25
+    iou_threshold: float = 0.7
+    max_detections: int = 300
+    classes: Sequence[str] = ()
+    """Allow-list of class names; empty = all classes."""
+    agnostic_nms: bool = False
+
+
+@dataclass
+class StageTimes:
+    """Milliseconds spent in each stage for the last frame."""
+
+    preprocess: float = 0.0
+    infer: float = 0.0
+    postprocess: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.preprocess + self.infer + self.postprocess
+
+
+class Detector:
+    """Detects objects in uint8 images; boxes come back in original-image pixels.
+
+    ``names_source`` says where the names came from: "names_file", "metadata", "fallback" (placeholders
+    ``class_<i>``: callers should warn) or "given" (passed to the constructor).
+    """
+
+    def __init__(self, backend: Backend, names: Sequence[str], config: DetectorConfig | None = None):
+        num_classes = backend.output_shape[1] - 4
+        if len(names) != num_classes:
+            raise ModelError(
+                f"model {backend.model_path}: {len(names)} class names given but the model outputs "
+                f"{num_classes} classes (output shape {list(backend.output_shape)})"
+            )
+        self.backend = backend
+        self.names = list(names)
+        self.names_source = "given"
+        self.last_times = StageTimes()
+        self._letterbox = Letterbox(backend.input_shape[2:], backend.input_dtype)
+        self._class_filter: np.ndarray | None = None
+        self.config = DetectorConfig()
+        self.set_config(config or DetectorConfig())
+
+    @classmethod
+    def from_model(
+        cls,
+        model_path: str | Path,
+        backend: str = "onnxruntime",
+        names_file: str | Path | None = None,
+        config: DetectorConfig | None = None,
+    ) -> Detector:
+        """Load a model and its class names (``names_file`` if given, else model metadata, else placeholders).
+
+        Raises ModelError naming the file and the problem (also for a bad names file, a names count that does not
+        match the model, or an invalid ``config`` such as an unknown class in ``classes``).
+        """
+        engine = create_backend(backend, model_path)
+        try:
+            if names_file:
+                try:
+                    names: list[str] | None = load_names_file(names_file)
+                except ValueError as exc:
+                    raise ModelError(str(exc)) from exc
+                source = "names_file"
+            else:
+                try:
+                    names = names_from_metadata(engine.metadata)
+                except ValueError as exc:
+                    raise ModelError(f"model {model_path}: {exc}") from exc
+                source = "metadata"
+            if names is None:
+                names, source = fallback_names(engine.output_shape[1] - 4), "fallback"
+            elif names_file and len(names) != engine.output_shape[1] - 4:
+                raise ModelError(
+                    f"names file {names_file}: {len(names)} names but model {model_path} outputs "
+                    f"{engine.output_shape[1] - 4} classes"
+                )
+            try:
+                detector = cls(engine, names, config)
+            except ValueError as exc:
+                raise ModelError(f"model {model_path}: {exc}") from exc
+        except ModelError:
+            engine.close()
+            raise
+        detector.names_source = source
+        return detector
+
+    def set_config(self, config: DetectorConfig) -> None:
+        """Validate and apply ``config``; raises ValueError (config unchanged) naming the bad value."""
+        for field in ("conf_threshold", "iou_threshold"):
+            value = getattr(config, field)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{field} must be in [0, 1], got {value}")
+        if int(config.max_detections) != config.max_detections or config.max_detections < 1:
+            raise ValueError(f"max_detections must be an integer >= 1, got {config.max_detections}")
+        class_filter = None
+        if config.classes:
+            unknown = [c for c in config.classes if c not in self.names]
+            if unknown:
+                raise ValueError(
+                    f"classes: unknown class {', '.join(map(repr, unknown))} (the model has {len(self.names)} "
+                    f"classes: {', '.join(self.names[:10])}{', ...' if len(self.names) > 10 else ''})"
+                )
+            wanted = set(config.classes)
+            class_filter = np.array([i for i, n in enumerate(self.names) if n in wanted], np.int64)
+        self.config = config
+        self._class_filter = class_filter
+
+    def __call__(self, image: np.ndarray, encoding: str = "bgr8") -> Detections:
+        """Detect in a uint8 image (see ``Letterbox`` for layouts); ValueError for an unusable image."""
+        t0 = time.perf_counter()
+        tensor, transform = self._letterbox(image, encoding)
+        t1 = time.perf_counter()
+        output = self.backend.infer(tensor)
+        t2 = time.perf_counter()
+        cfg = self.config
+        dets = decode_yolov8(
+            output,
+            cfg.conf_threshold,
+            cfg.iou_threshold,
+            int(cfg.max_detections),
+            class_filter=self._class_filter,
+            agnostic=cfg.agnostic_nms,
+        )
+        if len(dets):
+            dets = Detections(transform.to_original(dets.boxes), dets.scores, dets.class_ids)
+        t3 = time.perf_counter()
+        self.last_times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return dets
+
+    def close(self) -> None:
+        self.backend.close()

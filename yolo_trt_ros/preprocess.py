@@ -1,0 +1,132 @@
+"""Ultralytics-compatible letterbox into a preallocated model input tensor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+CHANNEL_ORDER = {"bgr8": (2, 1, 0), "bgra8": (2, 1, 0), "rgb8": (0, 1, 2), "rgba8": (0, 1, 2), "mono8": (0, 0, 0)}
+"""For each supported encoding, the source channel of the model's R, G and B planes."""
+_CHANNELS = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1}
+
+
+@dataclass(frozen=True)
+class LetterboxTransform:
+    """Geometry of one letterbox: original image -> model input.
+
+    ``scale`` is Ultralytics' ratio r; ``resized_hw`` is the size the image was resized to (each side rounded,
+    so the exact per-axis gains are ``resized / src``, as Ultralytics ``scale_boxes`` uses); ``pad_x``/``pad_y``
+    are the left/top padding in input pixels.
+    """
+
+    scale: float
+    pad_x: float
+    pad_y: float
+    src_hw: tuple[int, int]
+    resized_hw: tuple[int, int]
+
+    def _gains(self) -> np.ndarray:
+        gx = self.resized_hw[1] / self.src_hw[1]
+        gy = self.resized_hw[0] / self.src_hw[0]
+        return np.array([gx, gy, gx, gy], np.float32)
+
+    def to_original(self, boxes: np.ndarray) -> np.ndarray:
+        """Input-tensor xyxy boxes (N, 4) -> original-image xyxy, clipped to the image (new float32 array)."""
+        pad = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], np.float32)
+        out = (np.asarray(boxes, np.float32) - pad) / self._gains()
+        h, w = self.src_hw
+        np.clip(out[:, 0::2], 0, w, out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0, h, out=out[:, 1::2])
+        return out
+
+    def to_input(self, boxes: np.ndarray) -> np.ndarray:
+        """Original-image xyxy boxes (N, 4) -> input-tensor xyxy (new float32 array)."""
+        pad = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], np.float32)
+        return np.asarray(boxes, np.float32) * self._gains() + pad
+
+
+def letterbox_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> LetterboxTransform:
+    """Ultralytics ``LetterBox(auto=False, scaleup=True, center=True)`` geometry for one image size."""
+    h, w = src_hw
+    r = min(dst_hw[0] / h, dst_hw[1] / w)
+    new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
+    dw, dh = (dst_hw[1] - new_w) / 2, (dst_hw[0] - new_h) / 2
+    return LetterboxTransform(r, float(round(dw - 0.1)), float(round(dh - 0.1)), (h, w), (new_h, new_w))
+
+
+class Letterbox:
+    """Letterbox images into one preallocated (1, 3, H, W) RGB 0..1 tensor of ``dtype`` (float32 or float16).
+
+    The padding (``pad_value``/255) is written only when the source size changes; each frame writes just the image
+    region: resize (cv2.INTER_LINEAR, skipped at scale 1) into a reused buffer, split channels, then one scale-and-
+    convert per plane straight into the tensor. The returned tensor is a read-only view that the next call
+    overwrites.
+    """
+
+    def __init__(self, input_hw: tuple[int, int], dtype: type | np.dtype = np.float32, pad_value: int = 114):
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float16):
+            raise ValueError(f"Letterbox dtype must be float32 or float16, got {self.dtype}")
+        self.pad_value = pad_value
+        self._tensor = np.empty((1, 3, *self.input_hw), self.dtype)
+        self._output = self._tensor.view()
+        self._output.flags.writeable = False
+        self._transform: LetterboxTransform | None = None
+        self._resized = np.empty(0, np.uint8)
+        self._planes: list[np.ndarray] = []
+
+    def __call__(self, image: np.ndarray, encoding: str = "bgr8") -> tuple[np.ndarray, LetterboxTransform]:
+        """Letterbox ``image`` (HxWx3 bgr8/rgb8, HxWx4 bgra8/rgba8, HxW or HxWx1 mono8; uint8, any strides)."""
+        image = _checked(image, encoding)
+        t = self._transform
+        if t is None or t.src_hw != image.shape[:2]:
+            t = self._transform = letterbox_geometry(image.shape[:2], self.input_hw)
+            self._tensor.fill(self.pad_value / 255)
+        resized = self._resize(image, t.resized_hw)
+        y, x = int(t.pad_y), int(t.pad_x)
+        region = self._tensor[0, :, y : y + t.resized_hw[0], x : x + t.resized_hw[1]]
+        if resized.ndim == 2:
+            self._normalize(resized, region[0])
+            np.copyto(region[1], region[0])
+            np.copyto(region[2], region[0])
+        else:
+            planes = self._split(resized)
+            for dst, src in zip(region, CHANNEL_ORDER[encoding]):
+                self._normalize(planes[src], dst)
+        return self._output, t
+
+    def _resize(self, image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+        if image.shape[:2] == hw:
+            return image
+        shape = hw + image.shape[2:]
+        if self._resized.shape != shape:
+            self._resized = np.empty(shape, np.uint8)
+        return cv2.resize(image, (hw[1], hw[0]), dst=self._resized, interpolation=cv2.INTER_LINEAR)
+
+    def _split(self, image: np.ndarray) -> list[np.ndarray]:
+        if len(self._planes) != image.shape[2] or self._planes[0].shape != image.shape[:2]:
+            self._planes = [np.empty(image.shape[:2], np.uint8) for _ in range(image.shape[2])]
+        return cv2.split(image, self._planes)
+
+    def _normalize(self, src: np.ndarray, dst: np.ndarray) -> None:
+        if self.dtype == np.float32:
+            np.multiply(src, np.float32(1 / 255), out=dst)
+        else:  # numpy's float16 conversion is slow; OpenCV converts in SIMD
+            cv2.multiply(src, 1 / 255, dst=dst, dtype=cv2.CV_16F)
+
+
+def _checked(image: np.ndarray, encoding: str) -> np.ndarray:
+    channels = _CHANNELS.get(encoding)
+    if channels is None:
+        raise ValueError(f"unsupported encoding {encoding!r}; supported: {', '.join(_CHANNELS)}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{encoding} image must be uint8, got {image.dtype}")
+    if channels == 1 and image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    expected = image.ndim == 2 if channels == 1 else image.ndim == 3 and image.shape[2] == channels
+    if not expected or image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"{encoding} image has shape {image.shape}, expected HxW{'' if channels == 1 else 'x%d' % channels}")
+    return image
