@@ -26,6 +26,8 @@ class DetectorConfig:
     classes: Sequence[str] = ()
     """Allow-list of class names; empty = all classes."""
     agnostic_nms: bool = False
+    multi_label: bool = False
+    """Keep every class above ``conf_threshold`` per anchor (Ultralytics val does, for mAP); False for tracking."""
 
 
 @dataclass
@@ -144,6 +146,7 @@ class Detector:
             int(cfg.max_detections),
             class_filter=self._class_filter,
             agnostic=cfg.agnostic_nms,
+            multi_label=cfg.multi_label,
         )
         if len(dets):
             dets = Detections(transform.to_original(dets.boxes), dets.scores, dets.class_ids)
