@@ -6,12 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv-ref
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-PY="$VENV/bin/python"
+PY="$PWD/$VENV/bin/python"
 have() { "$PY" -c "import $1" >/dev/null 2>&1; }
 # torch/torchvision: pip takes these pinned wheels from the machine's local wheel store (no multi-GB download).
 have torchvision || "$PY" -m pip install torch==2.14.1 torchvision==0.29.1
 have ultralytics || "$PY" -m pip install 'ultralytics>=8.4,<8.5'
 have onnxruntime || "$PY" -m pip install onnxruntime
+have onnx || "$PY" -m pip install onnx  # Ultralytics checks for it when loading .onnx models
 # Ultralytics pulls opencv-python (GUI build); the headless build serves both it and us.
 "$PY" -m pip show -q opencv-python-headless pytest >/dev/null 2>&1 || "$PY" -m pip install opencv-python-headless pytest
 "$PY" -m pip show -q yolo_trt_ros >/dev/null 2>&1 || "$PY" -m pip install -e . --no-deps
