@@ -112,3 +112,11 @@ def test_concurrent_writers_and_reader() -> None:
         thread.join()
     snap = stats.snapshot(2000.0)
     assert (snap.received, snap.processed) == (6000, 6000)
+
+
+def test_unstamped_frames_count_without_latency() -> None:
+    stats = FrameStats()
+    stats.processed(1.0, latency_ms=None, stage_ms={"convert": 0.1})
+    snap = stats.snapshot(1.0)
+    assert snap.processed == 1 and snap.latency_p50_ms is None
+    assert snap.stage_p50_ms == {"convert": pytest.approx(0.1)}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STAGES = ("convert", "preprocess", "infer", "postprocess", "publish")
+STAGES = ("convert", "preprocess", "infer", "postprocess", "publish", "annotate")
 
 
 @dataclass(frozen=True)
@@ -103,12 +103,14 @@ class FrameStats:
                     self._dropped += sequence - last - 1
                 self._last_sequence[publisher] = sequence
 
-    def processed(self, now: float, latency_ms: float, stage_ms: Mapping[str, float]) -> None:
-        """A frame was published; ``latency_ms`` is image stamp -> publish, ``stage_ms`` per-stage durations."""
+    def processed(self, now: float, latency_ms: float | None, stage_ms: Mapping[str, float]) -> None:
+        """A frame was published; ``latency_ms``: image stamp -> publish (None: unstamped image), ``stage_ms``:
+        per-stage durations."""
         with self._lock:
             self._processed += 1
             self._processed_rate.add(now)
-            self._latency.append(latency_ms)
+            if latency_ms is not None:
+                self._latency.append(latency_ms)
             for stage, ms in stage_ms.items():
                 self._stages.setdefault(stage, deque(maxlen=self._max_samples)).append(ms)
 

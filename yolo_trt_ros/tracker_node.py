@@ -1,0 +1,454 @@
+"""Lifecycle node ``yolo_tracker``: camera images in, vision_msgs/Detection2DArray (+ annotated image) out.
+
+Lifecycle (as in ros2/demos lifecycle_py):
+- configure: read parameters, load the model (``Detector.from_model``), create the lifecycle publishers. A missing,
+  corrupt or wrong-shaped model fails the transition; the reason names the file and the problem, is logged at ERROR
+  and is published on /diagnostics (level ERROR) until the next successful configure.
+- activate: subscribe to ``input_topic`` (default QoS: best effort, KEEP_LAST depth 1, so a slow detector drops
+  stale frames instead of queueing them) and enable the publishers.
+- deactivate: unsubscribe (nothing is published while inactive); cleanup: free the model and the publishers.
+
+Frames are processed in the subscription callback (single-threaded executor). A bad frame is counted, logged once
+per reason per ``REJECT_LOG_PERIOD_S`` and dropped; the node keeps running. ``model_path``, ``backend``,
+``names_file``, ``input_topic``, ``qos_reliability`` and ``qos_depth`` apply at configure/activate and can only be
+changed while unconfigured; thresholds, ``classes``, ``max_detections``, ``agnostic_nms``, ``publish_annotated``
+and ``diagnostics_period`` change at run time (validated, a bad value is refused with a reason).
+
+Between processes on one host, FastDDS needs ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` to deliver best-effort
+camera images reliably.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
+                                SetParametersResult)
+from rclpy._rclpy_pybind11 import RCLError
+from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle.publisher import LifecyclePublisher
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import MessageInfo, Subscription
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+from yolo_trt_ros.annotate import Annotator
+from yolo_trt_ros.detections import Detections
+from yolo_trt_ros.detector import Detector, DetectorConfig
+from yolo_trt_ros.frame_stats import STAGES, FrameStats
+from yolo_trt_ros.image_conversion import ImageRejected, array_to_image, image_to_array
+
+NODE_NAME = "yolo_tracker"
+RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
+REJECT_LOG_PERIOD_S = 10.0
+"""A bad-input reason is logged at most once per this period (each reason separately)."""
+
+STRUCTURAL = ("model_path", "backend", "names_file", "input_topic", "qos_reliability", "qos_depth")
+"""Parameters applied at configure/activate: changeable only while unconfigured."""
+DETECTOR_PARAMS = ("conf_threshold", "iou_threshold", "max_detections", "classes", "agnostic_nms")
+
+
+def _descriptor(description: str, ptype: int, *, float_range: tuple[float, float] | None = None,
+                int_range: tuple[int, int] | None = None, constraints: str = "") -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=description, type=ptype, additional_constraints=constraints)
+    if float_range is not None:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=float_range[0], to_value=float_range[1])]
+    if int_range is not None:
+        descriptor.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
+    return descriptor
+
+
+_UNCONFIGURED_ONLY = " Changeable only while unconfigured."
+PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
+    "model_path": ("", _descriptor(
+        "YOLOv8 detection model (.onnx exported by Ultralytics); required." + _UNCONFIGURED_ONLY,
+        ParameterType.PARAMETER_STRING)),
+    "backend": ("onnxruntime", _descriptor(
+        "Inference backend." + _UNCONFIGURED_ONLY, ParameterType.PARAMETER_STRING, constraints="onnxruntime")),
+    "names_file": ("", _descriptor(
+        "Class names file (one per line or YAML names); empty: names from the model metadata." + _UNCONFIGURED_ONLY,
+        ParameterType.PARAMETER_STRING)),
+    "conf_threshold": (0.25, _descriptor(
+        "Minimum class score of a detection.", ParameterType.PARAMETER_DOUBLE, float_range=(0.0, 1.0))),
+    "iou_threshold": (0.7, _descriptor(
+        "IoU above which NMS suppresses the lower-scored box.", ParameterType.PARAMETER_DOUBLE,
+        float_range=(0.0, 1.0))),
+    "max_detections": (300, _descriptor(
+        "Maximum detections per image.", ParameterType.PARAMETER_INTEGER, int_range=(1, 10000))),
+    "classes": (Parameter.Type.STRING_ARRAY, _descriptor(
+        "Class names to publish (allow-list); empty: all classes.", ParameterType.PARAMETER_STRING_ARRAY)),
+    "agnostic_nms": (False, _descriptor(
+        "Suppress overlapping boxes across classes too.", ParameterType.PARAMETER_BOOL)),
+    "input_topic": ("image_raw", _descriptor(
+        "Image topic to subscribe to (relative names follow the node namespace)." + _UNCONFIGURED_ONLY,
+        ParameterType.PARAMETER_STRING)),
+    "qos_reliability": ("best_effort", _descriptor(
+        "Reliability of the image subscription; best_effort matches every camera publisher." + _UNCONFIGURED_ONLY,
+        ParameterType.PARAMETER_STRING, constraints="best_effort or reliable")),
+    "qos_depth": (1, _descriptor(
+        "Image subscription queue depth; 1 drops stale frames instead of queueing them." + _UNCONFIGURED_ONLY,
+        ParameterType.PARAMETER_INTEGER, int_range=(1, 100))),
+    "publish_annotated": (True, _descriptor(
+        "Publish annotated_image (only drawn while it has subscribers).", ParameterType.PARAMETER_BOOL)),
+    "diagnostics_period": (1.0, _descriptor(
+        "Seconds between /diagnostics messages.", ParameterType.PARAMETER_DOUBLE, float_range=(0.1, 60.0))),
+    "input_timeout": (5.0, _descriptor(
+        "Warn when no image arrives for this many seconds while active.", ParameterType.PARAMETER_DOUBLE,
+        float_range=(0.5, 3600.0))),
+}
+
+
+def detections_to_msg(header: Header, detections: Detections, names: Sequence[str]) -> Detection2DArray:
+    """Detection2DArray with the input header; bbox centre/size in original-image pixels, class name + score."""
+    out = Detection2DArray(header=header)
+    if not len(detections):
+        return out
+    boxes = detections.boxes.astype(np.float64)
+    centers = ((boxes[:, :2] + boxes[:, 2:]) * 0.5).tolist()
+    sizes = (boxes[:, 2:] - boxes[:, :2]).tolist()
+    labels = [names[i] for i in detections.class_ids.tolist()]
+    for (cx, cy), (w, h), score, label in zip(centers, sizes, detections.scores.tolist(), labels):
+        det = Detection2D(header=header)
+        det.bbox.center.position.x = cx
+        det.bbox.center.position.y = cy
+        det.bbox.size_x = w
+        det.bbox.size_y = h
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = label
+        hypothesis.hypothesis.score = score
+        det.results.append(hypothesis)
+        out.detections.append(det)
+    return out
+
+
+def _string_list(name: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a list of class names, got {value!r}")
+    return tuple(value)
+
+
+class TrackerNode(LifecycleNode):
+    """The ``yolo_tracker`` lifecycle node (see the module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        declared = {name: self.declare_parameter(name, default, descriptor)
+                    for name, (default, descriptor) in PARAMETERS.items()}
+        if declared["classes"].value is None:  # unset, or `classes: []` in YAML
+            self.set_parameters([Parameter("classes", Parameter.Type.STRING_ARRAY, [])])
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self.stats = FrameStats()
+        self.detector: Detector | None = None
+        self._state = "unconfigured"
+        self._error = ""  # why the last configure failed
+        self._qos_problem = ""
+        self._annotator = Annotator()
+        self._subscription: Subscription[Image] | None = None
+        self._detections_pub: LifecyclePublisher[Detection2DArray] | None = None
+        self._annotated_pub: LifecyclePublisher[Image] | None = None
+        self._input_topic = ""
+        self._activated_at = 0.0
+        self._input_warned = False
+        self._reject_logged: dict[str, float] = {}
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = self.create_timer(self._param("diagnostics_period"), self._on_diagnostics_timer)
+
+    def _param(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    def _detector_config(self, overrides: dict[str, Any] | None = None) -> DetectorConfig:
+        values = {name: self._param(name) for name in DETECTOR_PARAMS}
+        values.update(overrides or {})
+        return DetectorConfig(
+            conf_threshold=float(values["conf_threshold"]),
+            iou_threshold=float(values["iou_threshold"]),
+            max_detections=int(values["max_detections"]),
+            classes=_string_list("classes", values["classes"]),
+            agnostic_nms=bool(values["agnostic_nms"]),
+        )
+
+    # Lifecycle transitions ------------------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        model_path = str(self._param("model_path"))
+        try:
+            if not model_path:
+                raise ValueError("parameter model_path is empty: pass the YOLOv8 model, e.g. "
+                                 "--ros-args -p model_path:=/path/to/yolov8n.onnx")
+            self.detector = Detector.from_model(model_path, backend=str(self._param("backend")),
+                                                names_file=str(self._param("names_file")) or None,
+                                                config=self._detector_config())
+        except Exception as exc:  # noqa: BLE001 - any failure must fail the transition with its reason
+            reason = str(exc) if model_path and model_path in str(exc) else f"model {model_path!r}: {exc}"
+            self._error = f"configure failed: {reason}"
+            self.get_logger().error(self._error)
+            self._publish_diagnostics()
+            return TransitionCallbackReturn.FAILURE
+        self._error = ""
+        self.stats.reset()
+        self._detections_pub = self.create_lifecycle_publisher(Detection2DArray, "detections", 10)
+        # Reliable depth 1: matches reliable and best-effort viewers (rviz), never queues stale images.
+        self._annotated_pub = self.create_lifecycle_publisher(Image, "annotated_image", 1)
+        backend = self.detector.backend
+        self.get_logger().info(
+            f"configured: model {model_path} ({backend.name}, input {backend.input_shape[3]}x"
+            f"{backend.input_shape[2]}, {len(self.detector.names)} classes from {self.detector.names_source})")
+        if self.detector.names_source == "fallback":
+            self.get_logger().warning(f"model {model_path} has no class names in its metadata: publishing "
+                                      "placeholders class_<i>; set names_file to get real names")
+        self._state = "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        reliability = str(self._param("qos_reliability"))
+        if reliability not in RELIABILITY:
+            self.get_logger().error(f"activate failed: qos_reliability must be one of {sorted(RELIABILITY)}, "
+                                    f"got {reliability!r}")
+            return TransitionCallbackReturn.FAILURE
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(self._param("qos_depth")),
+                         reliability=RELIABILITY[reliability], durability=DurabilityPolicy.VOLATILE)
+        self._qos_problem = ""
+        self._subscription = self.create_subscription(
+            Image, str(self._param("input_topic")), self._on_image, qos,
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos))
+        self._input_topic = self._subscription.topic_name
+        self.stats.restart_sequences()
+        self._activated_at = time.monotonic()
+        self._input_warned = False
+        self._state = "active"
+        self.get_logger().info(f"active: subscribed to {self._input_topic} ({reliability}, depth "
+                               f"{qos.depth}), publishing {self.resolve_topic_name('detections')}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_subscription()
+        self._state = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self._state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self._state = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f"error during a transition from {state.label}: releasing the model")
+        self._release()
+        self._state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def _destroy_subscription(self) -> None:
+        if self._subscription is not None:
+            self.destroy_subscription(self._subscription)
+            self._subscription = None
+
+    def _release(self) -> None:
+        self._destroy_subscription()
+        for pub in (self._detections_pub, self._annotated_pub):
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
+        self._detections_pub = self._annotated_pub = None
+        if self.detector is not None:
+            self.detector.close()
+            self.detector = None
+
+    def destroy_node(self) -> None:
+        self._release()
+        super().destroy_node()
+
+    # Parameters -----------------------------------------------------------------------------------------------
+
+    def _on_set_parameters(self, params: list[Parameter[Any]]) -> SetParametersResult:
+        changes = {p.name: p.value for p in params}
+        structural = sorted(set(STRUCTURAL) & changes.keys())
+        if structural and self._state != "unconfigured":
+            return SetParametersResult(
+                successful=False, reason=f"{', '.join(structural)} can only change while unconfigured "
+                                         f"(now {self._state}): cleanup, set, then configure")
+        if changes.get("qos_reliability", "best_effort") not in RELIABILITY:
+            return SetParametersResult(successful=False, reason=f"qos_reliability must be one of "
+                                                                f"{sorted(RELIABILITY)}, got "
+                                                                f"{changes['qos_reliability']!r}")
+        try:
+            config = self._detector_config(changes)
+            if self.detector is not None and set(DETECTOR_PARAMS) & changes.keys():
+                self.detector.set_config(config)
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        if "diagnostics_period" in changes:
+            self._diagnostics_timer.timer_period_ns = int(changes["diagnostics_period"] * 1e9)
+        return SetParametersResult(successful=True)
+
+    # Frames ---------------------------------------------------------------------------------------------------
+
+    def _on_image(self, msg: Image, info: MessageInfo) -> None:
+        t0 = time.perf_counter()
+        gid = info.get("publisher_gid")
+        self.stats.received(time.monotonic(), gid["data"] if gid else None, info.get("publication_sequence_number"))
+        self._input_warned = False
+        detector = self.detector
+        if detector is None or self._detections_pub is None:
+            return
+        try:
+            image = image_to_array(msg)
+            t1 = time.perf_counter()
+            detections = detector(image, msg.encoding)
+        except (ImageRejected, ValueError) as exc:
+            self._reject(msg, getattr(exc, "reason", "unusable_image"), str(exc))
+            return
+        t2 = time.perf_counter()
+        stages = {"convert": (t1 - t0) * 1e3, "preprocess": detector.last_times.preprocess,
+                  "infer": detector.last_times.infer, "postprocess": detector.last_times.postprocess}
+        self._publish(self._detections_pub, detections_to_msg(msg.header, detections, detector.names))
+        t3 = time.perf_counter()
+        stages["publish"] = (t3 - t2) * 1e3
+        if self._annotated_pub is not None and self._param("publish_annotated") \
+                and self._annotated_pub.get_subscription_count() > 0:
+            canvas = self._annotator(image, msg.encoding, detections, detector.names)
+            annotated = array_to_image(canvas, "bgr8", Image(header=msg.header))
+            self._publish(self._annotated_pub, annotated)
+            stages["annotate"] = (time.perf_counter() - t3) * 1e3
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns else None
+        self.stats.processed(time.monotonic(), latency_ms, stages)
+
+    def _publish(self, publisher: LifecyclePublisher[Any], msg: Any) -> None:
+        try:
+            publisher.publish(msg)
+        except RCLError as exc:
+            self.get_logger().warning(f"publishing on {publisher.topic_name} failed: {exc}",
+                                      throttle_duration_sec=REJECT_LOG_PERIOD_S)
+
+    def _reject(self, msg: Image, reason: str, detail: str) -> None:
+        self.stats.rejected(reason)
+        now = time.monotonic()
+        last = self._reject_logged.get(reason)
+        if last is not None and now - last < REJECT_LOG_PERIOD_S:
+            return
+        self._reject_logged[reason] = now
+        count = self.stats.snapshot(now).rejected_by_reason.get(reason, 0)
+        self.get_logger().error(
+            f"dropped bad frame on {self._input_topic} (frame_id '{msg.header.frame_id}', stamp "
+            f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}): {detail} [{reason}: {count} so far; "
+            f"logged at most every {REJECT_LOG_PERIOD_S:.0f} s]")
+
+    def _on_incompatible_qos(self, event: QoSRequestedIncompatibleQoSInfo) -> None:
+        policy = QoSPolicyKind(event.last_policy_kind)
+        wanted = self._subscription.qos_profile if self._subscription is not None else None
+        if policy == QoSPolicyKind.RELIABILITY and wanted is not None:
+            offered = sorted({info.qos_profile.reliability.name for info in
+                              self.get_publishers_info_by_topic(self._input_topic)
+                              if info.qos_profile.reliability != wanted.reliability})
+            self._qos_problem = (
+                f"publisher on {self._input_topic} is {'/'.join(offered) or 'BEST_EFFORT'} but this subscription "
+                f"requires {wanted.reliability.name}: no frames will arrive from it; set qos_reliability:=best_effort")
+        else:
+            self._qos_problem = (f"publisher on {self._input_topic} offers a QoS incompatible with this "
+                                 f"subscription (policy {policy.name}): no frames will arrive from it")
+        self.get_logger().warning(f"{self._qos_problem} ({event.total_count} incompatible publisher(s) so far)")
+
+    # Diagnostics ----------------------------------------------------------------------------------------------
+
+    def _on_diagnostics_timer(self) -> None:
+        if self._state == "active":
+            self._check_input()
+        self._publish_diagnostics()
+
+    def _check_input(self) -> None:
+        """Warn once per silent episode when no frame arrived for ``input_timeout`` seconds."""
+        timeout = float(self._param("input_timeout"))
+        now = time.monotonic()
+        age = self.stats.snapshot(now).last_input_age_s
+        silent_for = min(now - self._activated_at, float("inf") if age is None else age)
+        if silent_for < timeout or self._input_warned or self._subscription is None:
+            return
+        self._input_warned = True
+        publishers = self._subscription.get_publisher_count()
+        if publishers == 0:
+            self.get_logger().warning(f"no publisher on {self._input_topic} for {silent_for:.0f} s: check the "
+                                      "camera driver and the topic name (input_topic or a remap)")
+        else:
+            self.get_logger().warning(
+                f"{publishers} publisher(s) on {self._input_topic} but no frame for {silent_for:.0f} s"
+                f"{': ' + self._qos_problem if self._qos_problem else ''}")
+
+    def _status(self) -> tuple[int, str]:
+        if self._error:
+            return DiagnosticStatus.ERROR, self._error
+        if self._state != "active":
+            return DiagnosticStatus.OK, self._state
+        if self._qos_problem:
+            return DiagnosticStatus.WARN, self._qos_problem
+        if self._input_warned:
+            return DiagnosticStatus.WARN, f"no input on {self._input_topic}"
+        return DiagnosticStatus.OK, "running"
+
+    def _publish_diagnostics(self) -> None:
+        snap = self.stats.snapshot(time.monotonic())
+        level, message = self._status()
+        values = [("state", self._state), ("input_topic", self._input_topic or str(self._param("input_topic"))),
+                  ("model_path", str(self._param("model_path")))]
+        if self.detector is not None:
+            _, _, height, width = self.detector.backend.input_shape
+            values += [("backend", self.detector.backend.name), ("model_input_size", f"{width}x{height}"),
+                       ("class_count", str(len(self.detector.names)))]
+        else:
+            values += [("backend", str(self._param("backend")))]
+        values += [
+            ("input_rate_hz", f"{snap.input_hz:.2f}"), ("processing_rate_hz", f"{snap.processed_hz:.2f}"),
+            ("latency_p50_ms", _fmt_ms(snap.latency_p50_ms)), ("latency_p99_ms", _fmt_ms(snap.latency_p99_ms)),
+            ("received", str(snap.received)), ("processed", str(snap.processed)),
+            ("dropped", str(snap.dropped) if snap.drops_known else "unknown"),
+            ("rejected", str(snap.rejected)),
+        ]
+        values += [(f"rejected.{reason}", str(n)) for reason, n in sorted(snap.rejected_by_reason.items())]
+        values += [(f"stage_p50_ms.{stage}", _fmt_ms(snap.stage_p50_ms[stage]))
+                   for stage in STAGES if stage in snap.stage_p50_ms]
+        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: detector", message=message,
+                                  hardware_id=self.get_fully_qualified_name(),
+                                  values=[KeyValue(key=k, value=v) for k, v in values])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        try:
+            self._diagnostics_pub.publish(array)
+        except RCLError:
+            pass  # context shutting down
+
+
+def _fmt_ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the node until Ctrl-C; it starts unconfigured (drive it with lifecycle services or the launch file)."""
+    rclpy.init(args=args)
+    node = TrackerNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
