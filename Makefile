@@ -1,0 +1,54 @@
+# Entry points for developers and CI. `make demo` and `make test` set up .venv on first use.
+#   make setup                 create/update .venv (tools/setup_env.sh; fast when nothing changed)
+#   make test                  run the test suite (needs the data set, see DATA below)
+#   make demo                  replay a video through the tracker node, results in $(OUT)
+#   make bench                 run the benchmarks (bench/run_all.sh)
+#   make clean / distclean     remove build outputs / also the virtualenv
+# Data: ../shared/data by default; override with YOLO_TRT_ROS_DATA=/path (variable or environment).
+
+SHELL := /bin/bash
+VENV ?= .venv
+YOLO_TRT_ROS_DATA ?= ../shared/data
+MODEL ?= $(YOLO_TRT_ROS_DATA)/models/yolov8n-coco-fp32.onnx
+SOURCE ?= $(YOLO_TRT_ROS_DATA)/videos/one-by-one-person-detection.mp4
+OUT ?= demo_out
+PYTEST_ARGS ?= -q
+
+# FastDDS' default transports drop most large best-effort frames over loopback.
+export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
+override YOLO_TRT_ROS_DATA := $(abspath $(YOLO_TRT_ROS_DATA))
+export YOLO_TRT_ROS_DATA
+export VENV
+
+.PHONY: setup test demo bench clean distclean check-data
+
+setup:
+	@bash tools/setup_env.sh
+
+check-data:
+	@if [ ! -d "$(YOLO_TRT_ROS_DATA)" ]; then \
+	  echo "ERROR: test data not found at '$(YOLO_TRT_ROS_DATA)'." >&2; \
+	  echo "       Put the shared data set beside the repo (../shared/data) or run" >&2; \
+	  echo "       'make $(MAKECMDGOALS) YOLO_TRT_ROS_DATA=/path/to/data'." >&2; \
+	  exit 1; \
+	fi
+
+test: setup check-data
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) test
+
+demo: setup check-data
+	@for f in "$(MODEL)" "$(SOURCE)"; do \
+	  [ -f "$$f" ] || { echo "ERROR: '$$f' not found (set MODEL=... / SOURCE=...)" >&2; exit 1; }; \
+	done
+	$(VENV)/bin/yolo-trt-ros demo --model "$(MODEL)" --source "$(SOURCE)" --out "$(OUT)"
+
+bench: setup check-data
+	@[ -f bench/run_all.sh ] || { echo "ERROR: bench/run_all.sh does not exist yet" >&2; exit 1; }
+	bash bench/run_all.sh
+
+clean:
+	rm -rf build install log $(OUT) .pytest_cache .mypy_cache *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
