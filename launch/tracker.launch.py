@@ -1,0 +1,109 @@
+"""Start the yolo_tracker lifecycle node (configured and activated by default), optionally a replay and rviz2.
+
+    ros2 launch yolo_trt_ros tracker.launch.py model:=/path/yolov8n.onnx image_topic:=/camera/image_raw
+    ros2 launch yolo_trt_ros tracker.launch.py model:=/path/yolov8n.onnx replay_source:=/path/video.mp4 rviz:=true
+
+On one machine with FastDDS, export FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA before launching: the default
+transports drop most best-effort camera frames between processes.
+"""
+
+from launch import Condition, LaunchDescription
+from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.conditions import IfCondition
+from launch.events import matches_action
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
+
+PACKAGE = "yolo_trt_ros"
+
+ARGUMENTS = (
+    ("namespace", "", "namespace of the nodes and their topics"),
+    ("model", None, "model file for yolo_tracker (ONNX; overrides model_path of params_file)"),
+    ("params_file", PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "tracker.yaml"]),
+     "yolo_tracker parameters (YAML)"),
+    ("image_topic", "image_raw", "input sensor_msgs/Image topic (relative names are in the namespace)"),
+    ("autostart", "true", "configure, then activate yolo_tracker at start"),
+    ("replay_source", "", "video, image folder or MOT sequence to publish on image_topic (empty: no replay)"),
+    ("replay_loop", "true", "loop the replay_source"),
+    ("rviz", "false", "open rviz2 showing the annotated image"),
+    ("log_level", "info", "log level of the nodes (debug, info, warn, error)"),
+)
+
+
+def _string(name: str) -> ParameterValue:
+    """A launch argument as a string parameter (a path such as ``2024`` must not become an integer)."""
+    return ParameterValue(LaunchConfiguration(name), value_type=str)
+
+
+def generate_launch_description() -> LaunchDescription:
+    namespace = LaunchConfiguration("namespace")
+    image_topic = LaunchConfiguration("image_topic")
+    autostart = IfCondition(LaunchConfiguration("autostart"))
+    ros_args = ["--ros-args", "--log-level", LaunchConfiguration("log_level")]
+
+    tracker = LifecycleNode(
+        package=PACKAGE,
+        executable="yolo_tracker",
+        name="yolo_tracker",
+        namespace=namespace,
+        parameters=[
+            LaunchConfiguration("params_file"),
+            {"model_path": _string("model"), "input_topic": _string("image_topic")},
+        ],
+        arguments=ros_args,
+        output="screen",
+    )
+    configure = EmitEvent(
+        event=ChangeState(
+            lifecycle_node_matcher=matches_action(tracker), transition_id=Transition.TRANSITION_CONFIGURE
+        ),
+        condition=autostart,
+    )
+    activate_when_configured = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=tracker,
+            start_state="configuring",
+            goal_state="inactive",
+            entities=[
+                EmitEvent(
+                    event=ChangeState(
+                        lifecycle_node_matcher=matches_action(tracker),
+                        transition_id=Transition.TRANSITION_ACTIVATE,
+                    )
+                )
+            ],
+        ),
+        condition=autostart,
+    )
+    replay = Node(
+        package=PACKAGE,
+        executable="image_replay",
+        name="image_replay",
+        namespace=namespace,
+        parameters=[{"source": _string("replay_source"), "loop": LaunchConfiguration("replay_loop")}],
+        remappings=[("image_raw", image_topic)],
+        arguments=ros_args,
+        output="screen",
+        condition=Condition(predicate=lambda context: context.launch_configurations["replay_source"] != ""),
+    )
+    rviz = Node(
+        package="rviz2",
+        executable="rviz2",
+        name="rviz2",
+        namespace=namespace,  # the config's topics are relative: they follow the namespace
+        arguments=["-d", PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "tracker.rviz"])],
+        output="screen",
+        condition=IfCondition(LaunchConfiguration("rviz")),
+    )
+    declared = [
+        DeclareLaunchArgument(name, description=description)
+        if default is None
+        else DeclareLaunchArgument(name, default_value=default, description=description)
+        for name, default, description in ARGUMENTS
+    ]
+    return LaunchDescription([*declared, tracker, configure, activate_when_configured, replay, rviz])
