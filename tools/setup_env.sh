@@ -12,6 +12,7 @@ VENV="$(realpath -m "${VENV:-$ROOT/.venv}")"
 PYTHON="${PYTHON:-python3}"
 STAMPS="$VENV/.stamps"
 MSG_SRC="$ROOT/interfaces/vision_msgs"
+BUILD_REQS="$ROOT/requirements/build.txt"
 REQS=("$ROOT/requirements/ros.txt" "$ROOT/requirements/runtime.txt" "$ROOT/requirements/test.txt")
 
 log() { echo "setup_env: $*"; }
@@ -50,6 +51,12 @@ EOF
 venv_python_version() { "$VENV/bin/python" -S -c 'import platform; print(platform.python_version())'; }
 venv_site() { echo "$VENV/lib/python$("$VENV/bin/python" -S -c 'import sys; print("%d.%d" % sys.version_info[:2])')/site-packages"; }
 
+# pip, without the warnings this machine's pip.conf produces for absent local mirrors.
+pip_install() {
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q "$@" \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+}
+
 create_venv() {
   if [[ -x "$VENV/bin/python" ]]; then
     return
@@ -61,13 +68,15 @@ create_venv() {
 
 install_requirements() {
   local key
-  key="$(hash_files "${REQS[@]}")-$(venv_python_version)"
+  key="$(hash_files "$BUILD_REQS" "${REQS[@]}")-$(venv_python_version)"
   if stamp_current requirements "$key"; then
     return
   fi
   log "installing pinned requirements (ROS 2 wheels, runtime, test)"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q \
-    $(printf -- '-r %q ' "${REQS[@]}")
+  pip_install -r "$BUILD_REQS"
+  local args=() req
+  for req in "${REQS[@]}"; do args+=(-r "$req"); done
+  pip_install "${args[@]}"
   fix_wheel_cmake_paths
   write_stamp requirements "$key"
 }
@@ -123,12 +132,13 @@ build_vision_msgs() {
 install_package() {
   local key
   key="$(cd "$ROOT" && hash_files setup.py setup.cfg package.xml)"
-  if stamp_current package "$key" && compgen -G "$(venv_site)/yolo_trt_ros-*.dist-info" >/dev/null; then
+  if stamp_current package "$key" && [[ -x "$VENV/bin/yolo-trt-ros" ]]; then
     return
   fi
   log "installing yolo_trt_ros (editable)"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q \
-    --no-deps --no-build-isolation -e "$ROOT"
+  pip_install --no-deps --no-build-isolation -e "$ROOT"
+  [[ -x "$VENV/bin/yolo-trt-ros" ]] \
+    || die "pip install -e . left no console scripts in $VENV/bin (pip $("$VENV/bin/python" -m pip --version))"
   write_stamp package "$key"
 }
 
