@@ -1,0 +1,142 @@
+"""Per-frame time of each stage of the yolo_tracker frame path, on the 48 MOT16-05 640x480 frames.
+
+Stages, in the order the node runs them (tracker_node._on_image), with the node's own functions:
+  receive     rclpy deserialization of the sensor_msgs/Image (what a subscription does before the callback;
+              measured with rclpy.serialization.deserialize_message, not counted in "overhead": it happens in
+              the executor, outside the callback, but it is per-frame CPU the node spends)
+  convert     image_conversion.image_to_array (zero-copy view)
+  preprocess  Detector letterbox          \
+  infer       Detector backend (ORT)       } Detector.last_times
+  postprocess Detector decode + NMS       /
+  publish     tracker_node.detections_to_msg + Publisher.publish of a Detection2DArray through real rclpy
+  annotate    Annotator + array_to_image + publish of annotated_image (the node does it only while that topic
+              has subscribers; reported, not counted in "overhead")
+"overhead" = convert + preprocess + postprocess + publish: the node's time per frame beyond inference.
+
+    .venv/bin/python bench/bench_stages.py [--passes 5] [--subscriber] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray
+
+from yolo_trt_ros import data_paths
+from yolo_trt_ros.annotate import Annotator
+from yolo_trt_ros.detector import Detector
+from yolo_trt_ros.image_conversion import array_to_image, image_to_array
+from yolo_trt_ros.tracker_node import detections_to_msg
+
+STAGES = ("receive", "convert", "preprocess", "infer", "postprocess", "publish", "annotate")
+OVERHEAD = ("convert", "preprocess", "postprocess", "publish")
+
+
+def load_frames(seq: Path) -> list[np.ndarray]:
+    frames = [cv2.imread(str(p)) for p in sorted((seq / "img1").glob("*.jpg"))]
+    if not frames or any(f is None for f in frames):
+        raise SystemExit(f"no readable frames in {seq / 'img1'}")
+    return frames
+
+
+def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """p50/p99/mean/max in ms per stage."""
+    out = {}
+    for name, values in samples.items():
+        v = np.asarray(values)
+        out[name] = {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99)),
+                     "mean": float(v.mean()), "max": float(v.max()), "n": int(v.size)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sequence", type=Path, default=data_paths.mot_sequence())
+    parser.add_argument("--model", type=Path, default=data_paths.default_model())
+    parser.add_argument("--passes", type=int, default=5, help="passes over the 48 frames (after one warm-up pass)")
+    parser.add_argument("--subscriber", action="store_true",
+                        help="give both topics a matched subscriber (in this process, not spun)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    frames = load_frames(args.sequence)
+    wire = []
+    for i, frame in enumerate(frames):
+        msg = array_to_image(frame, "bgr8", Image())
+        msg.header.frame_id = "camera"
+        msg.header.stamp.sec, msg.header.stamp.nanosec = i, 0
+        wire.append(serialize_message(msg))
+
+    detector = Detector.from_model(args.model)
+    annotator = Annotator()
+    rclpy.init()
+    node = rclpy.create_node("bench_stages")
+    det_pub = node.create_publisher(Detection2DArray, "detections", 10)
+    img_pub = node.create_publisher(Image, "annotated_image", 10)
+    if args.subscriber:
+        node.create_subscription(Detection2DArray, "detections", lambda _: None, 10)
+        node.create_subscription(Image, "annotated_image", lambda _: None, 10)
+
+    samples: dict[str, list[float]] = {s: [] for s in (*STAGES, "overhead", "total")}
+    counts = []
+    for p in range(args.passes + 1):
+        for data in wire:
+            t0 = time.perf_counter()
+            msg = deserialize_message(data, Image)
+            t1 = time.perf_counter()
+            image = image_to_array(msg)
+            t2 = time.perf_counter()
+            dets = detector(image, msg.encoding)
+            t3 = time.perf_counter()
+            det_pub.publish(detections_to_msg(msg.header, dets, detector.names))
+            t4 = time.perf_counter()
+            canvas = annotator(image, msg.encoding, dets, detector.names)
+            img_pub.publish(array_to_image(canvas, "bgr8", Image(header=msg.header)))
+            t5 = time.perf_counter()
+            if p == 0:
+                continue  # warm-up pass
+            st = detector.last_times
+            row = {"receive": t1 - t0, "convert": t2 - t1, "publish": t4 - t3, "annotate": t5 - t4}
+            row = {k: v * 1e3 for k, v in row.items()}
+            row.update(preprocess=st.preprocess, infer=st.infer, postprocess=st.postprocess)
+            row["overhead"] = sum(row[k] for k in OVERHEAD)
+            row["total"] = row["overhead"] + row["infer"]
+            for k, v in row.items():
+                samples[k].append(v)
+            counts.append(len(dets))
+    node.destroy_node()
+    rclpy.shutdown()
+    detector.close()
+
+    stats = summarize(samples)
+    load = os.getloadavg()
+    print(f"\nstages per frame (ms), {len(frames)} MOT16-05 frames x {args.passes} passes, "
+          f"{np.mean(counts):.1f} detections/frame (conf 0.25), subscriber={args.subscriber}, "
+          f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"{'stage':12s}{'p50':>9s}{'p99':>9s}{'mean':>9s}{'max':>9s}")
+    for name in (*STAGES, "overhead", "total"):
+        s = stats[name]
+        print(f"{name:12s}{s['p50']:9.3f}{s['p99']:9.3f}{s['mean']:9.3f}{s['max']:9.3f}")
+    print(f"node overhead beyond inference (convert+preprocess+postprocess+publish): p50 "
+          f"{stats['overhead']['p50']:.2f} ms, p99 {stats['overhead']['p99']:.2f} ms (target < 2 ms)")
+    if args.json:
+        args.json.write_text(json.dumps({"stages": stats, "detections_per_frame": float(np.mean(counts)),
+                                         "passes": args.passes, "frames": len(frames),
+                                         "subscriber": args.subscriber, "loadavg": load,
+                                         "python": platform.python_version()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
