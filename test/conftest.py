@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from yolo_trt_ros import data_paths
@@ -25,3 +26,107 @@ def model_path(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def mot_dir(data_dir: Path) -> Path:
     return data_paths.mot_sequence()
+
+
+ULTRALYTICS_WHEEL = "ultralytics==8.4.190"
+"""The wheel whose ``ultralytics/assets/`` ships the sample images bus.jpg and zidane.jpg."""
+
+
+def _pypi_reachable() -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("pypi.org", 443), timeout=5).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def sample_images() -> dict[str, Path]:
+    """bus.jpg and zidane.jpg from the Ultralytics wheel, fetched once into ``<repo>/.cache/assets/``."""
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    cache = data_paths.REPO_ROOT / ".cache" / "assets"
+    files = {name: cache / f"{name}.jpg" for name in ("bus", "zidane")}
+    if all(p.is_file() for p in files.values()):
+        return files
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", ULTRALYTICS_WHEEL, "-d", tmp]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            if not _pypi_reachable():
+                pytest.skip(f"PyPI is unreachable: cannot fetch the Ultralytics sample images ({ULTRALYTICS_WHEEL})")
+            pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+        (wheel,) = Path(tmp).glob("ultralytics-*.whl")
+        cache.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheel) as zf:
+            for name, path in files.items():
+                part = path.with_suffix(".part")
+                part.write_bytes(zf.read(f"ultralytics/assets/{name}.jpg"))
+                part.replace(path)
+    return files
+
+
+@pytest.fixture(scope="session")
+def make_yolo_onnx():
+    """Factory writing a tiny YOLOv8-like ONNX model whose output is computed from its input.
+
+    ``make(path, boxes_cxcywh (N, 4), weights (nc, N), input_hw, metadata, ...)``: the output [1, 4+nc, N] is the
+    constant boxes (input pixels) concatenated with class scores ``weights[c, k] * mean(input channel c % 3)``, so
+    a solid-color image decides which anchors fire. ``dynamic`` makes batch/H/W/N dims symbolic (then the scores
+    use a per-channel mean over whatever H/W arrive); ``input_type`` may be float16.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def make(
+        path: Path,
+        boxes_cxcywh: np.ndarray,
+        weights: np.ndarray,
+        input_hw: tuple[int, int] = (320, 256),
+        metadata: dict[str, str] | None = None,
+        dynamic: bool = False,
+        input_type: int = TensorProto.FLOAT,
+    ) -> Path:
+        n = boxes_cxcywh.shape[0]
+        nc = weights.shape[0]
+        channel = np.array([c % 3 for c in range(nc)], np.int64)
+        nodes = []
+        if input_type != TensorProto.FLOAT:
+            nodes.append(helper.make_node("Cast", ["images"], ["x"], to=TensorProto.FLOAT))
+        else:
+            nodes.append(helper.make_node("Identity", ["images"], ["x"]))
+        nodes += [
+            helper.make_node("ReduceMean", ["x"], ["mean"], axes=[2, 3], keepdims=0),  # [1, 3]
+            helper.make_node("Gather", ["mean", "channel"], ["cmean"], axis=1),  # [1, nc]
+            helper.make_node("Unsqueeze", ["cmean"], ["cmean3"], axes=[2]),  # [1, nc, 1]
+            helper.make_node("Mul", ["cmean3", "weights"], ["scores"]),  # [1, nc, N]
+            helper.make_node("Concat", ["boxes", "scores"], ["output0"], axis=1),
+        ]
+        inits = [
+            numpy_helper.from_array(np.ascontiguousarray(boxes_cxcywh.T[None], np.float32), "boxes"),
+            numpy_helper.from_array(weights[None].astype(np.float32), "weights"),
+            numpy_helper.from_array(channel, "channel"),
+        ]
+        in_shape = ["batch", 3, "height", "width"] if dynamic else [1, 3, *input_hw]
+        out_shape = ["batch", 4 + nc, "anchors"] if dynamic else [1, 4 + nc, n]
+        graph = helper.make_graph(
+            nodes,
+            "tiny_yolo",
+            [helper.make_tensor_value_info("images", input_type, in_shape)],
+            [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)],
+            inits,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+        model.ir_version = 7
+        for key, value in (metadata or {}).items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
+        return path
+
+    return make

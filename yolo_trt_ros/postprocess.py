@@ -23,7 +23,7 @@ def decode_yolov8(
     """Decode ``output`` ([1, 4+nc, N] or [4+nc, N]: cx, cy, w, h in input pixels, then nc class scores).
 
     Returns xyxy boxes in input-tensor pixels, by descending score. A candidate needs a score strictly above
-    ``conf_threshold``; anchors with a NaN/inf box or score are dropped. ``class_filter`` (class indices) restricts
+    ``conf_threshold``; anchors with a NaN/inf in their box or (allowed) scores are dropped. ``class_filter`` (class indices) restricts
     the classes considered: an anchor's best class is taken among the allowed classes only (Ultralytics instead
     takes the best of all classes, then drops it if not allowed). ``multi_label`` keeps every (anchor, class) pair
     above the threshold, as Ultralytics validation does. At most ``MAX_NMS_CANDIDATES`` candidates (by score) enter
@@ -43,17 +43,17 @@ def decode_yolov8(
     if anchors.size == 0:
         return Detections.empty()
     cand_scores = scores[:, anchors]
-    if multi_label and scores.shape[0] > 1:
+    boxes = _xywh_to_xyxy(pred[:4, anchors].T)
+    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(cand_scores).all(axis=0)
+    if not finite.all():
+        cand_scores, boxes = cand_scores[:, finite], boxes[finite]
+    if multi_label:
         anchor_pos, cls = np.nonzero(cand_scores.T > conf_threshold)
         conf = cand_scores[cls, anchor_pos]
-        anchors = anchors[anchor_pos]
+        boxes = boxes[anchor_pos]
     else:
         cls = cand_scores.argmax(axis=0)
-        conf = best[anchors]
-    boxes = _xywh_to_xyxy(pred[:4, anchors].T)
-    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(conf)
-    if not finite.all():
-        boxes, conf, cls = boxes[finite], conf[finite], cls[finite]
+        conf = cand_scores[cls, np.arange(cls.shape[0])]
     if conf.shape[0] > MAX_NMS_CANDIDATES:
         top = np.argsort(-conf, kind="stable")[:MAX_NMS_CANDIDATES]
         boxes, conf, cls = boxes[top], conf[top], cls[top]
