@@ -28,10 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 runtime error, 2 usage error, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     from yolo_trt_ros.backends.base import ModelError
+    from yolo_trt_ros.demo import DemoError
 
     try:
         return int(args.run(args))
-    except (CliError, ModelError, SourceError, OSError, ValueError) as exc:
+    except (CliError, DemoError, ModelError, SourceError, OSError, ValueError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -30,8 +30,12 @@ def ros_env(domain_id: int | None = None, base: Mapping[str, str] | None = None)
 
 
 def start_node(module: str, ros_args: Sequence[str], env: Mapping[str, str], log: Path | IO[bytes] | None = None,
-               ) -> subprocess.Popen[bytes]:
-    """Run ``python -m <module> --ros-args <ros_args>`` with this interpreter; output to ``log`` if given."""
+               new_session: bool = False) -> subprocess.Popen[bytes]:
+    """Run ``python -m <module> --ros-args <ros_args>`` with this interpreter; output to ``log`` if given.
+
+    ``new_session``: the child does not get the terminal's Ctrl-C, so its parent decides when and in which order
+    to stop it (the parent must then stop it on every exit path).
+    """
     out: IO[bytes] | int | None
     if isinstance(log, Path):
         out = open(log, "wb")  # noqa: SIM115 - closed below; the child keeps its own descriptor
@@ -39,7 +43,8 @@ def start_node(module: str, ros_args: Sequence[str], env: Mapping[str, str], log
         out = log
     try:
         return subprocess.Popen([sys.executable, "-m", module, "--ros-args", *ros_args], env=dict(env),
-                                stdout=out, stderr=subprocess.STDOUT if out is not None else None)
+                                stdout=out, stderr=subprocess.STDOUT if out is not None else None,
+                                start_new_session=new_session)
     finally:
         if isinstance(log, Path) and out is not None:
             out.close()  # type: ignore[union-attr]

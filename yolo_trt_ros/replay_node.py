@@ -145,13 +145,17 @@ class ImageReplay(Node):
 
     def _finish(self) -> None:
         self._timer.cancel()
+        self.log_totals()
+        self.finished.set_result(self.published)
+
+    def log_totals(self) -> None:
+        """Log ``published N frames in T s (R fps), E publish errors`` (the demo reads N from this line)."""
         elapsed = time.monotonic() - self._started_at if self.published else 0.0
         rate = (self.published - 1) / elapsed if elapsed > 0 else 0.0
         self.get_logger().info(
             f"published {self.published} frames in {elapsed:.2f} s ({rate:.1f} fps), "
             f"{self.publish_errors} publish errors"
         )
-        self.finished.set_result(self.published)
 
 
 def main(args: list[str] | None = None) -> int:
@@ -169,6 +173,8 @@ def main(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger("image_replay").fatal(f"cannot start: {exc}")
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
+        if node is not None and not node.finished.done():
+            node.log_totals()
         return 0
     finally:
         if node is not None:
