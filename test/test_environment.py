@@ -206,7 +206,10 @@ def test_package_versions_agree() -> None:
 
 
 def test_console_scripts_resolve() -> None:
-    eps = {ep.name: ep for ep in metadata.entry_points(group="console_scripts") if ep.dist.name == "yolo_trt_ros"}
+    def ours(ep: metadata.EntryPoint) -> bool:
+        return ep.dist is not None and re.sub(r"[-_.]+", "_", ep.dist.name).lower() == "yolo_trt_ros"
+
+    eps = {ep.name: ep for ep in metadata.entry_points(group="console_scripts") if ours(ep)}
     assert sorted(eps) == ["image_replay", "yolo-trt-ros", "yolo_tracker"]
     for ep in eps.values():
         assert callable(ep.load()), ep
