@@ -191,7 +191,7 @@ class TrackerNode(LifecycleNode):
                                                 names_file=str(self._param("names_file")) or None,
                                                 config=self._detector_config())
         except Exception as exc:  # noqa: BLE001 - any failure must fail the transition with its reason
-            reason = str(exc) if model_path and model_path in str(exc) else f"model {model_path!r}: {exc}"
+            reason = str(exc) if not model_path or model_path in str(exc) else f"model {model_path}: {exc}"
             self._error = f"configure failed: {reason}"
             self.get_logger().error(self._error)
             self._publish_diagnostics()

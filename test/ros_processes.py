@@ -1,0 +1,146 @@
+"""Helpers for tests that run ROS nodes in separate processes.
+
+- ``FramePublisher``: a child process (this file run as a script) that publishes sensor_msgs/Image messages on
+  command: real frames read from disk, or deliberately malformed ones (any field overridden). Each command is
+  answered once the message is published, so the test decides what goes out and when.
+- ``RosListener``: this process's side: its own context and domain, a lifecycle client for the node under test,
+  subscriptions that collect messages, and ``spin_until(condition)`` waits (generous timeouts, no sleeps).
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from yolo_trt_ros.lifecycle_client import LifecycleClient
+from yolo_trt_ros.processes import stop_process
+
+TIMEOUT_S = 60.0
+"""Upper bound for any single wait: generous for a loaded 2-core CI machine."""
+
+
+class FramePublisher:
+    """Publishes Images from a separate process; ``publish(**fields)`` returns once the message is sent."""
+
+    def __init__(self, env: Mapping[str, str], log: Path, topic: str = "image_raw", reliable: bool = True) -> None:
+        self._log = open(log, "wb")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), topic, "reliable" if reliable else "best_effort"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=dict(env))
+
+    def publish(self, image: Path | None = None, frame_id: str = "camera_optical", stamp_ns: int | None = None,
+                data_len: int | None = None, **fields: Any) -> int:
+        """Publish ``image`` (bgr8, read with OpenCV) or zeros of ``data_len`` bytes; ``fields`` override
+        height/width/step/encoding. Returns the stamp (ns) put in the header: now, unless given."""
+        stamp_ns = time.time_ns() if stamp_ns is None else stamp_ns
+        command = {"image": str(image) if image else None, "frame_id": frame_id, "stamp_ns": stamp_ns,
+                   "data_len": data_len, "fields": fields}
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], TIMEOUT_S)
+        line = self.proc.stdout.readline() if ready else b""
+        if not line:
+            raise RuntimeError(f"frame publisher did not answer (exit code {self.proc.poll()})")
+        reply = json.loads(line)
+        if not reply["ok"]:
+            raise RuntimeError(f"frame publisher failed: {reply['error']}")
+        return stamp_ns
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        stop_process(self.proc)
+        self._log.close()
+
+
+class RosListener:
+    """This process's ROS side: a context on ``domain_id``, subscriptions and a lifecycle client."""
+
+    def __init__(self, domain_id: int, target_node: str, name: str = "test_listener") -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.lifecycle = LifecycleClient(target_node, timeout_s=TIMEOUT_S, context=self.context)
+
+    def collect(self, msg_type: Any, topic: str, depth: int = 100, reliable: bool = True) -> list[Any]:
+        """Subscribe to ``topic``; received messages are appended to the returned list while spinning."""
+        received: list[Any] = []
+        qos = QoSProfile(depth=depth,
+                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        self.node.create_subscription(msg_type, topic, received.append, qos)
+        return received
+
+    def spin_until(self, condition: Callable[[], bool], timeout_s: float = TIMEOUT_S) -> bool:
+        """Spin until ``condition()`` holds (True) or ``timeout_s`` passes (False)."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            self.executor.spin_once(timeout_sec=0.05)
+        return True
+
+    def spin_for(self, seconds: float) -> None:
+        """Spin for a fixed time: only to observe that something does NOT happen."""
+        self.spin_until(lambda: False, seconds)
+
+    def close(self) -> None:
+        self.lifecycle.destroy_node()
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def _publisher_main(topic: str, reliability: str) -> None:
+    """Child process: read JSON commands on stdin, publish one Image per command, answer on stdout."""
+    import array
+
+    import cv2
+    from rclpy._rclpy_pybind11 import RCLError
+    from sensor_msgs.msg import Image
+
+    from yolo_trt_ros.image_conversion import array_to_image
+
+    rclpy.init()
+    node = rclpy.create_node("test_frame_publisher")
+    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    publisher = node.create_publisher(Image, topic, QoSProfile(depth=1, reliability=policy))
+    for line in sys.stdin:
+        command = json.loads(line)
+        msg = Image()
+        if command["image"]:
+            frame = cv2.imread(command["image"])
+            if frame is None:
+                print(json.dumps({"ok": False, "error": f"cannot read {command['image']}"}), flush=True)
+                continue
+            array_to_image(frame, "bgr8", msg)
+        if command["data_len"] is not None:
+            msg.data = array.array("B", bytes(command["data_len"]))
+        for key, value in command["fields"].items():
+            setattr(msg, key, value)
+        msg.header.frame_id = command["frame_id"]
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(command["stamp_ns"], 1_000_000_000)
+        try:
+            publisher.publish(msg)
+            reply: dict[str, Any] = {"ok": True}
+        except RCLError as exc:
+            reply = {"ok": False, "error": str(exc)}
+        print(json.dumps(reply), flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    _publisher_main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,371 @@
+"""yolo_tracker across processes: the node, an image publisher and this test each run in their own process.
+
+The lifecycle is driven through the node's real change_state/get_state services; frames are real MOT16-05
+images sent over DDS (FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA). Each frame is re-sent until its result is seen,
+so a lost best-effort frame only costs time, never a failure.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from vision_msgs.msg import Detection2DArray
+
+from ros_processes import TIMEOUT_S, FramePublisher, RosListener
+from yolo_trt_ros.detector import Detector
+from yolo_trt_ros.processes import FASTDDS_TRANSPORTS, FASTDDS_TRANSPORTS_ENV, ros_env, start_node, stop_process
+from yolo_trt_ros.tracker_node import REJECT_LOG_PERIOD_S
+
+DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
+NODE = "yolo_tracker"
+FRAMES = (1, 7, 13, 19, 25, 31, 37, 43)
+
+
+class Harness:
+    """The node process, the publisher process and this process's listener for one test."""
+
+    def __init__(self, tmp_path: Path, node_args: list[str], publisher: bool = True, reliable: bool = True) -> None:
+        self.env = ros_env(DOMAIN_ID)
+        self.node_log = tmp_path / "node.log"
+        self.node = start_node("yolo_trt_ros.tracker_node", ["-p", "diagnostics_period:=0.25", *node_args],
+                               self.env, self.node_log)
+        self.publisher = FramePublisher(self.env, tmp_path / "publisher.log", reliable=reliable) if publisher \
+            else None
+        self.ros = RosListener(DOMAIN_ID, NODE)
+        self.detections: list[Detection2DArray] = self.ros.collect(Detection2DArray, "detections")
+        self.diagnostics: list[DiagnosticArray] = self.ros.collect(DiagnosticArray, "/diagnostics")
+        if not self.ros.lifecycle.wait_for_services(TIMEOUT_S):
+            self.close()
+            raise AssertionError(f"node did not come up:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.node_log.read_text(errors="replace")
+
+    def change_state(self, transition: str) -> bool:
+        return self.ros.lifecycle.change_state(transition)
+
+    def state(self) -> str:
+        return self.ros.lifecycle.get_state()
+
+    def status(self) -> DiagnosticStatus | None:
+        """The node's latest diagnostics status."""
+        for array in reversed(self.diagnostics):
+            for status in array.status:
+                if status.hardware_id == f"/{NODE}":
+                    return status
+        return None
+
+    def values(self) -> dict[str, str]:
+        status = self.status()
+        return {kv.key: kv.value for kv in status.values} if status else {}
+
+    def wait_diagnostics(self, condition: Callable[[dict[str, str]], bool]) -> dict[str, str]:
+        assert self.ros.spin_until(lambda: condition(self.values())), \
+            f"diagnostics never satisfied the condition; last: {self.values()}\n{self.log()}"
+        return self.values()
+
+    def send_until(self, condition: Callable[[set[int]], bool], **frame: object) -> set[int]:
+        """Publish ``frame`` every 0.5 s (fresh stamp each time) until ``condition(stamps sent)`` holds."""
+        assert self.publisher is not None
+        stamps: set[int] = set()
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            stamps.add(self.publisher.publish(**frame))
+            if self.ros.spin_until(lambda: condition(stamps), 0.5):
+                return stamps
+            assert self.node.poll() is None, f"node exited:\n{self.log()}"
+        raise AssertionError(f"condition not met after {TIMEOUT_S} s of sending {frame}:\n{self.log()}")
+
+    def send_silently(self, image: Path, count: int = 6) -> set[int]:
+        """Send ``image`` ``count`` times, 0.3 s apart, then keep listening 2 s; return the stamps sent."""
+        assert self.publisher is not None
+        stamps = set()
+        for _ in range(count):
+            stamps.add(self.publisher.publish(image=image))
+            self.ros.spin_for(0.3)
+        self.ros.spin_for(2.0)
+        return stamps
+
+    def detections_for(self, stamps: set[int]) -> list[Detection2DArray]:
+        return [d for d in self.detections if _stamp_ns(d) in stamps]
+
+    def detect(self, image: Path) -> Detection2DArray:
+        """Send ``image`` until its detections come back; return them."""
+        stamps = self.send_until(lambda s: bool(self.detections_for(s)), image=image)
+        return self.detections_for(stamps)[0]
+
+    def close(self) -> None:
+        self.ros.close()
+        if self.publisher is not None:
+            self.publisher.close()
+        stop_process(self.node)
+
+
+def _stamp_ns(msg: Detection2DArray) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def _xyxy(msg: Detection2DArray) -> np.ndarray:
+    rows = [(d.bbox.center.position.x - d.bbox.size_x / 2, d.bbox.center.position.y - d.bbox.size_y / 2,
+             d.bbox.center.position.x + d.bbox.size_x / 2, d.bbox.center.position.y + d.bbox.size_y / 2)
+            for d in msg.detections]
+    return np.array(rows, np.float64).reshape(-1, 4)
+
+
+def _labels(msg: Detection2DArray) -> list[str]:
+    return [d.results[0].hypothesis.class_id for d in msg.detections]
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return inter / (area_a[:, None] + area_b[None, :] - inter)
+
+
+def _gt_person_boxes(mot_dir: Path, frame: int) -> np.ndarray:
+    """MOT16 gt boxes of people (classes 1 pedestrian, 2 person on vehicle, 7 static person) as xyxy, 0-based."""
+    gt = np.loadtxt(mot_dir / "gt" / "gt_frames001-048.txt", delimiter=",")
+    rows = gt[(gt[:, 0] == frame) & np.isin(gt[:, 7], (1, 2, 7))]
+    return np.c_[rows[:, 2:4] - 1, rows[:, 2:4] - 1 + rows[:, 4:6]]
+
+
+def _set_parameter(harness: Harness, name: str, value: ParameterValue) -> tuple[bool, str]:
+    """Set one parameter through the node's real set_parameters service."""
+    client = harness.ros.node.create_client(SetParameters, f"/{NODE}/set_parameters")
+    try:
+        assert client.wait_for_service(TIMEOUT_S)
+        future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)]))
+        assert harness.ros.spin_until(future.done)
+        result = future.result().results[0]
+        return result.successful, result.reason
+    finally:
+        harness.ros.node.destroy_client(client)
+
+
+def _string(value: str) -> ParameterValue:
+    return ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+
+
+@pytest.fixture
+def harness_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Harness]]:
+    # This process must use the same FastDDS transports as the children, or they never discover each other.
+    monkeypatch.setenv(FASTDDS_TRANSPORTS_ENV, FASTDDS_TRANSPORTS)
+    made: list[Harness] = []
+
+    def make(node_args: list[str], **kwargs: object) -> Harness:
+        made.append(Harness(tmp_path, node_args, **kwargs))
+        return made[-1]
+
+    yield make
+    for harness in made:
+        harness.close()
+
+
+def test_lifecycle_detections_and_reconfigure(harness_factory, model_path: Path, mot_dir: Path) -> None:
+    h = harness_factory(["-p", f"model_path:={model_path}"])
+    frame1 = mot_dir / "img1" / "000001.jpg"
+    assert h.state() == "unconfigured"
+    h.wait_diagnostics(lambda v: v.get("state") == "unconfigured")
+
+    # Unconfigured, then inactive: frames go out, nothing comes back.
+    for transition, state in ((None, "unconfigured"), ("configure", "inactive")):
+        if transition:
+            assert h.change_state(transition)
+        assert h.state() == state
+        assert not h.detections_for(h.send_silently(frame1)), f"published while {state}"
+        assert h.detections == []
+    values = h.wait_diagnostics(lambda v: v.get("state") == "inactive")
+    assert values["backend"] == "onnxruntime"
+    assert values["model_input_size"] == "640x640"
+    assert values["class_count"] == "80"
+    assert values["model_path"] == str(model_path)
+
+    # Active: every frame's detections carry its stamp and frame_id, class names, boxes on the people.
+    assert h.change_state("activate")
+    assert h.state() == "active"
+    reference = Detector.from_model(model_path)
+    matched = total = 0
+    for index in FRAMES:
+        path = mot_dir / "img1" / f"{index:06d}.jpg"
+        msg = h.detect(path)
+        assert msg.header.frame_id == "camera_optical"
+        assert all(d.header.frame_id == "camera_optical" and d.header.stamp == msg.header.stamp
+                   for d in msg.detections)
+        expected = reference(cv2.imread(str(path)))
+        assert _labels(msg) == [reference.names[c] for c in expected.class_ids]
+        np.testing.assert_allclose(_xyxy(msg), expected.boxes, atol=1e-2)
+        np.testing.assert_allclose([d.results[0].hypothesis.score for d in msg.detections], expected.scores,
+                                   atol=1e-4)
+        people = _xyxy(msg)[[label == "person" for label in _labels(msg)]]
+        assert len(people), f"no person detected in frame {index}"
+        best = _iou(people, _gt_person_boxes(mot_dir, index)).max(axis=1)
+        matched += int((best > 0.5).sum())
+        total += len(people)
+    reference.close()
+    assert matched / total > 0.5, f"only {matched} of {total} person boxes overlap a gt box with IoU > 0.5"
+
+    values = h.wait_diagnostics(lambda v: v.get("state") == "active" and int(v.get("processed", 0)) >= len(FRAMES))
+    assert float(values["processing_rate_hz"]) > 0
+    assert float(values["latency_p50_ms"]) > 0
+    for stage in ("convert", "preprocess", "infer", "postprocess", "publish"):
+        assert float(values[f"stage_p50_ms.{stage}"]) >= 0
+    assert values["dropped"] != "unknown"
+    assert h.status().level == DiagnosticStatus.OK
+
+    # Runtime parameters apply at once; structural ones are refused while configured.
+    ok, reason = _set_parameter(h, "classes", ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY,
+                                                             string_array_value=["car"]))
+    assert ok, reason
+    assert set(_labels(h.detect(frame1))) == {"car"}
+    ok, reason = _set_parameter(h, "classes", ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY,
+                                                             string_array_value=["unicorn"]))
+    assert not ok and "unicorn" in reason
+    ok, reason = _set_parameter(h, "model_path", _string("/elsewhere.onnx"))
+    assert not ok and "only change while unconfigured" in reason
+
+    # Deactivate: frames keep coming, nothing is published.
+    assert h.change_state("deactivate")
+    assert h.state() == "inactive"
+    assert not h.detections_for(h.send_silently(frame1)), "published while inactive"
+
+    # Cleanup, change a structural parameter, configure and activate again.
+    assert h.change_state("cleanup")
+    assert h.state() == "unconfigured"
+    ok, reason = _set_parameter(h, "names_file", _string(""))
+    assert ok, reason
+    assert h.change_state("configure")
+    assert h.change_state("activate")
+    assert set(_labels(h.detect(frame1))) == {"car"}  # runtime parameters survive a reconfigure
+    assert h.change_state("shutdown")
+    assert h.state() == "finalized"
+    assert h.node.poll() is None
+
+
+BAD_FRAMES = {  # reason -> fields of a malformed frame
+    "unsupported_encoding": {"height": 480, "width": 640, "step": 2560, "encoding": "32FC1",
+                             "data_len": 640 * 480 * 4},
+    "data_too_short": {"height": 480, "width": 640, "step": 1920, "encoding": "bgr8", "data_len": 1000},
+    "zero_size": {"height": 0, "width": 0, "step": 0, "encoding": "bgr8", "data_len": 0},
+    "too_large": {"height": 100000, "width": 100000, "step": 300000, "encoding": "bgr8", "data_len": 64},
+    "step_too_small": {"height": 480, "width": 640, "step": 640, "encoding": "bgr8", "data_len": 640 * 480},
+}
+LOG_WORDS = {
+    "unsupported_encoding": "unsupported encoding '32FC1'",
+    "data_too_short": "step*height = 1920*480 = 921600 bytes but data has 1000",
+    "zero_size": "zero size (0x0)",
+    "too_large": "100000x100000",
+    "step_too_small": "step 640 < width*channels",
+}
+
+
+def test_bad_frames_are_rejected_counted_and_logged_once(harness_factory, model_path: Path, mot_dir: Path) -> None:
+    h = harness_factory(["-p", f"model_path:={model_path}"])
+    assert h.change_state("configure") and h.change_state("activate")
+    frame = mot_dir / "img1" / "000001.jpg"
+    first = h.detect(frame)
+    assert "person" in _labels(first)
+
+    repeats = 4
+    for reason, fields in BAD_FRAMES.items():
+        started = time.monotonic()
+        for count in range(1, repeats + 1):
+            h.send_until(lambda _: int(h.values().get(f"rejected.{reason}", 0)) >= count, **fields)
+        elapsed = time.monotonic() - started
+        lines = [line for line in h.log().splitlines() if f"[{reason}:" in line]
+        assert lines, f"no log line for {reason}:\n{h.log()}"
+        assert LOG_WORDS[reason] in lines[0] and "camera_optical" in lines[0]
+        assert len(lines) <= 1 + elapsed // REJECT_LOG_PERIOD_S, f"not throttled: {lines}"
+
+    last = h.detect(frame)
+    assert _labels(last) == _labels(first)
+    values = h.values()
+    assert int(values["rejected"]) >= repeats * len(BAD_FRAMES)
+    assert h.node.poll() is None
+    assert h.state() == "active"
+
+
+def _tiny_model(path: Path, output_shape: list[int]) -> Path:
+    """A valid ONNX graph with a YOLOv8-style input and an output of ``output_shape`` (not YOLOv8)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    values = numpy_helper.from_array(np.zeros(output_shape, np.float32), "values")
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0),
+         helper.make_node("Add", ["values", "m"], ["output0"])],
+        "wrong_shape",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, output_shape)],
+        [values])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+    model.ir_version = 7
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_bad_model_fails_configure_with_reason(harness_factory, model_path: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.onnx"
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    wrong = _tiny_model(tmp_path / "wrong_shape.onnx", [1, 6])
+    h = harness_factory(["-p", f"model_path:={missing}"], publisher=False)
+
+    for path, words in ((missing, "not found"), (corrupt, ""), (wrong, "[1, 6]")):
+        if path != missing:
+            ok, reason = _set_parameter(h, "model_path", _string(str(path)))
+            assert ok, reason
+        assert not h.change_state("configure")
+        assert h.state() == "unconfigured"
+        assert h.ros.spin_until(lambda: any(str(path) in line for line in h.log().splitlines()
+                                            if "configure failed" in line)), h.log()
+        line = [line for line in h.log().splitlines() if "configure failed" in line and str(path) in line][-1]
+        assert "ERROR" in line and words in line
+        assert h.ros.spin_until(lambda: str(path) in getattr(h.status(), "message", ""))
+        status = h.status()
+        assert status.level == DiagnosticStatus.ERROR and str(path) in status.message
+
+    ok, reason = _set_parameter(h, "model_path", _string(str(model_path)))
+    assert ok, reason
+    assert h.change_state("configure")
+    assert h.state() == "inactive"
+    assert h.ros.spin_until(lambda: h.status() is not None and h.status().level == DiagnosticStatus.OK)
+
+
+def test_empty_model_path_names_the_parameter(harness_factory) -> None:
+    h = harness_factory([], publisher=False)
+    assert not h.change_state("configure")
+    assert h.ros.spin_until(lambda: "model_path is empty" in h.log()), h.log()
+
+
+def test_no_publisher_and_qos_mismatch_warnings(harness_factory, model_path: Path, mot_dir: Path,
+                                                tmp_path: Path) -> None:
+    h = harness_factory(["-p", f"model_path:={model_path}", "-p", "qos_reliability:=reliable",
+                         "-p", "input_timeout:=1.0"], publisher=False)
+    assert h.change_state("configure") and h.change_state("activate")
+    assert h.ros.spin_until(lambda: "no publisher on /image_raw" in h.log()), h.log()
+    h.wait_diagnostics(lambda v: h.status().level == DiagnosticStatus.WARN)
+
+    best_effort = FramePublisher(h.env, tmp_path / "best_effort_publisher.log", reliable=False)
+    try:
+        best_effort.publish(image=mot_dir / "img1" / "000001.jpg")
+        expected = "publisher on /image_raw is BEST_EFFORT but this subscription requires RELIABLE"
+        assert h.ros.spin_until(lambda: expected in h.log()), h.log()
+        assert h.ros.spin_until(lambda: expected in (h.status().message if h.status() else ""))
+        assert h.status().level == DiagnosticStatus.WARN
+        assert h.detections == []
+    finally:
+        best_effort.close()
