@@ -78,7 +78,7 @@ def make_yolo_onnx():
     ``make(path, boxes_cxcywh (N, 4), weights (nc, N), input_hw, metadata, ...)``: the output [1, 4+nc, N] is the
     constant boxes (input pixels) concatenated with class scores ``weights[c, k] * mean(input channel c % 3)``, so
     a solid-color image decides which anchors fire. ``dynamic`` makes batch/H/W/N dims symbolic (then the scores
-    use a per-channel mean over whatever H/W arrive); ``input_type`` may be float16.
+    use a per-channel mean over whatever H/W arrive); ``input_type``/``output_type`` may be float16.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -91,6 +91,7 @@ def make_yolo_onnx():
         metadata: dict[str, str] | None = None,
         dynamic: bool = False,
         input_type: int = TensorProto.FLOAT,
+        output_type: int = TensorProto.FLOAT,
     ) -> Path:
         n = boxes_cxcywh.shape[0]
         nc = weights.shape[0]
@@ -105,7 +106,8 @@ def make_yolo_onnx():
             helper.make_node("Gather", ["mean", "channel"], ["cmean"], axis=1),  # [1, nc]
             helper.make_node("Unsqueeze", ["cmean"], ["cmean3"], axes=[2]),  # [1, nc, 1]
             helper.make_node("Mul", ["cmean3", "weights"], ["scores"]),  # [1, nc, N]
-            helper.make_node("Concat", ["boxes", "scores"], ["output0"], axis=1),
+            helper.make_node("Concat", ["boxes", "scores"], ["output"], axis=1),
+            helper.make_node("Cast", ["output"], ["output0"], to=output_type),
         ]
         inits = [
             numpy_helper.from_array(np.ascontiguousarray(boxes_cxcywh.T[None], np.float32), "boxes"),
@@ -118,7 +120,7 @@ def make_yolo_onnx():
             nodes,
             "tiny_yolo",
             [helper.make_tensor_value_info("images", input_type, in_shape)],
-            [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)],
+            [helper.make_tensor_value_info("output0", output_type, out_shape)],
             inits,
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
