@@ -369,3 +369,27 @@ def test_no_publisher_and_qos_mismatch_warnings(harness_factory, model_path: Pat
         assert h.detections == []
     finally:
         best_effort.close()
+
+
+def test_config_file_lists_every_parameter_with_its_default() -> None:
+    """config/tracker.yaml loads through rcl's parser, names every parameter and repeats the code's defaults."""
+    import rclpy
+    import yaml
+
+    from yolo_trt_ros.data_paths import REPO_ROOT
+    from yolo_trt_ros.tracker_node import PARAMETERS, TrackerNode
+
+    config = REPO_ROOT / "config" / "tracker.yaml"
+    in_file = yaml.safe_load(config.read_text())[NODE]["ros__parameters"]
+    assert set(in_file) == set(PARAMETERS)
+    context = rclpy.Context()
+    rclpy.init(context=context, args=["--ros-args", "--params-file", str(config)], domain_id=DOMAIN_ID)
+    try:
+        node = TrackerNode(context=context)
+        for name, (default, _) in PARAMETERS.items():
+            value = node.get_parameter(name).value
+            assert value == in_file[name]
+            assert value == ([] if name == "classes" else default)
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
