@@ -58,7 +58,8 @@ def test_real_model(model_path: Path) -> None:
 
 
 def test_session_options(model_path: Path) -> None:
-    backend = OnnxRuntimeBackend(model_path, intra_op_threads=1)
+    backend = create_backend("onnxruntime", model_path, intra_op_threads=1)
+    assert isinstance(backend, OnnxRuntimeBackend)
     options = backend._session.get_session_options()
     assert options.intra_op_num_threads == 1
     assert "CPUExecutionProvider" in backend.providers

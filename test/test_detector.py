@@ -178,6 +178,11 @@ def test_names_file_overrides_metadata(tiny_model: Path, tmp_path: Path) -> None
         Detector.from_model(tiny_model, names_file=tmp_path / "missing.yaml")
 
 
+def test_backend_options_reach_the_backend(tiny_model: Path) -> None:
+    detector = Detector.from_model(tiny_model, intra_op_threads=1)
+    assert detector.backend._session.get_session_options().intra_op_num_threads == 1
+
+
 def test_fallback_names_when_model_has_none(tmp_path: Path, make_yolo_onnx) -> None:
     path = make_yolo_onnx(tmp_path / "anon.onnx", ANCHORS, weights_matrix(), (320, 256), {})
     detector = Detector.from_model(path)

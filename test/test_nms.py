@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from yolo_trt_ros import nms as nms_module
 from yolo_trt_ros.nms import batched_nms, nms
+
+
+@pytest.fixture(params=["matrix", "rows"], autouse=True)
+def nms_path(request, monkeypatch) -> str:
+    """Run every test through both code paths: full IoU matrix (small N) and row by row (large N)."""
+    monkeypatch.setattr(nms_module, "MATRIX_MAX_BOXES", 10**9 if request.param == "matrix" else 0)
+    return request.param
 
 
 def ref_iou(a, b) -> float:

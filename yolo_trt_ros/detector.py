@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -73,13 +73,15 @@ class Detector:
         backend: str = "onnxruntime",
         names_file: str | Path | None = None,
         config: DetectorConfig | None = None,
+        **backend_options: Any,
     ) -> Detector:
         """Load a model and its class names (``names_file`` if given, else model metadata, else placeholders).
 
-        Raises ModelError naming the file and the problem (also for a bad names file, a names count that does not
-        match the model, or an invalid ``config`` such as an unknown class in ``classes``).
+        ``backend_options`` go to ``create_backend`` (e.g. ``intra_op_threads`` for ONNX Runtime). Raises
+        ModelError naming the file and the problem (also for a bad names file, a names count that does not match
+        the model, or an invalid ``config`` such as an unknown class in ``classes``).
         """
-        engine = create_backend(backend, model_path)
+        engine = create_backend(backend, model_path, **backend_options)
         try:
             if names_file:
                 try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from yolo_trt_ros.backends.base import Backend, ModelError
 
@@ -11,15 +12,15 @@ BACKENDS = ("onnxruntime", "tensorrt")
 __all__ = ["BACKENDS", "Backend", "ModelError", "create_backend"]
 
 
-def create_backend(kind: str, model_path: str | Path, intra_op_threads: int = 0) -> Backend:
+def create_backend(kind: str, model_path: str | Path, **options: Any) -> Backend:
     """Load ``model_path`` with the backend ``kind``; raises ModelError naming the file and the problem.
 
-    ``intra_op_threads`` sets ONNX Runtime's intra-op thread count (0: its default).
+    ``options`` go to the backend: for "onnxruntime", ``intra_op_threads`` (0: ONNX Runtime's default).
     """
     if kind == "onnxruntime":
         from yolo_trt_ros.backends.onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(model_path, intra_op_threads=intra_op_threads)
+        return OnnxRuntimeBackend(model_path, **options)
     if kind == "tensorrt":
         raise ModelError(
             f"model {model_path}: backend 'tensorrt' is not available yet in this version; use 'onnxruntime'"
