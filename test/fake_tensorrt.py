@@ -1,0 +1,454 @@
+"""A stand-in ``tensorrt`` module with the documented Python API surface this package uses.
+
+TensorRT cannot be installed on our machines, so the compatibility layer, builder and backend are exercised
+against this fake: ``make_fake_tensorrt("8.6.1")`` exposes the TensorRT 8.6 bindings API (``num_bindings``,
+``get_binding_*``, ``set_binding_shape``, ``execute_async_v2``) and no tensor API is used there;
+``make_fake_tensorrt("10.3.0")`` exposes only the tensor API (``num_io_tensors``, ``get_tensor_*``,
+``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``), as TensorRT 10 removed the bindings API.
+Serialized engines ("plans") are JSON. What an execution computes is the ``executor`` callable, called with
+the inputs and the outputs as lists of (address, shape, numpy dtype) and the stream handle; ``host_executor``
+computes on host memory (CPU tests), bench/gpu_check.py passes one that launches a real CUDA kernel.
+
+Default computation (host_executor): out[b].flat[k] = 2 * x[b].flat[k % x[b].size] + (k // N) for an output of
+shape (B, R, N), i.e. every output row r is a copy of the input (wrapped) doubled, plus r.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import json
+import types
+from typing import Any, Callable
+
+import numpy as np
+
+Bound = tuple[int, tuple[int, ...], np.dtype]
+"""A bound tensor: device (or, for host_executor, host) address, shape, dtype."""
+Executor = Callable[[list[Bound], list[Bound], int], None]
+
+
+class DataType(enum.Enum):
+    FLOAT = 0
+    HALF = 1
+    INT8 = 2
+    INT32 = 3
+    BOOL = 4
+    BF16 = 7
+
+
+_NP = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8, DataType.INT32: np.int32}
+
+
+class TensorIOMode(enum.Enum):
+    NONE = 0
+    INPUT = 1
+    OUTPUT = 2
+
+
+class Severity(enum.IntEnum):
+    INTERNAL_ERROR = 0
+    ERROR = 1
+    WARNING = 2
+    INFO = 3
+    VERBOSE = 4
+
+
+class ILogger:
+    Severity = Severity
+
+    def __init__(self) -> None:
+        pass
+
+    def log(self, severity: Severity, msg: str) -> None:
+        raise NotImplementedError
+
+
+class Dims(tuple):
+    def __new__(cls, shape: Any = ()) -> Dims:
+        return super().__new__(cls, (int(d) for d in shape))
+
+
+class MemoryPoolType(enum.Enum):
+    WORKSPACE = 0
+
+
+class BuilderFlag(enum.Enum):
+    FP16 = 0
+    INT8 = 1
+
+
+class NetworkDefinitionCreationFlag(enum.IntEnum):
+    EXPLICIT_BATCH = 0
+    STRONGLY_TYPED = 1
+
+
+def host_executor(inputs: list[Bound], outputs: list[Bound], stream: int) -> None:
+    """The default computation on host addresses (see module docstring)."""
+    (x_addr, x_shape, x_dtype), (y_addr, y_shape, y_dtype) = inputs[0], outputs[0]
+    x = _host_array(x_addr, x_shape, x_dtype).reshape(x_shape[0], -1).astype(np.float32)
+    y = _host_array(y_addr, y_shape, y_dtype).reshape(y_shape[0], -1)
+    k = np.arange(y.shape[1])
+    y[:] = (2 * x[:, k % x.shape[1]] + (k // y_shape[-1]).astype(np.float32)).astype(y.dtype)
+
+
+def expected_output(x: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
+    """What ``host_executor`` writes for input ``x`` (float32 result)."""
+    flat = x.reshape(x.shape[0], -1).astype(np.float32)
+    k = np.arange(int(np.prod(out_shape[1:])))
+    return (2 * flat[:, k % flat.shape[1]] + (k // out_shape[-1]).astype(np.float32)).reshape(out_shape)
+
+
+def _host_array(addr: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    count = int(np.prod(shape))
+    buf = (ctypes.c_byte * (count * np.dtype(dtype).itemsize)).from_address(addr)
+    return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
+
+
+# -- runtime ---------------------------------------------------------------------------------------------------
+
+
+class _Plan:
+    def __init__(self, data: dict[str, Any]):
+        self.tensors: list[dict[str, Any]] = data["tensors"]
+        self.info = data
+
+    def find(self, name: str) -> dict[str, Any]:
+        return next(t for t in self.tensors if t["name"] == name)
+
+
+class _ContextBase:
+    def __init__(self, plan: _Plan, executor: Executor):
+        self._plan = plan
+        self._executor = executor
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._addresses: dict[str, int] = {}
+        self.executions = 0
+
+    def _set_shape(self, name: str, shape: Any) -> bool:
+        t = self._plan.find(name)
+        shape = tuple(int(d) for d in shape)
+        low, _, high = t["profile"]
+        if len(shape) != len(low) or not all(lo <= d <= hi for d, lo, hi in zip(shape, low, high)):
+            return False
+        self._shapes[name] = shape
+        return True
+
+    def _shape(self, name: str) -> Dims:
+        t = self._plan.find(name)
+        if t["mode"] == "input":
+            return Dims(self._shapes.get(name, t["shape"]))
+        batch = next((s[0] for s in self._shapes.values()), None)
+        return Dims([batch if d < 0 and i == 0 and batch is not None else d for i, d in enumerate(t["shape"])])
+
+    def _run(self, stream: int) -> bool:
+        bound: dict[str, list[Bound]] = {"input": [], "output": []}
+        for t in self._plan.tensors:
+            if t["name"] not in self._addresses:
+                return False
+            shape = tuple(self._shape(t["name"]))
+            if any(d < 0 for d in shape):
+                return False
+            bound[t["mode"]].append((self._addresses[t["name"]], shape, np.dtype(_NP[DataType[t["dtype"]]])))
+        self._executor(bound["input"], bound["output"], stream)
+        self.executions += 1
+        return True
+
+
+class _EngineBase:
+    def __init__(self, plan: _Plan, executor: Executor):
+        self._plan = plan
+        self._executor = executor
+        self.num_optimization_profiles = 1
+        self.contexts: list[Any] = []
+
+
+class _Engine10(_EngineBase):
+    @property
+    def num_io_tensors(self) -> int:
+        return len(self._plan.tensors)
+
+    def get_tensor_name(self, index: int) -> str:
+        return self._plan.tensors[index]["name"]
+
+    def get_tensor_mode(self, name: str) -> TensorIOMode:
+        return TensorIOMode.INPUT if self._plan.find(name)["mode"] == "input" else TensorIOMode.OUTPUT
+
+    def get_tensor_shape(self, name: str) -> Dims:
+        return Dims(self._plan.find(name)["shape"])
+
+    def get_tensor_dtype(self, name: str) -> DataType:
+        return DataType[self._plan.find(name)["dtype"]]
+
+    def get_tensor_profile_shape(self, name: str, profile_index: int) -> list[Dims]:
+        assert profile_index == 0
+        return [Dims(s) for s in self._plan.find(name)["profile"]]
+
+    def create_execution_context(self) -> _Context10:
+        context = _Context10(self._plan, self._executor)
+        self.contexts.append(context)
+        return context
+
+
+class _Context10(_ContextBase):
+    def set_input_shape(self, name: str, shape: Any) -> bool:
+        return self._set_shape(name, shape)
+
+    def get_tensor_shape(self, name: str) -> Dims:
+        return self._shape(name)
+
+    def set_tensor_address(self, name: str, memory: int) -> bool:
+        self._addresses[name] = int(memory)
+        return True
+
+    def execute_async_v3(self, stream_handle: int) -> bool:
+        return self._run(stream_handle)
+
+
+class _Engine86(_EngineBase):
+    @property
+    def num_bindings(self) -> int:
+        return len(self._plan.tensors)
+
+    def get_binding_name(self, index: int) -> str:
+        return self._plan.tensors[index]["name"]
+
+    def binding_is_input(self, index: int) -> bool:
+        return self._plan.tensors[index]["mode"] == "input"
+
+    def get_binding_shape(self, index: int) -> Dims:
+        return Dims(self._plan.tensors[index]["shape"])
+
+    def get_binding_dtype(self, index: int) -> DataType:
+        return DataType[self._plan.tensors[index]["dtype"]]
+
+    def get_profile_shape(self, profile_index: int, binding: int) -> list[Dims]:
+        assert profile_index == 0
+        return [Dims(s) for s in self._plan.tensors[binding]["profile"]]
+
+    def create_execution_context(self) -> _Context86:
+        context = _Context86(self._plan, self._executor)
+        self.contexts.append(context)
+        return context
+
+
+class _Context86(_ContextBase):
+    def set_binding_shape(self, binding: int, shape: Any) -> bool:
+        return self._set_shape(self._plan.tensors[binding]["name"], shape)
+
+    def get_binding_shape(self, binding: int) -> Dims:
+        return self._shape(self._plan.tensors[binding]["name"])
+
+    def execute_async_v2(self, bindings: list[int], stream_handle: int) -> bool:
+        if len(bindings) != len(self._plan.tensors):
+            return False
+        self._addresses = {t["name"]: int(a) for t, a in zip(self._plan.tensors, bindings) if a}
+        return self._run(stream_handle)
+
+
+class _Runtime:
+    engine_class: type = _Engine10
+    executor: Executor = staticmethod(host_executor)
+    deserialized: list[Any] = []
+
+    def __init__(self, logger: ILogger):
+        if not isinstance(logger, ILogger):
+            raise TypeError("Runtime needs an ILogger")
+        self._logger = logger
+
+    def deserialize_cuda_engine(self, serialized_engine: bytes) -> Any:
+        try:
+            data = json.loads(bytes(serialized_engine).decode())
+            plan = _Plan(data)
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+            self._logger.log(Severity.ERROR, "1: [runtime.cpp::deserializeCudaEngine] invalid plan")
+            return None
+        if data.get("version") != self.version:
+            self._logger.log(Severity.ERROR, f"plan built by TensorRT {data.get('version')}, not {self.version}")
+            return None
+        engine = self.engine_class(plan, type(self).executor)
+        type(self).deserialized.append(engine)
+        return engine
+
+
+# -- builder ---------------------------------------------------------------------------------------------------
+
+
+class _Network:
+    def __init__(self, flags: int):
+        self.flags = flags
+        self.inputs: list[dict[str, Any]] = []
+        self.outputs: list[dict[str, Any]] = []
+
+
+class _Profile:
+    def __init__(self) -> None:
+        self.shapes: dict[str, list[list[int]]] = {}
+
+    def set_shape(self, input: str, min: Dims, opt: Dims, max: Dims) -> None:
+        self.shapes[input] = [list(min), list(opt), list(max)]
+
+
+class _ConfigBase:
+    def __init__(self) -> None:
+        self.flags: set[BuilderFlag] = set()
+        self.workspace: int | None = None
+        self.profiles: list[_Profile] = []
+        self.int8_calibrator: Any = None
+        self.calibration_profile: _Profile | None = None
+
+    def set_flag(self, flag: BuilderFlag) -> None:
+        self.flags.add(flag)
+
+    def add_optimization_profile(self, profile: _Profile) -> int:
+        self.profiles.append(profile)
+        return len(self.profiles) - 1
+
+    def set_calibration_profile(self, profile: _Profile) -> bool:
+        self.calibration_profile = profile
+        return True
+
+
+class _Config(_ConfigBase):
+    def set_memory_pool_limit(self, pool: MemoryPoolType, pool_size: int) -> None:
+        assert pool == MemoryPoolType.WORKSPACE
+        self.workspace = pool_size
+
+
+class _LegacyConfig(_ConfigBase):
+    """IBuilderConfig before 8.4: workspace as ``max_workspace_size`` only."""
+
+    @property
+    def max_workspace_size(self) -> int | None:
+        return self.workspace
+
+    @max_workspace_size.setter
+    def max_workspace_size(self, value: int) -> None:
+        self.workspace = value
+
+
+class _Builder:
+    config_class: type = _Config
+    built: list[dict[str, Any]] = []
+
+    def __init__(self, logger: ILogger):
+        if not isinstance(logger, ILogger):
+            raise TypeError("Builder needs an ILogger")
+        self._logger = logger
+        self.platform_has_fast_fp16 = True
+
+    def create_network(self, flags: int = 0) -> _Network:
+        return _Network(flags)
+
+    def create_builder_config(self) -> _ConfigBase:
+        return self.config_class()
+
+    def create_optimization_profile(self) -> _Profile:
+        return _Profile()
+
+    def build_serialized_network(self, network: _Network, config: _ConfigBase) -> bytes | None:
+        calibrated = 0
+        if BuilderFlag.INT8 in config.flags:
+            calibrator = config.int8_calibrator
+            cache = calibrator.read_calibration_cache()
+            if cache is None:
+                names = [t["name"] for t in network.inputs]
+                while calibrator.get_batch(names):
+                    calibrated += 1
+                if not calibrated:
+                    return None
+                calibrator.write_calibration_cache(b"fake calibration table")
+        profile = config.profiles[0].shapes if config.profiles else {}
+        tensors = []
+        for t in network.inputs:
+            shape = t["shape"]
+            if -1 in shape and t["name"] not in profile:
+                self._logger.log(Severity.ERROR, f"input {t['name']} is dynamic but has no profile")
+                return None
+            tensors.append({**t, "mode": "input", "profile": profile.get(t["name"], [shape, shape, shape])})
+        tensors += [{**t, "mode": "output"} for t in network.outputs]
+        info = {"version": self.version, "tensors": tensors, "flags": sorted(f.name for f in config.flags),
+                "workspace": config.workspace, "network_flags": network.flags, "calibrated_batches": calibrated}
+        type(self).built.append(info)
+        return json.dumps(info).encode()
+
+
+class _OnnxParser:
+    def __init__(self, network: _Network, logger: ILogger):
+        self._network = network
+        self.errors: list[str] = []
+
+    @property
+    def num_errors(self) -> int:
+        return len(self.errors)
+
+    def get_error(self, index: int) -> str:
+        return self.errors[index]
+
+    def parse_from_file(self, model: str) -> bool:
+        import onnx
+
+        if self.version < (10,) and not self._network.flags & (1 << int(NetworkDefinitionCreationFlag.EXPLICIT_BATCH)):
+            self.errors.append("ONNX models need an explicit batch network (EXPLICIT_BATCH flag)")
+            return False
+        try:
+            model_proto = onnx.load(model)
+        except Exception as exc:  # noqa: BLE001 - a fake parser reports anything as a parse error
+            self.errors.append(f"ModelImporter.cpp: failed to parse ONNX model: {exc}")
+            return False
+        inits = {i.name for i in model_proto.graph.initializer}
+        dtypes = {1: "FLOAT", 10: "HALF"}
+        for dst, values in ((self._network.inputs, model_proto.graph.input),
+                            (self._network.outputs, model_proto.graph.output)):
+            for v in values:
+                if v.name in inits:
+                    continue
+                dims = [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
+                dst.append({"name": v.name, "shape": dims, "dtype": dtypes[v.type.tensor_type.elem_type]})
+        return True
+
+
+class IInt8Calibrator:
+    def __init__(self) -> None:
+        pass
+
+
+class IInt8EntropyCalibrator2(IInt8Calibrator):
+    pass
+
+
+def make_fake_tensorrt(version: str = "10.3.0", executor: Executor = host_executor,
+                       legacy_workspace: bool = False) -> types.ModuleType:
+    """A fresh fake ``tensorrt`` module of ``version`` (8.x: bindings API; 10+: tensor API)."""
+    major = int(version.split(".")[0])
+    parsed = tuple(int(p) for p in version.split("."))
+    mod = types.ModuleType("tensorrt")
+    mod.__version__ = version  # type: ignore[attr-defined]
+    runtime = type("Runtime", (_Runtime,), {"engine_class": _Engine86 if major < 10 else _Engine10,
+                                            "executor": staticmethod(executor), "deserialized": [],
+                                            "version": version})
+    builder = type("Builder", (_Builder,), {"config_class": _LegacyConfig if legacy_workspace else _Config,
+                                            "built": [], "version": version})
+    parser = type("OnnxParser", (_OnnxParser,), {"version": parsed})
+    attrs = {
+        "Runtime": runtime, "Builder": builder, "OnnxParser": parser, "ILogger": ILogger, "Dims": Dims,
+        "DataType": DataType, "TensorIOMode": TensorIOMode, "MemoryPoolType": MemoryPoolType,
+        "NetworkDefinitionCreationFlag": NetworkDefinitionCreationFlag, "IInt8Calibrator": IInt8Calibrator,
+        "IInt8EntropyCalibrator2": IInt8EntropyCalibrator2,
+    }
+    if major < 11:
+        attrs["BuilderFlag"] = BuilderFlag
+    for name, value in attrs.items():
+        setattr(mod, name, value)
+    return mod
+
+
+def make_plan(version: str, input_shape: list[int], output_shape: list[int], profile: list[list[int]] | None = None,
+              input_dtype: str = "FLOAT", output_dtype: str = "FLOAT", input_name: str = "images",
+              output_name: str = "output0") -> bytes:
+    """A serialized fake engine with one input and one output (-1 dims are dynamic, ``profile`` min/opt/max)."""
+    profile = profile or [input_shape, input_shape, input_shape]
+    return json.dumps({"version": version, "tensors": [
+        {"name": input_name, "mode": "input", "shape": input_shape, "dtype": input_dtype, "profile": profile},
+        {"name": output_name, "mode": "output", "shape": output_shape, "dtype": output_dtype},
+    ]}).encode()

@@ -1,0 +1,342 @@
+"""GPU pre- and post-processing kernels (pycuda): letterbox straight into the engine input, candidate compaction.
+
+``GpuLetterbox``: one kernel reads the raw uint8 HWC frame (bgr8, rgb8, bgra8, rgba8, mono8; any size and row
+step) already on the device and writes the letterboxed, RGB, 0..1, CHW float32/float16 tensor into the engine's
+input buffer, sampling exactly like cv2.resize INTER_LINEAR with Ultralytics' letterbox geometry
+(``preprocess.letterbox_geometry``); only the raw frame crosses PCIe (``FrameUploader``).
+
+``CandidateReducer``: two kernels keep the output columns (anchors) whose best class score is above the
+confidence threshold, in anchor order, as a compact (K, 4+nc) float32 array, so the device-to-host copy is
+proportional to the number of candidates K instead of (4+nc) x N. Decoding the compact output gives exactly the
+detections of decoding the full output (same anchors, same order, same values).
+
+All methods must run with the owning CUDA context current; every launch and copy goes on the given stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from yolo_trt_ros.preprocess import CHANNEL_ORDER, LetterboxTransform, letterbox_geometry
+
+CHANNELS = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1}
+PAD_VALUE = 114
+_BLOCK_2D = (32, 8, 1)
+_BLOCK_1D = 256
+
+KERNEL_SOURCE = r"""
+#include <cuda_fp16.h>
+
+__device__ __forceinline__ void store(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
+__device__ __forceinline__ float load(const float* p) { return *p; }
+__device__ __forceinline__ float load(const __half* p) { return __half2float(*p); }
+
+// Raw uint8 HWC frame (rows src_step bytes apart; source channel r_c/g_c/b_c feeds R/G/B) -> letterboxed
+// RGB CHW tensor scaled to 0..1. The image is resized to res_w x res_h at (pad_x, pad_y) with OpenCV's
+// INTER_LINEAR sampling (half-pixel centres, edge clamp); the rest is pad_value.
+template <typename T>
+__device__ void letterbox(const unsigned char* __restrict__ src, int src_w, int src_h, int src_step, int channels,
+                          int r_c, int g_c, int b_c, T* __restrict__ dst, int dst_w, int dst_h, int res_w,
+                          int res_h, int pad_x, int pad_y, float scale_x, float scale_y, float pad_value) {
+    const int x = blockIdx.x * blockDim.x + threadIdx.x;
+    const int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= dst_w || y >= dst_h) return;
+    const size_t plane = (size_t)dst_w * dst_h;
+    T* out = dst + (size_t)y * dst_w + x;
+    const int rx = x - pad_x, ry = y - pad_y;
+    if (rx < 0 || ry < 0 || rx >= res_w || ry >= res_h) {
+        store(out, pad_value);
+        store(out + plane, pad_value);
+        store(out + 2 * plane, pad_value);
+        return;
+    }
+    float fx = (rx + 0.5f) * scale_x - 0.5f;
+    int sx = (int)floorf(fx);
+    fx -= sx;
+    if (sx < 0) { sx = 0; fx = 0.f; }
+    if (sx >= src_w - 1) { sx = src_w - 1; fx = 0.f; }
+    float fy = (ry + 0.5f) * scale_y - 0.5f;
+    int sy = (int)floorf(fy);
+    fy -= sy;
+    if (sy < 0) { sy = 0; fy = 0.f; }
+    if (sy >= src_h - 1) { sy = src_h - 1; fy = 0.f; }
+    const unsigned char* row0 = src + (size_t)sy * src_step;
+    const unsigned char* row1 = src + (size_t)min(sy + 1, src_h - 1) * src_step;
+    const int c0 = sx * channels, c1 = min(sx + 1, src_w - 1) * channels;
+    const float w00 = (1.f - fx) * (1.f - fy), w01 = fx * (1.f - fy), w10 = (1.f - fx) * fy, w11 = fx * fy;
+    const float k = 1.f / 255.f;
+#define SAMPLE(c) ((w00 * row0[c0 + (c)] + w01 * row0[c1 + (c)] + w10 * row1[c0 + (c)] + w11 * row1[c1 + (c)]) * k)
+    store(out, SAMPLE(r_c));
+    store(out + plane, SAMPLE(g_c));
+    store(out + 2 * plane, SAMPLE(b_c));
+#undef SAMPLE
+}
+
+// Pass 1 of the candidate compaction: flag anchors whose best class score (rows 4..rows-1) exceeds conf;
+// count the flags of each block.
+template <typename T>
+__device__ void flag_candidates(const T* __restrict__ out, int rows, int n, float conf, int* __restrict__ flags,
+                                int* __restrict__ block_counts) {
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    int flag = 0;
+    if (j < n) {
+        float best = -INFINITY;
+        for (int r = 4; r < rows; ++r) best = fmaxf(best, load(out + (size_t)r * n + j));
+        flag = best > conf;
+        flags[j] = flag;
+    }
+    const int count = __syncthreads_count(flag);
+    if (threadIdx.x == 0) block_counts[blockIdx.x] = count;
+}
+
+// Pass 2: copy each flagged anchor's column to compact[pos * rows ...], pos = its rank among flagged anchors
+// (anchor order kept), and write the total count. blockDim.x must be a multiple of 32.
+template <typename T>
+__device__ void gather_candidates(const T* __restrict__ out, int rows, int n, const int* __restrict__ flags,
+                                  const int* __restrict__ block_counts, int num_blocks, float* __restrict__ compact,
+                                  int* __restrict__ count) {
+    __shared__ int warp_offsets[32];
+    __shared__ int block_offset;
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int flag = j < n ? flags[j] : 0;
+    const unsigned mask = __ballot_sync(0xffffffffu, flag);
+    if (lane == 0) warp_offsets[warp] = __popc(mask);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int offset = 0, total = 0;
+        for (int b = 0; b < num_blocks; ++b) {
+            if (b == (int)blockIdx.x) offset = total;
+            total += block_counts[b];
+        }
+        block_offset = offset;
+        int run = 0;
+        for (int w = 0; w < (int)(blockDim.x + 31) / 32; ++w) {
+            const int c = warp_offsets[w];
+            warp_offsets[w] = run;
+            run += c;
+        }
+        if (blockIdx.x == 0) *count = total;
+    }
+    __syncthreads();
+    if (flag) {
+        const int pos = block_offset + warp_offsets[warp] + __popc(mask & ((1u << lane) - 1u));
+        float* dst = compact + (size_t)pos * rows;
+        for (int r = 0; r < rows; ++r) dst[r] = load(out + (size_t)r * n + j);
+    }
+}
+
+#define LETTERBOX_ARGS const unsigned char* src, int src_w, int src_h, int src_step, int channels, int r_c, \
+    int g_c, int b_c
+#define LETTERBOX_REST int dst_w, int dst_h, int res_w, int res_h, int pad_x, int pad_y, float scale_x, \
+    float scale_y, float pad_value
+#define LETTERBOX_CALL src, src_w, src_h, src_step, channels, r_c, g_c, b_c, dst, dst_w, dst_h, res_w, res_h, \
+    pad_x, pad_y, scale_x, scale_y, pad_value
+
+extern "C" {
+__global__ void letterbox_f32(LETTERBOX_ARGS, float* dst, LETTERBOX_REST) { letterbox<float>(LETTERBOX_CALL); }
+__global__ void letterbox_f16(LETTERBOX_ARGS, __half* dst, LETTERBOX_REST) { letterbox<__half>(LETTERBOX_CALL); }
+
+__global__ void flag_candidates_f32(const float* out, int rows, int n, float conf, int* flags, int* block_counts) {
+    flag_candidates<float>(out, rows, n, conf, flags, block_counts);
+}
+__global__ void flag_candidates_f16(const __half* out, int rows, int n, float conf, int* flags, int* block_counts) {
+    flag_candidates<__half>(out, rows, n, conf, flags, block_counts);
+}
+__global__ void gather_candidates_f32(const float* out, int rows, int n, const int* flags, const int* block_counts,
+                                      int num_blocks, float* compact, int* count) {
+    gather_candidates<float>(out, rows, n, flags, block_counts, num_blocks, compact, count);
+}
+__global__ void gather_candidates_f16(const __half* out, int rows, int n, const int* flags, const int* block_counts,
+                                      int num_blocks, float* compact, int* count) {
+    gather_candidates<__half>(out, rows, n, flags, block_counts, num_blocks, compact, count);
+}
+}
+"""
+
+_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16"}
+
+
+def _suffix(dtype: np.dtype) -> str:
+    suffix = _SUFFIX.get(np.dtype(dtype))
+    if suffix is None:
+        raise ValueError(f"GPU kernels handle float32 and float16 tensors, not {dtype}")
+    return suffix
+
+
+def free_pinned(array: np.ndarray) -> None:
+    """Free the page-locked memory behind an array from ``pycuda.driver.pagelocked_empty``."""
+    allocation: Any = array.base
+    allocation.free()
+
+
+class GpuKernels:
+    """The kernels above, compiled once by pycuda (nvcc, cached by pycuda) in the current CUDA context."""
+
+    def __init__(self) -> None:
+        from pycuda.compiler import SourceModule
+
+        self._module: Any = SourceModule(KERNEL_SOURCE, no_extern_c=True, options=["-O3"])
+        self._functions: dict[str, Any] = {}
+        signatures = {"letterbox": "PiiiiiiiPiiiiiifff", "flag_candidates": "PiifPP",
+                      "gather_candidates": "PiiPPiPP"}
+        for base, signature in signatures.items():
+            for suffix in _SUFFIX.values():
+                function = self._module.get_function(f"{base}_{suffix}")
+                function.prepare(signature)
+                self._functions[f"{base}_{suffix}"] = function
+
+    def get(self, name: str) -> Any:
+        if self._module is None:
+            raise RuntimeError("GPU kernels were released")
+        return self._functions[name]
+
+    def close(self) -> None:
+        """Drop the functions and the module (pycuda unloads it from the device)."""
+        self._functions.clear()
+        self._module = None
+
+
+def frame_channels(image: np.ndarray, encoding: str) -> int:
+    """Channels of a raw frame in ``encoding``; ValueError for a mismatching array."""
+    channels = CHANNELS.get(encoding)
+    if channels is None:
+        raise ValueError(f"unsupported encoding {encoding!r}; supported: {', '.join(CHANNELS)}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{encoding} image must be uint8, got {image.dtype}")
+    shape_ok = image.ndim == 3 and image.shape[2] == channels or channels == 1 and image.ndim == 2
+    if not shape_ok or image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"{encoding} image has shape {image.shape}, expected HxW{'' if channels == 1 else 'x%d' % channels}")
+    return channels
+
+
+class FrameUploader:
+    """Copies raw frames into one pinned host buffer and one device buffer (both grow to the largest frame)."""
+
+    def __init__(self) -> None:
+        import pycuda.driver as cuda
+
+        self._cuda: Any = cuda
+        self._host: np.ndarray | None = None
+        self._device: Any = None
+        self.capacity = 0
+
+    def upload(self, image: np.ndarray, stream: Any) -> int:
+        """Enqueue the host-to-device copy of ``image`` (any strides) as packed HWC rows; returns the device
+        pointer. The pinned staging copy happens now, on the CPU."""
+        nbytes = image.size
+        if nbytes > self.capacity:
+            self._release()
+            self._host = self._cuda.pagelocked_empty(nbytes, np.uint8)
+            self._device = self._cuda.mem_alloc(nbytes)
+            self.capacity = nbytes
+        assert self._host is not None
+        staged = self._host[:nbytes].reshape(image.shape)
+        np.copyto(staged, image)
+        self._cuda.memcpy_htod_async(self._device, staged, stream)
+        return int(self._device)
+
+    def _release(self) -> None:
+        if self._device is not None:
+            self._device.free()
+        if self._host is not None:
+            free_pinned(self._host)
+        self._host, self._device, self.capacity = None, None, 0
+
+    def close(self) -> None:
+        self._release()
+
+
+class GpuLetterbox:
+    """Letterbox device frames into a (1, 3, H, W) RGB 0..1 tensor of ``dtype`` at a device address."""
+
+    def __init__(self, kernels: GpuKernels, input_hw: tuple[int, int], dtype: np.dtype, pad_value: int = PAD_VALUE):
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self._function = kernels.get(f"letterbox_{_suffix(dtype)}")
+        self._pad = np.float32(pad_value / 255)
+
+    def __call__(self, src: int, src_hw: tuple[int, int], encoding: str, dst: int, stream: Any,
+                 src_step: int | None = None) -> LetterboxTransform:
+        """Enqueue the kernel for a packed (or ``src_step``-strided) HWC frame of ``src_hw`` at ``src``."""
+        channels = CHANNELS[encoding]
+        t = letterbox_geometry(src_hw, self.input_hw)
+        h, w = self.input_hw
+        res_h, res_w = t.resized_hw
+        r_c, g_c, b_c = CHANNEL_ORDER[encoding]
+        grid = ((w + _BLOCK_2D[0] - 1) // _BLOCK_2D[0], (h + _BLOCK_2D[1] - 1) // _BLOCK_2D[1], 1)
+        step = src_step if src_step is not None else src_hw[1] * channels
+        i32 = np.int32
+        self._function.prepared_async_call(
+            grid, _BLOCK_2D, stream, np.uintp(src), i32(src_hw[1]), i32(src_hw[0]), i32(step), i32(channels),
+            i32(r_c), i32(g_c), i32(b_c), np.uintp(dst), i32(w), i32(h), i32(res_w), i32(res_h), i32(t.pad_x),
+            i32(t.pad_y), np.float32(src_hw[1] / res_w), np.float32(src_hw[0] / res_h), self._pad,
+        )
+        return t
+
+
+class CandidateReducer:
+    """Compacts a (1, rows, n) YOLOv8 output on the device to the columns whose best score exceeds a threshold.
+
+    ``enqueue`` launches the two kernels and the copies of the count and of the first ``prefetch`` candidates;
+    after the stream synchronizes, ``result`` returns the (1, rows, K) float32 view (copying the rest of the
+    candidates first when K > prefetch, the only case that needs a second synchronize). ``prefetch`` follows K.
+    """
+
+    def __init__(self, kernels: GpuKernels, rows: int, n: int, dtype: np.dtype, prefetch: int = 64):
+        import pycuda.driver as cuda
+
+        self._cuda: Any = cuda
+        suffix = _suffix(dtype)
+        self._flag = kernels.get(f"flag_candidates_{suffix}")
+        self._gather = kernels.get(f"gather_candidates_{suffix}")
+        self.rows, self.n = rows, n
+        self._blocks = (n + _BLOCK_1D - 1) // _BLOCK_1D
+        self._flags = cuda.mem_alloc(4 * n)
+        self._block_counts = cuda.mem_alloc(4 * self._blocks)
+        self._count_dev = cuda.mem_alloc(4)
+        self._compact_dev = cuda.mem_alloc(4 * rows * n)
+        self._count_host: np.ndarray = cuda.pagelocked_empty(1, np.int32)
+        self._compact_host: np.ndarray = cuda.pagelocked_empty((n, rows), np.float32)
+        self.prefetch = min(max(prefetch, 1), n)
+        self._pending = 0
+        self.extra_copies = 0
+        """Frames whose candidates exceeded ``prefetch`` (each needed a second copy and synchronize)."""
+
+    @property
+    def device_bytes(self) -> int:
+        return 4 * (self.n + self._blocks + 1 + self.rows * self.n)
+
+    def enqueue(self, output: int, conf_threshold: float, stream: Any) -> None:
+        i32 = np.int32
+        grid = (self._blocks, 1, 1)
+        block = (_BLOCK_1D, 1, 1)
+        flags, counts = np.uintp(int(self._flags)), np.uintp(int(self._block_counts))
+        self._flag.prepared_async_call(grid, block, stream, np.uintp(output), i32(self.rows), i32(self.n),
+                                       np.float32(conf_threshold), flags, counts)
+        self._gather.prepared_async_call(grid, block, stream, np.uintp(output), i32(self.rows), i32(self.n),
+                                         flags, counts, i32(self._blocks), np.uintp(int(self._compact_dev)),
+                                         np.uintp(int(self._count_dev)))
+        self._cuda.memcpy_dtoh_async(self._count_host, self._count_dev, stream)
+        self._pending = self.prefetch
+        self._cuda.memcpy_dtoh_async(self._compact_host[: self._pending], self._compact_dev, stream)
+
+    def result(self, stream: Any) -> np.ndarray:
+        """(1, rows, K) float32 view of the candidates (valid until the next ``enqueue``); call after a sync."""
+        k = int(self._count_host[0])
+        if k > self._pending:
+            offset = self._pending * self.rows * 4
+            self._cuda.memcpy_dtoh_async(self._compact_host[self._pending : k], int(self._compact_dev) + offset,
+                                         stream)
+            stream.synchronize()
+            self.extra_copies += 1
+        self.prefetch = min(self.n, max(64, 1 << (2 * k - 1).bit_length())) if k else self.prefetch
+        return self._compact_host[:k].T[None]
+
+    def close(self) -> None:
+        for allocation in (self._flags, self._block_counts, self._count_dev, self._compact_dev):
+            allocation.free()
+        for host in (self._count_host, self._compact_host):
+            free_pinned(host)
