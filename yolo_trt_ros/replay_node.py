@@ -20,6 +20,7 @@ import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.exceptions import ParameterException
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -29,6 +30,7 @@ from sensor_msgs.msg import Image
 from yolo_trt_ros.image_conversion import array_to_image
 from yolo_trt_ros.sources import FrameSource, SourceError, open_source
 
+ACK_TIMEOUT_S = 5.0
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 
 
@@ -145,6 +147,9 @@ class ImageReplay(Node):
 
     def _finish(self) -> None:
         self._timer.cancel()
+        # A reliable sample is delivered only once acknowledged: exiting earlier would drop the last frames.
+        if not self._publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S)):
+            self.get_logger().warning(f"not every frame was acknowledged within {ACK_TIMEOUT_S:g} s")
         self.log_totals()
         self.finished.set_result(self.published)
 
