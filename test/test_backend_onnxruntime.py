@@ -129,7 +129,8 @@ def test_dynamic_shapes(tmp_path: Path, make_yolo_onnx, imgsz, expected) -> None
 
 @pytest.mark.parametrize("imgsz", ["[320]", "'big'", "[0, 640]", "[320, 256"])
 def test_bad_imgsz_metadata(tmp_path: Path, make_yolo_onnx, imgsz: str) -> None:
-    path = make_yolo_onnx(tmp_path / "dyn.onnx", np.ones((9, 4)), np.ones((2, 9)), metadata={"imgsz": imgsz}, dynamic=True)
+    meta = {"imgsz": imgsz}
+    path = make_yolo_onnx(tmp_path / "dyn.onnx", np.ones((9, 4)), np.ones((2, 9)), metadata=meta, dynamic=True)
     assert_model_error(path, "metadata imgsz")
 
 

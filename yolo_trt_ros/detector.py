@@ -83,30 +83,12 @@ class Detector:
         """
         engine = create_backend(backend, model_path, **backend_options)
         try:
-            if names_file:
-                try:
-                    names: list[str] | None = load_names_file(names_file)
-                except ValueError as exc:
-                    raise ModelError(str(exc)) from exc
-                source = "names_file"
-            else:
-                try:
-                    names = names_from_metadata(engine.metadata)
-                except ValueError as exc:
-                    raise ModelError(f"model {model_path}: {exc}") from exc
-                source = "metadata"
-            if names is None:
-                names, source = fallback_names(engine.output_shape[1] - 4), "fallback"
-            elif names_file and len(names) != engine.output_shape[1] - 4:
-                raise ModelError(
-                    f"names file {names_file}: {len(names)} names but model {model_path} outputs "
-                    f"{engine.output_shape[1] - 4} classes"
-                )
+            names, source = _resolve_names(engine, names_file)
             try:
                 detector = cls(engine, names, config)
             except ValueError as exc:
-                raise ModelError(f"model {model_path}: {exc}") from exc
-        except ModelError:
+                raise ModelError(f"model {engine.model_path}: {exc}") from exc
+        except Exception:
             engine.close()
             raise
         detector.names_source = source
@@ -158,3 +140,26 @@ class Detector:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def _resolve_names(backend: Backend, names_file: str | Path | None) -> tuple[list[str], str]:
+    """(names, source): from ``names_file`` if given, else the model metadata, else placeholders."""
+    num_classes = backend.output_shape[1] - 4
+    if names_file:
+        try:
+            names = load_names_file(names_file)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from exc
+        if len(names) != num_classes:
+            raise ModelError(
+                f"names file {names_file}: {len(names)} names but model {backend.model_path} outputs "
+                f"{num_classes} classes"
+            )
+        return names, "names_file"
+    try:
+        from_metadata = names_from_metadata(backend.metadata)
+    except ValueError as exc:
+        raise ModelError(f"model {backend.model_path}: {exc}") from exc
+    if from_metadata is None:
+        return fallback_names(num_classes), "fallback"
+    return from_metadata, "metadata"

@@ -109,13 +109,14 @@ class Letterbox:
     def _split(self, image: np.ndarray) -> list[np.ndarray]:
         if len(self._planes) != image.shape[2] or self._planes[0].shape != image.shape[:2]:
             self._planes = [np.empty(image.shape[:2], np.uint8) for _ in range(image.shape[2])]
-        return cv2.split(image, self._planes)
+        cv2.split(image, self._planes)  # writes into the preallocated planes
+        return self._planes
 
     def _normalize(self, src: np.ndarray, dst: np.ndarray) -> None:
         if self.dtype == np.float32:
             np.multiply(src, np.float32(1 / 255), out=dst)
         else:  # numpy's float16 conversion is slow; OpenCV converts in SIMD
-            cv2.multiply(src, 1 / 255, dst=dst, dtype=cv2.CV_16F)
+            cv2.multiply(src, 1 / 255, dst=dst, dtype=cv2.CV_16F)  # type: ignore[call-overload]  # scalar src2
 
 
 def _checked(image: np.ndarray, encoding: str) -> np.ndarray:
@@ -128,5 +129,6 @@ def _checked(image: np.ndarray, encoding: str) -> np.ndarray:
         image = image[:, :, 0]
     expected = image.ndim == 2 if channels == 1 else image.ndim == 3 and image.shape[2] == channels
     if not expected or image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"{encoding} image has shape {image.shape}, expected HxW{'' if channels == 1 else 'x%d' % channels}")
+        layout = "HxW" if channels == 1 else f"HxWx{channels}"
+        raise ValueError(f"{encoding} image has shape {image.shape}, expected {layout}")
     return image

@@ -9,7 +9,7 @@ import onnxruntime as ort
 
 from yolo_trt_ros.backends.base import ModelError, check_output_shape, resolve_input_shape
 
-_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
+_DTYPES: dict[str, np.dtype] = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
 _PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
