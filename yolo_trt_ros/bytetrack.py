@@ -28,10 +28,10 @@ from .matching import iou_matrix, linear_assignment
 # Rows of the track table (one column per track); rows 0..kf.STATE_ROWS-1 are the Kalman state.
 _SCORE, _CLASS, _ID, _START, _LAST, _DET = range(kf.STATE_ROWS, kf.STATE_ROWS + 6)
 _ROWS = kf.STATE_ROWS + 6
+_VH = kf.VEL.start + 3  # row of the height velocity
 _SECOND_MATCH_THRESH = 0.5  # low-score detections vs remaining tracked tracks (Ultralytics, IoU only)
 _UNCONFIRMED_MATCH_THRESH = 0.7  # unconfirmed tracks vs remaining high-score detections (Ultralytics)
 _DUPLICATE_IOU_DISTANCE = 0.15  # a tracked and a lost track overlapping more than this are one object
-_CLASS_MISMATCH_IOU = -1.0  # class-aware: makes every cost of a pair of different classes at least 1
 
 
 @dataclass(frozen=True)
@@ -166,32 +166,124 @@ class ByteTracker:
             table, n_tracked, n_lost = _EMPTY_TABLE, 0, 0
         n_pool = n_tracked + n_lost
         n = table.shape[1]
+        sel, n_high, det_scores, det_cls, det_boxes, det_xyah = self._detections(boxes, scores, class_ids)
+        n_det = len(sel)
+        if n_det == 0 and n == 0:
+            self._table, self._n_tracked, self._n_lost = table, 0, 0
+            return _NO_TRACKS
 
-        # Detections: drop invalid ones, keep high-score then low-score ones (indices into the input in `sel`).
+        # Predict tracked and lost tracks (lost ones without height velocity); unconfirmed ones stay as created.
+        if n_pool:
+            table[_VH, n_tracked:n_pool] = 0.0
+            kf.predict(table[: kf.STATE_ROWS, :n_pool], steps)
+        track_boxes = kf.xyxy(table).astype(np.float32)
+        if n and n_det:
+            iou = iou_matrix(track_boxes, det_boxes)
+            if cfg.class_aware:
+                iou *= np.equal.outer(table[_CLASS], det_cls)
+        else:
+            iou = np.zeros((n, n_det), dtype=np.float32)
+
+        # 1. High-score detections vs tracked + lost tracks.
+        rows1, dets1 = _EMPTY_INDEX, _EMPTY_INDEX
+        if n_pool and n_high:
+            rows1, dets1 = linear_assignment(self._cost(iou[:n_pool, :n_high], det_scores[:n_high]), cfg.match_thresh)
+        pool_left = np.ones(n_pool, dtype=bool)
+        pool_left[rows1] = False
+        high_left = np.ones(n_high, dtype=bool)
+        high_left[dets1] = False
+
+        # 2. Low-score detections vs the tracked tracks still unmatched (IoU only); the rest become lost.
+        rows_left = pool_left[:n_tracked].nonzero()[0]
+        rows, dets = rows1, dets1
+        if len(rows_left) and n_det > n_high:
+            m2, d2 = linear_assignment(1 - iou.take(rows_left, 0)[:, n_high:], _SECOND_MATCH_THRESH)
+            if len(m2):
+                rows = np.concatenate((rows, rows_left.take(m2)))
+                dets = np.concatenate((dets, d2 + n_high))
+                still_left = np.ones(len(rows_left), dtype=bool)
+                still_left[m2] = False
+                rows_left = rows_left[still_left]
+
+        # 3. Unconfirmed tracks vs the high-score detections still unmatched; unmatched unconfirmed ones end.
+        dets_left = high_left.nonzero()[0]
+        if n > n_pool and len(dets_left):
+            m3, d3 = linear_assignment(
+                self._cost(iou[n_pool:].take(dets_left, 1), det_scores.take(dets_left)), _UNCONFIRMED_MATCH_THRESH
+            )
+            if len(m3):
+                rows = np.concatenate((rows, m3 + n_pool))
+                dets = np.concatenate((dets, dets_left.take(d3)))
+                high_left[dets_left.take(d3)] = False
+                dets_left = high_left.nonzero()[0]
+
+        # Correct every matched track at once.
+        matched = table.take(rows, 1)
+        if len(rows):
+            kf.update(matched[: kf.STATE_ROWS], det_xyah.take(dets, 1))
+            matched[_SCORE] = det_scores.take(dets)
+            if not cfg.class_aware:
+                matched[_CLASS] = det_cls.take(dets)
+            matched[_LAST] = frame
+            matched[_DET] = sel.take(dets)
+
+        # 4. New tracks from the remaining high-score detections; reported from their second frame (or frame 1).
+        new = _EMPTY_TABLE
+        if len(dets_left):
+            dets_new = dets_left[det_scores.take(dets_left) >= cfg.new_track_thresh]
+            if len(dets_new):
+                new = self._new_tracks(dets_new, det_xyah, det_scores, det_cls, sel, frame)
+
+        # 5. Lost tracks: the still-lost ones not too old, then the newly lost tracked ones.
+        lost_rows = rows_left
+        if n_lost:
+            lost_old = pool_left[n_tracked:].nonzero()[0] + n_tracked
+            lost_old = lost_old[frame - table[_LAST].take(lost_old) <= self._max_lost]
+            lost_rows = np.concatenate((lost_old, rows_left))
+        lost = table.take(lost_rows, 1)
+
+        tracked = np.concatenate((matched, new), 1) if frame == 1 and new.shape[1] else matched
+        unconfirmed = _EMPTY_TABLE if frame == 1 else new
+        tracked_boxes = kf.xyxy(tracked)
+        if len(lost_rows) and tracked.shape[1] + unconfirmed.shape[1]:
+            tracked, unconfirmed, lost, tracked_boxes = self._remove_duplicates(
+                tracked, unconfirmed, lost, tracked_boxes, track_boxes.take(lost_rows, 1)
+            )
+        self._table = np.concatenate((tracked, lost, unconfirmed), 1)
+        self._n_tracked, self._n_lost = tracked.shape[1], lost.shape[1]
+        return Tracks(
+            tracked_boxes.T.astype(np.float32),
+            tracked[_SCORE].astype(np.float32),
+            tracked[_CLASS].astype(np.int64),
+            tracked[_ID].astype(np.int64),
+            tracked[_DET].astype(np.int64),
+        )
+
+    def _detections(
+        self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None
+    ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The usable detections, high-score ones first: input indices, how many are high, their scores,
+        classes (float64), corner boxes (4, k) float32 and measurements xyah (4, k) float32."""
         b = np.asarray(boxes, dtype=np.float32)
         s = np.asarray(scores, dtype=np.float32)
         if b.shape != (len(s), 4):
             b = b.reshape(-1, 4)
             if len(b) != len(s):
                 raise ValueError(f"{len(b)} boxes but {len(s)} scores")
-        wh = b[:, 2:] - b[:, :2]
-        valid = (wh.min(1) > 0) & (wh.max(1) < np.inf) & (s < np.inf)  # NaN fails every comparison
-        high = s >= cfg.track_high_thresh
+        w = b[:, 2] - b[:, 0]
+        h = b[:, 3] - b[:, 1]
+        valid = np.minimum(w, h) > 0
+        valid &= (w + h + s) < np.inf  # NaN and inf fail both tests
+        high = s >= self._config.track_high_thresh
         high &= valid
-        low = s > cfg.track_low_thresh
+        low = s > self._config.track_low_thresh
         low &= valid
-        low &= ~high
         sel_high = high.nonzero()[0]
-        sel_low = low.nonzero()[0]
-        n_high = len(sel_high)
+        sel_low = np.greater(low, high).nonzero()[0]  # low and not high
         sel = np.concatenate((sel_high, sel_low)) if len(sel_low) else sel_high
-        n_det = len(sel)
-        if n_det == 0 and n == 0:
-            self._table, self._n_tracked, self._n_lost = table, 0, 0
-            return _NO_TRACKS
         det_scores = s.take(sel)
         if class_ids is None:
-            det_cls = np.zeros(n_det)
+            det_cls = np.zeros(len(sel))
         else:
             cls = np.asarray(class_ids).reshape(-1)
             if len(cls) != len(s):
@@ -204,93 +296,14 @@ class ByteTracker:
         top_left = corners[:2] + corners[2:]
         top_left /= 2
         top_left -= half
-        det_boxes = np.empty((4, n_det), dtype=np.float32)
+        det_boxes = np.empty((4, len(sel)), dtype=np.float32)
         det_boxes[:2] = top_left
         np.add(top_left, size, out=det_boxes[2:])
-        det_xyah = np.empty((4, n_det), dtype=np.float32)
+        det_xyah = np.empty((4, len(sel)), dtype=np.float32)
         np.add(top_left, half, out=det_xyah[:2])
         np.divide(size[0], size[1], out=det_xyah[2])
         det_xyah[3] = size[1]
-
-        # Predict tracked and lost tracks (lost ones without height velocity); unconfirmed ones stay as created.
-        if n_pool:
-            table[7, n_tracked:n_pool] = 0.0
-            kf.predict(table[: kf.STATE_ROWS, :n_pool], steps)
-        if n and n_det:
-            iou = iou_matrix(kf.xyxy(table).astype(np.float32), det_boxes)
-            if cfg.class_aware:
-                iou[np.not_equal.outer(table[_CLASS], det_cls)] = _CLASS_MISMATCH_IOU
-        else:
-            iou = np.empty((n, n_det), dtype=np.float32)
-
-        # 1. High-score detections vs tracked + lost tracks.
-        rows1, dets1 = _EMPTY_INDEX, _EMPTY_INDEX
-        if n_pool and n_high:
-            rows1, dets1 = linear_assignment(
-                self._cost(iou[:n_pool, :n_high], det_scores[:n_high]), cfg.match_thresh
-            )
-        pool_matched = np.zeros(n_pool, dtype=bool)
-        pool_matched[rows1] = True
-        high_matched = np.zeros(n_high, dtype=bool)
-        high_matched[dets1] = True
-
-        # 2. Low-score detections vs the tracked tracks still unmatched (IoU only); the rest become lost.
-        rows_left = (~pool_matched[:n_tracked]).nonzero()[0]
-        rows2, dets2 = _EMPTY_INDEX, _EMPTY_INDEX
-        if len(rows_left) and n_det > n_high:
-            m2, d2 = linear_assignment(1 - iou.take(rows_left, 0)[:, n_high:], _SECOND_MATCH_THRESH)
-            rows2, dets2 = rows_left.take(m2), d2 + n_high
-            newly_lost = np.ones(len(rows_left), dtype=bool)
-            newly_lost[m2] = False
-            rows_left = rows_left[newly_lost]
-
-        # 3. Unconfirmed tracks vs the high-score detections still unmatched; unmatched unconfirmed ones end.
-        dets_left = (~high_matched).nonzero()[0]
-        rows3, dets3 = _EMPTY_INDEX, _EMPTY_INDEX
-        if n > n_pool and len(dets_left):
-            m3, d3 = linear_assignment(
-                self._cost(iou[n_pool:].take(dets_left, 1), det_scores.take(dets_left)), _UNCONFIRMED_MATCH_THRESH
-            )
-            rows3, dets3 = m3 + n_pool, dets_left.take(d3)
-            keep = np.ones(len(dets_left), dtype=bool)
-            keep[d3] = False
-            dets_left = dets_left[keep]
-
-        # Correct every matched track at once.
-        rows = np.concatenate((rows1, rows2, rows3))
-        dets = np.concatenate((dets1, dets2, dets3))
-        matched = table.take(rows, 1)
-        kf.update(matched[: kf.STATE_ROWS], det_xyah.take(dets, 1))
-        matched[_SCORE] = det_scores.take(dets)
-        if not cfg.class_aware:
-            matched[_CLASS] = det_cls.take(dets)
-        matched[_LAST] = frame
-        matched[_DET] = sel.take(dets)
-
-        # 4. New tracks from the remaining high-score detections; reported from their second frame (or frame 1).
-        dets_new = dets_left[det_scores.take(dets_left) >= cfg.new_track_thresh]
-        new = self._new_tracks(dets_new, det_xyah, det_scores, det_cls, sel, frame)
-
-        # 5. Lost tracks: the still-lost ones not too old, then the newly lost tracked ones.
-        lost_old = np.arange(n_tracked, n_pool)[~pool_matched[n_tracked:]]
-        lost_old = lost_old[frame - table[_LAST].take(lost_old) <= self._max_lost]
-        lost = table.take(np.concatenate((lost_old, rows_left)), 1)
-
-        tracked = np.concatenate((matched, new), 1) if frame == 1 else matched
-        unconfirmed = _EMPTY_TABLE if frame == 1 else new
-        if lost.shape[1]:
-            tracked, unconfirmed, lost, tracked_boxes = self._remove_duplicates(tracked, unconfirmed, lost)
-        else:
-            tracked_boxes = kf.xyxy(tracked)
-        self._table = np.concatenate((tracked, lost, unconfirmed), 1)
-        self._n_tracked, self._n_lost = tracked.shape[1], lost.shape[1]
-        return Tracks(
-            tracked_boxes.T.astype(np.float32),
-            tracked[_SCORE].astype(np.float32),
-            tracked[_CLASS].astype(np.int64),
-            tracked[_ID].astype(np.int64),
-            tracked[_DET].astype(np.int64),
-        )
+        return sel, len(sel_high), det_scores, det_cls, det_boxes, det_xyah
 
     def _cost(self, iou: np.ndarray, det_scores: np.ndarray) -> np.ndarray:
         """Association cost 1 - IoU, or 1 - IoU * score with ``fuse_score`` (Ultralytics' float32 arithmetic)."""
@@ -323,31 +336,38 @@ class ByteTracker:
         return new
 
     def _remove_duplicates(
-        self, tracked: np.ndarray, unconfirmed: np.ndarray, lost: np.ndarray
+        self,
+        tracked: np.ndarray,
+        unconfirmed: np.ndarray,
+        lost: np.ndarray,
+        tracked_boxes: np.ndarray,
+        lost_boxes: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Drop the younger of each tracked/lost pair with IoU above 0.85 (Ultralytics' duplicate rule).
 
-        Tracked here means reported and unconfirmed tracks alike. Returns the three groups and the boxes (4, K)
-        of the reported tracks kept.
+        Tracked means reported and unconfirmed tracks alike. ``tracked_boxes`` (4, K) float64 are the reported
+        tracks' boxes, ``lost_boxes`` (4, L) float32 the lost ones'. Returns the three groups and the boxes of the
+        reported tracks kept.
         """
-        active = np.concatenate((tracked, unconfirmed), 1) if unconfirmed.shape[1] else tracked
-        active_boxes = kf.xyxy(active)
         n_reported = tracked.shape[1]
-        if active.shape[1] == 0:
-            return tracked, unconfirmed, lost, active_boxes
-        iou = iou_matrix(active_boxes.astype(np.float32), kf.xyxy(lost).astype(np.float32))
+        if unconfirmed.shape[1]:
+            active = np.concatenate((tracked, unconfirmed), 1)
+            active_boxes = np.concatenate((tracked_boxes, kf.xyxy(unconfirmed)), 1)
+        else:
+            active, active_boxes = tracked, tracked_boxes
+        iou = iou_matrix(active_boxes.astype(np.float32), lost_boxes)
         if self._config.class_aware:
-            iou[np.not_equal.outer(active[_CLASS], lost[_CLASS])] = _CLASS_MISMATCH_IOU
-        pairs_a, pairs_l = ((1 - iou) < _DUPLICATE_IOU_DISTANCE).nonzero()
-        if len(pairs_a) == 0:
-            return tracked, unconfirmed, lost, active_boxes[:, :n_reported]
-        age_active = active[_LAST] - active[_START]
-        age_lost = lost[_LAST] - lost[_START]
+            iou *= np.equal.outer(active[_CLASS], lost[_CLASS])
+        pairs_active, pairs_lost = ((1 - iou) < _DUPLICATE_IOU_DISTANCE).nonzero()
+        if len(pairs_active) == 0:
+            return tracked, unconfirmed, lost, tracked_boxes
+        age_active = (active[_LAST] - active[_START]).tolist()
+        age_lost = (lost[_LAST] - lost[_START]).tolist()
         keep_active = np.ones(active.shape[1], dtype=bool)
         keep_lost = np.ones(lost.shape[1], dtype=bool)
-        for a, lo in zip(pairs_a.tolist(), pairs_l.tolist()):
-            if age_active[a] > age_lost[lo]:
-                keep_lost[lo] = False
+        for a, b in zip(pairs_active.tolist(), pairs_lost.tolist()):
+            if age_active[a] > age_lost[b]:
+                keep_lost[b] = False
             else:
                 keep_active[a] = False
         keep_reported = keep_active[:n_reported]
@@ -355,5 +375,5 @@ class ByteTracker:
             tracked[:, keep_reported],
             unconfirmed[:, keep_active[n_reported:]],
             lost[:, keep_lost],
-            active_boxes[:, :n_reported][:, keep_reported],
+            tracked_boxes[:, keep_reported],
         )

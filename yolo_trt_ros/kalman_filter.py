@@ -7,8 +7,9 @@ velocity, the 8x8 covariance stays block diagonal: four independent 2x2 blocks [
 coordinate. Storing those 12 numbers instead of 64 turns predict and update into a few element-wise operations on
 arrays holding every track at once, with results equal to the full matrix filter (up to float rounding).
 
-State layout: one float64 array of shape (STATE_ROWS, n), one column per track and one row per quantity:
-rows 0-3 mean box (cx, cy, a, h), 4-7 its velocity, 8-11 pp, 12-15 pv, 16-19 vv (each for cx, cy, a, h).
+State layout: one float64 array of shape (STATE_ROWS, n), one column per track and one row per quantity, each
+group of 4 rows for (cx, cy, a, h): rows 0-3 mean box, 4-7 pp, 8-11 vv, 12-15 velocity, 16-19 pv. The order lets
+predict touch every row with 4 additions.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 STATE_ROWS = 20
-POS, VEL, PP, PV, VV = slice(0, 4), slice(4, 8), slice(8, 12), slice(12, 16), slice(16, 20)
+POS, PP, VV, VEL, PV = slice(0, 4), slice(4, 8), slice(8, 12), slice(12, 16), slice(16, 20)
 
 STD_WEIGHT_POSITION = 1.0 / 20
 STD_WEIGHT_VELOCITY = 1.0 / 160
@@ -25,23 +26,17 @@ _PROCESS_WEIGHTS = np.array([STD_WEIGHT_POSITION] * 4 + [STD_WEIGHT_VELOCITY] * 
 _PROCESS_ASPECT_VAR = (1e-2 * 1e-2, 1e-5 * 1e-5)  # position, velocity
 _MEASUREMENT_WEIGHTS = np.full(4, STD_WEIGHT_POSITION)
 _MEASUREMENT_ASPECT_VAR = 1e-1 * 1e-1
-_INIT_POS_WEIGHT = 2 * STD_WEIGHT_POSITION
-_INIT_VEL_WEIGHT = 10 * STD_WEIGHT_VELOCITY
+_INIT_WEIGHTS = np.array([2 * STD_WEIGHT_POSITION] * 4 + [10 * STD_WEIGHT_VELOCITY] * 4)
 
 
 def initiate(xyah: np.ndarray) -> np.ndarray:
     """New states from measurements ``xyah`` (4, m): mean = the box, zero velocity, height-scaled covariance."""
-    m = xyah.shape[1]
-    state = np.zeros((STATE_ROWS, m))
+    state = np.zeros((STATE_ROWS, xyah.shape[1]))
     state[POS] = xyah
-    h = state[3]
-    pos_std = _INIT_POS_WEIGHT * h
-    vel_std = _INIT_VEL_WEIGHT * h
-    pp, vv = state[PP], state[VV]
-    pp[:] = pos_std * pos_std
-    vv[:] = vel_std * vel_std
-    pp[2] = _PROCESS_ASPECT_VAR[0]
-    vv[2] = _PROCESS_ASPECT_VAR[1]
+    variance = state[4:12]  # pp, vv
+    np.multiply.outer(_INIT_WEIGHTS, state[3], out=variance)
+    variance *= variance
+    variance[2], variance[6] = _PROCESS_ASPECT_VAR
     return state
 
 
@@ -51,23 +46,20 @@ def predict(state: np.ndarray, steps: int = 1) -> None:
     One step is exactly the filter's predict. Several steps (dropped frames) are done in closed form, with the
     process noise of every step taken at the height the box had before the first one.
     """
-    pos, vel, pp, pv, vv = state[POS], state[VEL], state[PP], state[PV], state[VV]
-    noise = np.multiply.outer(_PROCESS_WEIGHTS, state[3])
+    noise = np.multiply.outer(_PROCESS_WEIGHTS, state[3])  # rows: pp, vv
     noise *= noise
     noise[2], noise[6] = _PROCESS_ASPECT_VAR
-    q_pos, q_vel = noise[:4], noise[4:]
-    if steps == 1:
-        pv_next = pv + vv
-        pp += pv
-        pp += pv_next
-        pp += q_pos
-        pv[:] = pv_next
-        vv += q_vel
-        pos += vel
+    if steps == 1:  # same additions, in the same order, as the 8x8 F P F^T + Q
+        state[0:8] += state[12:20]  # pos += vel, pp += pv
+        state[PV] += state[VV]
+        state[PP] += state[PV]
+        state[4:12] += noise
         return
+    pos, pp, vv, vel, pv = state[POS], state[PP], state[VV], state[VEL], state[PV]
     k = float(steps)
     sum_i = k * (k - 1) / 2  # sum of i for i < k
     sum_i2 = (k - 1) * k * (2 * k - 1) / 6  # sum of i^2 for i < k
+    q_pos, q_vel = noise[:4], noise[4:]
     pp += 2 * k * pv + k * k * vv + k * q_pos + sum_i2 * q_vel
     pv += k * vv + sum_i * q_vel
     vv += k * q_vel
@@ -76,7 +68,7 @@ def predict(state: np.ndarray, steps: int = 1) -> None:
 
 def update(state: np.ndarray, xyah: np.ndarray) -> None:
     """Correct ``state`` (STATE_ROWS, m) in place with the matched measurements ``xyah`` (4, m)."""
-    pos, vel, pp, pv, vv = state[POS], state[VEL], state[PP], state[PV], state[VV]
+    pos, pp, vv, vel, pv = state[POS], state[PP], state[VV], state[VEL], state[PV]
     noise = np.multiply.outer(_MEASUREMENT_WEIGHTS, state[3])
     noise *= noise
     noise[2] = _MEASUREMENT_ASPECT_VAR

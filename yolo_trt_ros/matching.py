@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import lap
 import numpy as np
 
@@ -14,32 +16,38 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Same arithmetic as Ultralytics' ``bbox_ioa(iou=True)`` (eps 1e-7 in the denominator), so costs, and with
     them assignment decisions near a threshold, agree with the reference tracker.
     """
-    ax1, ay1, ax2, ay2 = a[:, :, None]
-    bx1, by1, bx2, by2 = b
-    inter = np.minimum(ax2, bx2)
-    inter -= np.maximum(ax1, bx1)
-    np.maximum(inter, 0, out=inter)
-    ih = np.minimum(ay2, by2)
-    ih -= np.maximum(ay1, by1)
-    np.maximum(ih, 0, out=ih)
-    inter *= ih
-    union = (bx2 - bx1) * (by2 - by1) + (ax2 - ax1) * (ay2 - ay1)
+    a3, b3 = a[:, :, None], b[:, None, :]
+    overlap = np.minimum(a3[2:], b3[2:])  # (2, n, m): x, y extent of the intersection
+    overlap -= np.maximum(a3[:2], b3[:2])
+    np.maximum(overlap, 0, out=overlap)
+    inter = overlap[0] * overlap[1]
+    size_a, size_b = a[2:] - a[:2], b[2:] - b[:2]
+    union = size_b[0] * size_b[1] + (size_a[0] * size_a[1])[:, None]
     union -= inter
     union += 1e-7
     inter /= union
     return inter
 
 
+@functools.lru_cache(maxsize=32)
+def _float32_limit(thresh: float) -> np.float32:
+    """The smallest float32 not below ``thresh``: for a float32 cost c, c < thresh exactly when c < it."""
+    limit = np.float32(thresh)
+    return limit if float(limit) >= thresh else np.nextafter(limit, np.float32(np.inf))
+
+
 def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum-cost matching in which a pair may match only if its cost is below ``thresh``.
+    """Minimum-cost matching of a float32 ``cost`` matrix in which a pair may match only if its cost is below ``thresh``.
 
     Returns the matched (rows, cols), rows ascending. This is the problem ``lap.lapjv(cost, extend_cost=True,
     cost_limit=thresh)`` solves (as Ultralytics' ByteTrack calls it): leaving a row or a column unmatched costs
-    ``thresh / 2``, so a pair is worth matching exactly when its cost is below ``thresh``. When no row and no column
+    ``thresh / 2``, so a pair is worth matching exactly when its cost is below ``thresh`` (pairs costing exactly
+``thresh`` are left unmatched, where lap may take them either way). When no row and no column
     has more than one such candidate, matching all candidates is the unique optimum and is returned without calling
     the solver (the common case in tracking, and ~10 us cheaper).
     """
-    rows, cols = (cost < np.float64(thresh)).nonzero()
+    limit = _float32_limit(thresh)
+    rows, cols = (cost < limit).nonzero()
     count = len(rows)
     if count <= 1:
         return (rows, cols) if count else _NO_PAIRS
@@ -47,4 +55,6 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
         return rows, cols
     _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=thresh)
     rows = (x >= 0).nonzero()[0]
-    return rows, x[rows]
+    cols = x.take(rows)
+    below = cost[rows, cols] < limit  # a pair costing exactly thresh gains nothing: the solver may take it or not
+    return rows[below], cols[below]
