@@ -330,6 +330,8 @@ class _LegacyConfig(_ConfigBase):
 class _Builder:
     config_class: type = _Config
     built: list[dict[str, Any]] = []
+    calibration_sums: list[float] = []
+    """Sum of each calibration batch read from the calibrator's device pointer (host memory with fake pycuda)."""
 
     def __init__(self, logger: ILogger):
         if not isinstance(logger, ILogger):
@@ -353,7 +355,10 @@ class _Builder:
             cache = calibrator.read_calibration_cache()
             if cache is None:
                 names = [t["name"] for t in network.inputs]
-                while calibrator.get_batch(names):
+                shape = (calibrator.get_batch_size(), *network.inputs[0]["shape"][1:])
+                while pointers := calibrator.get_batch(names):
+                    batch = _host_array(pointers[0], shape, np.dtype(_NP[DataType[network.inputs[0]["dtype"]]]))
+                    self.calibration_sums.append(float(batch.astype(np.float64).sum()))
                     calibrated += 1
                 if not calibrated:
                     return None
@@ -428,7 +433,7 @@ def make_fake_tensorrt(version: str = "10.3.0", executor: Executor = host_execut
                                             "executor": staticmethod(executor), "deserialized": [],
                                             "version": version})
     builder = type("Builder", (_Builder,), {"config_class": _LegacyConfig if legacy_workspace else _Config,
-                                            "built": [], "version": version})
+                                            "built": [], "calibration_sums": [], "version": version})
     parser = type("OnnxParser", (_OnnxParser,), {"version": parsed})
     attrs = {
         "Runtime": runtime, "Builder": builder, "OnnxParser": parser, "ILogger": ILogger, "Dims": Dims,

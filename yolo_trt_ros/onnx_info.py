@@ -7,7 +7,6 @@ protobuf wire format and skips everything else (weights included) by length, so 
 
 from __future__ import annotations
 
-import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Union
@@ -47,17 +46,13 @@ class OnnxFormatError(ValueError):
 def read_onnx_info(path: str | Path) -> OnnxInfo:
     """Parse ``path``; raises OnnxFormatError (naming the file) when it is not a valid ONNX protobuf."""
     path = Path(path)
-    with open(path, "rb") as f:
-        if f.seek(0, 2) == 0:
-            raise OnnxFormatError(f"{path}: empty file, not an ONNX model")
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            data = memoryview(mm)
-            try:
-                return _parse_model(data)
-            except (IndexError, ValueError, UnicodeDecodeError) as exc:
-                raise OnnxFormatError(f"{path}: not a valid ONNX model ({exc})") from exc
-            finally:
-                data.release()
+    data = path.read_bytes()
+    if not data:
+        raise OnnxFormatError(f"{path}: empty file, not an ONNX model")
+    try:
+        return _parse_model(memoryview(data))
+    except (IndexError, ValueError, UnicodeDecodeError) as exc:
+        raise OnnxFormatError(f"{path}: not a valid ONNX model ({exc})") from None
 
 
 def _parse_model(data: memoryview) -> OnnxInfo:
