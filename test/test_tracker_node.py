@@ -19,10 +19,13 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
 from ros_processes import TIMEOUT_S, FramePublisher, RosListener
+from yolo_trt_ros.annotate import class_color
 from yolo_trt_ros.detector import Detector
+from yolo_trt_ros.image_conversion import image_to_array
 from yolo_trt_ros.processes import FASTDDS_TRANSPORTS, FASTDDS_TRANSPORTS_ENV, ros_env, start_node, stop_process
 from yolo_trt_ros.tracker_node import REJECT_LOG_PERIOD_S
 
@@ -44,9 +47,11 @@ class Harness:
         self.ros = RosListener(DOMAIN_ID, NODE)
         self.detections: list[Detection2DArray] = self.ros.collect(Detection2DArray, "detections")
         self.diagnostics: list[DiagnosticArray] = self.ros.collect(DiagnosticArray, "/diagnostics")
+        self.annotated: list[Image] = self.ros.collect(Image, "annotated_image", depth=5)
         if not self.ros.lifecycle.wait_for_services(TIMEOUT_S):
+            alive, nodes = self.node.poll() is None, self.ros.node.get_node_names_and_namespaces()
             self.close()
-            raise AssertionError(f"node did not come up:\n{self.log()}")
+            raise AssertionError(f"node services not seen (node alive: {alive}, nodes seen: {nodes}):\n{self.log()}")
 
     def log(self) -> str:
         return self.node_log.read_text(errors="replace")
@@ -214,8 +219,30 @@ def test_lifecycle_detections_and_reconfigure(harness_factory, model_path: Path,
         best = _iou(people, _gt_person_boxes(mot_dir, index)).max(axis=1)
         matched += int((best > 0.5).sum())
         total += len(people)
-    reference.close()
     assert matched / total > 0.5, f"only {matched} of {total} person boxes overlap a gt box with IoU > 0.5"
+
+    # The annotated image (someone subscribes) carries the input header and has the boxes drawn on it.
+    last = msg
+    assert h.ros.spin_until(lambda: any(a.header.stamp == last.header.stamp for a in h.annotated))
+    annotated = next(a for a in h.annotated if a.header.stamp == last.header.stamp)
+    image = image_to_array(annotated)
+    assert annotated.encoding == "bgr8" and image.shape == (480, 640, 3)
+    assert annotated.header.frame_id == "camera_optical"
+    x1, _, _, y2 = np.rint(_xyxy(last)[0]).astype(int)
+    assert tuple(image[y2 - 5, x1]) == class_color(reference.names.index(_labels(last)[0]))  # left box edge
+    original = cv2.imread(str(mot_dir / "img1" / f"{FRAMES[-1]:06d}.jpg"))
+    assert 0 < np.mean(np.any(image != original, axis=2)) < 0.3
+    reference.close()
+
+    # A burst faster than the detector: the depth-1 queue keeps only the newest frame, the rest count as dropped.
+    h.ros.spin_for(1.0)
+    before = h.values()
+    for _ in range(15):
+        h.publisher.publish(image=frame1)
+    h.detect(frame1)
+    total_before = int(before["received"]) + int(before["dropped"])
+    after = h.wait_diagnostics(lambda v: int(v["received"]) + int(v["dropped"]) >= total_before + 16)
+    assert int(after["dropped"]) > int(before["dropped"])
 
     values = h.wait_diagnostics(lambda v: v.get("state") == "active" and int(v.get("processed", 0)) >= len(FRAMES))
     assert float(values["processing_rate_hz"]) > 0
