@@ -90,8 +90,10 @@ def test_non_contiguous_views() -> None:
         "reversed channels": (big[:480, :640, ::-1], "rgb8", big[:480, :640]),
         "flipped rows": (big[::-1, :640], "bgr8", big[::-1, :640]),
     }
+    readonly = np.frombuffer(big.tobytes(), np.uint8).reshape(big.shape)  # like an Image message's bytes
+    cases["read-only buffer"] = (readonly[:480, :640], "bgr8", big[:480, :640])
     for name, (view, encoding, bgr) in cases.items():
-        assert not view.flags.c_contiguous, name
+        assert not view.flags.c_contiguous or not view.flags.writeable, name
         tensor, _ = lb(view, encoding)
         ref = reference_letterbox(np.ascontiguousarray(bgr), (640, 640))
         np.testing.assert_allclose(tensor, ref, rtol=0, atol=1 / 255 + 1e-6, err_msg=name)
