@@ -45,6 +45,7 @@ def _pypi_reachable() -> bool:
 @pytest.fixture(scope="session")
 def sample_images() -> dict[str, Path]:
     """bus.jpg and zidane.jpg from the Ultralytics wheel, fetched once into ``<repo>/.cache/assets/``."""
+    import os
     import subprocess
     import sys
     import tempfile
@@ -65,7 +66,7 @@ def sample_images() -> dict[str, Path]:
         cache.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(wheel) as zf:
             for name, path in files.items():
-                part = path.with_suffix(".part")
+                part = path.with_suffix(f".{os.getpid()}.part")  # parallel sessions never share a partial file
                 part.write_bytes(zf.read(f"ultralytics/assets/{name}.jpg"))
                 part.replace(path)
     return files
