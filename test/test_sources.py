@@ -21,7 +21,7 @@ from yolo_trt_ros.sources import (
 
 
 def _write_video(path: Path, frames: int, fps: float, size: tuple[int, int] = (64, 48)) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
     assert writer.isOpened()
     for i in range(frames):
         writer.write(np.full((size[1], size[0], 3), i * 20, np.uint8))

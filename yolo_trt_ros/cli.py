@@ -203,7 +203,7 @@ def run_track(args: argparse.Namespace) -> int:
                 image = annotate(frame, "bgr8", detections, detector.names)
                 if writer is None:
                     size = (image.shape[1], image.shape[0])
-                    writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+                    writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
                     if not writer.isOpened():
                         raise CliError(f"cannot write video {video_path} (OpenCV mp4v writer unavailable)")
                 if (image.shape[1], image.shape[0]) != size:  # a folder of mixed sizes: the video needs one

@@ -36,18 +36,15 @@ def start_node(module: str, ros_args: Sequence[str], env: Mapping[str, str], log
     ``new_session``: the child does not get the terminal's Ctrl-C, so its parent decides when and in which order
     to stop it (the parent must then stop it on every exit path).
     """
-    out: IO[bytes] | int | None
-    if isinstance(log, Path):
-        out = open(log, "wb")  # noqa: SIM115 - closed below; the child keeps its own descriptor
-    else:
-        out = log
+    log_file = open(log, "wb") if isinstance(log, Path) else None  # noqa: SIM115 - the child keeps its own copy
+    out = log if not isinstance(log, Path) else log_file
     try:
         return subprocess.Popen([sys.executable, "-m", module, "--ros-args", *ros_args], env=dict(env),
                                 stdout=out, stderr=subprocess.STDOUT if out is not None else None,
                                 start_new_session=new_session)
     finally:
-        if isinstance(log, Path) and out is not None:
-            out.close()  # type: ignore[union-attr]
+        if log_file is not None:
+            log_file.close()
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int:

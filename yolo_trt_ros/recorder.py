@@ -92,7 +92,7 @@ class Recorder(Node):
         if self._writer is None:
             self._size = (image.shape[1], image.shape[0])
             path = self.out_dir / VIDEO_NAME
-            self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.video_fps, self._size)
+            self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), self.video_fps, self._size)
             if not self._writer.isOpened():
                 raise OSError(f"cannot write video {path} (OpenCV mp4v writer unavailable)")
         if (image.shape[1], image.shape[0]) != self._size:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -25,6 +26,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
+from rclpy.timer import Timer
 from sensor_msgs.msg import Image
 
 from yolo_trt_ros.image_conversion import array_to_image
@@ -53,7 +55,7 @@ def image_qos(reliability: str, depth: int) -> QoSProfile:
 class ImageReplay(Node):
     """Publishes the frames of a source on ``image_raw`` at a fixed rate; ``finished`` completes at the end."""
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__("image_replay", **kwargs)
         p = self._declare_parameters()
         qos = image_qos(p["qos_reliability"], p["qos_depth"])
@@ -69,14 +71,13 @@ class ImageReplay(Node):
         self._wait_for: int = p["wait_for_subscribers"]
         self.exit_on_end: bool = p["exit_on_end"]
         self._publisher = self.create_publisher(Image, "image_raw", qos)
-        self.finished = Future()
+        self.finished: Future[int] = Future()
         self.published = 0
         self.publish_errors = 0
         self.failed = False
         self._started_at = 0.0
         self._frames: Iterator[tuple[int, np.ndarray]] = iter(self._source)
-        self._next: Image | None = None
-        self._prefetch()
+        self._next = self._prefetch()
         if self._next is None:
             raise ReplayError(f"{self._source.description}: no frames")
         self.get_logger().info(
@@ -86,13 +87,13 @@ class ImageReplay(Node):
         )
         if self._wait_for:
             self.get_logger().info(f"waiting for {self._wait_for} subscriber(s) before publishing")
-        self._timer = self.create_timer(1.0 / self._source.fps, self._tick)
+        self._timer: Timer = self.create_timer(1.0 / self._source.fps, self._tick)
 
-    def _declare_parameters(self) -> dict[str, object]:
-        def desc(text: str, **ranges: object) -> ParameterDescriptor:
+    def _declare_parameters(self) -> dict[str, Any]:
+        def desc(text: str, **ranges: Any) -> ParameterDescriptor:
             return ParameterDescriptor(description=text, **ranges)
 
-        specs: dict[str, tuple[object, ParameterDescriptor]] = {
+        specs: dict[str, tuple[Any, ParameterDescriptor]] = {
             "source": ("", desc("video file, image folder, or MOTChallenge sequence folder / its img1/", read_only=True)),
             "rate": (0.0, desc("publish rate in Hz; 0 = the source's frame rate", read_only=True,
                                floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1000.0)])),
@@ -111,7 +112,7 @@ class ImageReplay(Node):
         }
         return {name: self.declare_parameter(name, default, d).value for name, (default, d) in specs.items()}
 
-    def _prefetch(self) -> None:
+    def _prefetch(self) -> Image | None:
         """Decode the next frame into a message ready to publish (None at the end of the source)."""
         try:
             item = next(self._frames, None)
@@ -122,7 +123,7 @@ class ImageReplay(Node):
             self.get_logger().error(f"stopping: {exc}")
             self.failed = True
             item = None
-        self._next = None if item is None else array_to_image(item[1], "bgr8", Image())
+        return None if item is None else array_to_image(item[1], "bgr8", Image())
 
     def _tick(self) -> None:
         if self._wait_for and self._publisher.get_subscription_count() < self._wait_for:
@@ -143,7 +144,7 @@ class ImageReplay(Node):
             if not self.published:
                 self._started_at = time.monotonic()
             self.published += 1
-        self._prefetch()
+        self._next = self._prefetch()
 
     def _finish(self) -> None:
         self._timer.cancel()
