@@ -8,7 +8,7 @@ transports drop most best-effort camera frames between processes.
 """
 
 from launch import Condition, LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument, EmitEvent, GroupAction, RegisterEventHandler
 from launch.conditions import IfCondition
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -43,7 +43,6 @@ def _string(name: str) -> ParameterValue:
 def generate_launch_description() -> LaunchDescription:
     namespace = LaunchConfiguration("namespace")
     image_topic = LaunchConfiguration("image_topic")
-    autostart = IfCondition(LaunchConfiguration("autostart"))
     ros_args = ["--ros-args", "--log-level", LaunchConfiguration("log_level")]
 
     tracker = LifecycleNode(
@@ -61,8 +60,7 @@ def generate_launch_description() -> LaunchDescription:
     configure = EmitEvent(
         event=ChangeState(
             lifecycle_node_matcher=matches_action(tracker), transition_id=Transition.TRANSITION_CONFIGURE
-        ),
-        condition=autostart,
+        )
     )
     activate_when_configured = RegisterEventHandler(
         OnStateTransition(
@@ -77,9 +75,11 @@ def generate_launch_description() -> LaunchDescription:
                     )
                 )
             ],
-        ),
-        condition=autostart,
+        )
     )
+    # Conditions go on the group: EmitEvent and RegisterEventHandler take none in older launch releases (Humble).
+    autostart = GroupAction([configure, activate_when_configured], scoped=False,
+                            condition=IfCondition(LaunchConfiguration("autostart")))
     replay = Node(
         package=PACKAGE,
         executable="image_replay",
@@ -106,4 +106,4 @@ def generate_launch_description() -> LaunchDescription:
         else DeclareLaunchArgument(name, default_value=default, description=description)
         for name, default, description in ARGUMENTS
     ]
-    return LaunchDescription([*declared, tracker, configure, activate_when_configured, replay, rviz])
+    return LaunchDescription([*declared, tracker, autostart, replay, rviz])

@@ -87,7 +87,7 @@ def _load_launch_module():
 def test_launch_description_on_a_real_install() -> None:
     module = _load_launch_module()
     from launch import LaunchContext
-    from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+    from launch.actions import DeclareLaunchArgument, EmitEvent, GroupAction, RegisterEventHandler
     from launch_ros.actions import LifecycleNode, Node
 
     description = module.generate_launch_description()
@@ -107,8 +107,9 @@ def test_launch_description_on_a_real_install() -> None:
     assert len(tracker) == 1
     nodes = [e for e in entities if isinstance(e, Node) and not isinstance(e, LifecycleNode)]
     assert len(nodes) == 2  # image_replay, rviz2
-    assert any(isinstance(e, EmitEvent) for e in entities)
-    assert any(isinstance(e, RegisterEventHandler) for e in entities)
+    autostart = next(e for e in entities if isinstance(e, GroupAction))
+    grouped = [e for e in autostart.get_sub_entities() if isinstance(e, (EmitEvent, RegisterEventHandler))]
+    assert [type(e) for e in grouped] == [EmitEvent, RegisterEventHandler]  # configure, then activate on inactive
 
     # autostart and the optional nodes are conditional on the arguments
     replay, rviz = nodes
@@ -116,7 +117,6 @@ def test_launch_description_on_a_real_install() -> None:
     assert not replay.condition.evaluate(context) and not rviz.condition.evaluate(context)
     context.launch_configurations.update({"replay_source": "/data/video.mp4", "rviz": "true", "autostart": "true"})
     assert replay.condition.evaluate(context) and rviz.condition.evaluate(context)
-    emit = next(e for e in entities if isinstance(e, EmitEvent))
-    assert emit.condition.evaluate(context)
+    assert autostart.condition.evaluate(context)
     context.launch_configurations["autostart"] = "false"
-    assert not emit.condition.evaluate(context)
+    assert not autostart.condition.evaluate(context)
