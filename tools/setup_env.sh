@@ -98,15 +98,16 @@ fix_wheel_cmake_paths() {
   fi
 }
 
+# Rebuilt when the messages or the pinned ROS wheels change.
+vision_msgs_key() { (cd "$MSG_SRC" && hash_files CMakeLists.txt package.xml msg/*.msg "$ROOT/requirements/ros.txt"); }
+vision_msgs_current() {
+  stamp_current vision_msgs "$(vision_msgs_key)" && [[ -f "$(venv_site)/vision_msgs/msg/__init__.py" ]]
+}
+
 build_vision_msgs() {
   local key site build
-  # Rebuilt when the messages or the pinned ROS wheels change.
-  key="$(cd "$MSG_SRC" && hash_files CMakeLists.txt package.xml msg/*.msg "$ROOT/requirements/ros.txt")"
+  key="$(vision_msgs_key)"
   site="$(venv_site)"
-  if stamp_current vision_msgs "$key" && [[ -f "$site/vision_msgs/msg/__init__.py" ]]; then
-    return
-  fi
-  check_build_tools
   log "building vision_msgs into $VENV (about a minute)"
   build="$VENV/.build/vision_msgs"
   rm -rf "$build" "$site/vision_msgs" "$VENV/share/vision_msgs" "$VENV/include/vision_msgs" \
@@ -136,14 +137,17 @@ install_package() {
     return
   fi
   log "installing yolo_trt_ros (editable)"
-  pip_install --no-deps --no-build-isolation -e "$ROOT"
+  PYTHONWARNINGS=ignore pip_install --no-deps --no-build-isolation -e "$ROOT"   # quiet: setuptools editable notice
   [[ -x "$VENV/bin/yolo-trt-ros" ]] \
     || die "pip install -e . left no console scripts in $VENV/bin (pip $("$VENV/bin/python" -m pip --version))"
   write_stamp package "$key"
 }
 
 create_venv
+if ! vision_msgs_current; then
+  check_build_tools   # before the long pip step, so that a missing tool is reported at once
+fi
 install_requirements
-build_vision_msgs
+vision_msgs_current || build_vision_msgs
 install_package
 log "ready: $VENV"
