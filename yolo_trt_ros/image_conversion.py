@@ -73,11 +73,10 @@ def array_to_image(arr: np.ndarray, encoding: str, msg: MsgT) -> MsgT:
         raise ValueError(f"array {arr.dtype} {arr.shape} does not match encoding {encoding}")
     height, width = arr.shape[:2]
     data = array.array("B")
-    data.frombytes(np.ascontiguousarray(arr))
-    msg.height = height  # type: ignore[attr-defined]
-    msg.width = width  # type: ignore[attr-defined]
-    msg.step = width * channels  # type: ignore[attr-defined]
-    msg.encoding = encoding  # type: ignore[attr-defined]
-    msg.is_bigendian = 0  # type: ignore[attr-defined]
-    msg.data = data  # type: ignore[attr-defined]
+    data.frombytes(np.ascontiguousarray(arr).data)
+    image: Any = msg
+    image.height, image.width, image.step = height, width, width * channels
+    image.encoding = encoding
+    image.is_bigendian = 0
+    image.data = data
     return msg

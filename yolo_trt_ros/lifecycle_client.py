@@ -29,8 +29,8 @@ class LifecycleClient(Node):
         self.timeout_s = timeout_s
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self)
-        self._change_state = self.create_client(ChangeState, f"{target}/change_state")
-        self._get_state = self.create_client(GetState, f"{target}/get_state")
+        self._change_state: Client[Any, Any] = self.create_client(ChangeState, f"{target}/change_state")
+        self._get_state: Client[Any, Any] = self.create_client(GetState, f"{target}/get_state")
 
     def change_state(self, transition: str | int, timeout_s: float | None = None) -> bool:
         """Trigger a transition by label (``configure``, ``activate``, ``deactivate``, ``cleanup``,

@@ -21,7 +21,7 @@ camera images reliably.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,13 +30,12 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
                                 SetParametersResult)
 from rclpy._rclpy_pybind11 import RCLError
-from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle.publisher import LifecyclePublisher
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
-from rclpy.subscription import MessageInfo, Subscription
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
@@ -46,6 +45,14 @@ from yolo_trt_ros.detections import Detections
 from yolo_trt_ros.detector import Detector, DetectorConfig
 from yolo_trt_ros.frame_stats import STAGES, FrameStats
 from yolo_trt_ros.image_conversion import ImageRejected, array_to_image, image_to_array
+
+try:  # Iron and later
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
+
+MESSAGE_INFO = hasattr(Subscription, "CallbackType")
+"""Iron and later pass MessageInfo (publication sequence numbers, for drop counting) to two-argument callbacks."""
 
 NODE_NAME = "yolo_tracker"
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
@@ -220,9 +227,14 @@ class TrackerNode(LifecycleNode):
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(self._param("qos_depth")),
                          reliability=RELIABILITY[reliability], durability=DurabilityPolicy.VOLATILE)
         self._qos_problem = ""
-        self._subscription = self.create_subscription(
-            Image, str(self._param("input_topic")), self._on_image, qos,
-            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos))
+        topic = str(self._param("input_topic"))
+        try:
+            self._subscription = self.create_subscription(
+                Image, topic, self._on_image if MESSAGE_INFO else lambda msg: self._on_image(msg, None), qos,
+                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos))
+        except Exception as exc:  # noqa: BLE001 - e.g. an invalid topic name: fail the transition with the reason
+            self.get_logger().error(f"activate failed: cannot subscribe to input_topic {topic!r}: {exc}")
+            return TransitionCallbackReturn.FAILURE
         self._input_topic = self._subscription.topic_name
         self.stats.restart_sequences()
         self._activated_at = time.monotonic()
@@ -297,10 +309,11 @@ class TrackerNode(LifecycleNode):
 
     # Frames ---------------------------------------------------------------------------------------------------
 
-    def _on_image(self, msg: Image, info: MessageInfo) -> None:
+    def _on_image(self, msg: Image, info: Mapping[str, Any] | None) -> None:
         t0 = time.perf_counter()
-        gid = info.get("publisher_gid")
-        self.stats.received(time.monotonic(), gid["data"] if gid else None, info.get("publication_sequence_number"))
+        gid = info.get("publisher_gid") if info else None
+        self.stats.received(time.monotonic(), gid["data"] if gid else None,
+                            info.get("publication_sequence_number") if info else None)
         self._input_warned = False
         detector = self.detector
         if detector is None or self._detections_pub is None:
@@ -348,7 +361,8 @@ class TrackerNode(LifecycleNode):
             f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}): {detail} [{reason}: {count} so far; "
             f"logged at most every {REJECT_LOG_PERIOD_S:.0f} s]")
 
-    def _on_incompatible_qos(self, event: QoSRequestedIncompatibleQoSInfo) -> None:
+    def _on_incompatible_qos(self, event: Any) -> None:
+        """``event``: QoSRequestedIncompatibleQoSInfo (total_count, last_policy_kind)."""
         policy = QoSPolicyKind(event.last_policy_kind)
         wanted = self._subscription.qos_profile if self._subscription is not None else None
         if policy == QoSPolicyKind.RELIABILITY and wanted is not None:
