@@ -240,8 +240,9 @@ class TrackerNode(LifecycleNode):
         self._activated_at = time.monotonic()
         self._input_warned = False
         self._state = "active"
-        self.get_logger().info(f"active: subscribed to {self._input_topic} ({reliability}, depth "
-                               f"{qos.depth}), publishing {self.resolve_topic_name('detections')}")
+        published = self._detections_pub.topic_name if self._detections_pub is not None else "detections"
+        self.get_logger().info(f"active: subscribed to {self._input_topic} ({reliability}, depth {qos.depth}), "
+                               f"publishing {published}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
