@@ -15,9 +15,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from yolo_trt_ros.processes import stop_process
+from yolo_trt_ros.processes import ros_env, start_node, stop_process
 
 DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
+RUN = f"demo_test_{os.getpid()}"  # names unique to this run: another run of this file may share the domain
 TIMEOUT_S = 300
 
 
@@ -71,11 +72,11 @@ def _frame_count(video: Path) -> int:
 def test_demo_on_mot_slice(model_path: Path, mot_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, output = _finish(_demo("--model", model_path, "--source", mot_dir, "--max-frames", 30, "--out", out,
-                                 "--namespace", "demo_test_slice"))
+                                 "--namespace", f"{RUN}_slice"))
     assert code == 0, output
     assert "Traceback" not in output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["mode"] == "replay" and summary["input_topic"] == "/demo_test_slice/image_raw"
+    assert summary["mode"] == "replay" and summary["input_topic"] == f"/{RUN}_slice/image_raw"
     assert summary["frames_published"] == 30
     assert 0 < summary["frames_in"] <= 30
     assert 0 < summary["frames_out"] <= 30
@@ -100,12 +101,12 @@ def test_demo_on_mot_slice(model_path: Path, mot_dir: Path, tmp_path: Path) -> N
 
     assert f"frames in      30 published" in output
     assert str(out / "annotated.mp4") in output and str(out / "summary.json") in output
-    assert not _processes_with("demo_test_slice")
+    assert not _processes_with(f"{RUN}_slice")
 
 
 def test_ctrl_c_stops_every_node(model_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = _demo("--model", model_path, "--out", out, "--namespace", "demo_test_ctrl_c")  # the full video
+    proc = _demo("--model", model_path, "--out", out, "--namespace", f"{RUN}_ctrl_c")  # the full video
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + TIMEOUT_S
@@ -121,7 +122,7 @@ def test_ctrl_c_stops_every_node(model_path: Path, tmp_path: Path) -> None:
         while time.monotonic() < deadline and not (out / "image_replay.log").is_file():
             time.sleep(0.2)
         time.sleep(3.0)  # let some frames flow
-        assert _processes_with("demo_test_ctrl_c"), "children should be running"
+        assert _processes_with(f"{RUN}_ctrl_c"), "children should be running"
         os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C does (children have their own session)
         code, output = _finish(proc, timeout=60)
     finally:
@@ -132,18 +133,39 @@ def test_ctrl_c_stops_every_node(model_path: Path, tmp_path: Path) -> None:
     assert "interrupted" in output and "Traceback" not in output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames_published"] is not None and summary["frames_published"] < 1394
-    assert not _processes_with("demo_test_ctrl_c")
+    assert not _processes_with(f"{RUN}_ctrl_c")
+
+
+def test_demo_on_a_live_topic(model_path: Path, mot_dir: Path, tmp_path: Path) -> None:
+    """--topic: no replay of its own; the tracker reads a camera topic published by someone else."""
+    camera = start_node("yolo_trt_ros.replay_node", [
+        "-p", f"source:={mot_dir}", "-p", "loop:=true", "-p", "frame_id:=live_cam", "-r", f"image_raw:=/{RUN}/live_cam"],
+        ros_env(DOMAIN_ID), tmp_path / "camera.log")
+    try:
+        out = tmp_path / "out"
+        code, output = _finish(_demo("--model", model_path, "--topic", f"{RUN}/live_cam", "--max-frames", 5,
+                                     "--out", out, "--namespace", f"{RUN}_topic"))
+    finally:
+        stop_process(camera)
+    assert code == 0, output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "topic" and summary["input_topic"] == f"/{RUN}/live_cam"
+    assert summary["frames_published"] is None and summary["frames_out"] >= 5 and summary["frames_in"] >= 5
+    records = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    assert records and all(r["frame_id"] == "live_cam" for r in records)
+    assert _frame_count(out / "annotated.mp4") == summary["annotated_frames"] > 0
+    assert not _processes_with(f"{RUN}_topic")
 
 
 def test_bad_model_fails_cleanly(tmp_path: Path, mot_dir: Path) -> None:
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"not a model")
     code, output = _finish(_demo("--model", bad, "--source", mot_dir, "--out", tmp_path / "out",
-                                 "--namespace", "demo_test_bad_model"))
+                                 "--namespace", f"{RUN}_bad_model"))
     assert code == 1, output
     assert "configure failed" in output and "broken.onnx" in output
     assert output.count("Traceback") == 0
-    assert not _processes_with("demo_test_bad_model")
+    assert not _processes_with(f"{RUN}_bad_model")
 
 
 def test_missing_model_and_source(tmp_path: Path, model_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import time
 import zlib
@@ -21,6 +22,7 @@ from yolo_trt_ros.image_conversion import image_to_array
 from yolo_trt_ros.processes import ros_env, start_node, stop_process
 
 DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
+NAMESPACE = f"/replay_test_{os.getpid()}"  # unique to this run: another run of this file may share the domain
 TIMEOUT = 60.0
 
 
@@ -75,7 +77,7 @@ def receiver_factory() -> Iterator:
 
 
 def _replay(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    return start_node("yolo_trt_ros.replay_node", args, ros_env(DOMAIN_ID), log)
+    return start_node("yolo_trt_ros.replay_node", ["-r", f"__ns:={NAMESPACE}", *args], ros_env(DOMAIN_ID), log)
 
 
 def _sha1(path: Path) -> str:
@@ -83,10 +85,10 @@ def _sha1(path: Path) -> str:
 
 
 def test_replays_mot_img1_best_effort(receiver_factory, mot_dir: Path, tmp_path: Path) -> None:
-    receiver = receiver_factory("/cam_a/image")
+    receiver = receiver_factory(f"{NAMESPACE}/cam_a")
     log = tmp_path / "replay.log"
     proc = _replay(["-p", f"source:={mot_dir / 'img1'}", "-p", "frame_id:=test_cam",
-                    "-p", "wait_for_subscribers:=1", "-r", "image_raw:=/cam_a/image"], log)
+                    "-p", "wait_for_subscribers:=1", "-r", f"image_raw:={NAMESPACE}/cam_a"], log)
     try:
         receiver.spin_until_exit(proc)
     finally:
@@ -111,7 +113,7 @@ def test_replays_mot_img1_best_effort(receiver_factory, mot_dir: Path, tmp_path:
 
 
 def test_reliable_loop_and_max_frames(receiver_factory, mot_dir: Path, tmp_path: Path) -> None:
-    receiver = receiver_factory("image_raw", reliable=True)
+    receiver = receiver_factory(f"{NAMESPACE}/image_raw", reliable=True)
     log = tmp_path / "replay.log"
     proc = _replay(["-p", f"source:={mot_dir}", "-p", "rate:=40.0", "-p", "loop:=true", "-p", "max_frames:=55",
                     "-p", "qos_reliability:=reliable", "-p", "qos_depth:=60", "-p", "wait_for_subscribers:=1"], log)
@@ -132,7 +134,7 @@ def test_reliable_loop_and_max_frames(receiver_factory, mot_dir: Path, tmp_path:
 def test_video_source_geometry(receiver_factory, data_dir: Path, tmp_path: Path) -> None:
     from yolo_trt_ros import data_paths
 
-    receiver = receiver_factory("image_raw", reliable=True)
+    receiver = receiver_factory(f"{NAMESPACE}/image_raw", reliable=True)
     log = tmp_path / "replay.log"
     proc = _replay(["-p", f"source:={data_paths.default_video()}", "-p", "max_frames:=5", "-p", "rate:=20.0",
                     "-p", "qos_reliability:=reliable", "-p", "qos_depth:=5", "-p", "wait_for_subscribers:=1"], log)
@@ -174,3 +176,18 @@ def test_mot_frame_equals_array(mot_dir: Path) -> None:
 
     _, frame = next(iter(open_source(mot_dir)))
     np.testing.assert_array_equal(frame, cv2.imread(str(mot_dir / "img1" / "000001.jpg")))
+
+
+def test_stays_up_at_the_end_without_exit_on_end(mot_dir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "replay.log"
+    proc = _replay(["-p", f"source:={mot_dir}", "-p", "max_frames:=3", "-p", "rate:=50.0",
+                    "-p", "exit_on_end:=false"], log)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while "published 3 frames" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "published 3 frames" in log.read_text()
+        assert proc.poll() is None, "must keep running at the end of the source"
+    finally:
+        code = stop_process(proc)
+    assert code == 0, log.read_text()

@@ -26,6 +26,7 @@ from yolo_trt_ros.processes import FASTDDS_TRANSPORTS, FASTDDS_TRANSPORTS_ENV, r
 from yolo_trt_ros.sources import open_source
 
 SERVICE_TIMEOUT_S = 30.0
+DUPLICATE_WAIT_S = 5.0
 CONFIGURE_TIMEOUT_S = 120.0
 DRAIN_S = 2.0
 TOPIC_MODE_VIDEO_FPS = 30.0
@@ -121,6 +122,19 @@ class _Demo:
         if proc.poll() is not None:
             raise DemoError(f"{name} exited with status {proc.returncode}: {_tail(self.log(name))}")
 
+    def _check_unique(self, client: Any, wait_s: float = 0.0) -> None:
+        """Fail when a second yolo_tracker of the same name is on the graph (another demo in this namespace).
+
+        Discovery can take seconds on a loaded machine: after a failed transition, look for ``wait_s``.
+        """
+        deadline = time.monotonic() + wait_s
+        while client.get_node_names_and_namespaces().count(("yolo_tracker", self.namespace)) < 2:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.2)
+        raise DemoError(f"another yolo_tracker runs as {self.namespace}/yolo_tracker on ROS_DOMAIN_ID "
+                        f"{self.env.get('ROS_DOMAIN_ID', '0')}: stop it, or pass another --namespace")
+
     def start(self) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
@@ -130,9 +144,6 @@ class _Demo:
         from yolo_trt_ros.recorder import Recorder
 
         o = self.options
-        self._start_child("yolo_tracker", "yolo_trt_ros.tracker_node", [
-            "-p", f"model_path:={o.model.resolve()}", "-p", f"input_topic:={self.input_topic}",
-            "-p", f"conf_threshold:={float(o.conf)}"])
         self.context = rclpy.Context()
         rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)  # Ctrl-C is ours
         self.recorder = Recorder(o.out, self.input_topic, self.video_fps, namespace=self.namespace,
@@ -142,19 +153,25 @@ class _Demo:
         client = LifecycleClient(f"{self.namespace}/yolo_tracker", node_name="yolo_demo_lifecycle",
                                  context=self.context)
         try:
+            self._start_child("yolo_tracker", "yolo_trt_ros.tracker_node", [
+                "-p", f"model_path:={o.model.resolve()}", "-p", f"input_topic:={self.input_topic}",
+                "-p", f"conf_threshold:={float(o.conf)}"])
             if not client.wait_for_services(SERVICE_TIMEOUT_S):
                 self._check_alive("yolo_tracker")
                 raise DemoError(f"yolo_tracker lifecycle services did not appear within {SERVICE_TIMEOUT_S:.0f} s")
             for transition, timeout in (("configure", CONFIGURE_TIMEOUT_S), ("activate", SERVICE_TIMEOUT_S)):
                 if not client.change_state(transition, timeout):
+                    self._check_unique(client, wait_s=DUPLICATE_WAIT_S)
                     raise DemoError(f"yolo_tracker: {transition} failed: {_tail(self.log('yolo_tracker'))}")
+            self._check_unique(client)
             print(f"demo: yolo_tracker is {client.get_state()} (model {o.model})")
         except LifecycleError as exc:
             raise DemoError(f"yolo_tracker: {exc}: {_tail(self.log('yolo_tracker'))}") from exc
         finally:
             client.destroy_node()
         if o.source is not None:
-            # Publish only once the tracker and the recorder listen, so the count starts with frame 1.
+            # Publish only once the tracker and the recorder are matched (best effort may still miss the first
+            # frames while the subscribers' side of discovery completes).
             self._start_child("image_replay", "yolo_trt_ros.replay_node", [
                 "-p", f"source:={o.source.resolve()}", "-p", f"rate:={float(o.rate)}",
                 "-p", f"max_frames:={o.max_frames}", "-p", "wait_for_subscribers:=2"])
