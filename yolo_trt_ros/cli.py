@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Detect on images, track a video/folder/MOT sequence offline, or run the ROS 2 demo.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     detect = sub.add_parser("detect", help="detect objects in images and print them",

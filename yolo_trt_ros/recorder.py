@@ -110,6 +110,7 @@ class Recorder(Node):
             "detections": sum(self.per_class.values()),
             "per_class": dict(self.per_class.most_common()),
             "annotated_frames": self.annotated_frames,
+            "video_fps": self.video_fps,  # one video frame per annotated image: skipped frames shorten the video
             "fps": round((self.frames_out - 1) / span, 2) if span > 0 else None,
             "latency_ms": {
                 "p50": round(float(np.percentile(latencies, 50)), 1) if latencies.size else None,
