@@ -9,7 +9,8 @@ Serialized engines ("plans") are JSON. What an execution computes is the ``execu
 the inputs and the outputs as lists of (address, shape, numpy dtype) and the stream handle; ``host_executor``
 computes on host memory (CPU tests), bench/gpu_check.py passes one that launches a real CUDA kernel.
 
-Default computation (host_executor): out[b].flat[k] = 2 * x[b].flat[k % x[b].size] + (k // N) for an output of
+An executor with a ``release()`` method is told when an engine is destroyed (TensorRT frees an engine's device
+memory then). Default computation (host_executor): out[b].flat[k] = 2 * x[b].flat[k % x[b].size] + (k // N) for an output of
 shape (B, R, N), i.e. every output row r is a copy of the input (wrapped) doubled, plus r.
 """
 
@@ -123,7 +124,6 @@ class _ContextBase:
         self._executor = executor
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._addresses: dict[str, int] = {}
-        self.executions = 0
 
     def _set_shape(self, name: str, shape: Any) -> bool:
         t = self._plan.find(name)
@@ -151,7 +151,6 @@ class _ContextBase:
                 return False
             bound[t["mode"]].append((self._addresses[t["name"]], shape, np.dtype(_NP[DataType[t["dtype"]]])))
         self._executor(bound["input"], bound["output"], stream)
-        self.executions += 1
         return True
 
 
@@ -160,7 +159,11 @@ class _EngineBase:
         self._plan = plan
         self._executor = executor
         self.num_optimization_profiles = 1
-        self.contexts: list[Any] = []
+
+    def __del__(self) -> None:
+        release = getattr(self._executor, "release", None)
+        if release is not None:
+            release()
 
 
 class _Engine10(_EngineBase):
@@ -185,9 +188,7 @@ class _Engine10(_EngineBase):
         return [Dims(s) for s in self._plan.find(name)["profile"]]
 
     def create_execution_context(self) -> _Context10:
-        context = _Context10(self._plan, self._executor)
-        self.contexts.append(context)
-        return context
+        return _Context10(self._plan, self._executor)
 
 
 class _Context10(_ContextBase):
@@ -227,9 +228,7 @@ class _Engine86(_EngineBase):
         return [Dims(s) for s in self._plan.tensors[binding]["profile"]]
 
     def create_execution_context(self) -> _Context86:
-        context = _Context86(self._plan, self._executor)
-        self.contexts.append(context)
-        return context
+        return _Context86(self._plan, self._executor)
 
 
 class _Context86(_ContextBase):
@@ -249,7 +248,6 @@ class _Context86(_ContextBase):
 class _Runtime:
     engine_class: type = _Engine10
     executor: Executor = staticmethod(host_executor)
-    deserialized: list[Any] = []
 
     def __init__(self, logger: ILogger):
         if not isinstance(logger, ILogger):
@@ -266,9 +264,7 @@ class _Runtime:
         if data.get("version") != self.version:
             self._logger.log(Severity.ERROR, f"plan built by TensorRT {data.get('version')}, not {self.version}")
             return None
-        engine = self.engine_class(plan, type(self).executor)
-        type(self).deserialized.append(engine)
-        return engine
+        return self.engine_class(plan, type(self).executor)
 
 
 # -- builder ---------------------------------------------------------------------------------------------------
@@ -430,8 +426,7 @@ def make_fake_tensorrt(version: str = "10.3.0", executor: Executor = host_execut
     mod = types.ModuleType("tensorrt")
     mod.__version__ = version  # type: ignore[attr-defined]
     runtime = type("Runtime", (_Runtime,), {"engine_class": _Engine86 if major < 10 else _Engine10,
-                                            "executor": staticmethod(executor), "deserialized": [],
-                                            "version": version})
+                                            "executor": staticmethod(executor), "version": version})
     builder = type("Builder", (_Builder,), {"config_class": _LegacyConfig if legacy_workspace else _Config,
                                             "built": [], "calibration_sums": [], "version": version})
     parser = type("OnnxParser", (_OnnxParser,), {"version": parsed})

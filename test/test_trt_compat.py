@@ -42,7 +42,7 @@ def _run(runner: trt_compat.EngineRunner, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("version, api", [("8.6.1", "bindings"), ("10.3.0", "tensor"), ("11.4.0", "tensor")])
 def test_load_and_execute_static_engine(install, version: str, api: str) -> None:
-    trt = install(version)
+    install(version)
     runner = trt_compat.load_engine(fake.make_plan(version, [1, 3, 8, 8], [1, 6, 10]), LOG)
     assert runner.api == api
     assert [(t.name, t.is_input, t.shape, t.dtype) for t in runner.tensors] == [
@@ -50,7 +50,6 @@ def test_load_and_execute_static_engine(install, version: str, api: str) -> None
     assert runner.inputs[0].profile == ((1, 3, 8, 8),) * 3
     x = np.random.default_rng(0).random((1, 3, 8, 8), np.float32)
     np.testing.assert_array_equal(_run(runner, x), fake.expected_output(x, (1, 6, 10)))
-    assert trt.Runtime.deserialized[0].contexts[0].executions == 1
     runner.close()
     with pytest.raises(trt_compat.TensorRTError, match="closed"):
         runner.shape("output0")

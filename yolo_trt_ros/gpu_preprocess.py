@@ -75,56 +75,70 @@ __device__ void letterbox(const unsigned char* __restrict__ src, int src_w, int 
 #undef SAMPLE
 }
 
-// Pass 1 of the candidate compaction: flag anchors whose best class score (rows 4..rows-1) exceeds conf;
-// count the flags of each block.
+// Pass 1 of the candidate compaction: flags[j] = best class score (rows 4..rows-1) of anchor j > conf.
+// Block (32, 8): 32 anchors, the class rows split over 8 thread rows, reduced in shared memory.
 template <typename T>
-__device__ void flag_candidates(const T* __restrict__ out, int rows, int n, float conf, int* __restrict__ flags,
-                                int* __restrict__ block_counts) {
-    const int j = blockIdx.x * blockDim.x + threadIdx.x;
-    int flag = 0;
+__device__ void flag_candidates(const T* __restrict__ out, int rows, int n, float conf, int* __restrict__ flags) {
+    __shared__ float best[8][33];
+    const int j = blockIdx.x * 32 + threadIdx.x;
+    float m = -INFINITY;
     if (j < n) {
-        float best = -INFINITY;
-        for (int r = 4; r < rows; ++r) best = fmaxf(best, load(out + (size_t)r * n + j));
-        flag = best > conf;
-        flags[j] = flag;
+        for (int r = 4 + threadIdx.y; r < rows; r += 8) m = fmaxf(m, load(out + (size_t)r * n + j));
     }
-    const int count = __syncthreads_count(flag);
-    if (threadIdx.x == 0) block_counts[blockIdx.x] = count;
+    best[threadIdx.y][threadIdx.x] = m;
+    __syncthreads();
+    if (threadIdx.y == 0 && j < n) {
+        for (int y = 1; y < 8; ++y) m = fmaxf(m, best[y][threadIdx.x]);
+        flags[j] = m > conf;
+    }
 }
 
-// Pass 2: copy each flagged anchor's column to compact[pos * rows ...], pos = its rank among flagged anchors
-// (anchor order kept), and write the total count. blockDim.x must be a multiple of 32.
+// Pass 2: copy each flagged anchor's column to slot 1 + rank of compact (rows floats per slot; rank = its index
+// among flagged anchors, so anchor order is kept) and write the total count as an int in slot 0. Each block sums
+// the flags before its own anchors itself (no grid-wide scan). blockDim.x must be a multiple of 32.
 template <typename T>
 __device__ void gather_candidates(const T* __restrict__ out, int rows, int n, const int* __restrict__ flags,
-                                  const int* __restrict__ block_counts, int num_blocks, float* __restrict__ compact,
-                                  int* __restrict__ count) {
-    __shared__ int warp_offsets[32];
+                                  float* __restrict__ compact) {
+    __shared__ int warp_before[32], warp_total[32], warp_offsets[32];
     __shared__ int block_offset;
-    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    const unsigned full = 0xffffffffu;
+    const int start = blockIdx.x * blockDim.x;
+    int before = 0, total = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const int f = flags[i];
+        total += f;
+        before += i < start ? f : 0;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        before += __shfl_down_sync(full, before, o);
+        total += __shfl_down_sync(full, total, o);
+    }
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int j = start + threadIdx.x;
     const int flag = j < n ? flags[j] : 0;
-    const unsigned mask = __ballot_sync(0xffffffffu, flag);
-    if (lane == 0) warp_offsets[warp] = __popc(mask);
+    const unsigned mask = __ballot_sync(full, flag);
+    if (lane == 0) {
+        warp_before[warp] = before;
+        warp_total[warp] = total;
+        warp_offsets[warp] = __popc(mask);
+    }
     __syncthreads();
     if (threadIdx.x == 0) {
-        int offset = 0, total = 0;
-        for (int b = 0; b < num_blocks; ++b) {
-            if (b == (int)blockIdx.x) offset = total;
-            total += block_counts[b];
-        }
-        block_offset = offset;
-        int run = 0;
-        for (int w = 0; w < (int)(blockDim.x + 31) / 32; ++w) {
+        int b = 0, t = 0, run = 0;
+        for (int w = 0; w < (int)blockDim.x / 32; ++w) {
+            b += warp_before[w];
+            t += warp_total[w];
             const int c = warp_offsets[w];
             warp_offsets[w] = run;
             run += c;
         }
-        if (blockIdx.x == 0) *count = total;
+        block_offset = b;
+        if (blockIdx.x == 0) reinterpret_cast<int*>(compact)[0] = t;
     }
     __syncthreads();
     if (flag) {
         const int pos = block_offset + warp_offsets[warp] + __popc(mask & ((1u << lane) - 1u));
-        float* dst = compact + (size_t)pos * rows;
+        float* dst = compact + (size_t)(pos + 1) * rows;
         for (int r = 0; r < rows; ++r) dst[r] = load(out + (size_t)r * n + j);
     }
 }
@@ -140,19 +154,17 @@ extern "C" {
 __global__ void letterbox_f32(LETTERBOX_ARGS, float* dst, LETTERBOX_REST) { letterbox<float>(LETTERBOX_CALL); }
 __global__ void letterbox_f16(LETTERBOX_ARGS, __half* dst, LETTERBOX_REST) { letterbox<__half>(LETTERBOX_CALL); }
 
-__global__ void flag_candidates_f32(const float* out, int rows, int n, float conf, int* flags, int* block_counts) {
-    flag_candidates<float>(out, rows, n, conf, flags, block_counts);
+__global__ void flag_candidates_f32(const float* out, int rows, int n, float conf, int* flags) {
+    flag_candidates<float>(out, rows, n, conf, flags);
 }
-__global__ void flag_candidates_f16(const __half* out, int rows, int n, float conf, int* flags, int* block_counts) {
-    flag_candidates<__half>(out, rows, n, conf, flags, block_counts);
+__global__ void flag_candidates_f16(const __half* out, int rows, int n, float conf, int* flags) {
+    flag_candidates<__half>(out, rows, n, conf, flags);
 }
-__global__ void gather_candidates_f32(const float* out, int rows, int n, const int* flags, const int* block_counts,
-                                      int num_blocks, float* compact, int* count) {
-    gather_candidates<float>(out, rows, n, flags, block_counts, num_blocks, compact, count);
+__global__ void gather_candidates_f32(const float* out, int rows, int n, const int* flags, float* compact) {
+    gather_candidates<float>(out, rows, n, flags, compact);
 }
-__global__ void gather_candidates_f16(const __half* out, int rows, int n, const int* flags, const int* block_counts,
-                                      int num_blocks, float* compact, int* count) {
-    gather_candidates<__half>(out, rows, n, flags, block_counts, num_blocks, compact, count);
+__global__ void gather_candidates_f16(const __half* out, int rows, int n, const int* flags, float* compact) {
+    gather_candidates<__half>(out, rows, n, flags, compact);
 }
 }
 """
@@ -181,8 +193,7 @@ class GpuKernels:
 
         self._module: Any = SourceModule(KERNEL_SOURCE, no_extern_c=True, options=["-O3"])
         self._functions: dict[str, Any] = {}
-        signatures = {"letterbox": "PiiiiiiiPiiiiiifff", "flag_candidates": "PiifPP",
-                      "gather_candidates": "PiiPPiPP"}
+        signatures = {"letterbox": "PiiiiiiiPiiiiiifff", "flag_candidates": "PiifP", "gather_candidates": "PiiPP"}
         for base, signature in signatures.items():
             for suffix in _SUFFIX.values():
                 function = self._module.get_function(f"{base}_{suffix}")
@@ -214,7 +225,12 @@ def frame_channels(image: np.ndarray, encoding: str) -> int:
 
 
 class FrameUploader:
-    """Copies raw frames into one pinned host buffer and one device buffer (both grow to the largest frame)."""
+    """Copies raw frames into one device buffer (grown to the largest frame).
+
+    A C-contiguous frame is copied straight from its own (pageable) memory: the driver stages and pipelines it,
+    measured as fast as staging it ourselves. Other views (row padding, crops) are first packed into one pinned
+    buffer.
+    """
 
     def __init__(self) -> None:
         import pycuda.driver as cuda
@@ -225,29 +241,35 @@ class FrameUploader:
         self.capacity = 0
 
     def upload(self, image: np.ndarray, stream: Any) -> int:
-        """Enqueue the host-to-device copy of ``image`` (any strides) as packed HWC rows; returns the device
-        pointer. The pinned staging copy happens now, on the CPU."""
+        """Enqueue the host-to-device copy of ``image`` as packed HWC rows; returns the device pointer. The
+        frame may be reused once this returns."""
         nbytes = image.size
         if nbytes > self.capacity:
             self._release()
-            self._host = self._cuda.pagelocked_empty(nbytes, np.uint8)
             self._device = self._cuda.mem_alloc(nbytes)
             self.capacity = nbytes
-        assert self._host is not None
-        staged = self._host[:nbytes].reshape(image.shape)
-        np.copyto(staged, image)
-        self._cuda.memcpy_htod_async(self._device, staged, stream)
+        if image.flags.c_contiguous:
+            self._cuda.memcpy_htod_async(self._device, image, stream)
+        else:
+            if self._host is None or self._host.size < nbytes:
+                if self._host is not None:
+                    free_pinned(self._host)
+                self._host = self._cuda.pagelocked_empty(self.capacity, np.uint8)
+            staged = self._host[:nbytes].reshape(image.shape)
+            np.copyto(staged, image)
+            self._cuda.memcpy_htod_async(self._device, staged, stream)
         return int(self._device)
 
     def _release(self) -> None:
         if self._device is not None:
             self._device.free()
-        if self._host is not None:
-            free_pinned(self._host)
-        self._host, self._device, self.capacity = None, None, 0
+        self._device, self.capacity = None, 0
 
     def close(self) -> None:
         self._release()
+        if self._host is not None:
+            free_pinned(self._host)
+            self._host = None
 
 
 class GpuLetterbox:
@@ -257,10 +279,22 @@ class GpuLetterbox:
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self._function = kernels.get(f"letterbox_{_suffix(dtype)}")
         self._pad = np.float32(pad_value / 255)
+        self._key: tuple[Any, ...] = ()
+        self._launch: tuple[tuple[int, int, int], tuple[Any, ...], LetterboxTransform] | None = None
 
     def __call__(self, src: int, src_hw: tuple[int, int], encoding: str, dst: int, stream: Any,
                  src_step: int | None = None) -> LetterboxTransform:
         """Enqueue the kernel for a packed (or ``src_step``-strided) HWC frame of ``src_hw`` at ``src``."""
+        key = (src, tuple(src_hw), encoding, dst, src_step)
+        if key != self._key or self._launch is None:  # geometry and kernel arguments, computed once per layout
+            self._launch = self._prepare(src, (int(src_hw[0]), int(src_hw[1])), encoding, dst, src_step)
+            self._key = key
+        grid, args, transform = self._launch
+        self._function.prepared_async_call(grid, _BLOCK_2D, stream, *args)
+        return transform
+
+    def _prepare(self, src: int, src_hw: tuple[int, int], encoding: str, dst: int,
+                 src_step: int | None) -> tuple[tuple[int, int, int], tuple[Any, ...], LetterboxTransform]:
         channels = CHANNELS[encoding]
         t = letterbox_geometry(src_hw, self.input_hw)
         h, w = self.input_hw
@@ -269,20 +303,19 @@ class GpuLetterbox:
         grid = ((w + _BLOCK_2D[0] - 1) // _BLOCK_2D[0], (h + _BLOCK_2D[1] - 1) // _BLOCK_2D[1], 1)
         step = src_step if src_step is not None else src_hw[1] * channels
         i32 = np.int32
-        self._function.prepared_async_call(
-            grid, _BLOCK_2D, stream, np.uintp(src), i32(src_hw[1]), i32(src_hw[0]), i32(step), i32(channels),
-            i32(r_c), i32(g_c), i32(b_c), np.uintp(dst), i32(w), i32(h), i32(res_w), i32(res_h), i32(t.pad_x),
-            i32(t.pad_y), np.float32(src_hw[1] / res_w), np.float32(src_hw[0] / res_h), self._pad,
-        )
-        return t
+        args = (np.uintp(src), i32(src_hw[1]), i32(src_hw[0]), i32(step), i32(channels), i32(r_c), i32(g_c),
+                i32(b_c), np.uintp(dst), i32(w), i32(h), i32(res_w), i32(res_h), i32(t.pad_x), i32(t.pad_y),
+                np.float32(src_hw[1] / res_w), np.float32(src_hw[0] / res_h), self._pad)
+        return grid, args, t
 
 
 class CandidateReducer:
     """Compacts a (1, rows, n) YOLOv8 output on the device to the columns whose best score exceeds a threshold.
 
-    ``enqueue`` launches the two kernels and the copies of the count and of the first ``prefetch`` candidates;
-    after the stream synchronizes, ``result`` returns the (1, rows, K) float32 view (copying the rest of the
-    candidates first when K > prefetch, the only case that needs a second synchronize). ``prefetch`` follows K.
+    ``enqueue`` launches the two kernels and one copy of the count plus the first ``prefetch`` candidates (the
+    count sits in a header slot in front of them); after the stream synchronizes, ``result`` returns the
+    (1, rows, K) float32 view, first copying the rest when K > prefetch (the only case that needs a second
+    synchronize). ``prefetch`` follows K.
     """
 
     def __init__(self, kernels: GpuKernels, rows: int, n: int, dtype: np.dtype, prefetch: int = 64):
@@ -293,50 +326,47 @@ class CandidateReducer:
         self._flag = kernels.get(f"flag_candidates_{suffix}")
         self._gather = kernels.get(f"gather_candidates_{suffix}")
         self.rows, self.n = rows, n
-        self._blocks = (n + _BLOCK_1D - 1) // _BLOCK_1D
         self._flags = cuda.mem_alloc(4 * n)
-        self._block_counts = cuda.mem_alloc(4 * self._blocks)
-        self._count_dev = cuda.mem_alloc(4)
-        self._compact_dev = cuda.mem_alloc(4 * rows * n)
-        self._count_host: np.ndarray = cuda.pagelocked_empty(1, np.int32)
-        self._compact_host: np.ndarray = cuda.pagelocked_empty((n, rows), np.float32)
+        self._compact_dev = cuda.mem_alloc(4 * rows * (n + 1))
+        self._compact_host: np.ndarray = cuda.pagelocked_empty((n + 1, rows), np.float32)
         self.prefetch = min(max(prefetch, 1), n)
         self._pending = 0
+        self._args: tuple[Any, ...] = ()
         self.extra_copies = 0
         """Frames whose candidates exceeded ``prefetch`` (each needed a second copy and synchronize)."""
 
     @property
     def device_bytes(self) -> int:
-        return 4 * (self.n + self._blocks + 1 + self.rows * self.n)
+        return 4 * (self.n + self.rows * (self.n + 1))
 
     def enqueue(self, output: int, conf_threshold: float, stream: Any) -> None:
-        i32 = np.int32
-        grid = (self._blocks, 1, 1)
-        block = (_BLOCK_1D, 1, 1)
-        flags, counts = np.uintp(int(self._flags)), np.uintp(int(self._block_counts))
-        self._flag.prepared_async_call(grid, block, stream, np.uintp(output), i32(self.rows), i32(self.n),
-                                       np.float32(conf_threshold), flags, counts)
-        self._gather.prepared_async_call(grid, block, stream, np.uintp(output), i32(self.rows), i32(self.n),
-                                         flags, counts, i32(self._blocks), np.uintp(int(self._compact_dev)),
-                                         np.uintp(int(self._count_dev)))
-        self._cuda.memcpy_dtoh_async(self._count_host, self._count_dev, stream)
+        if not self._args or self._args[0] != (output, conf_threshold):
+            i32, ptr = np.int32, np.uintp
+            flags, compact = ptr(int(self._flags)), ptr(int(self._compact_dev))
+            self._args = ((output, conf_threshold),
+                          (ptr(output), i32(self.rows), i32(self.n), np.float32(conf_threshold), flags),
+                          (ptr(output), i32(self.rows), i32(self.n), flags, compact))
+        _, flag_args, gather_args = self._args
+        self._flag.prepared_async_call(((self.n + 31) // 32, 1, 1), (32, 8, 1), stream, *flag_args)
+        self._gather.prepared_async_call(((self.n + _BLOCK_1D - 1) // _BLOCK_1D, 1, 1), (_BLOCK_1D, 1, 1), stream,
+                                         *gather_args)
         self._pending = self.prefetch
-        self._cuda.memcpy_dtoh_async(self._compact_host[: self._pending], self._compact_dev, stream)
+        self._cuda.memcpy_dtoh_async(self._compact_host[: 1 + self._pending], self._compact_dev, stream)
 
     def result(self, stream: Any) -> np.ndarray:
         """(1, rows, K) float32 view of the candidates (valid until the next ``enqueue``); call after a sync."""
-        k = int(self._count_host[0])
+        k = int(self._compact_host[0].view(np.int32)[0])
         if k > self._pending:
-            offset = self._pending * self.rows * 4
-            self._cuda.memcpy_dtoh_async(self._compact_host[self._pending : k], int(self._compact_dev) + offset,
-                                         stream)
+            first = 1 + self._pending
+            self._cuda.memcpy_dtoh_async(self._compact_host[first : 1 + k],
+                                         int(self._compact_dev) + first * self.rows * 4, stream)
             stream.synchronize()
             self.extra_copies += 1
-        self.prefetch = min(self.n, max(64, 1 << (2 * k - 1).bit_length())) if k else self.prefetch
-        return self._compact_host[:k].T[None]
+        if k:
+            self.prefetch = min(self.n, max(64, 1 << (2 * k - 1).bit_length()))
+        return self._compact_host[1 : 1 + k].T[None]
 
     def close(self) -> None:
-        for allocation in (self._flags, self._block_counts, self._count_dev, self._compact_dev):
+        for allocation in (self._flags, self._compact_dev):
             allocation.free()
-        for host in (self._count_host, self._compact_host):
-            free_pinned(host)
+        free_pinned(self._compact_host)

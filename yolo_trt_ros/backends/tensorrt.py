@@ -61,13 +61,14 @@ class TensorRTBackend:
     """A YOLOv8 detection engine (from ``.engine``, or built and cached from ``.onnx``) on CUDA device ``device``.
 
     Raises ModelError naming the file and the problem (refused engine, build failure, wrong I/O, no GPU, ...).
-    ``infer`` returns a view of a pinned buffer that the next call overwrites.
+    ``infer`` returns a view of a pinned buffer that the next call overwrites. ``gpu_timing`` records CUDA events
+    around the stages of ``infer_image`` (``last_gpu_times``; a few microseconds per frame).
     """
 
     name = "tensorrt"
 
     def __init__(self, model_path: str | Path, precision: str = "fp16", *, device: int = 0, max_batch: int = 1,
-                 workspace_mb: int = DEFAULT_WORKSPACE_MB, gpu_preprocess: bool = True,
+                 workspace_mb: int = DEFAULT_WORKSPACE_MB, gpu_preprocess: bool = True, gpu_timing: bool = False,
                  log: Optional[logging.Logger] = None):
         self.model_path = Path(model_path)
         self._log = log or logging.getLogger("yolo_trt_ros.tensorrt")
@@ -89,7 +90,7 @@ class TensorRTBackend:
                 free_before = cuda.mem_get_info()[0]
                 self._load(BuildOptions(precision, workspace_mb, max_batch))
                 if gpu_preprocess:
-                    self._gpu = _GpuPath.start(self, self._log)
+                    self._gpu = _GpuPath.start(self, gpu_timing, self._log)
                 self.device_memory_bytes = max(0, free_before - cuda.mem_get_info()[0])
         except ModelError:
             self.close()
@@ -187,7 +188,8 @@ class TensorRTBackend:
 
     @property
     def last_gpu_times(self) -> dict[str, float]:
-        """Milliseconds (CUDA events) of the last ``infer_image``: upload+letterbox, engine, compaction+copy."""
+        """With ``gpu_timing``: milliseconds (CUDA events) of the last ``infer_image`` stages (upload+letterbox,
+        engine, compaction+copy); else empty."""
         return dict(self._gpu.times) if self._gpu is not None else {}
 
     def _execute(self) -> None:
@@ -245,7 +247,7 @@ def _batch1(info: TensorInfo) -> list[Optional[int]]:
 class _GpuPath:
     """Upload + GPU letterbox into the engine input, engine, candidate compaction; timed with CUDA events."""
 
-    def __init__(self, backend: TensorRTBackend):
+    def __init__(self, backend: TensorRTBackend, timing: bool):
         from yolo_trt_ros.gpu_preprocess import CandidateReducer, FrameUploader, GpuKernels, GpuLetterbox
 
         self._backend = backend
@@ -255,14 +257,14 @@ class _GpuPath:
         self.letterbox = GpuLetterbox(self.kernels, backend.input_shape[2:], backend.input_dtype)
         rows, n = backend.output_shape[1], backend.output_shape[2]
         self.reducer = CandidateReducer(self.kernels, rows, n, backend._out.dtype)
-        self._events = [cuda.Event() for _ in range(4)]
+        self._events = [cuda.Event() for _ in range(4)] if timing else []
         self.times: dict[str, float] = {}
 
     @classmethod
-    def start(cls, backend: TensorRTBackend, log: logging.Logger) -> Optional[_GpuPath]:
+    def start(cls, backend: TensorRTBackend, timing: bool, log: logging.Logger) -> Optional[_GpuPath]:
         """The GPU path, or None (logged) when its kernels cannot be built here, e.g. without nvcc."""
         try:
-            return cls(backend)
+            return cls(backend, timing)
         except Exception as exc:  # pycuda compile errors, missing nvcc
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.warning("GPU preprocessing disabled, using the CPU letterbox: %s", first)
@@ -274,19 +276,24 @@ class _GpuPath:
         frame_channels(image, encoding)
         b = self._backend
         stream = b._stream
-        start, preprocessed, inferred, done = self._events
-        start.record(stream)
+        events = self._events
+        if events:
+            events[0].record(stream)
         src = self.uploader.upload(image, stream)
         transform = self.letterbox(src, image.shape[:2], encoding, int(b._in_buf.device), stream)
-        preprocessed.record(stream)
+        if events:
+            events[1].record(stream)
         b._execute()
-        inferred.record(stream)
+        if events:
+            events[2].record(stream)
         self.reducer.enqueue(int(b._out_buf.device), conf, stream)
-        done.record(stream)
+        if events:
+            events[3].record(stream)
         stream.synchronize()
         candidates = self.reducer.result(stream)
-        self.times = {"preprocess": preprocessed.time_since(start), "infer": inferred.time_since(preprocessed),
-                      "compact": done.time_since(inferred)}
+        if events:
+            self.times = {name: events[i + 1].time_since(events[i])
+                          for i, name in enumerate(("preprocess", "infer", "compact"))}
         return candidates, transform
 
     def close(self) -> None:
