@@ -398,7 +398,7 @@ def test_no_publisher_and_qos_mismatch_warnings(harness_factory, model_path: Pat
         best_effort.close()
 
 
-def test_config_file_lists_every_parameter_with_its_default() -> None:
+def test_config_file_lists_every_parameter_with_its_default(tmp_path: Path) -> None:
     """config/tracker.yaml loads through rcl's parser, names every parameter and repeats the code's defaults."""
     import rclpy
     import yaml
@@ -407,16 +407,22 @@ def test_config_file_lists_every_parameter_with_its_default() -> None:
     from yolo_trt_ros.tracker_node import PARAMETERS, TrackerNode
 
     config = REPO_ROOT / "config" / "tracker.yaml"
-    in_file = yaml.safe_load(config.read_text())[NODE]["ros__parameters"]
+    in_file = yaml.safe_load(config.read_text())[f"/**/{NODE}"]["ros__parameters"]
     assert set(in_file) == set(PARAMETERS)
+    # A copy with one non-default value proves the file reaches the node, also under a namespace (namespace:=robot1).
+    changed = tmp_path / "tracker.yaml"
+    changed.write_text(config.read_text().replace("conf_threshold: 0.25", "conf_threshold: 0.5", 1))
+    args = ["--ros-args", "--params-file", str(changed)]
     context = rclpy.Context()
-    rclpy.init(context=context, args=["--ros-args", "--params-file", str(config)], domain_id=DOMAIN_ID)
+    rclpy.init(context=context, args=args, domain_id=DOMAIN_ID)
     try:
-        node = TrackerNode(context=context)
-        for name, (default, _) in PARAMETERS.items():
-            value = node.get_parameter(name).value
-            assert value == in_file[name]
-            assert value == ([] if name == "classes" else default)
-        node.destroy_node()
+        for namespace in ("", "robot1"):
+            node = TrackerNode(context=context, namespace=namespace)
+            for name, (default, _) in PARAMETERS.items():
+                value = node.get_parameter(name).value
+                assert value == in_file[name] or name == "conf_threshold"
+                assert value == ([] if name == "classes" else default) or name == "conf_threshold"
+            assert node.get_parameter("conf_threshold").value == 0.5
+            node.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)

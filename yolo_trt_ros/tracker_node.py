@@ -332,8 +332,7 @@ class TrackerNode(LifecycleNode):
         self._publish(self._detections_pub, detections_to_msg(msg.header, detections, detector.names))
         t3 = time.perf_counter()
         stages["publish"] = (t3 - t2) * 1e3
-        if self._annotated_pub is not None and self._param("publish_annotated") \
-                and self._annotated_pub.get_subscription_count() > 0:
+        if self._wants_annotated():
             canvas = self._annotator(image, msg.encoding, detections, detector.names)
             annotated = array_to_image(canvas, "bgr8", Image(header=msg.header))
             self._publish(self._annotated_pub, annotated)
@@ -341,6 +340,15 @@ class TrackerNode(LifecycleNode):
         stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns else None
         self.stats.processed(time.monotonic(), latency_ms, stages)
+
+    def _wants_annotated(self) -> bool:
+        """Draw only while someone subscribes (False once the context is shutting down)."""
+        if self._annotated_pub is None or not self._param("publish_annotated"):
+            return False
+        try:
+            return self._annotated_pub.get_subscription_count() > 0
+        except RCLError:
+            return False
 
     def _publish(self, publisher: LifecyclePublisher[Any], msg: Any) -> None:
         try:
