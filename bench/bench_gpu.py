@@ -207,8 +207,8 @@ def main() -> int:
         k = candidates.shape[2]
         full_us = bench.wall("C. D2H full output 2.8 MB + sync", full_copy)
         bench.gpu("D2H full output 2.8 MB (pinned)", lambda: cuda.memcpy_dtoh_async(out_pinned, d_out, stream))
-        reduced_us = bench.wall(f"D. compaction kernels + D2H of {k} candidates ({k * 84 * 4 / 1e3:.1f} kB) + sync",
-                                reduced_copy)
+        reduced_us = bench.wall(f"D. compaction kernels + one D2H (count + {reducer.prefetch} candidate slots, "
+                                f"{(reducer.prefetch + 1) * 84 * 4 / 1e3:.1f} kB; K = {k}) + sync", reduced_copy)
         bench.gpu("compaction kernels + D2H count and candidates",
                   lambda: reducer.enqueue(int(d_out), 0.25, stream))
         bench.wall("decode (NMS) of the full output on the CPU", lambda: decode_yolov8(real, 0.25, 0.7, 300))
@@ -238,6 +238,17 @@ def main() -> int:
             e2e_gpu = bench.wall("F. backend.infer_image (GPU path) + decode, no engine", gpu_path)
             e2e_gpu_only = bench.wall("G. backend.infer_image (GPU path) alone, no engine",
                                       lambda: backend.infer_image(frame, "bgr8", 0.25))
+            # where G's wall-clock time goes: host time of each call (the GPU work is queued, not waited for)
+            path = backend._gpu
+            bench.wall("  G1. FrameUploader.upload (pageable H2D 0.9 MB call)",
+                       lambda: path.uploader.upload(frame, backend._stream), "host blocked while the driver stages")
+            bench.wall("  G2. letterbox kernel launch (prepared_async_call)",
+                       lambda: path.letterbox(src, frame.shape[:2], "bgr8", int(d_tensor), backend._stream))
+            bench.wall("  G3. execute_async through trt_compat (fake engine, no-op)", backend._execute)
+            bench.wall("  G4. CandidateReducer.enqueue (2 launches + 1 D2H call)",
+                       lambda: path.reducer.enqueue(int(backend._out_buf.device), 0.25, backend._stream))
+            bench.wall("  G5. stream.synchronize() of an idle stream", backend._stream.synchronize)
+            backend._stream.synchronize()
             backend.close()
         gpu_path_device = bench.gpu("H. on the GPU: H2D 0.9 MB + letterbox + compaction + D2H candidates", lambda: (
             cuda.memcpy_htod_async(d_raw, raw_pinned, stream),

@@ -60,6 +60,9 @@ class _Buffer:
 class TensorRTBackend:
     """A YOLOv8 detection engine (from ``.engine``, or built and cached from ``.onnx``) on CUDA device ``device``.
 
+    ``precision``, ``max_batch`` and ``workspace_mb`` apply when an engine is built from an ``.onnx`` (they select
+    and fingerprint its cache slot); an ``.engine`` runs as built (its sidecar says how).
+
     Raises ModelError naming the file and the problem (refused engine, build failure, wrong I/O, no GPU, ...).
     ``infer`` returns a view of a pinned buffer that the next call overwrites. ``gpu_timing`` records CUDA events
     around the stages of ``infer_image`` (``last_gpu_times``; a few microseconds per frame).
