@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -222,7 +223,7 @@ def run_build_engine(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     log = logging.getLogger("yolo_trt_ros.build_engine")
     try:
-        import tensorrt  # noqa: F401
+        importlib.import_module("tensorrt")
     except ImportError as exc:
         raise ModelError(f"TensorRT's Python bindings are not installed ({exc}); see docs/tensorrt.md") from exc
     imgsz = None
