@@ -121,7 +121,8 @@ def check_letterbox(cuda: Any, frames: list[np.ndarray], report: Report) -> None
                         worst[key] = max(worst.get(key, 0.0), diff)
                         runs += 1
                         if diff > TOLERANCE:
-                            failures.append(f"{key} frame {f} src {size} input {input_hw}: max diff {diff * 255:.3f}/255")
+                            failures.append(f"{key} frame {f} src {size} input {input_hw}: "
+                                            f"max diff {diff * 255:.3f}/255")
             host.base.free()
     detail = ", ".join(f"{d}/{e} {v * 255:.3f}" for (d, e), v in sorted(worst.items()))
     report.check(not failures, f"letterbox kernel == CPU Letterbox within 1/255 ({runs} runs; "
@@ -170,8 +171,8 @@ def check_compaction(cuda: Any, outputs: list[np.ndarray], report: Report) -> No
     kernels = GpuKernels()
     stream = cuda.Stream()
     decodes: list[tuple[str, dict[str, Any]]] = [
-        ("default", {}), ("multi_label", {"multi_label": True}), ("classes person+car", {"class_filter": np.array([0, 2])}),
-        ("agnostic", {"agnostic": True})]
+        ("default", {}), ("multi_label", {"multi_label": True}),
+        ("classes person+car", {"class_filter": np.array([0, 2])}), ("agnostic", {"agnostic": True})]
     cases = 0
     recopies = 0
     failures: list[str] = []
@@ -326,7 +327,8 @@ def check_gpu_path(cuda: Any, kernels: DriverKernels, gpu: tuple[str, str], fram
         report.check(not failures, f"TensorRT {version}: infer_image == CPU path ({len(sources)} frames/encodings, "
                      "crop view included)",
                      f"engine input buffer vs CPU letterbox max {worst * 255:.3f}/255; last GPU times (ms) "
-                     + ", ".join(f"{k} {v:.3f}" for k, v in times.items()) + ("; " + "; ".join(failures[:5]) if failures else ""))
+                     + ", ".join(f"{k} {v:.3f}" for k, v in times.items())
+                     + ("; " + "; ".join(failures[:5]) if failures else ""))
         backend.close()
 
 
@@ -384,7 +386,8 @@ def main() -> int:
           f"pycuda {pycuda.VERSION_TEXT}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
           f"Python {platform.python_version()}")
     print(f"frames: {', '.join(p.name for p in picks)} of {args.frames} ({frames[0].shape[1]}x{frames[0].shape[0]}); "
-          f"model {args.model.name}; TensorRT: not installed, engines are real kernels behind fake TensorRT 8.6/10 APIs")
+          f"model {args.model.name}; TensorRT: not installed, engines are real kernels behind fake TensorRT "
+          "8.6/10 APIs")
     context = device.retain_primary_context()  # the checker's own hold, to read mem_get_info between cycles
     context.push()
     report = Report()

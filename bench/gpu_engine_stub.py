@@ -50,9 +50,13 @@ __device__ void formula(const TI* x, TO* y, long long in_size, long long out_siz
 
 extern "C" {
 __global__ void formula_f32(const float* x, float* y, long long in_size, long long out_size, long long n,
-                            int batch, long long spin) { formula<float, float>(x, y, in_size, out_size, n, batch, spin); }
+                            int batch, long long spin) {
+    formula<float, float>(x, y, in_size, out_size, n, batch, spin);
+}
 __global__ void formula_f16(const __half* x, __half* y, long long in_size, long long out_size, long long n,
-                            int batch, long long spin) { formula<__half, __half>(x, y, in_size, out_size, n, batch, spin); }
+                            int batch, long long spin) {
+    formula<__half, __half>(x, y, in_size, out_size, n, batch, spin);
+}
 __global__ void replay_f32(const float* src, float* y, long long count) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
          i += (long long)gridDim.x * blockDim.x) y[i] = src[i];

@@ -10,8 +10,9 @@ the inputs and the outputs as lists of (address, shape, numpy dtype) and the str
 computes on host memory (CPU tests), bench/gpu_check.py passes one that launches a real CUDA kernel.
 
 An executor with a ``release()`` method is told when an engine is destroyed (TensorRT frees an engine's device
-memory then). Default computation (host_executor): out[b].flat[k] = 2 * x[b].flat[k % x[b].size] + (k // N) for an output of
-shape (B, R, N), i.e. every output row r is a copy of the input (wrapped) doubled, plus r.
+memory then). Default computation (host_executor), for an output of shape (B, R, N):
+out[b].flat[k] = 2 * x[b].flat[k % x[b].size] + (k // N), i.e. every output row r is the input (wrapped) doubled,
+plus r.
 """
 
 from __future__ import annotations

@@ -46,8 +46,8 @@ def _gpu(monkeypatch: pytest.MonkeyPatch, count: int = 1):
 def test_with_tensorrt_and_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     _gpu(monkeypatch)
     assert tensorrt_status() == (True, "TensorRT 10.3.0 and GPU 'NVIDIA Jetson AGX Orin' found")
-    assert select_backend("auto") == ("tensorrt",
-                                      "backend auto -> tensorrt: TensorRT 10.3.0 and GPU 'NVIDIA Jetson AGX Orin' found")
+    expected = "backend auto -> tensorrt: TensorRT 10.3.0 and GPU 'NVIDIA Jetson AGX Orin' found"
+    assert select_backend("auto") == ("tensorrt", expected)
     assert select_backend("tensorrt")[0] == "tensorrt"
 
 

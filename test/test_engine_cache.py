@@ -158,8 +158,10 @@ def test_resolve_builds_once_then_reuses(tmp_path: Path) -> None:
         return {"metadata": {"stride": "32"}}
 
     def resolve(platform: ec.Platform) -> tuple[Path, dict]:
-        return ec.resolve_engine(onnx, lambda p: dataclasses.replace(_spec(p), tensorrt_version=platform.tensorrt_version),
-                                 platform, build, logs.append)
+        def spec_for(p: Path) -> ec.EngineSpec:
+            return dataclasses.replace(_spec(p), tensorrt_version=platform.tensorrt_version)
+
+        return ec.resolve_engine(onnx, spec_for, platform, build, logs.append)
 
     path, record = resolve(PLATFORM)
     assert builds == [path] and record["metadata"] == {"stride": "32"}

@@ -14,7 +14,8 @@ import pytest
 
 from yolo_trt_ros.gpu_preprocess import KERNEL_SOURCE
 
-NVCC = shutil.which("nvcc") or (str(Path("/usr/local/cuda/bin/nvcc")) if Path("/usr/local/cuda/bin/nvcc").exists() else None)
+_CUDA_NVCC = Path("/usr/local/cuda/bin/nvcc")
+NVCC = shutil.which("nvcc") or (str(_CUDA_NVCC) if _CUDA_NVCC.exists() else None)
 ENTRY_POINTS = [f"{k}_{t}" for k in ("letterbox", "flag_candidates", "gather_candidates") for t in ("f32", "f16")]
 
 

@@ -56,6 +56,20 @@ def test_load_and_execute_static_engine(install, version: str, api: str) -> None
 
 
 @pytest.mark.parametrize("version", ["8.6.1", "10.3.0"])
+def test_close_destroys_context_then_engine_then_runtime(install, version: str) -> None:
+    import weakref
+
+    install(version)
+    runner = trt_compat.load_engine(fake.make_plan(version, [1, 3, 8, 8], [1, 6, 10]), LOG)
+    _run(runner, np.zeros((1, 3, 8, 8), np.float32))
+    order: list[str] = []
+    for name in ("context", "engine", "runtime"):
+        weakref.finalize(getattr(runner, f"_{name}"), order.append, name)
+    runner.close()
+    assert order == ["context", "engine", "runtime"]
+
+
+@pytest.mark.parametrize("version", ["8.6.1", "10.3.0"])
 def test_dynamic_batch_profile(install, version: str) -> None:
     install(version)
     plan = fake.make_plan(version, [-1, 3, 4, 4], [-1, 5, 7], profile=[[1, 3, 4, 4], [1, 3, 4, 4], [4, 3, 4, 4]])
@@ -66,7 +80,8 @@ def test_dynamic_batch_profile(install, version: str) -> None:
     y = _run(runner, x)
     assert y.shape == (3, 5, 7)
     np.testing.assert_array_equal(y, fake.expected_output(x, (3, 5, 7)))
-    with pytest.raises(trt_compat.TensorRTError, match=r"outside the engine profile \(min \[1, 3, 4, 4\], max \[4, 3, 4, 4\]\)"):
+    outside = r"outside the engine profile \(min \[1, 3, 4, 4\], max \[4, 3, 4, 4\]\)"
+    with pytest.raises(trt_compat.TensorRTError, match=outside):
         runner.set_input_shape("images", (5, 3, 4, 4))
     with pytest.raises(KeyError, match="no I/O tensor 'input'"):
         runner.tensor("input")

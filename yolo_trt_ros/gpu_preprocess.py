@@ -220,7 +220,8 @@ def frame_channels(image: np.ndarray, encoding: str) -> int:
         raise ValueError(f"{encoding} image must be uint8, got {image.dtype}")
     shape_ok = image.ndim == 3 and image.shape[2] == channels or channels == 1 and image.ndim == 2
     if not shape_ok or image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"{encoding} image has shape {image.shape}, expected HxW{'' if channels == 1 else 'x%d' % channels}")
+        expected = "HxW" if channels == 1 else f"HxWx{channels}"
+        raise ValueError(f"{encoding} image has shape {image.shape}, expected {expected}")
     return channels
 
 

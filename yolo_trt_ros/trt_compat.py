@@ -166,7 +166,8 @@ class EngineRunner(ABC):
         """Enqueue one inference on the CUDA stream ``stream_handle``; TensorRTError if TensorRT refuses."""
 
     def close(self) -> None:
-        """Destroy context, engine and runtime (in that order), freeing their device memory."""
+        """Destroy context, engine and runtime (in that order: TensorRT requires it), freeing their device memory.
+        Nothing else may hold references to them."""
         self._context = None
         self._engine = None
         self._runtime = None
@@ -286,7 +287,6 @@ class _BindingsApiRunner(EngineRunner):
     def __init__(self, runtime: trt.Runtime, engine: trt.ICudaEngine, context: trt.IExecutionContext):
         super().__init__(runtime, engine, context)
         legacy = cast(_LegacyEngine, engine)
-        self._legacy_context = cast(_LegacyContext, context)
         self._index: dict[str, int] = {}
         self.tensors = []
         for i in range(legacy.num_bindings):
@@ -305,23 +305,24 @@ class _BindingsApiRunner(EngineRunner):
                                            profile))
         self._bindings = [0] * len(self.tensors)
 
+    def _legacy_context(self) -> _LegacyContext:
+        return cast(_LegacyContext, self._live()[1])
+
     def _set_input_shape(self, name: str, shape: Shape) -> bool:
-        self._live()
-        return self._legacy_context.set_binding_shape(self._index[name], shape)
+        return self._legacy_context().set_binding_shape(self._index[name], shape)
 
     def shape(self, name: str) -> Shape:
-        self._live()
-        return _dims(self._legacy_context.get_binding_shape(self._index[name]))
+        return _dims(self._legacy_context().get_binding_shape(self._index[name]))
 
     def set_address(self, name: str, address: int) -> None:
         self._bindings[self._index[name]] = int(address)
 
     def execute_async(self, stream_handle: int) -> None:
-        self._live()
+        context = self._legacy_context()
         if not all(self._bindings):
             unbound = [t.name for t, a in zip(self.tensors, self._bindings) if not a]
             raise TensorRTError(f"no address bound for tensor(s) {', '.join(unbound)}")
-        if not self._legacy_context.execute_async_v2(self._bindings, stream_handle):
+        if not context.execute_async_v2(self._bindings, stream_handle):
             raise TensorRTError("execute_async_v2 failed (the TensorRT error is logged above)")
 
 
