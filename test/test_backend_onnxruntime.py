@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,8 @@ IMAGE = (TensorProto.FLOAT, [1, 3, 64, 64])
 
 
 def test_real_model(model_path: Path) -> None:
-    backend = create_backend("onnxruntime", model_path)
+    backend, reason = create_backend("onnxruntime", model_path)
+    assert reason == "backend onnxruntime: as configured"
     try:
         assert backend.name == "onnxruntime" and backend.model_path == model_path
         assert backend.input_shape == (1, 3, 640, 640)
@@ -58,7 +60,8 @@ def test_real_model(model_path: Path) -> None:
 
 
 def test_session_options(model_path: Path) -> None:
-    backend = create_backend("onnxruntime", model_path, intra_op_threads=1)
+    options = {"onnxruntime": {"intra_op_threads": 1}, "tensorrt": {"precision": "int8"}}  # only its own are used
+    backend, _ = create_backend("onnxruntime", model_path, options)
     assert isinstance(backend, OnnxRuntimeBackend)
     options = backend._session.get_session_options()
     assert options.intra_op_num_threads == 1
@@ -66,9 +69,9 @@ def test_session_options(model_path: Path) -> None:
     assert backend._session.get_providers() == backend.providers
 
 
-def assert_model_error(path: Path, match: str, **kwargs) -> None:
+def assert_model_error(path: Path, match: str) -> None:
     with pytest.raises(ModelError, match=match) as info:
-        create_backend("onnxruntime", path, **kwargs)
+        create_backend("onnxruntime", path)
     assert str(path) in str(info.value)
 
 
@@ -147,10 +150,14 @@ def test_float16_input_and_output(tmp_path: Path, make_yolo_onnx) -> None:
     np.testing.assert_allclose(out[0, :, 0], [10, 20, 4, 6, 0.5])
 
 
-def test_create_backend_kinds(tmp_path: Path, model_path: Path) -> None:
+def test_create_backend_kinds(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert BACKENDS == ("onnxruntime", "tensorrt")
-    with pytest.raises(ModelError, match="'tensorrt' is not available yet") as info:
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # as on a machine without TensorRT
+    backend, reason = create_backend("auto", model_path, {"tensorrt": {"precision": "int8"}})
+    assert isinstance(backend, OnnxRuntimeBackend)
+    assert reason.startswith("backend auto -> onnxruntime: TensorRT is not importable (")
+    with pytest.raises(ModelError, match="backend tensorrt was requested but TensorRT is not importable") as info:
         create_backend("tensorrt", model_path)
     assert str(model_path) in str(info.value)
-    with pytest.raises(ModelError, match="unknown backend 'openvino'"):
+    with pytest.raises(ModelError, match="unknown backend 'openvino'; choose one of auto, tensorrt, onnxruntime"):
         create_backend("openvino", model_path)

@@ -12,6 +12,7 @@ from onnx import TensorProto
 from yolo_trt_ros.backends import ModelError
 from yolo_trt_ros.backends.onnxruntime import OnnxRuntimeBackend
 from yolo_trt_ros.detector import Detector, DetectorConfig
+from yolo_trt_ros.preprocess import Letterbox
 
 NAMES_META = {"names": "{0: 'red', 1: 'green', 2: 'blue'}", "imgsz": "[320, 256]"}
 # anchors (cx, cy, w, h in input pixels) and (class, weight): score = weight * mean of that class's RGB channel
@@ -179,8 +180,53 @@ def test_names_file_overrides_metadata(tiny_model: Path, tmp_path: Path) -> None
 
 
 def test_backend_options_reach_the_backend(tiny_model: Path) -> None:
-    detector = Detector.from_model(tiny_model, intra_op_threads=1)
+    detector = Detector.from_model(tiny_model, backend_options={"onnxruntime": {"intra_op_threads": 1}})
     assert detector.backend._session.get_session_options().intra_op_num_threads == 1
+
+
+class FrameBackendProbe:
+    """An ONNX Runtime backend exposing the optional ``infer_image`` path; records which path the detector took."""
+
+    def __init__(self, path: Path, gpu_preprocessing: bool) -> None:
+        self._ort = OnnxRuntimeBackend(path)
+        self.name, self.model_path, self.metadata = "probe", path, self._ort.metadata
+        self.input_shape, self.input_dtype = self._ort.input_shape, self._ort.input_dtype
+        self.output_shape = self._ort.output_shape
+        self.gpu_preprocessing = gpu_preprocessing
+        self.calls: list[str] = []
+        self._letterbox = Letterbox(self.input_shape[2:], self.input_dtype)
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        self.calls.append("infer")
+        return self._ort.infer(tensor)
+
+    def infer_image(self, image: np.ndarray, encoding: str, conf_threshold: float):
+        self.calls.append(f"infer_image {encoding} {conf_threshold}")
+        tensor, transform = self._letterbox(image, encoding)
+        output = self._ort.infer(tensor)
+        keep = output[0, 4:].max(axis=0) > conf_threshold  # candidates only, as the GPU reduction returns
+        return np.ascontiguousarray(output[:, :, keep]), transform
+
+    def close(self) -> None:
+        self._ort.close()
+
+
+@pytest.mark.parametrize("gpu_preprocessing", [True, False])
+def test_frame_backend_path(tiny_model: Path, gpu_preprocessing: bool) -> None:
+    backend = FrameBackendProbe(tiny_model, gpu_preprocessing)
+    config = DetectorConfig(conf_threshold=0.3)
+    reference = Detector.from_model(tiny_model, config=config)
+    detector = Detector(backend, reference.names, config)
+    image = np.zeros((200, 300, 3), np.uint8)
+    image[:, :] = (255, 0, 255)  # rgb8: red and blue anchors fire
+    dets, want = detector(image, "rgb8"), reference(image, "rgb8")
+    assert backend.calls == (["infer_image rgb8 0.3"] if gpu_preprocessing else ["infer"])
+    assert len(want) >= 2
+    np.testing.assert_allclose(dets.boxes, want.boxes, atol=1e-4)
+    np.testing.assert_allclose(dets.scores, want.scores, atol=1e-6)
+    np.testing.assert_array_equal(dets.class_ids, want.class_ids)
+    if gpu_preprocessing:
+        assert detector.last_times.preprocess == 0.0 and detector.last_times.infer > 0
 
 
 def test_fallback_names_when_model_has_none(tmp_path: Path, make_yolo_onnx) -> None:
@@ -197,8 +243,8 @@ def test_bad_metadata_names(tmp_path: Path, make_yolo_onnx) -> None:
 
 
 def test_unknown_backend_and_missing_model(tmp_path: Path, tiny_model: Path) -> None:
-    with pytest.raises(ModelError, match="not available yet"):
-        Detector.from_model(tiny_model, backend="tensorrt")
+    with pytest.raises(ModelError, match="unknown backend 'cuda'"):
+        Detector.from_model(tiny_model, backend="cuda")
     with pytest.raises(ModelError, match="file not found"):
         Detector.from_model(tmp_path / "missing.onnx")
 

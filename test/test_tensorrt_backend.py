@@ -15,8 +15,9 @@ import pytest
 import fake_tensorrt as fake
 from fake_pycuda import make_fake_pycuda
 from yolo_trt_ros import engine_cache as ec
-from yolo_trt_ros.backends.base import ModelError
+from yolo_trt_ros.backends.base import DiagnosticsSource, FrameBackend, ModelError
 from yolo_trt_ros.backends.tensorrt import TensorRTBackend
+from yolo_trt_ros.detector import Detector
 
 GPU = ("Fake Orin", "8.7")
 
@@ -168,4 +169,23 @@ def test_gpu_path_needs_kernels(gpu, tmp_path: Path) -> None:
         backend.infer_image(np.zeros((10, 10, 3), np.uint8), "bgr8", 0.25)
     assert backend.last_gpu_times == {}
     backend.close()
+    _assert_released(state)
+
+
+def test_create_backend_auto_takes_tensorrt_with_its_own_options(gpu, tmp_path: Path, make_yolo_onnx) -> None:
+    _, state = gpu("10.3.0")
+    rng = np.random.default_rng(1)
+    onnx = make_yolo_onnx(tmp_path / "tiny.onnx", rng.random((30, 4), np.float32) * 64,
+                          rng.random((2, 30), np.float32), input_hw=(64, 64),
+                          metadata={"names": "{0: 'cat', 1: 'dog'}"})
+    options = {"tensorrt": {"precision": "fp32"}, "onnxruntime": {"intra_op_threads": 1}}
+    detector = Detector.from_model(onnx, backend="auto", backend_options=options)
+    backend = detector.backend
+    assert isinstance(backend, TensorRTBackend) and backend.engine_path.name == "tiny.fp32.engine"
+    assert detector.backend_reason == "backend auto -> tensorrt: TensorRT 10.3.0 and GPU 'Fake Orin' found"
+    assert isinstance(backend, FrameBackend) and isinstance(backend, DiagnosticsSource)
+    assert not backend.gpu_preprocessing  # no kernels without a real GPU: the CPU letterbox feeds infer()
+    detector(np.zeros((48, 80, 3), np.uint8))
+    assert state.stack == 0
+    detector.close()
     _assert_released(state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -10,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from yolo_trt_ros.backends import Backend, ModelError, create_backend
+from yolo_trt_ros.backends.base import FrameBackend
 from yolo_trt_ros.class_names import fallback_names, load_names_file, names_from_metadata
 from yolo_trt_ros.detections import Detections
 from yolo_trt_ros.postprocess import decode_yolov8
@@ -32,7 +34,7 @@ class DetectorConfig:
 
 @dataclass
 class StageTimes:
-    """Milliseconds spent in each stage for the last frame."""
+    """Milliseconds spent in each stage for the last frame (GPU preprocessing: 0, it is part of ``infer``)."""
 
     preprocess: float = 0.0
     infer: float = 0.0
@@ -47,7 +49,9 @@ class Detector:
     """Detects objects in uint8 images; boxes come back in original-image pixels.
 
     ``names_source`` says where the names came from: "names_file", "metadata", "fallback" (placeholders
-    ``class_<i>``: callers should warn) or "given" (passed to the constructor).
+    ``class_<i>``: callers should warn) or "given" (passed to the constructor); ``backend_reason`` why this
+    backend was chosen (set by ``from_model``). A ``FrameBackend`` with ``gpu_preprocessing`` on gets the raw
+    frame (letterboxed on the GPU) instead of the CPU letterbox's tensor.
     """
 
     def __init__(self, backend: Backend, names: Sequence[str], config: DetectorConfig | None = None):
@@ -60,8 +64,10 @@ class Detector:
         self.backend = backend
         self.names = list(names)
         self.names_source = "given"
+        self.backend_reason = ""
         self.last_times = StageTimes()
         self._letterbox = Letterbox(backend.input_shape[2:], backend.input_dtype)
+        self._frame_backend = backend if isinstance(backend, FrameBackend) and backend.gpu_preprocessing else None
         self._class_filter: np.ndarray | None = None
         self.config = DetectorConfig()
         self.set_config(config or DetectorConfig())
@@ -73,15 +79,16 @@ class Detector:
         backend: str = "onnxruntime",
         names_file: str | Path | None = None,
         config: DetectorConfig | None = None,
-        **backend_options: Any,
+        backend_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Detector:
         """Load a model and its class names (``names_file`` if given, else model metadata, else placeholders).
 
-        ``backend_options`` go to ``create_backend`` (e.g. ``intra_op_threads`` for ONNX Runtime). Raises
+        ``backend`` is "onnxruntime", "tensorrt" or "auto"; ``backend_options`` go to ``create_backend`` (per
+        backend name, e.g. ``{"onnxruntime": {"intra_op_threads": 1}}``). Raises
         ModelError naming the file and the problem (also for a bad names file, a names count that does not match
         the model, or an invalid ``config`` such as an unknown class in ``classes``).
         """
-        engine = create_backend(backend, model_path, **backend_options)
+        engine, reason = create_backend(backend, model_path, backend_options)
         try:
             names, source = _resolve_names(engine, names_file)
             try:
@@ -92,6 +99,7 @@ class Detector:
             engine.close()
             raise
         detector.names_source = source
+        detector.backend_reason = reason
         return detector
 
     def set_config(self, config: DetectorConfig) -> None:
@@ -117,12 +125,16 @@ class Detector:
 
     def __call__(self, image: np.ndarray, encoding: str = "bgr8") -> Detections:
         """Detect in a uint8 image (see ``Letterbox`` for layouts); ValueError for an unusable image."""
-        t0 = time.perf_counter()
-        tensor, transform = self._letterbox(image, encoding)
-        t1 = time.perf_counter()
-        output = self.backend.infer(tensor)
-        t2 = time.perf_counter()
         cfg = self.config
+        t0 = time.perf_counter()
+        if self._frame_backend is not None:
+            t1 = t0
+            output, transform = self._frame_backend.infer_image(image, encoding, cfg.conf_threshold)
+        else:
+            tensor, transform = self._letterbox(image, encoding)
+            t1 = time.perf_counter()
+            output = self.backend.infer(tensor)
+        t2 = time.perf_counter()
         dets = decode_yolov8(
             output,
             cfg.conf_threshold,

@@ -1,28 +1,38 @@
-"""Inference backends behind one interface (``Backend``); ``create_backend`` picks one by name."""
+"""Inference backends behind one interface (``Backend``); ``create_backend`` picks one by name or ``auto``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from yolo_trt_ros.backends.base import Backend, ModelError
+from yolo_trt_ros.backends.selection import CHOICES, select_backend
 
 BACKENDS = ("onnxruntime", "tensorrt")
 
-__all__ = ["BACKENDS", "Backend", "ModelError", "create_backend"]
+__all__ = ["BACKENDS", "CHOICES", "Backend", "ModelError", "create_backend"]
 
 
-def create_backend(kind: str, model_path: str | Path, **options: Any) -> Backend:
-    """Load ``model_path`` with the backend ``kind``; raises ModelError naming the file and the problem.
+def create_backend(kind: str, model_path: str | Path,
+                   options: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[Backend, str]:
+    """Load ``model_path`` with backend ``kind`` (one of ``CHOICES``); returns the backend and why it was chosen.
 
-    ``options`` go to the backend: for "onnxruntime", ``intra_op_threads`` (0: ONNX Runtime's default).
+    ``options`` maps a backend name to its keyword arguments, e.g. ``{"onnxruntime": {"intra_op_threads": 1},
+    "tensorrt": {"precision": "fp32", "device": 0}}``; only the chosen backend's are used. Raises ModelError naming
+    the file and the problem, also when "tensorrt" is requested but cannot run here.
     """
-    if kind == "onnxruntime":
-        from yolo_trt_ros.backends.onnxruntime import OnnxRuntimeBackend
+    if kind not in CHOICES:
+        raise ModelError(f"model {model_path}: unknown backend {kind!r}; choose one of {', '.join(CHOICES)}")
+    try:
+        name, reason = select_backend(kind)
+    except ModelError as exc:
+        raise ModelError(f"model {model_path}: {exc}") from exc
+    chosen = dict((options or {}).get(name, {}))
+    if name == "tensorrt":
+        from yolo_trt_ros.backends.tensorrt import TensorRTBackend
 
-        return OnnxRuntimeBackend(model_path, **options)
-    if kind == "tensorrt":
-        raise ModelError(
-            f"model {model_path}: backend 'tensorrt' is not available yet in this version; use 'onnxruntime'"
-        )
-    raise ModelError(f"model {model_path}: unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
+        return TensorRTBackend(model_path, **chosen), reason
+    from yolo_trt_ros.backends.onnxruntime import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(model_path, **chosen), reason

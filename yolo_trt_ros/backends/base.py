@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Callable, Protocol, Sequence, Union
+from typing import Callable, Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
+
+from yolo_trt_ros.preprocess import LetterboxTransform
 
 DEFAULT_IMGSZ = 640
 """Input side used for a dynamic H/W when the model metadata has no ``imgsz``."""
@@ -20,7 +22,11 @@ class ModelError(RuntimeError):
 
 
 class Backend(Protocol):
-    """Runs a YOLOv8 detection model: one (1, 3, H, W) image tensor in, one (1, 4+nc, N) float32 array out."""
+    """Runs a YOLOv8 detection model: one (1, 3, H, W) image tensor in, one (1, 4+nc, N) float32 array out.
+
+    Optional capabilities, checked with ``isinstance``: ``FrameBackend`` (takes raw frames, preprocessing them
+    itself) and ``DiagnosticsSource`` (adds key/values to the node's diagnostics).
+    """
 
     name: str
     model_path: Path
@@ -32,6 +38,26 @@ class Backend(Protocol):
     def infer(self, tensor: np.ndarray) -> np.ndarray: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class FrameBackend(Protocol):
+    """Optional: letterboxes raw uint8 frames itself (TensorRT's GPU path) while ``gpu_preprocessing`` is True."""
+
+    @property
+    def gpu_preprocessing(self) -> bool: ...
+
+    def infer_image(self, image: np.ndarray, encoding: str,
+                    conf_threshold: float) -> tuple[np.ndarray, LetterboxTransform]:
+        """(1, 4+nc, K) float32 output (K may keep only anchors above ``conf_threshold``) and the letterbox."""
+        ...
+
+
+@runtime_checkable
+class DiagnosticsSource(Protocol):
+    """Optional: key/values for the node's diagnostics (GPU, engine, device memory, ...)."""
+
+    def diagnostics(self) -> dict[str, str]: ...
 
 
 def resolve_input_shape(
