@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from yolo_trt_ros.backends.selection import select_backend
 from yolo_trt_ros.mot_format import read_rows
 
 TIMEOUT = 300
@@ -46,7 +48,10 @@ def test_detect_json_with_filters(model_path: Path, mot_dir: Path) -> None:
     everything = json.loads(_cli("detect", *images, "--model", model_path, "--json").stdout)
     result = _cli("detect", *images, "--model", model_path, "--json", "--classes", "person", "--conf", "0.5")
     assert result.returncode == 0, result.stderr
+    name, reason = select_backend("auto")  # what --backend auto (the default) must pick and say on this machine
+    assert f"yolo-trt-ros: {reason}" in result.stderr.splitlines()
     report = json.loads(result.stdout)
+    assert report["backend"] == name
     assert [r["image"] for r in report["images"]] == [str(p) for p in images]
     first = report["images"][0]
     assert (first["width"], first["height"]) == (640, 480)
@@ -104,6 +109,24 @@ def test_track_missing_source(model_path: Path, tmp_path: Path) -> None:
     result = _cli("track", tmp_path / "nothing", "--model", model_path, "--out", tmp_path / "o")
     assert result.returncode == 1 and "nothing: no such file or directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_tensorrt_subcommands_help() -> None:
+    for command, option in (("build-engine", "--calib-dir"), ("export", "--weights")):
+        result = _cli(command, "--help")
+        assert result.returncode == 0 and option in result.stdout, result.stderr
+    result = _cli("detect", "--help")
+    assert "{auto,tensorrt,onnxruntime}" in result.stdout
+
+
+def test_build_engine_without_tensorrt_is_one_clear_line(model_path: Path) -> None:
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here")
+    result = _cli("build-engine", "--onnx", model_path, "--fp16")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "yolo-trt-ros: error: TensorRT's Python bindings are not installed (No module named 'tensorrt'); "
+        "see docs/tensorrt.md"]
 
 
 def test_help_mentions_missing_tracker() -> None:

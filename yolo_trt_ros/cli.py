@@ -10,7 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yolo_trt_ros import data_paths
+from yolo_trt_ros import data_paths, engine_builder, export
+from yolo_trt_ros.backends.selection import CHOICES as BACKEND_CHOICES
 from yolo_trt_ros.sources import SourceError
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="namespace of the demo's nodes and topics (%(default)s), kept apart from a robot's")
     demo.add_argument("--conf", type=float, default=0.25, help="confidence threshold (%(default)s)")
     demo.set_defaults(run=run_demo)
+    engine_builder.register(sub)
+    export.register(sub)
     return parser
 
 
@@ -98,7 +101,9 @@ def _count(text: str) -> int:
 
 def _add_detector_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="ONNX model (YOLOv8 detection export)")
-    parser.add_argument("--backend", default="onnxruntime", help="inference backend (%(default)s)")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                        help="inference backend; auto: TensorRT when it imports and sees a GPU, else ONNX Runtime "
+                             "(%(default)s)")
     parser.add_argument("--names-file", type=Path, help="class names file (default: names in the model metadata)")
     parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold (%(default)s)")
     parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (%(default)s)")
@@ -113,6 +118,7 @@ def _load_detector(args: argparse.Namespace) -> Detector:
     config = DetectorConfig(conf_threshold=args.conf, iou_threshold=args.iou, classes=classes)
     detector = Detector.from_model(args.model, backend=args.backend,
                                    names_file=str(args.names_file) if args.names_file else None, config=config)
+    print(f"{PROG}: {detector.backend_reason}", file=sys.stderr)
     if detector.names_source == "fallback":
         print(f"{PROG}: warning: {args.model} has no class names; using class_<i> (give --names-file)",
               file=sys.stderr)
@@ -153,7 +159,7 @@ def run_detect(args: argparse.Namespace) -> int:
     finally:
         detector.close()
     if args.json:
-        print(json.dumps({"model": str(args.model), "backend": args.backend, "images": results}, indent=2))
+        print(json.dumps({"model": str(args.model), "backend": detector.backend.name, "images": results}, indent=2))
     return 1 if failed else 0
 
 
@@ -191,7 +197,7 @@ def run_track(args: argparse.Namespace) -> int:
     counts: Counter[str] = Counter()
     stage_ms = np.zeros(3)
     frames = 0
-    print(f"tracking {source.description} with {args.model} ({args.backend})", file=sys.stderr)
+    print(f"tracking {source.description} with {args.model} ({detector.backend.name})", file=sys.stderr)
     started = time.monotonic()
     try:
         with open(results_path, "w") as results:
@@ -217,7 +223,7 @@ def run_track(args: argparse.Namespace) -> int:
             writer.release()
     elapsed = time.monotonic() - started
     summary = {
-        "source": str(args.source), "model": str(args.model), "backend": args.backend, "frames": frames,
+        "source": str(args.source), "model": str(args.model), "backend": detector.backend.name, "frames": frames,
         "detections": sum(counts.values()), "per_class": dict(counts.most_common()),
         "mean_ms": dict(zip(("preprocess", "infer", "postprocess"),
                             (round(float(v), 2) for v in stage_ms / max(frames, 1)))),
