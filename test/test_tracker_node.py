@@ -24,6 +24,7 @@ from vision_msgs.msg import Detection2DArray
 
 from ros_processes import TIMEOUT_S, FramePublisher, RosListener
 from yolo_trt_ros.annotate import class_color
+from yolo_trt_ros.backends.selection import select_backend, tensorrt_status
 from yolo_trt_ros.detector import Detector
 from yolo_trt_ros.image_conversion import image_to_array
 from yolo_trt_ros.processes import FASTDDS_TRANSPORTS, FASTDDS_TRANSPORTS_ENV, ros_env, start_node, stop_process
@@ -193,7 +194,9 @@ def test_lifecycle_detections_and_reconfigure(harness_factory, model_path: Path,
         assert not h.detections_for(h.send_silently(frame1)), f"published while {state}"
         assert h.detections == []
     values = h.wait_diagnostics(lambda v: v.get("state") == "inactive")
-    assert values["backend"] == "onnxruntime"
+    backend, why = select_backend("auto")  # backend defaults to auto: on a machine without TensorRT, onnxruntime
+    assert (values["backend"], values["backend_reason"]) == (backend, why)
+    assert f"[{NODE}]: {why}" in h.log()
     assert values["model_input_size"] == "640x640"
     assert values["class_count"] == "80"
     assert values["model_path"] == str(model_path)
@@ -260,8 +263,9 @@ def test_lifecycle_detections_and_reconfigure(harness_factory, model_path: Path,
     ok, reason = _set_parameter(h, "classes", ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY,
                                                              string_array_value=["unicorn"]))
     assert not ok and "unicorn" in reason
-    ok, reason = _set_parameter(h, "model_path", _string("/elsewhere.onnx"))
-    assert not ok and "only change while unconfigured" in reason
+    for name in ("model_path", "trt_precision"):
+        ok, reason = _set_parameter(h, name, _string("fp32"))
+        assert not ok and "only change while unconfigured" in reason
 
     # Deactivate: frames keep coming, nothing is published.
     assert h.change_state("deactivate")
@@ -367,6 +371,17 @@ def test_bad_model_fails_configure_with_reason(harness_factory, model_path: Path
 
     ok, reason = _set_parameter(h, "model_path", _string(str(model_path)))
     assert ok, reason
+    ok, reason = _set_parameter(h, "backend", _string("cuda"))
+    assert not ok and reason == "backend must be one of auto, tensorrt, onnxruntime, got 'cuda'"
+    usable, why = tensorrt_status()
+    if not usable:  # backend tensorrt where it cannot run: configure fails and says why
+        ok, reason = _set_parameter(h, "backend", _string("tensorrt"))
+        assert ok, reason
+        assert not h.change_state("configure")
+        expected = f"configure failed: model {model_path}: backend tensorrt was requested but {why}"
+        assert h.ros.spin_until(lambda: getattr(h.status(), "message", "") == expected), h.values()
+        ok, reason = _set_parameter(h, "backend", _string("auto"))
+        assert ok, reason
     assert h.change_state("configure")
     assert h.state() == "inactive"
     assert h.ros.spin_until(lambda: h.status() is not None and h.status().level == DiagnosticStatus.OK)

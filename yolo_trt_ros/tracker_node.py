@@ -1,18 +1,23 @@
 """Lifecycle node ``yolo_tracker``: camera images in, vision_msgs/Detection2DArray (+ annotated image) out.
 
 Lifecycle (as in ros2/demos lifecycle_py):
-- configure: read parameters, load the model (``Detector.from_model``), create the lifecycle publishers. A missing,
-  corrupt or wrong-shaped model fails the transition; the reason names the file and the problem, is logged at ERROR
-  and is published on /diagnostics (level ERROR) until the next successful configure.
+- configure: read parameters, choose the backend (``backend: auto`` takes TensorRT when it imports and sees a GPU,
+  else ONNX Runtime; the choice and why are logged and in /diagnostics), load the model (``Detector.from_model``;
+  TensorRT builds or reuses a cached engine for an .onnx, its log lines are forwarded to this node's logger) and
+  create the lifecycle publishers. A missing, corrupt or wrong-shaped model, or ``backend: tensorrt`` where TensorRT
+  cannot run, fails the transition; the reason names the file and the problem, is logged at ERROR and is published
+  on /diagnostics (level ERROR) until the next successful configure.
 - activate: subscribe to ``input_topic`` (default QoS: best effort, KEEP_LAST depth 1, so a slow detector drops
   stale frames instead of queueing them) and enable the publishers.
-- deactivate: unsubscribe (nothing is published while inactive); cleanup: free the model and the publishers.
+- deactivate: unsubscribe (nothing is published while inactive); cleanup: free the model (with TensorRT: its
+  device memory and CUDA context) and the publishers.
 
 Frames are processed in the subscription callback (single-threaded executor). A bad frame is counted, logged once
 per reason per ``REJECT_LOG_PERIOD_S`` and dropped; the node keeps running. ``model_path``, ``backend``,
-``names_file``, ``input_topic``, ``qos_reliability`` and ``qos_depth`` apply at configure/activate and can only be
-changed while unconfigured; thresholds, ``classes``, ``max_detections``, ``agnostic_nms``, ``publish_annotated``
-and ``diagnostics_period`` change at run time (validated, a bad value is refused with a reason).
+``trt_precision``, ``gpu_preprocess``, ``cuda_device``, ``names_file``, ``input_topic``, ``qos_reliability`` and
+``qos_depth`` apply at configure/activate and can only be changed while unconfigured; thresholds, ``classes``,
+``max_detections``, ``agnostic_nms``, ``publish_annotated`` and ``diagnostics_period`` change at run time
+(validated, a bad value is refused with a reason).
 
 Between processes on one host, FastDDS needs ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` to deliver best-effort
 camera images reliably.
@@ -41,10 +46,13 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 from yolo_trt_ros.annotate import Annotator
+from yolo_trt_ros.backends.base import DiagnosticsSource
+from yolo_trt_ros.backends.selection import CHOICES as BACKEND_CHOICES
 from yolo_trt_ros.detections import Detections
 from yolo_trt_ros.detector import Detector, DetectorConfig
 from yolo_trt_ros.frame_stats import STAGES, FrameStats
 from yolo_trt_ros.image_conversion import ImageRejected, array_to_image, image_to_array
+from yolo_trt_ros.ros_logging import RclpyLogHandler
 
 try:  # Iron and later
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -56,10 +64,17 @@ MESSAGE_INFO = hasattr(Subscription, "CallbackType")
 
 NODE_NAME = "yolo_tracker"
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
+TRT_PRECISIONS = ("fp16", "fp32", "int8")
+CHOICE_PARAMS: dict[str, Sequence[str]] = {"backend": BACKEND_CHOICES, "trt_precision": TRT_PRECISIONS,
+                                           "qos_reliability": tuple(RELIABILITY)}
+"""String parameters with a fixed set of values: another value is refused when set."""
+TRT_LOGGER = "yolo_trt_ros.tensorrt"
+"""The Python logger of the TensorRT backend (engine build/cache, GPU path), forwarded to the node's logger."""
 REJECT_LOG_PERIOD_S = 10.0
 """A bad-input reason is logged at most once per this period (each reason separately)."""
 
-STRUCTURAL = ("model_path", "backend", "names_file", "input_topic", "qos_reliability", "qos_depth")
+STRUCTURAL = ("model_path", "backend", "trt_precision", "gpu_preprocess", "cuda_device", "names_file", "input_topic",
+              "qos_reliability", "qos_depth")
 """Parameters applied at configure/activate: changeable only while unconfigured."""
 DETECTOR_PARAMS = ("conf_threshold", "iou_threshold", "max_detections", "classes", "agnostic_nms")
 
@@ -77,10 +92,20 @@ def _descriptor(description: str, ptype: int, *, float_range: tuple[float, float
 _UNCONFIGURED_ONLY = " Changeable only while unconfigured."
 PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "model_path": ("", _descriptor(
-        "YOLOv8 detection model (.onnx exported by Ultralytics); required." + _UNCONFIGURED_ONLY,
-        ParameterType.PARAMETER_STRING)),
-    "backend": ("onnxruntime", _descriptor(
-        "Inference backend." + _UNCONFIGURED_ONLY, ParameterType.PARAMETER_STRING, constraints="onnxruntime")),
+        "YOLOv8 detection model: .onnx exported by Ultralytics, or a TensorRT .engine with its .json sidecar "
+        "(yolo-trt-ros build-engine); required." + _UNCONFIGURED_ONLY, ParameterType.PARAMETER_STRING)),
+    "backend": ("auto", _descriptor(
+        "Inference backend; auto: TensorRT when it imports and sees a GPU, else ONNX Runtime." + _UNCONFIGURED_ONLY,
+        ParameterType.PARAMETER_STRING, constraints="auto, tensorrt or onnxruntime")),
+    "trt_precision": ("fp16", _descriptor(
+        "TensorRT precision of the engine built (once, then cached) from an .onnx model_path; an .engine runs as "
+        "built. int8 needs a calibrated engine (yolo-trt-ros build-engine --int8)." + _UNCONFIGURED_ONLY,
+        ParameterType.PARAMETER_STRING, constraints="fp16, fp32 or int8")),
+    "gpu_preprocess": (True, _descriptor(
+        "TensorRT: letterbox the raw frame on the GPU and copy back only candidate detections." + _UNCONFIGURED_ONLY,
+        ParameterType.PARAMETER_BOOL)),
+    "cuda_device": (0, _descriptor(
+        "TensorRT: CUDA device index." + _UNCONFIGURED_ONLY, ParameterType.PARAMETER_INTEGER, int_range=(0, 63))),
     "names_file": ("", _descriptor(
         "Class names file (one per line or YAML names); empty: names from the model metadata." + _UNCONFIGURED_ONLY,
         ParameterType.PARAMETER_STRING)),
@@ -169,6 +194,7 @@ class TrackerNode(LifecycleNode):
         self._activated_at = 0.0
         self._input_warned = False
         self._reject_logged: dict[str, float] = {}
+        self._trt_log = RclpyLogHandler(self.get_logger())
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(self._param("diagnostics_period"), self._on_diagnostics_timer)
 
@@ -194,10 +220,13 @@ class TrackerNode(LifecycleNode):
             if not model_path:
                 raise ValueError("parameter model_path is empty: pass the YOLOv8 model, e.g. "
                                  "--ros-args -p model_path:=/path/to/yolov8n.onnx")
+            self._trt_log.attach(TRT_LOGGER)
             self.detector = Detector.from_model(model_path, backend=str(self._param("backend")),
                                                 names_file=str(self._param("names_file")) or None,
-                                                config=self._detector_config())
+                                                config=self._detector_config(),
+                                                backend_options={"tensorrt": self._tensorrt_options()})
         except Exception as exc:  # noqa: BLE001 - any failure must fail the transition with its reason
+            self._trt_log.detach()
             reason = str(exc) if not model_path or model_path in str(exc) else f"model {model_path}: {exc}"
             self._error = f"configure failed: {reason}"
             self.get_logger().error(self._error)
@@ -209,6 +238,7 @@ class TrackerNode(LifecycleNode):
         # Reliable depth 1: matches reliable and best-effort viewers (rviz), never queues stale images.
         self._annotated_pub = self.create_lifecycle_publisher(Image, "annotated_image", 1)
         backend = self.detector.backend
+        self.get_logger().info(self.detector.backend_reason)
         self.get_logger().info(
             f"configured: model {model_path} ({backend.name}, input {backend.input_shape[3]}x"
             f"{backend.input_shape[2]}, {len(self.detector.names)} classes from {self.detector.names_source})")
@@ -217,6 +247,10 @@ class TrackerNode(LifecycleNode):
                                       "placeholders class_<i>; set names_file to get real names")
         self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
+
+    def _tensorrt_options(self) -> dict[str, Any]:
+        return {"precision": str(self._param("trt_precision")), "device": int(self._param("cuda_device")),
+                "gpu_preprocess": bool(self._param("gpu_preprocess"))}
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         reliability = str(self._param("qos_reliability"))
@@ -280,6 +314,7 @@ class TrackerNode(LifecycleNode):
         if self.detector is not None:
             self.detector.close()
             self.detector = None
+        self._trt_log.detach()
 
     def destroy_node(self) -> None:
         self._release()
@@ -294,10 +329,10 @@ class TrackerNode(LifecycleNode):
             return SetParametersResult(
                 successful=False, reason=f"{', '.join(structural)} can only change while unconfigured "
                                          f"(now {self._state}): cleanup, set, then configure")
-        if changes.get("qos_reliability", "best_effort") not in RELIABILITY:
-            return SetParametersResult(successful=False, reason=f"qos_reliability must be one of "
-                                                                f"{sorted(RELIABILITY)}, got "
-                                                                f"{changes['qos_reliability']!r}")
+        for name, allowed in CHOICE_PARAMS.items():
+            if name in changes and changes[name] not in allowed:
+                return SetParametersResult(successful=False, reason=f"{name} must be one of {', '.join(allowed)}, "
+                                                                    f"got {changes[name]!r}")
         try:
             config = self._detector_config(changes)
             if self.detector is not None and set(DETECTOR_PARAMS) & changes.keys():
@@ -429,8 +464,11 @@ class TrackerNode(LifecycleNode):
                   ("model_path", str(self._param("model_path")))]
         if self.detector is not None:
             _, _, height, width = self.detector.backend.input_shape
-            values += [("backend", self.detector.backend.name), ("model_input_size", f"{width}x{height}"),
-                       ("class_count", str(len(self.detector.names)))]
+            backend = self.detector.backend
+            values += [("backend", backend.name), ("backend_reason", self.detector.backend_reason),
+                       ("model_input_size", f"{width}x{height}"), ("class_count", str(len(self.detector.names)))]
+            if isinstance(backend, DiagnosticsSource):
+                values += sorted(backend.diagnostics().items())
         else:
             values += [("backend", str(self._param("backend")))]
         values += [
