@@ -23,7 +23,7 @@ PACKAGE = "yolo_trt_ros"
 
 ARGUMENTS = (
     ("namespace", "", "namespace of the nodes and their topics"),
-    ("model", None, "model file for yolo_tracker (ONNX; overrides model_path of params_file)"),
+    ("model", None, "model file for yolo_tracker (.onnx or TensorRT .engine; overrides model_path of params_file)"),
     ("params_file", PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "tracker.yaml"]),
      "yolo_tracker parameters (YAML)"),
     ("image_topic", "image_raw", "input sensor_msgs/Image topic (relative names are in the namespace)"),

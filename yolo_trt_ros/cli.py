@@ -100,7 +100,8 @@ def _count(text: str) -> int:
 
 
 def _add_detector_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, required=True, help="ONNX model (YOLOv8 detection export)")
+    parser.add_argument("--model", type=Path, required=True,
+                        help="YOLOv8 detection model: .onnx (Ultralytics export) or TensorRT .engine")
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                         help="inference backend; auto: TensorRT when it imports and sees a GPU, else ONNX Runtime "
                              "(%(default)s)")
