@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     logs.mkdir(parents=True, exist_ok=True)
     ns = ["-r", f"__ns:={NAMESPACE}"]
     children = {"yolo_tracker": start_node("yolo_trt_ros.tracker_node", [
-        *ns, "-p", f"model_path:={args.model}", "-p", "input_topic:=image_raw"], env, logs / "yolo_tracker.log")}
+        *ns, "-p", f"model_path:={args.model}", "-p", "backend:=onnxruntime", "-p", "input_topic:=image_raw"],
+        env, logs / "yolo_tracker.log")}
     rclpy.init()
     try:
         receiver = Receiver()
