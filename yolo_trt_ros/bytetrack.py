@@ -23,12 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kalman_filter as kf
-from .matching import iou_matrix, linear_assignment
+from .matching import iou_matrix, linear_assignment, may_overlap
 
-# Rows of the track table (one column per track); rows 0..kf.STATE_ROWS-1 are the Kalman state.
-_SCORE, _CLASS, _ID, _START, _LAST, _DET = range(kf.STATE_ROWS, kf.STATE_ROWS + 6)
+# Rows of the track table (one column per track); rows 0..kf.STATE_ROWS-1 are the Kalman state. Detections are
+# prepared in the same layout, so a matched detection updates a track by copying rows _SCORE.._DET (and _CLASS).
+_SCORE, _LAST, _DET, _CLASS, _START, _ID = range(kf.STATE_ROWS, kf.STATE_ROWS + 6)
 _ROWS = kf.STATE_ROWS + 6
 _VH = kf.VEL.start + 3  # row of the height velocity
+_CORNERS_TO_CENTER_SIZE = np.array([[0.5, 0, 0.5, 0], [0, 0.5, 0, 0.5], [-1, 0, 1, 0], [0, -1, 0, 1]])
 _SECOND_MATCH_THRESH = 0.5  # low-score detections vs remaining tracked tracks (Ultralytics, IoU only)
 _UNCONFIRMED_MATCH_THRESH = 0.7  # unconfirmed tracks vs remaining high-score detections (Ultralytics)
 _DUPLICATE_IOU_DISTANCE = 0.15  # a tracked and a lost track overlapping more than this are one object
@@ -160,120 +162,125 @@ class ByteTracker:
         steps = self._advance(stamp)
         self._frame += steps
         frame = self._frame
-        table = self._table
-        n_tracked, n_lost = self._n_tracked, self._n_lost
+        table, n_tracked, n_lost = self._table, self._n_tracked, self._n_lost
         if steps > self._max_lost:
             table, n_tracked, n_lost = _EMPTY_TABLE, 0, 0
         n_pool = n_tracked + n_lost
         n = table.shape[1]
-        sel, n_high, det_scores, det_cls, det_boxes, det_xyah = self._detections(boxes, scores, class_ids)
-        n_det = len(sel)
-        if n_det == 0 and n == 0:
-            self._table, self._n_tracked, self._n_lost = table, 0, 0
-            return _NO_TRACKS
+        dets, det_boxes, det_scores, n_high = self._detections(boxes, scores, class_ids, frame)
+        n_det = dets.shape[1]
 
         # Predict tracked and lost tracks (lost ones without height velocity); unconfirmed ones stay as created.
         if n_pool:
             table[_VH, n_tracked:n_pool] = 0.0
             kf.predict(table[: kf.STATE_ROWS, :n_pool], steps)
-        track_boxes = kf.xyxy(table).astype(np.float32)
         if n and n_det:
-            iou = iou_matrix(track_boxes, det_boxes)
+            boxes_before = kf.xyxy(table)
+            iou = iou_matrix(boxes_before.astype(np.float32), det_boxes)
             if cfg.class_aware:
-                iou *= np.equal.outer(table[_CLASS], det_cls)
-        else:
-            iou = np.zeros((n, n_det), dtype=np.float32)
+                iou *= np.equal.outer(table[_CLASS], dets[_CLASS])
+        # Pool tracks not (yet) matched, lost ones only while within the buffer.
+        left = table[_LAST, :n_pool] >= frame - self._max_lost
 
         # 1. High-score detections vs tracked + lost tracks.
-        rows1, dets1 = _EMPTY_INDEX, _EMPTY_INDEX
+        rows = dets_matched = _EMPTY_INDEX
         if n_pool and n_high:
-            rows1, dets1 = linear_assignment(self._cost(iou[:n_pool, :n_high], det_scores[:n_high]), cfg.match_thresh)
-        pool_left = np.ones(n_pool, dtype=bool)
-        pool_left[rows1] = False
-        high_left = np.ones(n_high, dtype=bool)
-        high_left[dets1] = False
+            rows, dets_matched = linear_assignment(
+                self._cost(iou[:n_pool, :n_high], det_scores[:n_high]), cfg.match_thresh
+            )
+            left[rows] = False
+        if len(dets_matched):
+            free = np.empty(n_high, dtype=bool)
+            free.fill(True)
+            free[dets_matched] = False
+            dets_left = free.nonzero()[0]
+        else:
+            dets_left = np.arange(n_high)
 
         # 2. Low-score detections vs the tracked tracks still unmatched (IoU only); the rest become lost.
-        rows_left = pool_left[:n_tracked].nonzero()[0]
-        rows, dets = rows1, dets1
-        if len(rows_left) and n_det > n_high:
-            m2, d2 = linear_assignment(1 - iou.take(rows_left, 0)[:, n_high:], _SECOND_MATCH_THRESH)
-            if len(m2):
-                rows = np.concatenate((rows, rows_left.take(m2)))
-                dets = np.concatenate((dets, d2 + n_high))
-                still_left = np.ones(len(rows_left), dtype=bool)
-                still_left[m2] = False
-                rows_left = rows_left[still_left]
+        if n_det > n_high and n_tracked:
+            rows_left = left[:n_tracked].nonzero()[0]
+            if len(rows_left):
+                r2, d2 = linear_assignment(1 - iou.take(rows_left, 0)[:, n_high:], _SECOND_MATCH_THRESH)
+                if len(r2):
+                    r2 = rows_left.take(r2)
+                    left[r2] = False
+                    rows = np.concatenate((rows, r2))
+                    dets_matched = np.concatenate((dets_matched, d2 + n_high))
 
         # 3. Unconfirmed tracks vs the high-score detections still unmatched; unmatched unconfirmed ones end.
-        dets_left = high_left.nonzero()[0]
         if n > n_pool and len(dets_left):
-            m3, d3 = linear_assignment(
+            r3, d3 = linear_assignment(
                 self._cost(iou[n_pool:].take(dets_left, 1), det_scores.take(dets_left)), _UNCONFIRMED_MATCH_THRESH
             )
-            if len(m3):
-                rows = np.concatenate((rows, m3 + n_pool))
-                dets = np.concatenate((dets, dets_left.take(d3)))
-                high_left[dets_left.take(d3)] = False
-                dets_left = high_left.nonzero()[0]
+            if len(r3):
+                rows = np.concatenate((rows, r3 + n_pool))
+                dets_matched = np.concatenate((dets_matched, dets_left.take(d3)))
+                free = np.empty(len(dets_left), dtype=bool)
+                free.fill(True)
+                free[d3] = False
+                dets_left = dets_left[free]
 
         # Correct every matched track at once.
-        matched = table.take(rows, 1)
+        tracked = table.take(rows, 1)
         if len(rows):
-            kf.update(matched[: kf.STATE_ROWS], det_xyah.take(dets, 1))
-            matched[_SCORE] = det_scores.take(dets)
+            measured = dets.take(dets_matched, 1)
+            kf.update(tracked[: kf.STATE_ROWS], measured[kf.POS])
+            tracked[_SCORE : _DET + 1] = measured[_SCORE : _DET + 1]
             if not cfg.class_aware:
-                matched[_CLASS] = det_cls.take(dets)
-            matched[_LAST] = frame
-            matched[_DET] = sel.take(dets)
+                tracked[_CLASS] = measured[_CLASS]
 
         # 4. New tracks from the remaining high-score detections; reported from their second frame (or frame 1).
         new = _EMPTY_TABLE
         if len(dets_left):
-            dets_new = dets_left[det_scores.take(dets_left) >= cfg.new_track_thresh]
-            if len(dets_new):
-                new = self._new_tracks(dets_new, det_xyah, det_scores, det_cls, sel, frame)
+            dets_left = dets_left[det_scores.take(dets_left) >= cfg.new_track_thresh]
+            if len(dets_left):
+                new = dets.take(dets_left, 1)
+                kf.initiate(new[: kf.STATE_ROWS])
+                new[_START] = frame
+                new[_ID] = np.arange(self._next_id, self._next_id + len(dets_left))
+                self._next_id += len(dets_left)
+        if frame == 1 and new.shape[1]:
+            tracked, new = np.concatenate((tracked, new), 1), _EMPTY_TABLE
 
-        # 5. Lost tracks: the still-lost ones not too old, then the newly lost tracked ones.
-        lost_rows = rows_left
-        if n_lost:
-            lost_old = pool_left[n_tracked:].nonzero()[0] + n_tracked
-            lost_old = lost_old[frame - table[_LAST].take(lost_old) <= self._max_lost]
-            lost_rows = np.concatenate((lost_old, rows_left))
-        lost = table.take(lost_rows, 1)
-
-        tracked = np.concatenate((matched, new), 1) if frame == 1 and new.shape[1] else matched
-        unconfirmed = _EMPTY_TABLE if frame == 1 else new
+        # 5. Lost tracks: unmatched pool tracks within the buffer; then tracked/lost duplicates go.
+        lost_cols = left.nonzero()[0]
+        lost = table.take(lost_cols, 1)
         tracked_boxes = kf.xyxy(tracked)
-        if len(lost_rows) and tracked.shape[1] + unconfirmed.shape[1]:
-            tracked, unconfirmed, lost, tracked_boxes = self._remove_duplicates(
-                tracked, unconfirmed, lost, tracked_boxes, track_boxes.take(lost_rows, 1)
+        if len(lost_cols) and tracked.shape[1] + new.shape[1]:  # (then there were detections: boxes_before is set)
+            tracked, new, lost, tracked_boxes = self._remove_duplicates(
+                tracked, new, lost, tracked_boxes, boxes_before.take(lost_cols, 1)
             )
-        self._table = np.concatenate((tracked, lost, unconfirmed), 1)
+        self._table = np.concatenate((tracked, lost, new), 1)
         self._n_tracked, self._n_lost = tracked.shape[1], lost.shape[1]
+        ints = tracked[_DET:].astype(np.int64)
         return Tracks(
             tracked_boxes.T.astype(np.float32),
             tracked[_SCORE].astype(np.float32),
-            tracked[_CLASS].astype(np.int64),
-            tracked[_ID].astype(np.int64),
-            tracked[_DET].astype(np.int64),
+            ints[_CLASS - _DET],
+            ints[_ID - _DET],
+            ints[0],
         )
 
     def _detections(
-        self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None
-    ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The usable detections, high-score ones first: input indices, how many are high, their scores,
-        classes (float64), corner boxes (4, k) float32 and measurements xyah (4, k) float32."""
+        self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None, frame: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The usable detections, high-score ones first, as track-table columns (box xyah in rows 0-3, zero
+        velocity, score, frame, input index, class), with their corners (4, k) float32, their scores (k,) float32
+        and how many are high-score."""
         b = np.asarray(boxes, dtype=np.float32)
         s = np.asarray(scores, dtype=np.float32)
         if b.shape != (len(s), 4):
             b = b.reshape(-1, 4)
             if len(b) != len(s):
                 raise ValueError(f"{len(b)} boxes but {len(s)} scores")
-        w = b[:, 2] - b[:, 0]
-        h = b[:, 3] - b[:, 1]
-        valid = np.minimum(w, h) > 0
-        valid &= (w + h + s) < np.inf  # NaN and inf fail both tests
+        dets = np.zeros((_ROWS, len(s)))
+        box = dets[kf.POS]
+        with np.errstate(invalid="ignore"):  # a faulty model's inf boxes: 0 * inf
+            np.matmul(_CORNERS_TO_CENTER_SIZE, b.T, out=box)  # cx, cy, w, h
+            w, h = box[2], box[3]
+            valid = np.minimum(w, h) > 0
+            valid &= (w + h + s) < np.inf  # NaN and inf fail both tests
         high = s >= self._config.track_high_thresh
         high &= valid
         low = s > self._config.track_low_thresh
@@ -281,29 +288,18 @@ class ByteTracker:
         sel_high = high.nonzero()[0]
         sel_low = np.greater(low, high).nonzero()[0]  # low and not high
         sel = np.concatenate((sel_high, sel_low)) if len(sel_low) else sel_high
+        dets = dets.take(sel, 1)
+        dets[2] /= dets[3]  # aspect ratio
         det_scores = s.take(sel)
-        if class_ids is None:
-            det_cls = np.zeros(len(sel))
-        else:
+        dets[_SCORE] = det_scores
+        dets[_LAST] = frame
+        dets[_DET] = sel
+        if class_ids is not None:
             cls = np.asarray(class_ids).reshape(-1)
             if len(cls) != len(s):
                 raise ValueError(f"{len(s)} scores but {len(cls)} class ids")
-            det_cls = cls.take(sel).astype(np.float64)
-        # Same float32 arithmetic as Ultralytics (xyxy -> xywh -> tlwh -> xyah / xyxy), for bit-equal costs.
-        corners = b.take(sel, 0).T
-        size = corners[2:] - corners[:2]
-        half = size / 2
-        top_left = corners[:2] + corners[2:]
-        top_left /= 2
-        top_left -= half
-        det_boxes = np.empty((4, len(sel)), dtype=np.float32)
-        det_boxes[:2] = top_left
-        np.add(top_left, size, out=det_boxes[2:])
-        det_xyah = np.empty((4, len(sel)), dtype=np.float32)
-        np.add(top_left, half, out=det_xyah[:2])
-        np.divide(size[0], size[1], out=det_xyah[2])
-        det_xyah[3] = size[1]
-        return sel, len(sel_high), det_scores, det_cls, det_boxes, det_xyah
+            dets[_CLASS] = cls.take(sel)
+        return dets, b.take(sel, 0).T, det_scores, len(sel_high)
 
     def _cost(self, iou: np.ndarray, det_scores: np.ndarray) -> np.ndarray:
         """Association cost 1 - IoU, or 1 - IoU * score with ``fuse_score`` (Ultralytics' float32 arithmetic)."""
@@ -312,55 +308,33 @@ class ByteTracker:
             cost = 1 - (1 - cost) * det_scores
         return cost
 
-    def _new_tracks(
-        self,
-        dets: np.ndarray,
-        det_xyah: np.ndarray,
-        det_scores: np.ndarray,
-        det_cls: np.ndarray,
-        sel: np.ndarray,
-        frame: int,
-    ) -> np.ndarray:
-        """Table columns for new tracks from detections ``dets``, IDs in detection order."""
-        count = len(dets)
-        if count == 0:
-            return _EMPTY_TABLE
-        new = np.empty((_ROWS, count))
-        new[: kf.STATE_ROWS] = kf.initiate(det_xyah.take(dets, 1))
-        new[_SCORE] = det_scores.take(dets)
-        new[_CLASS] = det_cls.take(dets)
-        new[_ID] = np.arange(self._next_id, self._next_id + count)
-        new[_START] = new[_LAST] = frame
-        new[_DET] = sel.take(dets)
-        self._next_id += count
-        return new
-
     def _remove_duplicates(
         self,
         tracked: np.ndarray,
-        unconfirmed: np.ndarray,
+        new: np.ndarray,
         lost: np.ndarray,
         tracked_boxes: np.ndarray,
         lost_boxes: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Drop the younger of each tracked/lost pair with IoU above 0.85 (Ultralytics' duplicate rule).
+        """Drop the younger of each active/lost pair with IoU above 0.85 (Ultralytics' duplicate rule).
 
-        Tracked means reported and unconfirmed tracks alike. ``tracked_boxes`` (4, K) float64 are the reported
-        tracks' boxes, ``lost_boxes`` (4, L) float32 the lost ones'. Returns the three groups and the boxes of the
-        reported tracks kept.
+        Active means reported (``tracked``) and new unreported tracks alike; ``tracked_boxes`` and ``lost_boxes``
+        are corner rows (4, K) float64. Returns the three groups and the boxes of the reported tracks kept.
         """
         n_reported = tracked.shape[1]
-        if unconfirmed.shape[1]:
-            active = np.concatenate((tracked, unconfirmed), 1)
-            active_boxes = np.concatenate((tracked_boxes, kf.xyxy(unconfirmed)), 1)
+        if new.shape[1]:
+            active = np.concatenate((tracked, new), 1)
+            active_boxes = np.concatenate((tracked_boxes, kf.xyxy(new)), 1)
         else:
             active, active_boxes = tracked, tracked_boxes
-        iou = iou_matrix(active_boxes.astype(np.float32), lost_boxes)
+        if not may_overlap(active_boxes, lost_boxes, 1 - _DUPLICATE_IOU_DISTANCE):
+            return tracked, new, lost, tracked_boxes
+        iou = iou_matrix(active_boxes.astype(np.float32), lost_boxes.astype(np.float32))
         if self._config.class_aware:
             iou *= np.equal.outer(active[_CLASS], lost[_CLASS])
         pairs_active, pairs_lost = ((1 - iou) < _DUPLICATE_IOU_DISTANCE).nonzero()
         if len(pairs_active) == 0:
-            return tracked, unconfirmed, lost, tracked_boxes
+            return tracked, new, lost, tracked_boxes
         age_active = (active[_LAST] - active[_START]).tolist()
         age_lost = (lost[_LAST] - lost[_START]).tolist()
         keep_active = np.ones(active.shape[1], dtype=bool)
@@ -373,7 +347,7 @@ class ByteTracker:
         keep_reported = keep_active[:n_reported]
         return (
             tracked[:, keep_reported],
-            unconfirmed[:, keep_active[n_reported:]],
+            new[:, keep_active[n_reported:]],
             lost[:, keep_lost],
             tracked_boxes[:, keep_reported],
         )

@@ -29,15 +29,13 @@ _MEASUREMENT_ASPECT_VAR = 1e-1 * 1e-1
 _INIT_WEIGHTS = np.array([2 * STD_WEIGHT_POSITION] * 4 + [10 * STD_WEIGHT_VELOCITY] * 4)
 
 
-def initiate(xyah: np.ndarray) -> np.ndarray:
-    """New states from measurements ``xyah`` (4, m): mean = the box, zero velocity, height-scaled covariance."""
-    state = np.zeros((STATE_ROWS, xyah.shape[1]))
-    state[POS] = xyah
+def initiate(state: np.ndarray) -> None:
+    """Start tracks in place: ``state`` (STATE_ROWS, m) holds the measured boxes in rows 0-3 and zero velocity and
+    pv rows; this sets their variances (proportional to the box height)."""
     variance = state[4:12]  # pp, vv
     np.multiply.outer(_INIT_WEIGHTS, state[3], out=variance)
     variance *= variance
     variance[2], variance[6] = _PROCESS_ASPECT_VAR
-    return state
 
 
 def predict(state: np.ndarray, steps: int = 1) -> None:

@@ -29,6 +29,32 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter
 
 
+def may_overlap(a: np.ndarray, b: np.ndarray, iou_thresh: float, max_pairs: int = 64) -> bool:
+    """Whether a box of ``a`` (4, n) and one of ``b`` (4, m), corner rows, may have an IoU above ``iou_thresh``.
+
+    A cheap test to skip ``iou_matrix`` when no pair can pass (typical for the few tracks of a frame): exact IoU in
+    float64 with a 1e-6 margin for float32 rounding, in plain Python up to ``max_pairs`` pairs (a numpy call costs
+    as much as ~10 pairs); above that it answers True and leaves the work to ``iou_matrix``.
+    """
+    if a.shape[1] * b.shape[1] > max_pairs:
+        return True
+    limit = iou_thresh - 1e-6
+    others = b.T.tolist()
+    for ax1, ay1, ax2, ay2 in a.T.tolist():
+        area_a = (ax2 - ax1) * (ay2 - ay1)
+        for bx1, by1, bx2, by2 in others:
+            iw = (ax2 if ax2 < bx2 else bx2) - (ax1 if ax1 > bx1 else bx1)
+            if iw <= 0:
+                continue
+            ih = (ay2 if ay2 < by2 else by2) - (ay1 if ay1 > by1 else by1)
+            if ih <= 0:
+                continue
+            inter = iw * ih
+            if inter > limit * (area_a + (bx2 - bx1) * (by2 - by1) - inter):
+                return True
+    return False
+
+
 @functools.lru_cache(maxsize=32)
 def _float32_limit(thresh: float) -> np.float32:
     """The smallest float32 not below ``thresh``: for a float32 cost c, c < thresh exactly when c < it."""

@@ -1,0 +1,151 @@
+"""Time per tracker update: ours vs Ultralytics' BYTETracker vs supervision's ByteTrack, same detections, one run.
+
+All three get every frame of MOT16-05 ``det/det.txt`` (837 frames, ~5 detections a frame, scores min-max
+normalised), at their defaults, in the form each one takes (ours: arrays; Ultralytics: ``Boxes``; supervision:
+``Detections``, built before timing). Only the update call is timed (``time.perf_counter_ns``). The sequence is run
+``--rounds`` times with a fresh tracker state each round, the trackers taking turns round by round so that they share
+the machine's load; the first round of each is warm-up and not counted. Prints mean, median, p99 and max per update,
+the ratio to ours, the load average before and after, and versions.
+
+Needs the reference environment (``bash bench/setup_ref_env.sh``, plus ``supervision==0.30.*``):
+    .venv-ref/bin/python bench/bench_tracker.py [--rounds 6] [--seq DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from yolo_trt_ros import data_paths
+from yolo_trt_ros.bytetrack import ByteTracker
+from yolo_trt_ros.mot_eval import load_detections, read_seqinfo
+
+Runner = Callable[[], list[int]]  # runs the whole sequence once from a fresh state, returns ns per update
+
+
+def ours(frames) -> Runner:
+    tracker = ByteTracker()
+    inputs = [(b, s, np.zeros(len(s), dtype=np.int64)) for b, s in frames]
+
+    def run() -> list[int]:
+        tracker.reset()
+        times = []
+        for boxes, scores, classes in inputs:
+            t0 = time.perf_counter_ns()
+            tracker.update(boxes, scores, classes)
+            times.append(time.perf_counter_ns() - t0)
+        return times
+
+    return run
+
+
+def ultralytics_bytetrack(frames, image_hw) -> Runner:
+    from ultralytics.cfg import get_cfg
+    from ultralytics.engine.results import Boxes
+    from ultralytics.trackers.byte_tracker import BYTETracker
+    from ultralytics.utils import ROOT
+
+    tracker = BYTETracker(get_cfg(ROOT / "cfg" / "trackers" / "bytetrack.yaml"))
+    inputs = [
+        Boxes(np.column_stack((b, s, np.zeros_like(s))).astype(np.float32), image_hw) for b, s in frames
+    ]
+
+    def run() -> list[int]:
+        tracker.reset()
+        times = []
+        for boxes in inputs:
+            t0 = time.perf_counter_ns()
+            tracker.update(boxes)
+            times.append(time.perf_counter_ns() - t0)
+        return times
+
+    return run
+
+
+def supervision_bytetrack(frames) -> Runner:
+    import supervision as sv
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ByteTrack is deprecated in 0.30 (removed in 0.31)
+        tracker = sv.ByteTrack()
+    inputs = [
+        sv.Detections(xyxy=b.astype(np.float64), confidence=s, class_id=np.zeros(len(s), dtype=int))
+        for b, s in frames
+    ]
+
+    def run() -> list[int]:
+        tracker.reset()
+        times = []
+        for detections in inputs:
+            t0 = time.perf_counter_ns()
+            tracker.update_with_detections(detections)
+            times.append(time.perf_counter_ns() - t0)
+        return times
+
+    return run
+
+
+def versions() -> str:
+    import supervision
+    import ultralytics
+
+    return (
+        f"Python {platform.python_version()}, numpy {np.__version__}, ultralytics {ultralytics.__version__}, "
+        f"supervision {supervision.__version__}, CPU {cpu_model()} ({os.cpu_count()} logical cores)"
+    )
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seq", type=Path, default=data_paths.mot_sequence("MOT16-05"))
+    parser.add_argument("--rounds", type=int, default=6, help="runs of the sequence per tracker (first is warm-up)")
+    args = parser.parse_args()
+    info = read_seqinfo(args.seq)
+    frames = load_detections(args.seq / "det" / "det.txt", info.length)
+    runners = {
+        "yolo_trt_ros ByteTracker": ours(frames),
+        "Ultralytics BYTETracker": ultralytics_bytetrack(frames, (info.height, info.width)),
+        "supervision ByteTrack": supervision_bytetrack(frames),
+    }
+    load_before = os.getloadavg()
+    times: dict[str, list[int]] = {name: [] for name in runners}
+    for round_ in range(args.rounds):
+        for name, run in runners.items():
+            t = run()
+            if round_:
+                times[name] += t
+    load_after = os.getloadavg()
+
+    dets = sum(len(s) for _, s in frames) / len(frames)
+    print(f"{info.name}: {len(frames)} frames, {dets:.2f} detections/frame, {args.rounds - 1} timed rounds each")
+    print(versions())
+    print(f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
+          f"after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}")
+    ref_mean = np.mean(times["yolo_trt_ros ByteTracker"])
+    print("| tracker | mean ms | median ms | p99 ms | max ms | mean vs ours |")
+    print("|---|---|---|---|---|---|")
+    for name, t in times.items():
+        ms = np.array(t) / 1e6
+        print(f"| {name} | {ms.mean():.3f} | {np.median(ms):.3f} | {np.percentile(ms, 99):.3f} | {ms.max():.2f} | "
+              f"{ms.mean() / (ref_mean / 1e6):.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
