@@ -13,7 +13,7 @@ Stages, in the order the node runs them (tracker_node._on_image), with the node'
               has subscribers; reported, not counted in "overhead")
 "overhead" = convert + preprocess + postprocess + publish: the node's time per frame beyond inference.
 
-    .venv/bin/python bench/bench_stages.py [--passes 5] [--subscriber] [--json out.json]
+    .venv/bin/python bench/bench_stages.py [--passes 5] [--subscriber process] [--json out.json]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rclpy
+from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
@@ -37,8 +39,22 @@ from yolo_trt_ros import data_paths
 from yolo_trt_ros.annotate import Annotator
 from yolo_trt_ros.detector import Detector
 from yolo_trt_ros.image_conversion import array_to_image, image_to_array
+from yolo_trt_ros.processes import ros_env, stop_process
 from yolo_trt_ros.tracker_node import detections_to_msg
 
+SUBSCRIBER = """
+import rclpy
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray
+rclpy.init()
+node = rclpy.create_node("bench_stages_subscriber")
+node.create_subscription(Detection2DArray, "detections", lambda _: None, 10)
+node.create_subscription(Image, "annotated_image", lambda _: None, 10)
+try:
+    rclpy.spin(node)
+except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+    pass
+"""
 STAGES = ("receive", "convert", "preprocess", "infer", "postprocess", "publish", "annotate")
 OVERHEAD = ("convert", "preprocess", "postprocess", "publish")
 
@@ -48,6 +64,18 @@ def load_frames(seq: Path) -> list[np.ndarray]:
     if not frames or any(f is None for f in frames):
         raise SystemExit(f"no readable frames in {seq / 'img1'}")
     return frames
+
+
+def start_subscriber(node: Node) -> subprocess.Popen[bytes]:
+    """A process subscribing to (and spinning on) both topics; returns once both publishers see it."""
+    proc = subprocess.Popen([sys.executable, "-c", SUBSCRIBER], env=ros_env())
+    deadline = time.monotonic() + 30.0
+    while node.count_subscribers("detections") < 1 or node.count_subscribers("annotated_image") < 1:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            stop_process(proc)
+            raise SystemExit("the subscriber process did not come up")
+        time.sleep(0.1)
+    return proc
 
 
 def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -65,10 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequence", type=Path, default=data_paths.mot_sequence())
     parser.add_argument("--model", type=Path, default=data_paths.default_model())
     parser.add_argument("--passes", type=int, default=5, help="passes over the 48 frames (after one warm-up pass)")
-    parser.add_argument("--subscriber", action="store_true",
-                        help="give both topics a matched subscriber (in this process, not spun)")
+    parser.add_argument("--subscriber", choices=("none", "process"), default="none",
+                        help="'process': a subscriber process on both topics (as rviz or a planner would be)")
+    parser.add_argument("--domain-id", type=int, default=140 + os.getpid() % 30)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    os.environ.update(ros_env(domain_id=args.domain_id))  # LARGE_DATA transports, as the node is run
 
     frames = load_frames(args.sequence)
     wire = []
@@ -84,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     node = rclpy.create_node("bench_stages")
     det_pub = node.create_publisher(Detection2DArray, "detections", 10)
     img_pub = node.create_publisher(Image, "annotated_image", 10)
-    if args.subscriber:
-        node.create_subscription(Detection2DArray, "detections", lambda _: None, 10)
-        node.create_subscription(Image, "annotated_image", lambda _: None, 10)
+    subscriber = start_subscriber(node) if args.subscriber == "process" else None
 
     samples: dict[str, list[float]] = {s: [] for s in (*STAGES, "overhead", "total")}
     counts = []
@@ -115,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in row.items():
                 samples[k].append(v)
             counts.append(len(dets))
+    if subscriber is not None:
+        stop_process(subscriber)
     node.destroy_node()
     rclpy.shutdown()
     detector.close()
