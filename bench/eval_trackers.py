@@ -1,0 +1,121 @@
+"""Tracking accuracy on MOT16-05: ours vs Ultralytics' BYTETracker vs supervision's ByteTrack, same detections.
+
+Two inputs, each fed identically to every tracker, each tracker at its defaults (plus, for ours, the variants named):
+- all 837 frames of the public DPM detections (``det/det.txt``, scores min-max normalised over the file);
+- the 48 frames that have images, through our Detector (YOLOv8n ONNX, ONNX Runtime, class person, conf 0.1 as
+  Ultralytics' track mode uses).
+Scores: TrackEval under the MOTChallenge rules (``yolo_trt_ros.mot_eval``: pedestrians with flag 1 at IoU 0.5,
+distractor-matched boxes removed). Ours and Ultralytics report Kalman-filtered boxes, supervision the detection
+boxes. Prints markdown tables for BENCHMARKS.md.
+
+Needs the reference environment (``bash bench/setup_ref_env.sh`` plus ``supervision==0.30.*`` and
+``pip install --no-deps trackeval==1.3.0``):
+    .venv-ref/bin/python bench/eval_trackers.py [--seq DIR] [--model M] [--skip-detector]
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from yolo_trt_ros import data_paths
+from yolo_trt_ros.bytetrack import TrackerConfig
+from yolo_trt_ros.mot_eval import (
+    TABLE_HEADER,
+    Frames,
+    evaluate,
+    load_detections,
+    read_seqinfo,
+    track_sequence,
+)
+from yolo_trt_ros.mot_format import MotRow, rows_from_boxes
+
+# Our variants: (name, config, stamp frames at the sequence's rate?)
+OURS = [
+    ("yolo_trt_ros, Ultralytics-equivalent (defaults, no stamps)", TrackerConfig(), False),
+    ("yolo_trt_ros, defaults + header stamps (node behaviour)", TrackerConfig(), True),
+    ("yolo_trt_ros, stamps, frame_rate=14", TrackerConfig(frame_rate=14.0), True),
+    ("yolo_trt_ros, stamps, match_thresh=0.9", TrackerConfig(match_thresh=0.9), True),
+    ("yolo_trt_ros, stamps, fuse_score=False", TrackerConfig(fuse_score=False), True),
+    ("yolo_trt_ros, stamps, fuse_score=False, match_thresh=0.9", TrackerConfig(fuse_score=False, match_thresh=0.9),
+     True),
+]
+
+
+def ultralytics_rows(frames: Frames, image_hw: tuple[int, int]) -> list[MotRow]:
+    from ultralytics.cfg import get_cfg
+    from ultralytics.engine.results import Boxes
+    from ultralytics.trackers.byte_tracker import BYTETracker
+    from ultralytics.utils import ROOT
+
+    tracker = BYTETracker(get_cfg(ROOT / "cfg" / "trackers" / "bytetrack.yaml"))
+    rows: list[MotRow] = []
+    for index, (boxes, scores) in enumerate(frames):
+        data = np.column_stack((boxes, scores, np.zeros_like(scores))).astype(np.float32)
+        out = tracker.update(Boxes(data, image_hw)).reshape(-1, 8)
+        rows += rows_from_boxes(index + 1, out[:, :4], out[:, 5], out[:, 4].astype(int).tolist())
+    return rows
+
+
+def supervision_rows(frames: Frames) -> list[MotRow]:
+    import supervision as sv
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ByteTrack is deprecated in 0.30 (removed in 0.31)
+        tracker = sv.ByteTrack()
+    rows: list[MotRow] = []
+    for index, (boxes, scores) in enumerate(frames):
+        detections = sv.Detections(xyxy=boxes.astype(np.float64), confidence=scores,
+                                   class_id=np.zeros(len(scores), dtype=int))
+        out = tracker.update_with_detections(detections)
+        rows += rows_from_boxes(index + 1, out.xyxy, out.confidence, out.tracker_id.tolist())
+    return rows
+
+
+def detector_frames(seq_dir: Path, model: Path) -> Frames:
+    from yolo_trt_ros.detector import Detector, DetectorConfig
+    from yolo_trt_ros.sources import open_mot_sequence
+
+    detector = Detector.from_model(model, backend="onnxruntime",
+                                   config=DetectorConfig(conf_threshold=0.1, classes=("person",)))
+    try:
+        return [(d.boxes, d.scores) for d in (detector(image) for _, image in open_mot_sequence(seq_dir))]
+    finally:
+        detector.close()
+
+
+def table(title: str, gt: Path, frames: Frames, fps: float, image_hw: tuple[int, int]) -> None:
+    results = {name: track_sequence(frames, config, fps if stamps else None) for name, config, stamps in OURS}
+    results["Ultralytics BYTETracker (bytetrack.yaml)"] = ultralytics_rows(frames, image_hw)
+    results["supervision ByteTrack (defaults)"] = supervision_rows(frames)
+    # TrackEval wants file-system-safe tracker names
+    keys = {name: f"t{i}" for i, name in enumerate(results)}
+    scores = evaluate(gt, {keys[name]: rows for name, rows in results.items()}, len(frames))
+    dets = sum(len(s) for _, s in frames)
+    print(f"\n{title}: {len(frames)} frames, {dets} detections\n")
+    print(TABLE_HEADER)
+    for name in results:
+        print(scores[keys[name]].row(name))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seq", type=Path, default=data_paths.mot_sequence("MOT16-05"))
+    parser.add_argument("--model", type=Path, default=data_paths.default_model())
+    parser.add_argument("--skip-detector", action="store_true", help="only the public-detection table")
+    args = parser.parse_args()
+    info = read_seqinfo(args.seq)
+    gt = args.seq / "gt" / "gt.txt"
+    hw = (info.height, info.width)
+    public = load_detections(args.seq / "det" / "det.txt", info.length)
+    table(f"{info.name}, public DPM detections", gt, public, info.frame_rate, hw)
+    if not args.skip_detector:
+        table(f"{info.name}, YOLOv8n detections ({args.model.name}, person, conf 0.1)", gt,
+              detector_frames(args.seq, args.model), info.frame_rate, hw)
+
+
+if __name__ == "__main__":
+    main()
