@@ -5,7 +5,8 @@ run on the sequence's ``gt/gt.txt`` (``frame,id,x,y,w,h,flag,class,visibility``)
 - tracker boxes matched (Hungarian, IoU >= 0.5) to a ground-truth box of a distractor class (2 person_on_vehicle,
   7 static_person, 8 distractor, 12 reflection) are removed before scoring, as are the other classes' gt boxes;
 - of the ground truth, only pedestrians (class 1) with flag 1 are scored: every row with flag 0 (ignore) and every
-  other class (vehicles, occluders, crowd, ...) is dropped;
+  other class (vehicles, occluders, crowd, ...) is dropped, so a tracker box on one of those (say, a car) counts as
+  a false positive unless it was removed as a distractor above;
 - scores cover frames 1..N (N = seqLength, or fewer: then gt rows after frame N are dropped too).
 TrackEval is imported only when scoring (``trackeval==1.3.0``; it needs numpy and scipy only; its pip metadata also
 asks for matplotlib, opencv-python, pycocotools, pillow and tabulate, used for plots and other datasets, so it is
