@@ -115,8 +115,3 @@ def test_multi_step_predict_with_growing_box_is_close_to_repeated_steps() -> Non
         kf.predict(single)
     np.testing.assert_allclose(jump[kf.POS], single[kf.POS], rtol=1e-12)  # the mean is exact
     np.testing.assert_allclose(jump, single, rtol=0.1)  # noise taken at the starting height: ~5% smaller
-
-
-def test_xyxy() -> None:
-    state = initiate(np.array([[50.0], [40.0], [0.5], [20.0]], dtype=np.float32))
-    np.testing.assert_allclose(kf.xyxy(state)[:, 0], [45.0, 30.0, 55.0, 50.0])

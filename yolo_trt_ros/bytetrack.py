@@ -23,14 +23,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kalman_filter as kf
-from .matching import iou_matrix, linear_assignment, may_overlap
+from .matching import BOX_ROWS, iou_matrix, linear_assignment, may_overlap
 
-# Rows of the track table (one column per track); rows 0..kf.STATE_ROWS-1 are the Kalman state. Detections are
-# prepared in the same layout, so a matched detection updates a track by copying rows _SCORE.._DET (and _CLASS).
-_SCORE, _LAST, _DET, _CLASS, _START, _ID = range(kf.STATE_ROWS, kf.STATE_ROWS + 6)
-_ROWS = kf.STATE_ROWS + 6
+# Rows of the track table (one column per track): the Kalman state, then the detection last matched (score, frame,
+# input index), start frame and ID, then the box (x1, y1, x2, y2, area: matching.BOX_ROWS) and class. Detections
+# are prepared in the same layout, so matching one to a track copies rows _SCORE.._DET (and _CLASS), a new track is
+# a detection column, and IoU reads tracks and detections alike.
+_SCORE, _LAST, _DET, _START, _ID = range(kf.STATE_ROWS, kf.STATE_ROWS + 5)
+_BOX = slice(kf.STATE_ROWS + 5, kf.STATE_ROWS + 5 + BOX_ROWS)
+_CLASS = _BOX.stop
+_ROWS = _CLASS + 1
 _VH = kf.VEL.start + 3  # row of the height velocity
-_CORNERS_TO_CENTER_SIZE = np.array([[0.5, 0, 0.5, 0], [0, 0.5, 0, 0.5], [-1, 0, 1, 0], [0, -1, 0, 1]])
 _SECOND_MATCH_THRESH = 0.5  # low-score detections vs remaining tracked tracks (Ultralytics, IoU only)
 _UNCONFIRMED_MATCH_THRESH = 0.7  # unconfirmed tracks vs remaining high-score detections (Ultralytics)
 _DUPLICATE_IOU_DISTANCE = 0.15  # a tracked and a lost track overlapping more than this are one object
@@ -167,18 +170,16 @@ class ByteTracker:
             table, n_tracked, n_lost = _EMPTY_TABLE, 0, 0
         n_pool = n_tracked + n_lost
         n = table.shape[1]
-        dets, det_boxes, det_scores, n_high = self._detections(boxes, scores, class_ids, frame)
+        dets, n_high = self._detections(boxes, scores, class_ids, frame)
         n_det = dets.shape[1]
 
         # Predict tracked and lost tracks (lost ones without height velocity); unconfirmed ones stay as created.
         if n_pool:
             table[_VH, n_tracked:n_pool] = 0.0
             kf.predict(table[: kf.STATE_ROWS, :n_pool], steps)
+            _set_boxes(table[:, :n_pool])
         if n and n_det:
-            boxes_before = kf.xyxy(table)
-            iou = iou_matrix(boxes_before.astype(np.float32), det_boxes)
-            if cfg.class_aware:
-                iou *= np.equal.outer(table[_CLASS], dets[_CLASS])
+            iou = iou_matrix(table[_BOX.start :], dets[_BOX.start :], cfg.class_aware)
         # Pool tracks not (yet) matched, lost ones only while within the buffer.
         left = table[_LAST, :n_pool] >= frame - self._max_lost
 
@@ -186,7 +187,7 @@ class ByteTracker:
         rows = dets_matched = _EMPTY_INDEX
         if n_pool and n_high:
             rows, dets_matched = linear_assignment(
-                self._cost(iou[:n_pool, :n_high], det_scores[:n_high]), cfg.match_thresh
+                self._cost(iou[:n_pool, :n_high], dets[_SCORE, :n_high]), cfg.match_thresh
             )
             left[rows] = False
         if len(dets_matched):
@@ -211,7 +212,7 @@ class ByteTracker:
         # 3. Unconfirmed tracks vs the high-score detections still unmatched; unmatched unconfirmed ones end.
         if n > n_pool and len(dets_left):
             r3, d3 = linear_assignment(
-                self._cost(iou[n_pool:].take(dets_left, 1), det_scores.take(dets_left)), _UNCONFIRMED_MATCH_THRESH
+                self._cost(iou[n_pool:].take(dets_left, 1), dets[_SCORE].take(dets_left)), _UNCONFIRMED_MATCH_THRESH
             )
             if len(r3):
                 rows = np.concatenate((rows, r3 + n_pool))
@@ -229,11 +230,12 @@ class ByteTracker:
             tracked[_SCORE : _DET + 1] = measured[_SCORE : _DET + 1]
             if not cfg.class_aware:
                 tracked[_CLASS] = measured[_CLASS]
+            _set_boxes(tracked)
 
         # 4. New tracks from the remaining high-score detections; reported from their second frame (or frame 1).
         new = _EMPTY_TABLE
         if len(dets_left):
-            dets_left = dets_left[det_scores.take(dets_left) >= cfg.new_track_thresh]
+            dets_left = dets_left[dets[_SCORE].take(dets_left) >= cfg.new_track_thresh]
             if len(dets_left):
                 new = dets.take(dets_left, 1)
                 kf.initiate(new[: kf.STATE_ROWS])
@@ -244,97 +246,72 @@ class ByteTracker:
             tracked, new = np.concatenate((tracked, new), 1), _EMPTY_TABLE
 
         # 5. Lost tracks: unmatched pool tracks within the buffer; then tracked/lost duplicates go.
-        lost_cols = left.nonzero()[0]
-        lost = table.take(lost_cols, 1)
-        tracked_boxes = kf.xyxy(tracked)
-        if len(lost_cols) and tracked.shape[1] + new.shape[1]:  # (then there were detections: boxes_before is set)
-            tracked, new, lost, tracked_boxes = self._remove_duplicates(
-                tracked, new, lost, tracked_boxes, boxes_before.take(lost_cols, 1)
-            )
+        lost = table.take(left.nonzero()[0], 1)
+        if lost.shape[1] and tracked.shape[1] + new.shape[1]:
+            tracked, new, lost = self._remove_duplicates(tracked, new, lost)
         self._table = np.concatenate((tracked, lost, new), 1)
         self._n_tracked, self._n_lost = tracked.shape[1], lost.shape[1]
-        ints = tracked[_DET:].astype(np.int64)
-        return Tracks(
-            tracked_boxes.T.astype(np.float32),
-            tracked[_SCORE].astype(np.float32),
-            ints[_CLASS - _DET],
-            ints[_ID - _DET],
-            ints[0],
-        )
+        ints = tracked[[_CLASS, _ID, _DET]].astype(np.int64)
+        return Tracks(tracked[_BOX.start : _BOX.start + 4].T.astype(np.float32), tracked[_SCORE].astype(np.float32),
+                      ints[0], ints[1], ints[2])
 
     def _detections(
         self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None, frame: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """The usable detections, high-score ones first, as track-table columns (box xyah in rows 0-3, zero
-        velocity, score, frame, input index, class), with their corners (4, k) float32, their scores (k,) float32
-        and how many are high-score."""
+    ) -> tuple[np.ndarray, int]:
+        """The usable detections, high-score ones first, as track-table columns (box as Kalman measurement, zero
+        velocity, score, frame, input index, corners, area, class), and how many are high-score."""
         b = np.asarray(boxes, dtype=np.float32)
         s = np.asarray(scores, dtype=np.float32)
-        if b.shape != (len(s), 4):
+        m = len(s)
+        if b.shape != (m, 4):
             b = b.reshape(-1, 4)
-            if len(b) != len(s):
-                raise ValueError(f"{len(b)} boxes but {len(s)} scores")
-        dets = np.zeros((_ROWS, len(s)))
-        box = dets[kf.POS]
-        with np.errstate(invalid="ignore"):  # a faulty model's inf boxes: 0 * inf
-            np.matmul(_CORNERS_TO_CENTER_SIZE, b.T, out=box)  # cx, cy, w, h
-            w, h = box[2], box[3]
-            valid = np.minimum(w, h) > 0
-            valid &= (w + h + s) < np.inf  # NaN and inf fail both tests
-        high = s >= self._config.track_high_thresh
-        high &= valid
-        low = s > self._config.track_low_thresh
-        low &= valid
-        sel_high = high.nonzero()[0]
-        sel_low = np.greater(low, high).nonzero()[0]  # low and not high
-        sel = np.concatenate((sel_high, sel_low)) if len(sel_low) else sel_high
-        dets = dets.take(sel, 1)
-        dets[2] /= dets[3]  # aspect ratio
-        det_scores = s.take(sel)
-        dets[_SCORE] = det_scores
+            if len(b) != m:
+                raise ValueError(f"{len(b)} boxes but {m} scores")
+        if class_ids is not None:
+            cls = np.asarray(class_ids).reshape(-1)
+            if len(cls) != m:
+                raise ValueError(f"{m} scores but {len(cls)} class ids")
+        cfg = self._config
+        sel, n_high = _select(b, s, cfg.track_high_thresh, cfg.track_low_thresh)
+        k = len(sel)
+        dets = np.zeros((_ROWS, k))
+        if k == 0:
+            return dets, 0
+        box = dets[_BOX]
+        box[:4] = b.take(sel, 0).T
+        size = dets[2:4]  # w, h; row 2 becomes the aspect ratio w / h below
+        np.subtract(box[2:4], box[:2], out=size)
+        np.multiply(size[0], size[1], out=box[4])  # area
+        np.add(box[:2], box[2:4], out=dets[0:2])
+        dets[0:2] *= 0.5  # cx, cy
+        dets[2] /= dets[3]
+        dets[_SCORE] = s.take(sel)
         dets[_LAST] = frame
         dets[_DET] = sel
         if class_ids is not None:
-            cls = np.asarray(class_ids).reshape(-1)
-            if len(cls) != len(s):
-                raise ValueError(f"{len(s)} scores but {len(cls)} class ids")
             dets[_CLASS] = cls.take(sel)
-        return dets, b.take(sel, 0).T, det_scores, len(sel_high)
+        return dets, n_high
 
     def _cost(self, iou: np.ndarray, det_scores: np.ndarray) -> np.ndarray:
-        """Association cost 1 - IoU, or 1 - IoU * score with ``fuse_score`` (Ultralytics' float32 arithmetic)."""
-        cost = 1 - iou
-        if self._config.fuse_score:
-            cost = 1 - (1 - cost) * det_scores
-        return cost
+        """Association cost: 1 - IoU, or 1 - IoU * score with ``fuse_score``."""
+        return 1 - iou * det_scores if self._config.fuse_score else 1 - iou
 
     def _remove_duplicates(
-        self,
-        tracked: np.ndarray,
-        new: np.ndarray,
-        lost: np.ndarray,
-        tracked_boxes: np.ndarray,
-        lost_boxes: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self, tracked: np.ndarray, new: np.ndarray, lost: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Drop the younger of each active/lost pair with IoU above 0.85 (Ultralytics' duplicate rule).
 
-        Active means reported (``tracked``) and new unreported tracks alike; ``tracked_boxes`` and ``lost_boxes``
-        are corner rows (4, K) float64. Returns the three groups and the boxes of the reported tracks kept.
+        Active means reported (``tracked``) and new unreported tracks alike. Returns the three groups kept.
         """
         n_reported = tracked.shape[1]
-        if new.shape[1]:
-            active = np.concatenate((tracked, new), 1)
-            active_boxes = np.concatenate((tracked_boxes, kf.xyxy(new)), 1)
-        else:
-            active, active_boxes = tracked, tracked_boxes
-        if not may_overlap(active_boxes, lost_boxes, 1 - _DUPLICATE_IOU_DISTANCE):
-            return tracked, new, lost, tracked_boxes
-        iou = iou_matrix(active_boxes.astype(np.float32), lost_boxes.astype(np.float32))
-        if self._config.class_aware:
-            iou *= np.equal.outer(active[_CLASS], lost[_CLASS])
+        active = np.concatenate((tracked, new), 1) if new.shape[1] else tracked
+        boxes_a, boxes_l = active[_BOX.start :], lost[_BOX.start :]
+        if not may_overlap(boxes_a, boxes_l, 1 - _DUPLICATE_IOU_DISTANCE):
+            return tracked, new, lost
+        iou = iou_matrix(boxes_a, boxes_l, self._config.class_aware)
         pairs_active, pairs_lost = ((1 - iou) < _DUPLICATE_IOU_DISTANCE).nonzero()
         if len(pairs_active) == 0:
-            return tracked, new, lost, tracked_boxes
+            return tracked, new, lost
         age_active = (active[_LAST] - active[_START]).tolist()
         age_lost = (lost[_LAST] - lost[_START]).tolist()
         keep_active = np.ones(active.shape[1], dtype=bool)
@@ -344,10 +321,43 @@ class ByteTracker:
                 keep_lost[b] = False
             else:
                 keep_active[a] = False
-        keep_reported = keep_active[:n_reported]
-        return (
-            tracked[:, keep_reported],
-            new[:, keep_active[n_reported:]],
-            lost[:, keep_lost],
-            tracked_boxes[:, keep_reported],
-        )
+        return tracked[:, keep_active[:n_reported]], new[:, keep_active[n_reported:]], lost[:, keep_lost]
+
+
+_PYTHON_SELECT_MAX = 24  # up to this many detections, selecting them in plain Python is cheaper than numpy
+
+
+def _select(boxes: np.ndarray, scores: np.ndarray, high_thresh: float, low_thresh: float) -> tuple[np.ndarray, int]:
+    """Indices of the usable detections, high-score (>= high_thresh) first then low-score (> low_thresh), each in
+    input order, and how many are high-score. Unusable: a non-finite coordinate or score, or an empty box."""
+    if len(scores) <= _PYTHON_SELECT_MAX:
+        high: list[int] = []
+        low: list[int] = []
+        for i, ((x1, y1, x2, y2), s) in enumerate(zip(boxes.tolist(), scores.tolist())):
+            # every comparison with NaN is False; x2 - x1 + ... is inf or NaN for any infinite input
+            if s > low_thresh and x2 > x1 and y2 > y1 and x2 - x1 + y2 - y1 + s < math.inf:
+                (high if s >= high_thresh else low).append(i)
+        return np.array(high + low, dtype=np.intp), len(high)
+    with np.errstate(invalid="ignore"):  # a faulty model's inf boxes: inf - inf
+        size = boxes[:, 2:] - boxes[:, :2]
+        valid = np.minimum(size[:, 0], size[:, 1]) > 0
+        valid &= (size[:, 0] + size[:, 1] + scores) < np.inf  # NaN and inf fail both tests
+    high_mask = scores >= high_thresh
+    high_mask &= valid
+    low_mask = scores > low_thresh
+    low_mask &= valid
+    sel_high = high_mask.nonzero()[0]
+    sel_low = np.greater(low_mask, high_mask).nonzero()[0]  # low and not high
+    return np.concatenate((sel_high, sel_low)), len(sel_high)
+
+
+def _set_boxes(columns: np.ndarray) -> None:
+    """Write the corners and area of the Kalman mean box into the box rows of table ``columns``, in place."""
+    box = columns[_BOX]
+    size = box[2:4]
+    np.multiply(columns[2], columns[3], out=size[0])  # w = a * h
+    size[1] = columns[3]
+    np.multiply(size[0], size[1], out=box[4])
+    np.multiply(size, -0.5, out=box[0:2])
+    box[0:2] += columns[0:2]  # x1, y1
+    size += box[0:2]  # x2, y2

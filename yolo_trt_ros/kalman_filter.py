@@ -80,13 +80,3 @@ def update(state: np.ndarray, xyah: np.ndarray) -> None:
     vv -= gain_vel * pv
     np.multiply(gain_pos, noise, out=pp)
     np.multiply(gain_vel, noise, out=pv)
-
-
-def xyxy(state: np.ndarray) -> np.ndarray:
-    """The mean boxes of ``state`` as corners (4, n) float64: rows x1, y1, x2, y2."""
-    boxes = np.empty((4, state.shape[1]))
-    np.multiply(state[2], state[3], out=boxes[2])
-    boxes[3] = state[3]
-    np.subtract(state[0:2], boxes[2:4] / 2, out=boxes[0:2])
-    boxes[2:4] += boxes[0:2]
-    return boxes

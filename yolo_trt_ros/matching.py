@@ -7,30 +7,47 @@ import functools
 import lap
 import numpy as np
 
+BOX_ROWS = 5  # x1, y1, x2, y2, area: box rows as iou_matrix reads them (then a class row)
 _NO_PAIRS = (np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp))
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (4, n) with every box in ``b`` (4, m), both float32 corner rows -> (n, m) float32.
+def iou_matrix(a: np.ndarray, b: np.ndarray, class_aware: bool = False) -> np.ndarray:
+    """IoU (n, m) of the boxes ``a`` (6, n) and ``b`` (6, m), rows x1, y1, x2, y2, area, class (float64).
 
-    Same arithmetic as Ultralytics' ``bbox_ioa(iou=True)`` (eps 1e-7 in the denominator), so costs, and with
-    them assignment decisions near a threshold, agree with the reference tracker.
+    ``class_aware``: pairs of different classes get 0. Arithmetic as Ultralytics' ``bbox_ioa(iou=True)`` (eps
+    1e-7 in the denominator), in float64. Small problems gather the pairs into flat rows (no broadcasting: a numpy
+    call on a few elements costs the same whatever its size, and broadcasting costs ~3 of them).
     """
-    a3, b3 = a[:, :, None], b[:, None, :]
-    overlap = np.minimum(a3[2:], b3[2:])  # (2, n, m): x, y extent of the intersection
-    overlap -= np.maximum(a3[:2], b3[:2])
-    np.maximum(overlap, 0, out=overlap)
-    inter = overlap[0] * overlap[1]
-    size_a, size_b = a[2:] - a[:2], b[2:] - b[:2]
-    union = size_b[0] * size_b[1] + (size_a[0] * size_a[1])[:, None]
+    n, m = a.shape[1], b.shape[1]
+    if n * m <= _GATHER_MAX_PAIRS:
+        ia, ib = _pairs(n, m)
+        a, b = a.take(ia, 1), b.take(ib, 1)
+    else:
+        a, b = a[:, :, None], b[:, None, :]
+    inter = np.minimum(a[2:4], b[2:4])
+    inter -= np.maximum(a[0:2], b[0:2])
+    np.maximum(inter, 0.0, out=inter)
+    inter = inter[0] * inter[1]
+    union = b[4] + a[4]
     union -= inter
     union += 1e-7
     inter /= union
-    return inter
+    if class_aware:
+        inter *= a[5] == b[5]
+    return inter.reshape(n, m)
+
+
+_GATHER_MAX_PAIRS = 256
+
+
+@functools.lru_cache(maxsize=1024)
+def _pairs(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column index of every cell of an (n, m) matrix, row-major."""
+    return np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
 
 
 def may_overlap(a: np.ndarray, b: np.ndarray, iou_thresh: float, max_pairs: int = 64) -> bool:
-    """Whether a box of ``a`` (4, n) and one of ``b`` (4, m), corner rows, may have an IoU above ``iou_thresh``.
+    """Whether a box of ``a`` and one of ``b`` (rows x1, y1, x2, y2, ...) may have an IoU above ``iou_thresh``.
 
     A cheap test to skip ``iou_matrix`` when no pair can pass (typical for the few tracks of a frame): exact IoU in
     float64 with a 1e-6 margin for float32 rounding, in plain Python up to ``max_pairs`` pairs (a numpy call costs
@@ -39,8 +56,8 @@ def may_overlap(a: np.ndarray, b: np.ndarray, iou_thresh: float, max_pairs: int 
     if a.shape[1] * b.shape[1] > max_pairs:
         return True
     limit = iou_thresh - 1e-6
-    others = b.T.tolist()
-    for ax1, ay1, ax2, ay2 in a.T.tolist():
+    others = b[:4].T.tolist()
+    for ax1, ay1, ax2, ay2 in a[:4].T.tolist():
         area_a = (ax2 - ax1) * (ay2 - ay1)
         for bx1, by1, bx2, by2 in others:
             iw = (ax2 if ax2 < bx2 else bx2) - (ax1 if ax1 > bx1 else bx1)
@@ -55,15 +72,8 @@ def may_overlap(a: np.ndarray, b: np.ndarray, iou_thresh: float, max_pairs: int 
     return False
 
 
-@functools.lru_cache(maxsize=32)
-def _float32_limit(thresh: float) -> np.float32:
-    """The smallest float32 not below ``thresh``: for a float32 cost c, c < thresh exactly when c < it."""
-    limit = np.float32(thresh)
-    return limit if float(limit) >= thresh else np.nextafter(limit, np.float32(np.inf))
-
-
 def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum-cost matching of a float32 ``cost`` matrix in which a pair may match only if its cost is below ``thresh``.
+    """Minimum-cost matching of ``cost`` (n, m) in which a pair may match only if its cost is below ``thresh``.
 
     Returns the matched (rows, cols), rows ascending. This is the problem ``lap.lapjv(cost, extend_cost=True,
     cost_limit=thresh)`` solves (as Ultralytics' ByteTrack calls it): leaving a row or a column unmatched costs
@@ -72,8 +82,7 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
     has more than one such candidate, matching all candidates is the unique optimum and is returned without calling
     the solver (the common case in tracking, and ~10 us cheaper).
     """
-    limit = _float32_limit(thresh)
-    rows, cols = (cost < limit).nonzero()
+    rows, cols = (cost < thresh).nonzero()
     count = len(rows)
     if count <= 1:
         return (rows, cols) if count else _NO_PAIRS
@@ -82,5 +91,5 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
     _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=thresh)
     rows = (x >= 0).nonzero()[0]
     cols = x.take(rows)
-    below = cost[rows, cols] < limit  # a pair costing exactly thresh gains nothing: the solver may take it or not
+    below = cost[rows, cols] < thresh  # a pair costing exactly thresh gains nothing: the solver may take it or not
     return rows[below], cols[below]
