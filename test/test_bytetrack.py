@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -270,31 +271,33 @@ def test_mismatched_lengths_are_rejected() -> None:
         tracker.update(np.zeros((2, 4)), np.zeros(2), np.zeros(3))
 
 
-def test_non_finite_and_degenerate_boxes_are_ignored() -> None:
+@pytest.mark.parametrize("padding", [0, 40])  # small frames are screened in Python, large ones with numpy
+def test_non_finite_and_degenerate_boxes_are_ignored(padding: int) -> None:
     tracker = ByteTracker()
     nan, inf = float("nan"), float("inf")
-    boxes = np.array(
-        [
-            [nan, 0, 10, 10],
-            BOX,
-            [0, 0, inf, 10],
-            [-inf, 0, 10, 10],
-            [5, 5, 5, 20],  # zero width
-            [30, 30, 10, 10],  # inverted
-            BOX + 300,
-            [nan] * 4,
-        ],
-        dtype=np.float32,
-    )
-    scores = np.array([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], dtype=np.float32)
-    for _ in range(3):
-        out = tracker.update(boxes, scores)
-        assert sorted(out.det_indices.tolist()) == [1, 6]
-        assert np.isfinite(out.boxes).all()
-    bad_scores = scores.copy()
-    bad_scores[1], bad_scores[6] = nan, inf
-    out = tracker.update(boxes, bad_scores)
-    assert len(out) == 0 and tracker.lost_count == 2
+    bad = [
+        [nan, 0, 10, 10],
+        [0, 0, inf, 10],
+        [-inf, 0, 10, 10],
+        [inf, inf, inf, inf],
+        [5, 5, 5, 20],  # zero width
+        [30, 30, 10, 10],  # inverted
+        [nan] * 4,
+    ]
+    far = [[2000.0 + 60 * i, 2000.0, 2040.0 + 60 * i, 2100.0] for i in range(padding)]
+    boxes = np.array([bad[0], BOX, *bad[1:4], BOX + 300, *bad[4:], *far], dtype=np.float32)
+    good = [1, 5] + list(range(len(boxes) - padding, len(boxes)))
+    scores = np.full(len(boxes), 0.9, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning either
+        for _ in range(3):
+            out = tracker.update(boxes, scores)
+            assert sorted(out.det_indices.tolist()) == good
+            assert np.isfinite(out.boxes).all()
+        bad_scores = scores.copy()
+        bad_scores[1], bad_scores[5] = nan, inf
+        out = tracker.update(boxes, bad_scores)
+    assert sorted(out.det_indices.tolist()) == good[2:] and tracker.lost_count == 2
 
 
 def test_500_detections() -> None:
