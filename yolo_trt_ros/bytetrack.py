@@ -29,7 +29,7 @@ from .matching import BOX_ROWS, iou_matrix, linear_assignment, may_overlap
 # input index), start frame and ID, then the box (x1, y1, x2, y2, area: matching.BOX_ROWS) and class. Detections
 # are prepared in the same layout, so matching one to a track copies rows _SCORE.._DET (and _CLASS), a new track is
 # a detection column, and IoU reads tracks and detections alike.
-_SCORE, _LAST, _DET, _START, _ID = range(kf.STATE_ROWS, kf.STATE_ROWS + 5)
+_START, _ID, _SCORE, _LAST, _DET = range(kf.STATE_ROWS, kf.STATE_ROWS + 5)
 _BOX = slice(kf.STATE_ROWS + 5, kf.STATE_ROWS + 5 + BOX_ROWS)
 _CLASS = _BOX.stop
 _ROWS = _CLASS + 1
@@ -190,13 +190,8 @@ class ByteTracker:
                 self._cost(iou[:n_pool, :n_high], dets[_SCORE, :n_high]), cfg.match_thresh
             )
             left[rows] = False
-        if len(dets_matched):
-            free = np.empty(n_high, dtype=bool)
-            free.fill(True)
-            free[dets_matched] = False
-            dets_left = free.nonzero()[0]
-        else:
-            dets_left = np.arange(n_high)
+        taken = set(dets_matched.tolist())
+        dets_left = [d for d in range(n_high) if d not in taken]
 
         # 2. Low-score detections vs the tracked tracks still unmatched (IoU only); the rest become lost.
         if n_det > n_high and n_tracked:
@@ -210,17 +205,16 @@ class ByteTracker:
                     dets_matched = np.concatenate((dets_matched, d2 + n_high))
 
         # 3. Unconfirmed tracks vs the high-score detections still unmatched; unmatched unconfirmed ones end.
-        if n > n_pool and len(dets_left):
+        if n > n_pool and dets_left:
             r3, d3 = linear_assignment(
                 self._cost(iou[n_pool:].take(dets_left, 1), dets[_SCORE].take(dets_left)), _UNCONFIRMED_MATCH_THRESH
             )
             if len(r3):
+                d3 = [dets_left[i] for i in d3.tolist()]
                 rows = np.concatenate((rows, r3 + n_pool))
-                dets_matched = np.concatenate((dets_matched, dets_left.take(d3)))
-                free = np.empty(len(dets_left), dtype=bool)
-                free.fill(True)
-                free[d3] = False
-                dets_left = dets_left[free]
+                dets_matched = np.concatenate((dets_matched, d3))
+                taken = set(d3)
+                dets_left = [d for d in dets_left if d not in taken]
 
         # Correct every matched track at once.
         tracked = table.take(rows, 1)
@@ -234,9 +228,10 @@ class ByteTracker:
 
         # 4. New tracks from the remaining high-score detections; reported from their second frame (or frame 1).
         new = _EMPTY_TABLE
-        if len(dets_left):
-            dets_left = dets_left[dets[_SCORE].take(dets_left) >= cfg.new_track_thresh]
-            if len(dets_left):
+        if dets_left:
+            scores = dets[_SCORE].tolist()
+            dets_left = [d for d in dets_left if scores[d] >= cfg.new_track_thresh]
+            if dets_left:
                 new = dets.take(dets_left, 1)
                 kf.initiate(new[: kf.STATE_ROWS])
                 new[_START] = frame
@@ -251,9 +246,9 @@ class ByteTracker:
             tracked, new, lost = self._remove_duplicates(tracked, new, lost)
         self._table = np.concatenate((tracked, lost, new), 1)
         self._n_tracked, self._n_lost = tracked.shape[1], lost.shape[1]
-        ints = tracked[[_CLASS, _ID, _DET]].astype(np.int64)
+        ints = tracked[_ID : _CLASS + 1].astype(np.int64)
         return Tracks(tracked[_BOX.start : _BOX.start + 4].T.astype(np.float32), tracked[_SCORE].astype(np.float32),
-                      ints[0], ints[1], ints[2])
+                      ints[_CLASS - _ID], ints[0], ints[_DET - _ID])
 
     def _detections(
         self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None, frame: int
