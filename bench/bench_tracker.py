@@ -25,12 +25,12 @@ import numpy as np
 
 from yolo_trt_ros import data_paths
 from yolo_trt_ros.bytetrack import ByteTracker
-from yolo_trt_ros.mot_eval import load_detections, read_seqinfo
+from yolo_trt_ros.mot_eval import Frames, load_detections, read_seqinfo
 
 Runner = Callable[[], list[int]]  # runs the whole sequence once from a fresh state, returns ns per update
 
 
-def ours(frames) -> Runner:
+def ours(frames: Frames) -> Runner:
     tracker = ByteTracker()
     inputs = [(b, s, np.zeros(len(s), dtype=np.int64)) for b, s in frames]
 
@@ -46,7 +46,7 @@ def ours(frames) -> Runner:
     return run
 
 
-def ultralytics_bytetrack(frames, image_hw) -> Runner:
+def ultralytics_bytetrack(frames: Frames, image_hw: tuple[int, int]) -> Runner:
     from ultralytics.cfg import get_cfg
     from ultralytics.engine.results import Boxes
     from ultralytics.trackers.byte_tracker import BYTETracker
@@ -69,7 +69,7 @@ def ultralytics_bytetrack(frames, image_hw) -> Runner:
     return run
 
 
-def supervision_bytetrack(frames) -> Runner:
+def supervision_bytetrack(frames: Frames) -> Runner:
     import supervision as sv
 
     with warnings.catch_warnings():

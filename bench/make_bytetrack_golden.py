@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gzip
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import ultralytics
@@ -35,7 +36,7 @@ INPUT_HEADER = "frame,x1,y1,x2,y2,score,cls"
 Frames = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per frame: boxes xyxy (N, 4), scores (N,), classes (N,)
 
 
-def ultralytics_bytetrack_args():
+def ultralytics_bytetrack_args() -> Any:
     """Ultralytics' own bytetrack.yaml, loaded the way its tracker callbacks load it."""
     return get_cfg(ROOT / "cfg" / "trackers" / "bytetrack.yaml")
 

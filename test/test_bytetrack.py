@@ -5,10 +5,12 @@ from __future__ import annotations
 import gzip
 import warnings
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.typing import ArrayLike
 
 from yolo_trt_ros.bytetrack import ByteTracker, TrackerConfig, Tracks
 from yolo_trt_ros.mot_eval import load_detections, read_seqinfo
@@ -22,7 +24,9 @@ def read_csv(path: Path) -> np.ndarray:
     return np.array([line.split(",") for line in lines], dtype=np.float64)
 
 
-def assert_same_tracks(frames, golden: np.ndarray, config: TrackerConfig) -> None:
+def assert_same_tracks(
+    frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None]], golden: np.ndarray, config: TrackerConfig
+) -> None:
     """Frame by frame: the same detections reported, boxes within 1e-3 px, scores and classes equal, and the track
     IDs a bijection with the reference IDs that holds for the whole sequence."""
     expected = defaultdict(list)
@@ -70,7 +74,13 @@ def test_parity_with_ultralytics_on_synthetic_sequence() -> None:
 BOX = np.array([100.0, 100.0, 150.0, 220.0], dtype=np.float32)
 
 
-def step(tracker: ByteTracker, boxes, scores=None, classes=None, stamp=None) -> Tracks:
+def step(
+    tracker: ByteTracker,
+    boxes: ArrayLike,
+    scores: ArrayLike | None = None,
+    classes: ArrayLike | None = None,
+    stamp: float | None = None,
+) -> Tracks:
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     scores = np.full(len(boxes), 0.9, dtype=np.float32) if scores is None else np.asarray(scores, np.float32)
     return tracker.update(boxes, scores, classes, stamp)

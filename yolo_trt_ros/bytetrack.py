@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import kalman_filter as kf
 from .matching import BOX_ROWS, iou_matrix, linear_assignment, may_overlap
@@ -150,9 +151,9 @@ class ByteTracker:
 
     def update(
         self,
-        boxes: np.ndarray,
-        scores: np.ndarray,
-        class_ids: np.ndarray | None = None,
+        boxes: ArrayLike,
+        scores: ArrayLike,
+        class_ids: ArrayLike | None = None,
         stamp: float | None = None,
     ) -> Tracks:
         """Advance to the next frame and associate its detections; returns the confirmed tracks.
@@ -210,10 +211,10 @@ class ByteTracker:
                 self._cost(iou[n_pool:].take(dets_left, 1), dets[_SCORE].take(dets_left)), _UNCONFIRMED_MATCH_THRESH
             )
             if len(r3):
-                d3 = [dets_left[i] for i in d3.tolist()]
+                new_matches = [dets_left[i] for i in d3.tolist()]
                 rows = np.concatenate((rows, r3 + n_pool))
-                dets_matched = np.concatenate((dets_matched, d3))
-                taken = set(d3)
+                dets_matched = np.concatenate((dets_matched, new_matches))
+                taken = set(new_matches)
                 dets_left = [d for d in dets_left if d not in taken]
 
         # Correct every matched track at once.
@@ -229,8 +230,8 @@ class ByteTracker:
         # 4. New tracks from the remaining high-score detections; reported from their second frame (or frame 1).
         new = _EMPTY_TABLE
         if dets_left:
-            scores = dets[_SCORE].tolist()
-            dets_left = [d for d in dets_left if scores[d] >= cfg.new_track_thresh]
+            det_scores = dets[_SCORE].tolist()
+            dets_left = [d for d in dets_left if det_scores[d] >= cfg.new_track_thresh]
             if dets_left:
                 new = dets.take(dets_left, 1)
                 kf.initiate(new[: kf.STATE_ROWS])
@@ -251,7 +252,7 @@ class ByteTracker:
                       ints[_CLASS - _ID], ints[0], ints[_DET - _ID])
 
     def _detections(
-        self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None, frame: int
+        self, boxes: ArrayLike, scores: ArrayLike, class_ids: ArrayLike | None, frame: int
     ) -> tuple[np.ndarray, int]:
         """The usable detections, high-score ones first, as track-table columns (box as Kalman measurement, zero
         velocity, score, frame, input index, corners, area, class), and how many are high-score."""

@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -168,7 +169,7 @@ def evaluate(gt_file: str | Path, results: Mapping[str, Iterable[MotRow]], num_f
     return scores
 
 
-def _import_trackeval():  # type: ignore[no-untyped-def]
+def _import_trackeval() -> Any:
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # it prints a note about an optional dataset's dependency
             import trackeval
@@ -181,7 +182,7 @@ def _import_trackeval():  # type: ignore[no-untyped-def]
 # ``yolo-trt-ros eval-mot``
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: Any) -> None:
     """Add the ``eval-mot`` subcommand to the ``yolo-trt-ros`` parser (it calls ``args.run(args)``)."""
     parser = subparsers.add_parser(
         "eval-mot", help="track a MOTChallenge sequence and print HOTA, MOTA, IDF1 and ID switches",
