@@ -14,6 +14,7 @@ STAMPS="$VENV/.stamps"
 MSG_SRC="$ROOT/interfaces/vision_msgs"
 BUILD_REQS="$ROOT/requirements/build.txt"
 REQS=("$ROOT/requirements/ros.txt" "$ROOT/requirements/runtime.txt" "$ROOT/requirements/test.txt")
+NODEPS_REQS="$ROOT/requirements/nodeps.txt"
 
 log() { echo "setup_env: $*"; }
 die() { echo "setup_env: ERROR: $*" >&2; exit 1; }
@@ -68,7 +69,7 @@ create_venv() {
 
 install_requirements() {
   local key
-  key="$(hash_files "$BUILD_REQS" "${REQS[@]}")-$(venv_python_version)"
+  key="$(hash_files "$BUILD_REQS" "${REQS[@]}" "$NODEPS_REQS")-$(venv_python_version)"
   if stamp_current requirements "$key"; then
     return
   fi
@@ -77,6 +78,7 @@ install_requirements() {
   local args=() req
   for req in "${REQS[@]}"; do args+=(-r "$req"); done
   pip_install "${args[@]}"
+  pip_install --no-deps -r "$NODEPS_REQS"
   fix_wheel_cmake_paths
   write_stamp requirements "$key"
 }
