@@ -23,7 +23,7 @@ class _Dets:
 
 def test_label_text() -> None:
     assert label_text("person", 0.8749) == "person 0.87"
-    assert label_text("car", 0.5, track_id=12) == "#12 car 0.50"
+    assert label_text("car", 0.5, track_id=12) == "car #12 0.50"
 
 
 def test_colours_are_deterministic_and_distinct() -> None:
@@ -65,8 +65,11 @@ def test_label_text_rendered_matches_reference() -> None:
                                              np.array([0.75], np.float32), np.array([0])), NAMES)
     width_of = lambda img: np.ptp(np.nonzero(np.any(img[:55] != 0, axis=(0, 2)))[0]) + 1  # noqa: E731
     text_w = lambda text: cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)[0][0]  # noqa: E731
-    assert width_of(with_track) == pytest.approx(text_w("#7 person 0.75"), abs=4)
+    assert width_of(with_track) == pytest.approx(text_w("person #7 0.75"), abs=4)
     assert width_of(without) == pytest.approx(text_w("person 0.75"), abs=4)
+    untracked = annotator(image, "bgr8", _Dets(np.array([[20, 60, 150, 110]], np.float32),
+                                               np.array([0.75], np.float32), np.array([0])), NAMES, track_ids=[0])
+    assert width_of(untracked) == pytest.approx(text_w("person 0.75"), abs=4)
 
 
 @pytest.mark.parametrize(("encoding", "shape", "expect"), [

@@ -20,15 +20,18 @@ from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
 from ros_processes import TIMEOUT_S, FramePublisher, RosListener
 from yolo_trt_ros.annotate import class_color
 from yolo_trt_ros.backends.selection import select_backend, tensorrt_status
-from yolo_trt_ros.detector import Detector
+from yolo_trt_ros.bytetrack import ByteTracker, TrackerConfig
+from yolo_trt_ros.detector import Detector, DetectorConfig
 from yolo_trt_ros.image_conversion import image_to_array
 from yolo_trt_ros.processes import FASTDDS_TRANSPORTS, FASTDDS_TRANSPORTS_ENV, ros_env, start_node, stop_process
 from yolo_trt_ros.tracker_node import REJECT_LOG_PERIOD_S
+from yolo_trt_ros.tracking import assign_ids
 
 DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
 NODE = "yolo_tracker"
@@ -161,6 +164,18 @@ def _set_parameter(harness: Harness, name: str, value: ParameterValue) -> tuple[
         harness.ros.node.destroy_client(client)
 
 
+def _reset_tracker(harness: Harness) -> Trigger.Response:
+    """Call the node's ~/reset_tracker service."""
+    client = harness.ros.node.create_client(Trigger, f"/{NODE}/reset_tracker")
+    try:
+        assert client.wait_for_service(TIMEOUT_S)
+        future = client.call_async(Trigger.Request())
+        assert harness.ros.spin_until(future.done)
+        return future.result()
+    finally:
+        harness.ros.node.destroy_client(client)
+
+
 def _string(value: str) -> ParameterValue:
     return ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
 
@@ -181,7 +196,7 @@ def harness_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 
 def test_lifecycle_detections_and_reconfigure(harness_factory, model_path: Path, mot_dir: Path) -> None:
-    h = harness_factory(["-p", f"model_path:={model_path}"])
+    h = harness_factory(["-p", f"model_path:={model_path}", "-p", "tracking:=false"])
     frame1 = mot_dir / "img1" / "000001.jpg"
     assert h.state() == "unconfigured"
     h.wait_diagnostics(lambda v: v.get("state") == "unconfigured")
@@ -253,6 +268,8 @@ def test_lifecycle_detections_and_reconfigure(harness_factory, model_path: Path,
     for stage in ("convert", "preprocess", "infer", "postprocess", "publish"):
         assert float(values[f"stage_p50_ms.{stage}"]) >= 0
     assert values["dropped"] != "unknown"
+    assert "stage_p50_ms.track" not in values and values["tracking"] == "off"
+    assert all(d.id == "" for msg in h.detections for d in msg.detections)
     assert h.status().level == DiagnosticStatus.OK
 
     # Runtime parameters apply at once; structural ones are refused while configured.
@@ -285,6 +302,138 @@ def test_lifecycle_detections_and_reconfigure(harness_factory, model_path: Path,
     assert h.node.poll() is None
 
 
+MOT_RATE_HZ = 14
+"""MOT16-05's frame rate: the test stamps frame i at i / 14 s and runs the tracker with frame_rate 14."""
+
+
+def _ids(msg: Detection2DArray) -> list[int]:
+    return [int(d.id) for d in msg.detections]
+
+
+class TrackingReference:
+    """What the node should publish: the Detector at min(conf, track_low_thresh) and ByteTracker, in this process."""
+
+    def __init__(self, model_path: Path) -> None:
+        self.config = TrackerConfig(frame_rate=MOT_RATE_HZ)
+        self.detector = Detector.from_model(model_path, config=DetectorConfig(
+            conf_threshold=min(0.25, self.config.track_low_thresh)))
+        self.tracker = ByteTracker(self.config)
+
+    def __call__(self, path: Path, stamp_ns: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Boxes, track IDs and class names of the tracked detections of one frame."""
+        detections = self.detector(cv2.imread(str(path)))
+        sec, nanosec = divmod(stamp_ns, 1_000_000_000)  # the stamp as the node reads it from the header
+        tracks = self.tracker.update(detections.boxes, detections.scores, detections.class_ids, sec + nanosec * 1e-9)
+        published, ids = assign_ids(detections, tracks, 0.25)
+        return published.boxes, ids, [self.detector.names[c] for c in published.class_ids]
+
+
+def _send_in_lockstep(h: Harness, frames: list[tuple[Path, int]]) -> list[Detection2DArray]:
+    """Publish each (image, stamp) once (reliable both ways) and wait for its result before the next."""
+    results = []
+    for image, stamp in frames:
+        h.publisher.publish(image=image, stamp_ns=stamp)
+        assert h.ros.spin_until(lambda: bool(h.detections_for({stamp}))), f"no result for {image}:\n{h.log()}"
+        results.append(h.detections_for({stamp})[0])
+    return results
+
+
+def _gt_identities(mot_dir: Path, frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scored MOT16 gt (pedestrians, flag 1) of one frame: identities and xyxy boxes (0-based)."""
+    gt = np.loadtxt(mot_dir / "gt" / "gt_frames001-048.txt", delimiter=",")
+    rows = gt[(gt[:, 0] == frame) & (gt[:, 6] == 1) & (gt[:, 7] == 1)]
+    return rows[:, 1].astype(int), np.c_[rows[:, 2:4] - 1, rows[:, 2:4] - 1 + rows[:, 4:6]]
+
+
+def test_tracking_ids_follow_people_and_reset(harness_factory, model_path: Path, mot_dir: Path) -> None:
+    h = harness_factory(["-p", f"model_path:={model_path}", "-p", f"frame_rate:={float(MOT_RATE_HZ)}",
+                         "-p", "qos_reliability:=reliable"])
+    response = _reset_tracker(h)
+    assert not response.success and "unconfigured" in response.message
+    assert h.change_state("configure") and h.change_state("activate")
+    start = (time.time_ns() // 1_000_000_000) * 1_000_000_000
+    paths = sorted((mot_dir / "img1").glob("*.jpg"))[:48]
+    stamps = [start + round(i * 1e9 / MOT_RATE_HZ) for i in range(len(paths))]
+    results = _send_in_lockstep(h, list(zip(paths, stamps)))
+
+    # Frame by frame, the node publishes exactly what the detector + tracker produce in this process.
+    reference = TrackingReference(model_path)
+    for index, (path, stamp, msg) in enumerate(zip(paths, stamps, results), start=1):
+        boxes, ids, labels = reference(path, stamp)
+        assert _ids(msg) == ids.tolist(), f"frame {index}"
+        assert _labels(msg) == labels
+        np.testing.assert_allclose(_xyxy(msg), boxes, atol=1e-2)
+        assert len(set(_ids(msg))) == len(msg.detections) and min(_ids(msg), default=1) >= 1
+
+    # The same person keeps the same ID: follow each gt identity through the published person boxes.
+    seen: dict[int, list[int]] = {}
+    for index, msg in enumerate(results, start=1):
+        people = np.array([label == "person" for label in _labels(msg)], bool)
+        identities, gt_boxes = _gt_identities(mot_dir, index)
+        if not people.any() or not len(gt_boxes):
+            continue
+        iou = _iou(gt_boxes, _xyxy(msg)[people])
+        person_ids = np.array(_ids(msg))[people]
+        for identity, row in zip(identities.tolist(), iou):
+            if row.max() > 0.5:
+                seen.setdefault(identity, []).append(int(person_ids[row.argmax()]))
+    # Thresholds from this tracker on these frames (run in-process: 9 identities, 203 matches, 9 ID changes,
+    # two people visible throughout keep one ID in all 48 frames), with some margin.
+    kept = sum(a == b for ids in seen.values() for a, b in zip(ids, ids[1:]))
+    pairs = sum(len(ids) - 1 for ids in seen.values())
+    assert pairs > 150 and kept / pairs > 0.9, seen
+    assert sum(len(ids) == 48 and len(set(ids)) == 1 for ids in seen.values()) >= 2, seen
+
+    values = h.wait_diagnostics(lambda v: int(v.get("processed", 0)) >= len(paths))
+    assert values["tracking"] == "on" and int(values["tracks_active"]) > 0
+    assert int(values["track_id_max"]) == max(max(_ids(m), default=0) for m in results)
+    assert float(values["stage_p50_ms.track"]) >= 0
+
+    # ~/reset_tracker: numbering restarts at 1 on the next frames, as a fresh tracker's would.
+    response = _reset_tracker(h)
+    assert response.success, response.message
+    reference.tracker.reset()
+    again = [(paths[i], stamps[-1] + round((i + 1) * 1e9 / MOT_RATE_HZ)) for i in range(3)]
+    for (path, stamp), msg in zip(again, _send_in_lockstep(h, again)):
+        assert _ids(msg) == reference(path, stamp)[1].tolist()
+    assert min(_ids(h.detections_for({again[0][1]})[0])) == 1
+    assert h.wait_diagnostics(lambda v: int(v["track_id_max"]) < 50)
+
+
+def test_tracking_survives_empty_frames_and_bad_stamps(harness_factory, model_path: Path, mot_dir: Path,
+                                                       tmp_path: Path) -> None:
+    h = harness_factory(["-p", f"model_path:={model_path}", "-p", "qos_reliability:=reliable",
+                         "-p", "publish_untracked:=true"])
+    assert h.change_state("configure") and h.change_state("activate")
+    black = tmp_path / "black.png"
+    cv2.imwrite(str(black), np.zeros((480, 640, 3), np.uint8))
+    frame = mot_dir / "img1" / "000001.jpg"
+    now = time.time_ns()
+    # Repeated, backwards and far-future stamps, and a frame without detections, between real frames.
+    plan = [(frame, now), (frame, now), (black, now + 10**8), (frame, now - 10**9), (frame, now - 10**9),
+            (frame, now + 3600 * 10**9), (frame, now + 2 * 10**8)]
+    results = _send_in_lockstep(h, plan)
+    assert results[2].detections == []
+    for msg in results:
+        ids = [d.id for d in msg.detections]
+        tracked = [i for i in ids if i]
+        assert len(set(tracked)) == len(tracked), ids
+        assert np.isfinite(_xyxy(msg)).all()
+    assert results[0].detections and all(d.id for d in results[0].detections)  # frame 1: tracks start at once
+    assert _ids(results[1]) == _ids(results[0]) == _ids(results[3]) == _ids(results[4])
+    # The hour-long gap ends every track: new ones are unconfirmed (published with id ""), confirmed one frame later.
+    assert results[5].detections and all(d.id == "" for d in results[5].detections)
+    assert "person" in _labels(results[6]) and min(int(d.id) for d in results[6].detections if d.id) > max(
+        _ids(results[0]))
+    ok, reason = _set_parameter(h, "track_low_thresh", ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
+                                                                      double_value=0.5))
+    assert not ok and "track_low_thresh" in reason
+    ok, reason = _set_parameter(h, "tracking", ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=False))
+    assert ok, reason
+    assert all(d.id == "" for d in h.detect(frame).detections)
+    assert h.node.poll() is None and h.state() == "active"
+
+
 BAD_FRAMES = {  # reason -> fields of a malformed frame
     "unsupported_encoding": {"height": 480, "width": 640, "step": 2560, "encoding": "32FC1",
                              "data_len": 640 * 480 * 4},
@@ -303,7 +452,7 @@ LOG_WORDS = {
 
 
 def test_bad_frames_are_rejected_counted_and_logged_once(harness_factory, model_path: Path, mot_dir: Path) -> None:
-    h = harness_factory(["-p", f"model_path:={model_path}"])
+    h = harness_factory(["-p", f"model_path:={model_path}", "-p", "tracking:=false"])  # same detections each time
     assert h.change_state("configure") and h.change_state("activate")
     frame = mot_dir / "img1" / "000001.jpg"
     first = h.detect(frame)

@@ -1,4 +1,4 @@
-"""Draw detections (boxes, "class score" labels, optional "#track" ids) on a BGR copy of an image."""
+"""Draw detections (boxes, "class score" or "class #id score" labels) on a BGR copy of an image."""
 
 from __future__ import annotations
 
@@ -33,9 +33,8 @@ def class_color(class_id: int) -> tuple[int, int, int]:
 
 
 def label_text(name: str, score: float, track_id: int | None = None) -> str:
-    """``"person 0.87"``, or ``"#12 person 0.87"`` with a track id."""
-    text = f"{name} {score:.2f}"
-    return text if track_id is None else f"#{track_id} {text}"
+    """``"person 0.87"``, or ``"person #12 0.87"`` with a track id."""
+    return f"{name} {score:.2f}" if track_id is None else f"{name} #{track_id} {score:.2f}"
 
 
 class Annotator:
@@ -47,7 +46,10 @@ class Annotator:
 
     def __call__(self, image: np.ndarray, encoding: str, detections: Detections, names: Sequence[str],
                  track_ids: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
-        """Return the annotated BGR image (the internal buffer: valid until the next call)."""
+        """Return the annotated BGR image (the internal buffer: valid until the next call).
+
+        ``track_ids``: one per detection; an ID below 1 (untracked) gets no ``#id``.
+        """
         canvas = self._to_bgr(image, encoding)
         height, width = canvas.shape[:2]
         thickness = self.line_width or max(1, round((height + width) / 2 * 0.003))
@@ -58,7 +60,7 @@ class Annotator:
             color = class_color(class_id)
             cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
             name = names[class_id] if 0 <= class_id < len(names) else str(class_id)
-            track = None if track_ids is None else int(track_ids[i])
+            track = None if track_ids is None or track_ids[i] < 1 else int(track_ids[i])
             self._label(canvas, label_text(name, float(detections.scores[i]), track), (x1, y1), color,
                         font_scale, max(thickness - 1, 1))
         return canvas

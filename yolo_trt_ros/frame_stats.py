@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STAGES = ("convert", "preprocess", "infer", "postprocess", "publish", "annotate")
+STAGES = ("convert", "preprocess", "infer", "postprocess", "track", "publish", "annotate")
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,23 @@ Lifecycle (as in ros2/demos lifecycle_py):
 - deactivate: unsubscribe (nothing is published while inactive); cleanup: free the model (with TensorRT: its
   device memory and CUDA context) and the publishers.
 
+Tracking (``tracking: true``, the default): each frame's detections go through a ``ByteTracker`` timed by the
+image header stamp (dropped frames are predicted over; see ``bytetrack``). ``Detection2D.id`` is the track ID as a
+string, fixed for the track's life; what is published, with which box and at which detector threshold (the
+detector runs at ``min(conf_threshold, track_low_thresh)`` for ByteTrack's low-score stage; untracked detections
+are published, with id "", only with ``publish_untracked`` and only above ``conf_threshold``) is described in
+``tracking``. IDs count up from 1 for the node's configured life: they are kept across deactivate/activate (a
+pause does not rename the objects; a long pause just ends the tracks) and restart only on cleanup or through the
+``~/reset_tracker`` service (std_srvs/Trigger; always offered, it answers success=false while unconfigured).
+``tracking: false`` publishes plain detections (id "") as without a tracker.
+
 Frames are processed in the subscription callback (single-threaded executor). A bad frame is counted, logged once
 per reason per ``REJECT_LOG_PERIOD_S`` and dropped; the node keeps running. ``model_path``, ``backend``,
 ``trt_precision``, ``gpu_preprocess``, ``cuda_device``, ``names_file``, ``input_topic``, ``qos_reliability`` and
 ``qos_depth`` apply at configure/activate and can only be changed while unconfigured; thresholds, ``classes``,
-``max_detections``, ``agnostic_nms``, ``publish_annotated`` and ``diagnostics_period`` change at run time
-(validated, a bad value is refused with a reason).
+``max_detections``, ``agnostic_nms``, ``publish_annotated``, ``diagnostics_period``, ``tracking``,
+``publish_untracked`` and the tracker parameters change at run time (validated, a bad value is refused with a
+reason; a tracker change keeps the tracks).
 
 Between processes on one host, FastDDS needs ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` to deliver best-effort
 camera images reliably.
@@ -43,16 +54,19 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
+from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 from yolo_trt_ros.annotate import Annotator
 from yolo_trt_ros.backends.base import DiagnosticsSource
 from yolo_trt_ros.backends.selection import CHOICES as BACKEND_CHOICES
+from yolo_trt_ros.bytetrack import ByteTracker, TrackerConfig
 from yolo_trt_ros.detections import Detections
 from yolo_trt_ros.detector import Detector, DetectorConfig
 from yolo_trt_ros.frame_stats import STAGES, FrameStats
 from yolo_trt_ros.image_conversion import ImageRejected, array_to_image, image_to_array
 from yolo_trt_ros.ros_logging import RclpyLogHandler
+from yolo_trt_ros.tracking import TRACKER_FIELDS, UNTRACKED, assign_ids, detector_threshold
 
 try:  # Iron and later
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -77,6 +91,8 @@ STRUCTURAL = ("model_path", "backend", "trt_precision", "gpu_preprocess", "cuda_
               "qos_reliability", "qos_depth")
 """Parameters applied at configure/activate: changeable only while unconfigured."""
 DETECTOR_PARAMS = ("conf_threshold", "iou_threshold", "max_detections", "classes", "agnostic_nms")
+THRESHOLD_PARAMS = (*DETECTOR_PARAMS, "tracking", "track_low_thresh")
+"""Parameters that change the detector's config (tracking lowers its threshold to track_low_thresh)."""
 
 
 def _descriptor(description: str, ptype: int, *, float_range: tuple[float, float] | None = None,
@@ -87,6 +103,19 @@ def _descriptor(description: str, ptype: int, *, float_range: tuple[float, float
     if int_range is not None:
         descriptor.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
     return descriptor
+
+
+def _tracker_parameter(name: str, text: str, value_range: tuple[float, float] | None = None
+                       ) -> tuple[Any, ParameterDescriptor]:
+    """Default (TrackerConfig's) and descriptor of the tracker parameter ``name``."""
+    default = getattr(TrackerConfig(), name)
+    if isinstance(default, bool):
+        return default, _descriptor(f"Tracker: {text}", ParameterType.PARAMETER_BOOL)
+    if isinstance(default, int):
+        assert value_range is not None
+        return default, _descriptor(f"Tracker: {text}", ParameterType.PARAMETER_INTEGER,
+                                    int_range=(int(value_range[0]), int(value_range[1])))
+    return default, _descriptor(f"Tracker: {text}", ParameterType.PARAMETER_DOUBLE, float_range=value_range)
 
 
 _UNCONFIGURED_ONLY = " Changeable only while unconfigured."
@@ -136,11 +165,36 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "input_timeout": (5.0, _descriptor(
         "Warn when no image arrives for this many seconds while active.", ParameterType.PARAMETER_DOUBLE,
         float_range=(0.5, 3600.0))),
+    "track_high_thresh": _tracker_parameter(
+        "track_high_thresh", "detections scoring at least this enter the first association.", (0.0, 1.0)),
+    "track_low_thresh": _tracker_parameter(
+        "track_low_thresh", "detections scoring above this (below track_high_thresh) enter the second association; "
+        "the detector runs at min(conf_threshold, this) while tracking.", (0.0, 1.0)),
+    "new_track_thresh": _tracker_parameter(
+        "new_track_thresh", "an unmatched detection scoring at least this starts a track.", (0.0, 1.0)),
+    "match_thresh": _tracker_parameter(
+        "match_thresh", "first association: a pair needs a cost (1 - IoU, or 1 - IoU * score) below this.",
+        (0.0, 1.0)),
+    "track_buffer": _tracker_parameter(
+        "track_buffer", "frames (at 30 fps; scaled by frame_rate) a lost track is kept for re-identification.",
+        (1, 100000)),
+    "frame_rate": _tracker_parameter(
+        "frame_rate", "nominal camera rate in Hz: header stamps 1/frame_rate apart are one frame.", (0.1, 1000.0)),
+    "fuse_score": _tracker_parameter("fuse_score", "first association cost 1 - IoU * score instead of 1 - IoU."),
+    "class_aware": _tracker_parameter("class_aware", "match detections only to tracks of their class."),
+    "tracking": (True, _descriptor(
+        "Track detections (ByteTrack): Detection2D.id is the track ID; false: plain detections.",
+        ParameterType.PARAMETER_BOOL)),
+    "publish_untracked": (False, _descriptor(
+        "While tracking, also publish detections no confirmed track matched (id \"\", score >= conf_threshold).",
+        ParameterType.PARAMETER_BOOL)),
 }
 
 
-def detections_to_msg(header: Header, detections: Detections, names: Sequence[str]) -> Detection2DArray:
-    """Detection2DArray with the input header; bbox centre/size in original-image pixels, class name + score."""
+def detections_to_msg(header: Header, detections: Detections, names: Sequence[str],
+                      track_ids: np.ndarray | None = None) -> Detection2DArray:
+    """Detection2DArray with the input header; bbox centre/size in original-image pixels, class name + score;
+    ``id`` the track ID as a string ("" without ``track_ids`` and for ``UNTRACKED``)."""
     out = Detection2DArray(header=header)
     if not len(detections):
         return out
@@ -148,8 +202,10 @@ def detections_to_msg(header: Header, detections: Detections, names: Sequence[st
     centers = ((boxes[:, :2] + boxes[:, 2:]) * 0.5).tolist()
     sizes = (boxes[:, 2:] - boxes[:, :2]).tolist()
     labels = [names[i] for i in detections.class_ids.tolist()]
-    for (cx, cy), (w, h), score, label in zip(centers, sizes, detections.scores.tolist(), labels):
-        det = Detection2D(header=header)
+    ids = [""] * len(labels) if track_ids is None else [
+        "" if i == UNTRACKED else str(i) for i in track_ids.tolist()]
+    for (cx, cy), (w, h), score, label, track_id in zip(centers, sizes, detections.scores.tolist(), labels, ids):
+        det = Detection2D(header=header, id=track_id)
         det.bbox.center.position.x = cx
         det.bbox.center.position.y = cy
         det.bbox.size_x = w
@@ -160,6 +216,10 @@ def detections_to_msg(header: Header, detections: Detections, names: Sequence[st
         det.results.append(hypothesis)
         out.detections.append(det)
     return out
+
+
+class _ParameterError(ValueError):
+    """A parameter value that fails configure; the message names the parameter."""
 
 
 def _string_list(name: str, value: Any) -> tuple[str, ...]:
@@ -183,6 +243,8 @@ class TrackerNode(LifecycleNode):
 
         self.stats = FrameStats()
         self.detector: Detector | None = None
+        self.tracker: ByteTracker | None = None
+        self._max_track_id = 0  # highest track ID published since the tracker was created or reset
         self._state = "unconfigured"
         self._error = ""  # why the last configure failed
         self._qos_problem = ""
@@ -197,15 +259,27 @@ class TrackerNode(LifecycleNode):
         self._trt_log = RclpyLogHandler(self.get_logger())
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(self._param("diagnostics_period"), self._on_diagnostics_timer)
+        self._reset_service = self.create_service(Trigger, "~/reset_tracker", self._on_reset_tracker)
 
     def _param(self, name: str) -> Any:
         return self.get_parameter(name).value
 
-    def _detector_config(self, overrides: dict[str, Any] | None = None) -> DetectorConfig:
+    def _tracker_config(self, overrides: Mapping[str, Any] | None = None) -> TrackerConfig:
+        """The tracker parameters (with ``overrides``); ValueError if invalid."""
+        values = {name: self._param(name) for name in TRACKER_FIELDS}
+        values.update({k: v for k, v in (overrides or {}).items() if k in values})
+        return TrackerConfig(**values)
+
+    def _tracking(self, overrides: Mapping[str, Any] | None = None) -> bool:
+        return bool((overrides or {}).get("tracking", self._param("tracking")))
+
+    def _detector_config(self, overrides: Mapping[str, Any] | None = None,
+                         tracker: TrackerConfig | None = None) -> DetectorConfig:
+        """The detector parameters (with ``overrides``); the threshold lowered for ``tracker`` (see tracking)."""
         values = {name: self._param(name) for name in DETECTOR_PARAMS}
-        values.update(overrides or {})
+        values.update({k: v for k, v in (overrides or {}).items() if k in values})
         return DetectorConfig(
-            conf_threshold=float(values["conf_threshold"]),
+            conf_threshold=detector_threshold(float(values["conf_threshold"]), tracker),
             iou_threshold=float(values["iou_threshold"]),
             max_detections=int(values["max_detections"]),
             classes=_string_list("classes", values["classes"]),
@@ -220,19 +294,27 @@ class TrackerNode(LifecycleNode):
             if not model_path:
                 raise ValueError("parameter model_path is empty: pass the YOLOv8 model, e.g. "
                                  "--ros-args -p model_path:=/path/to/yolov8n.onnx")
+            try:
+                tracker_config = self._tracker_config()
+            except ValueError as exc:
+                raise _ParameterError(f"tracker parameters: {exc}") from exc
             self._trt_log.attach(TRT_LOGGER)
             self.detector = Detector.from_model(model_path, backend=str(self._param("backend")),
                                                 names_file=str(self._param("names_file")) or None,
-                                                config=self._detector_config(),
+                                                config=self._detector_config(
+                                                    tracker=tracker_config if self._tracking() else None),
                                                 backend_options={"tensorrt": self._tensorrt_options()})
         except Exception as exc:  # noqa: BLE001 - any failure must fail the transition with its reason
             self._trt_log.detach()
-            reason = str(exc) if not model_path or model_path in str(exc) else f"model {model_path}: {exc}"
+            reason = str(exc) if not model_path or model_path in str(exc) or isinstance(exc, _ParameterError) \
+                else f"model {model_path}: {exc}"
             self._error = f"configure failed: {reason}"
             self.get_logger().error(self._error)
             self._publish_diagnostics()
             return TransitionCallbackReturn.FAILURE
         self._error = ""
+        self.tracker = ByteTracker(tracker_config)
+        self._max_track_id = 0
         self.stats.reset()
         self._detections_pub = self.create_lifecycle_publisher(Detection2DArray, "detections", 10)
         # Reliable depth 1: matches reliable and best-effort viewers (rviz), never queues stale images.
@@ -311,6 +393,7 @@ class TrackerNode(LifecycleNode):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
         self._detections_pub = self._annotated_pub = None
+        self.tracker = None
         if self.detector is not None:
             self.detector.close()
             self.detector = None
@@ -334,11 +417,14 @@ class TrackerNode(LifecycleNode):
                 return SetParametersResult(successful=False, reason=f"{name} must be one of {', '.join(allowed)}, "
                                                                     f"got {changes[name]!r}")
         try:
-            config = self._detector_config(changes)
-            if self.detector is not None and set(DETECTOR_PARAMS) & changes.keys():
+            tracker_config = self._tracker_config(changes)
+            config = self._detector_config(changes, tracker_config if self._tracking(changes) else None)
+            if self.detector is not None and set(THRESHOLD_PARAMS) & changes.keys():
                 self.detector.set_config(config)
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        if self.tracker is not None and set(TRACKER_FIELDS) & changes.keys():
+            self.tracker.set_config(tracker_config)
         if "diagnostics_period" in changes:
             self._diagnostics_timer.timer_period_ns = int(changes["diagnostics_period"] * 1e9)
         return SetParametersResult(successful=True)
@@ -364,11 +450,22 @@ class TrackerNode(LifecycleNode):
         t2 = time.perf_counter()
         stages = {"convert": (t1 - t0) * 1e3, "preprocess": detector.last_times.preprocess,
                   "infer": detector.last_times.infer, "postprocess": detector.last_times.postprocess}
-        self._publish(self._detections_pub, detections_to_msg(msg.header, detections, detector.names))
+        track_ids = None
+        if self.tracker is not None and self._param("tracking"):
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            tracks = self.tracker.update(detections.boxes, detections.scores, detections.class_ids, stamp)
+            detections, track_ids = assign_ids(detections, tracks, float(self._param("conf_threshold")),
+                                               bool(self._param("publish_untracked")))
+            if len(tracks):
+                self._max_track_id = max(self._max_track_id, int(tracks.track_ids.max()))
+            tracked_at = time.perf_counter()
+            stages["track"] = (tracked_at - t2) * 1e3
+            t2 = tracked_at
+        self._publish(self._detections_pub, detections_to_msg(msg.header, detections, detector.names, track_ids))
         t3 = time.perf_counter()
         stages["publish"] = (t3 - t2) * 1e3
         if self._wants_annotated():
-            canvas = self._annotator(image, msg.encoding, detections, detector.names)
+            canvas = self._annotator(image, msg.encoding, detections, detector.names, track_ids)
             annotated = array_to_image(canvas, "bgr8", Image(header=msg.header))
             self._publish(self._annotated_pub, annotated)
             stages["annotate"] = (time.perf_counter() - t3) * 1e3
@@ -391,6 +488,20 @@ class TrackerNode(LifecycleNode):
         except RCLError as exc:
             self.get_logger().warning(f"publishing on {publisher.topic_name} failed: {exc}",
                                       throttle_duration_sec=REJECT_LOG_PERIOD_S)
+
+    def _on_reset_tracker(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """``~/reset_tracker``: forget every track; the next tracks are numbered from 1 again."""
+        if self.tracker is None:
+            response.success = False
+            response.message = f"no tracker while {self._state}: configure the node first"
+            return response
+        dropped = self.tracker.tracked_count + self.tracker.lost_count
+        self.tracker.reset()
+        self._max_track_id = 0
+        response.success = True
+        response.message = f"tracker reset: {dropped} tracks dropped, IDs restart at 1"
+        self.get_logger().info(response.message)
+        return response
 
     def _reject(self, msg: Image, reason: str, detail: str) -> None:
         self.stats.rejected(reason)
@@ -469,6 +580,10 @@ class TrackerNode(LifecycleNode):
                        ("model_input_size", f"{width}x{height}"), ("class_count", str(len(self.detector.names)))]
             if isinstance(backend, DiagnosticsSource):
                 values += sorted(backend.diagnostics().items())
+        values += [("tracking", "on" if self._param("tracking") else "off")]
+        if self.tracker is not None:
+            values += [("tracks_active", str(self.tracker.tracked_count)),
+                       ("tracks_lost", str(self.tracker.lost_count)), ("track_id_max", str(self._max_track_id))]
         else:
             values += [("backend", str(self._param("backend")))]
         values += [
