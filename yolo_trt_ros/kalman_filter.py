@@ -8,16 +8,20 @@ coordinate. Storing those 12 numbers instead of 64 turns predict and update into
 arrays holding every track at once, with results equal to the full matrix filter (up to float rounding).
 
 State layout: one float64 array of shape (STATE_ROWS, n), one column per track and one row per quantity, each
-group of 4 rows for (cx, cy, a, h): rows 0-3 mean box, 4-7 pp, 8-11 vv, 12-15 velocity, 16-19 pv. The order lets
-predict touch every row with 4 additions.
+group of 4 rows for (cx, cy, a, h): rows 0-3 mean box, 4-7 pp, 8-11 vv, 12-15 velocity, 16-19 pv; then row 20 (h^2,
+scratch) and row 21 (constant 1). With those two rows the prediction, process noise included, is linear in the
+state, so predicting every track over any number of frame periods is one matrix product.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-STATE_ROWS = 20
+STATE_ROWS = 22
 POS, PP, VV, VEL, PV = slice(0, 4), slice(4, 8), slice(8, 12), slice(12, 16), slice(16, 20)
+_H2, _ONE = 20, 21  # h^2 of the box before the prediction; constant 1
 
 STD_WEIGHT_POSITION = 1.0 / 20
 STD_WEIGHT_VELOCITY = 1.0 / 160
@@ -31,11 +35,12 @@ _INIT_WEIGHTS = np.array([2 * STD_WEIGHT_POSITION] * 4 + [10 * STD_WEIGHT_VELOCI
 
 def initiate(state: np.ndarray) -> None:
     """Start tracks in place: ``state`` (STATE_ROWS, m) holds the measured boxes in rows 0-3 and zero velocity and
-    pv rows; this sets their variances (proportional to the box height)."""
+    pv rows; this sets their variances (proportional to the box height) and the constant row."""
     variance = state[4:12]  # pp, vv
     np.multiply.outer(_INIT_WEIGHTS, state[3], out=variance)
     variance *= variance
     variance[2], variance[6] = _PROCESS_ASPECT_VAR
+    state[_ONE] = 1.0
 
 
 def predict(state: np.ndarray, steps: int = 1) -> None:
@@ -44,24 +49,35 @@ def predict(state: np.ndarray, steps: int = 1) -> None:
     One step is exactly the filter's predict. Several steps (dropped frames) are done in closed form, with the
     process noise of every step taken at the height the box had before the first one.
     """
-    noise = np.multiply.outer(_PROCESS_WEIGHTS, state[3])  # rows: pp, vv
-    noise *= noise
-    noise[2], noise[6] = _PROCESS_ASPECT_VAR
-    if steps == 1:  # same additions, in the same order, as the 8x8 F P F^T + Q
-        state[0:8] += state[12:20]  # pos += vel, pp += pv
-        state[PV] += state[VV]
-        state[PP] += state[PV]
-        state[4:12] += noise
-        return
-    pos, pp, vv, vel, pv = state[POS], state[PP], state[VV], state[VEL], state[PV]
+    np.multiply(state[3], state[3], out=state[_H2])
+    state[:_H2] = _transition(steps) @ state
+
+
+@functools.lru_cache(maxsize=64)
+def _transition(steps: int) -> np.ndarray:
+    """The (20, STATE_ROWS) matrix of ``predict``: k steps of x += v with per-step process noise q (q_i = w_i^2 h^2,
+    or a constant for the aspect ratio) sum to pos += k vel, pv += k vv + sum(i) q_vel,
+    pp += 2k pv + k^2 vv + k q_pos + sum(i^2) q_vel and vv += k q_vel (i < k)."""
     k = float(steps)
-    sum_i = k * (k - 1) / 2  # sum of i for i < k
-    sum_i2 = (k - 1) * k * (2 * k - 1) / 6  # sum of i^2 for i < k
-    q_pos, q_vel = noise[:4], noise[4:]
-    pp += 2 * k * pv + k * k * vv + k * q_pos + sum_i2 * q_vel
-    pv += k * vv + sum_i * q_vel
-    vv += k * q_vel
-    pos += k * vel
+    sum_i = k * (k - 1) / 2
+    sum_i2 = (k - 1) * k * (2 * k - 1) / 6
+    # process noise per row, as coefficients of the h^2 row and of the constant row
+    q = np.zeros((8, 2))
+    q[:, 0] = _PROCESS_WEIGHTS**2
+    q[2], q[6] = (0.0, _PROCESS_ASPECT_VAR[0]), (0.0, _PROCESS_ASPECT_VAR[1])
+    q_pos, q_vel = q[:4], q[4:]
+    m = np.zeros((_H2, STATE_ROWS))
+    eye = np.eye(4)
+    m[POS, POS] = m[PP, PP] = m[VV, VV] = m[VEL, VEL] = m[PV, PV] = eye
+    m[POS, VEL] = k * eye
+    m[PP, PV] = 2 * k * eye
+    m[PP, VV] = k * k * eye
+    m[PP, _H2:] = k * q_pos + sum_i2 * q_vel
+    m[PV, VV] = k * eye
+    m[PV, _H2:] = sum_i * q_vel
+    m[VV, _H2:] = k * q_vel
+    m.flags.writeable = False
+    return m
 
 
 def update(state: np.ndarray, xyah: np.ndarray) -> None:
