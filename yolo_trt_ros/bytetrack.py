@@ -275,6 +275,8 @@ class ByteTracker:
             if len(cls) != m:
                 raise ValueError(f"{m} scores but {len(cls)} class ids")
         cfg = self._config
+        if m <= _PYTHON_SELECT_MAX:
+            return _detections_small(b, s, cls if class_ids is not None else None, cfg, frame)
         sel, n_high = _select(b, s, cfg.track_high_thresh, cfg.track_low_thresh)
         k = len(sel)
         dets = np.zeros((_ROWS, k))
@@ -327,20 +329,36 @@ class ByteTracker:
         return tracked[:, keep_active[:n_reported]], new[:, keep_active[n_reported:]], lost[:, keep_lost]
 
 
-_PYTHON_SELECT_MAX = 24  # up to this many detections, selecting them in plain Python is cheaper than numpy
+_PYTHON_SELECT_MAX = 24  # up to this many detections, preparing them in plain Python is cheaper than numpy
+
+
+def _detections_small(
+    boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None, cfg: TrackerConfig, frame: int
+) -> tuple[np.ndarray, int]:
+    """``ByteTracker._detections`` for a few detections, in plain Python: the same selection and the same float64
+    arithmetic (cx, cy, a, h, corners, area) as ``_select`` and the numpy path, a handful of numpy calls in all."""
+    high: list[tuple[float, ...]] = []
+    low: list[tuple[float, ...]] = []
+    classes = class_ids.tolist() if class_ids is not None else None
+    for i, ((x1, y1, x2, y2), s) in enumerate(zip(boxes.tolist(), scores.tolist())):
+        # every comparison with NaN is False; x2 - x1 + ... is inf or NaN for any infinite input
+        if s > cfg.track_low_thresh and x2 > x1 and y2 > y1 and x2 - x1 + y2 - y1 + s < math.inf:
+            w, h = x2 - x1, y2 - y1
+            row = ((x1 + x2) * 0.5, (y1 + y2) * 0.5, w / h, h, s, frame, i, x1, y1, x2, y2, w * h,
+                   classes[i] if classes is not None else 0)
+            (high if s >= cfg.track_high_thresh else low).append(row)
+    dets = np.zeros((_ROWS, len(high) + len(low)))
+    if high or low:
+        # rows in the order of the table: Kalman mean (0-3), then _SCORE, _LAST, _DET, _BOX, _CLASS (contiguous)
+        columns = np.array(high + low).T
+        dets[kf.POS] = columns[:4]
+        dets[_SCORE : _CLASS + 1] = columns[4:]
+    return dets, len(high)
 
 
 def _select(boxes: np.ndarray, scores: np.ndarray, high_thresh: float, low_thresh: float) -> tuple[np.ndarray, int]:
     """Indices of the usable detections, high-score (>= high_thresh) first then low-score (> low_thresh), each in
     input order, and how many are high-score. Unusable: a non-finite coordinate or score, or an empty box."""
-    if len(scores) <= _PYTHON_SELECT_MAX:
-        high: list[int] = []
-        low: list[int] = []
-        for i, ((x1, y1, x2, y2), s) in enumerate(zip(boxes.tolist(), scores.tolist())):
-            # every comparison with NaN is False; x2 - x1 + ... is inf or NaN for any infinite input
-            if s > low_thresh and x2 > x1 and y2 > y1 and x2 - x1 + y2 - y1 + s < math.inf:
-                (high if s >= high_thresh else low).append(i)
-        return np.array(high + low, dtype=np.intp), len(high)
     with np.errstate(invalid="ignore"):  # a faulty model's inf boxes: inf - inf
         size = boxes[:, 2:] - boxes[:, :2]
         valid = np.minimum(size[:, 0], size[:, 1]) > 0
