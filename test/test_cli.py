@@ -89,20 +89,29 @@ def test_unknown_class_is_a_clean_error(model_path: Path, mot_dir: Path) -> None
 
 def test_track_mot_frames(model_path: Path, mot_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = _cli("track", mot_dir, "--model", model_path, "--out", out, "--max-frames", 6)
+    result = _cli("track", mot_dir, "--model", model_path, "--out", out, "--max-frames", 10)
     assert result.returncode == 0, result.stderr
-    assert _frame_count(out / "annotated.mp4") == 6
+    assert _frame_count(out / "annotated.mp4") == 10
     capture = cv2.VideoCapture(str(out / "annotated.mp4"))
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(14.0)
     assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (640, 480)
     rows = read_rows(out / "results.txt")
-    assert rows and {r.frame for r in rows} <= set(range(1, 7)) and 1 in {r.frame for r in rows}
-    assert {r.track_id for r in rows} == {-1}
+    assert rows and {r.frame for r in rows} <= set(range(1, 11)) and 1 in {r.frame for r in rows}
     assert all(r.w > 0 and r.h > 0 and 0 < r.conf <= 1 for r in rows)
+    # Real track IDs: from 1, unique within a frame, most of them seen again in later frames.
+    ids_by_frame = {f: [r.track_id for r in rows if r.frame == f] for f in range(1, 11)}
+    assert min(r.track_id for r in rows) == 1
+    assert all(len(set(ids)) == len(ids) for ids in ids_by_frame.values())
+    assert len(set(ids_by_frame[1]) & set(ids_by_frame[10])) >= 2
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["frames"] == 6 and summary["detections"] == len(rows)
-    assert summary["per_class"]["person"] > 0
+    assert summary["frames"] == 10 and summary["detections"] == len(rows)
+    assert summary["distinct_track_ids"] == len({r.track_id for r in rows})
+    assert summary["tracker"]["frame_rate"] == pytest.approx(14.0) and summary["per_class"]["person"] > 0
     assert "results.txt" in result.stdout and "annotated.mp4" in result.stdout
+
+    result = _cli("track", mot_dir, "--model", model_path, "--out", out, "--max-frames", 2, "--no-tracking")
+    assert result.returncode == 0, result.stderr
+    assert {r.track_id for r in read_rows(out / "results.txt")} == {-1}
 
 
 def test_track_missing_source(model_path: Path, tmp_path: Path) -> None:
@@ -129,6 +138,18 @@ def test_build_engine_without_tensorrt_is_one_clear_line(model_path: Path) -> No
         "see docs/tensorrt.md"]
 
 
-def test_help_mentions_missing_tracker() -> None:
+def test_track_help_lists_tracker_options() -> None:
     result = _cli("track", "--help")
-    assert result.returncode == 0 and "-1 until the tracker" in " ".join(result.stdout.split())
+    assert result.returncode == 0, result.stderr
+    for option in ("--no-tracking", "--track-high-thresh", "--track-buffer", "--no-fuse-score", "--class-aware"):
+        assert option in result.stdout
+    assert "--frame-rate" not in result.stdout  # the source's frame rate
+
+
+def test_eval_mot_on_public_detections(mot_dir: Path) -> None:
+    result = _cli("eval-mot", "--seq", mot_dir, "--dets", mot_dir / "det" / "det.txt", "--frames", 50)
+    assert result.returncode == 0, result.stderr
+    header, _, row = result.stdout.splitlines()[1:4]
+    assert [c.strip() for c in header.split("|")[2:6]] == ["HOTA", "DetA", "AssA", "MOTA"]
+    assert "IDF1" in header and "IDsw" in header
+    assert row.startswith("| yolo_trt_ros ByteTracker |") and 0 < float(row.split("|")[2]) <= 1

@@ -7,12 +7,14 @@ import json
 import sys
 import time
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yolo_trt_ros import data_paths, engine_builder, export
+from yolo_trt_ros import data_paths, engine_builder, export, mot_eval
 from yolo_trt_ros.backends.selection import CHOICES as BACKEND_CHOICES
 from yolo_trt_ros.sources import SourceError
+from yolo_trt_ros.tracking import add_tracker_options, tracker_config
 
 if TYPE_CHECKING:
     from yolo_trt_ros.detections import Detections
@@ -54,13 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     detect.set_defaults(run=run_detect)
 
     track = sub.add_parser(
-        "track", help="run the detector over a video, image folder or MOT sequence offline",
-        description="Run the detector over every frame of SOURCE (video file, image folder, MOTChallenge sequence "
-                    "or its img1/) without ROS. Writes OUT/annotated.mp4 (mp4v), OUT/results.txt "
-                    "(MOTChallenge rows frame,id,x,y,w,h,conf,-1,-1,-1; the track id is -1 until the tracker "
-                    "arrives) and OUT/summary.json.")
+        "track", help="detect and track over a video, image folder or MOT sequence offline",
+        description="Run the detector and the ByteTrack tracker over every frame of SOURCE (video file, image "
+                    "folder, MOTChallenge sequence or its img1/) without ROS, frame i stamped i/fps (fps: the "
+                    "source's, also the tracker's frame rate). Writes OUT/annotated.mp4 (mp4v, labels "
+                    "'class #id score'), OUT/results.txt (MOTChallenge rows frame,id,x,y,w,h,conf,-1,-1,-1 of the "
+                    "tracked detections, the detector's own boxes; with --no-tracking every detection with id -1) "
+                    "and OUT/summary.json. While tracking, the detector runs at min(--conf, --track-low-thresh) "
+                    "for ByteTrack's low-score association.")
     track.add_argument("source", metavar="SOURCE", type=Path)
     _add_detector_options(track)
+    track.add_argument("--no-tracking", dest="tracking", action="store_false",
+                       help="detections only (track id -1), as without a tracker")
+    add_tracker_options(track, exclude=("frame_rate",))
     track.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (created)")
     track.add_argument("--fps", type=float, help="frame rate of the output video (default: the source's)")
     track.add_argument("--max-frames", type=_count, default=0, metavar="N", help="stop after N frames (0 = all)")
@@ -89,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=run_demo)
     engine_builder.register(sub)
     export.register(sub)
+    mot_eval.register(sub)
     return parser
 
 
@@ -112,11 +121,13 @@ def _add_detector_options(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated class names to keep, e.g. person,car (default: all)")
 
 
-def _load_detector(args: argparse.Namespace) -> Detector:
+def _load_detector(args: argparse.Namespace, conf_threshold: float | None = None) -> Detector:
+    """The detector of ``args`` (``conf_threshold`` instead of ``--conf`` if given)."""
     from yolo_trt_ros.detector import Detector, DetectorConfig
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
-    config = DetectorConfig(conf_threshold=args.conf, iou_threshold=args.iou, classes=classes)
+    config = DetectorConfig(conf_threshold=args.conf if conf_threshold is None else conf_threshold,
+                            iou_threshold=args.iou, classes=classes)
     detector = Detector.from_model(args.model, backend=args.backend,
                                    names_file=str(args.names_file) if args.names_file else None, config=config)
     print(f"{PROG}: {detector.backend_reason}", file=sys.stderr)
@@ -184,19 +195,24 @@ def run_track(args: argparse.Namespace) -> int:
     import numpy as np
 
     from yolo_trt_ros.annotate import Annotator
+    from yolo_trt_ros.bytetrack import ByteTracker
     from yolo_trt_ros.mot_format import rows_from_boxes, write_rows
     from yolo_trt_ros.sources import open_source
+    from yolo_trt_ros.tracking import assign_ids, detector_threshold
 
     source = open_source(args.source)
     fps = args.fps or source.fps
+    config = tracker_config(args, frame_rate=source.fps) if args.tracking else None
+    tracker = ByteTracker(config) if config is not None else None
     args.out.mkdir(parents=True, exist_ok=True)
     video_path, results_path = args.out / "annotated.mp4", args.out / "results.txt"
-    detector = _load_detector(args)
+    detector = _load_detector(args, detector_threshold(args.conf, config))
     annotate = Annotator()
+    track_ids: set[int] = set()
     writer: cv2.VideoWriter | None = None
     size: tuple[int, int] = (0, 0)
     counts: Counter[str] = Counter()
-    stage_ms = np.zeros(3)
+    stage_ms = np.zeros(4)  # preprocess, infer, postprocess, track
     frames = 0
     print(f"tracking {source.description} with {args.model} ({detector.backend.name})", file=sys.stderr)
     started = time.monotonic()
@@ -205,10 +221,18 @@ def run_track(args: argparse.Namespace) -> int:
             for index, frame in itertools.islice(source, args.max_frames or None):
                 detections = detector(frame)
                 t = detector.last_times
-                stage_ms += (t.preprocess, t.infer, t.postprocess)
+                stage_ms[:3] += (t.preprocess, t.infer, t.postprocess)
+                ids = None
+                if tracker is not None:
+                    started_track = time.perf_counter()
+                    tracks = tracker.update(detections.boxes, detections.scores, detections.class_ids,
+                                            index / source.fps)
+                    detections, ids = assign_ids(detections, tracks, args.conf)
+                    stage_ms[3] += (time.perf_counter() - started_track) * 1e3
+                    track_ids.update(ids.tolist())
                 counts.update(detector.names[int(c)] for c in detections.class_ids)
-                write_rows(results, rows_from_boxes(index + 1, detections.boxes, detections.scores))
-                image = annotate(frame, "bgr8", detections, detector.names)
+                write_rows(results, rows_from_boxes(index + 1, detections.boxes, detections.scores, ids))
+                image = annotate(frame, "bgr8", detections, detector.names, ids)
                 if writer is None:
                     size = (image.shape[1], image.shape[0])
                     writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
@@ -226,19 +250,22 @@ def run_track(args: argparse.Namespace) -> int:
     summary = {
         "source": str(args.source), "model": str(args.model), "backend": detector.backend.name, "frames": frames,
         "detections": sum(counts.values()), "per_class": dict(counts.most_common()),
-        "mean_ms": dict(zip(("preprocess", "infer", "postprocess"),
+        "mean_ms": dict(zip(("preprocess", "infer", "postprocess", "track"),
                             (round(float(v), 2) for v in stage_ms / max(frames, 1)))),
         "fps": round(frames / elapsed, 2) if elapsed > 0 else None,
-        "video": str(video_path), "video_fps": fps, "results": str(results_path), "track_ids": False,
+        "video": str(video_path), "video_fps": fps, "results": str(results_path),
+        "tracker": None if config is None else asdict(config), "distinct_track_ids": len(track_ids),
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     per_class = ", ".join(f"{n} {c}" for n, c in counts.most_common()) or "none"
     ms = summary["mean_ms"]
-    print(f"{frames} frames, {summary['detections']} detections ({per_class})")
+    tracked = f", {len(track_ids)} distinct track IDs" if config is not None else ""
+    print(f"{frames} frames, {summary['detections']} {'tracked ' if tracked else ''}detections ({per_class})"
+          f"{tracked}")
     print(f"per frame: preprocess {ms['preprocess']:.1f} ms, infer {ms['infer']:.1f} ms, "
-          f"postprocess {ms['postprocess']:.1f} ms; {summary['fps']} fps overall")
+          f"postprocess {ms['postprocess']:.1f} ms, track {ms['track']:.2f} ms; {summary['fps']} fps overall")
     print(f"wrote {video_path} ({frames} frames at {fps:g} fps)")
-    print(f"wrote {results_path} (MOTChallenge rows; track id -1: no tracker yet)")
+    print(f"wrote {results_path} (MOTChallenge rows; {'track IDs' if tracked else 'track id -1: --no-tracking'})")
     print(f"wrote {args.out / 'summary.json'}")
     return 0
 
