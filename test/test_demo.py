@@ -97,9 +97,12 @@ def test_demo_on_mot_slice(model_path: Path, mot_dir: Path, tmp_path: Path) -> N
         for det in record["detections"]:
             x1, y1, x2, y2 = det["box_xyxy"]
             assert -1 <= x1 < x2 <= 641 and -1 <= y1 < y2 <= 481
-            assert 0 < det["score"] <= 1 and det["class"]
+            assert 0 < det["score"] <= 1 and det["class"] and int(det["id"]) >= 1  # tracked: track IDs
 
     assert f"frames in      30 published" in output
+    ids = {det["id"] for record in records for det in record["detections"]}
+    assert summary["distinct_track_ids"] == len(ids) > 0
+    assert f"tracks         {len(ids)} distinct IDs" in output
     assert str(out / "annotated.mp4") in output and str(out / "summary.json") in output
     assert not _processes_with(f"{RUN}_slice")
 

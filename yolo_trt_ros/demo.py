@@ -155,7 +155,9 @@ class _Demo:
         try:
             self._start_child("yolo_tracker", "yolo_trt_ros.tracker_node", [
                 "-p", f"model_path:={o.model.resolve()}", "-p", f"input_topic:={self.input_topic}",
-                "-p", f"conf_threshold:={float(o.conf)}"])
+                "-p", f"conf_threshold:={float(o.conf)}",
+                # The replayed frames are stamped at the replay rate: the tracker's nominal frame rate.
+                "-p", f"frame_rate:={float(o.rate or self.video_fps)}"])
             if not client.wait_for_services(SERVICE_TIMEOUT_S):
                 self._check_alive("yolo_tracker")
                 raise DemoError(f"yolo_tracker lifecycle services did not appear within {SERVICE_TIMEOUT_S:.0f} s")
@@ -256,6 +258,7 @@ def _report(summary: dict[str, Any], out: Path) -> None:
           f"{summary.get('annotated_frames', 0)} annotated images"
           + (f" ({skipped} frames skipped: the tracker keeps only the newest frame while busy)" if skipped > 0 else ""))
     print(f"  detections     {summary.get('detections', 0)} ({per_class})")
+    print(f"  tracks         {summary.get('distinct_track_ids', 0)} distinct IDs")
     print(f"  rate           {summary.get('fps')} fps out")
     print(f"  latency        p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms (header stamp -> received here)")
     print(f"  wall time      {summary['wall_time_s']} s")

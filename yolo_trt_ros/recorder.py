@@ -39,6 +39,7 @@ class Recorder(Node):
         self.annotated_frames = 0
         self.bad_annotated = 0
         self.per_class: Counter[str] = Counter()
+        self.track_ids: set[str] = set()
         self.latencies_ms: list[float] = []
         self._first_out: float | None = None
         self._last_out: float | None = None
@@ -69,6 +70,8 @@ class Recorder(Node):
             w, h = det.bbox.size_x, det.bbox.size_y
             name = hyp.class_id if hyp else ""
             self.per_class[name] += 1
+            if det.id:
+                self.track_ids.add(det.id)
             detections.append({
                 "class": name, "score": round(hyp.score, 4) if hyp else None, "id": det.id,
                 "box_xyxy": [round(v, 1) for v in (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)],
@@ -109,6 +112,7 @@ class Recorder(Node):
             "frames_out": self.frames_out,
             "detections": sum(self.per_class.values()),
             "per_class": dict(self.per_class.most_common()),
+            "distinct_track_ids": len(self.track_ids),
             "annotated_frames": self.annotated_frames,
             "video_fps": self.video_fps,  # one video frame per annotated image: skipped frames shorten the video
             "fps": round((self.frames_out - 1) / span, 2) if span > 0 else None,
