@@ -247,7 +247,7 @@ def run_track(args: argparse.Namespace) -> int:
         if writer is not None:
             writer.release()
     elapsed = time.monotonic() - started
-    summary = {
+    summary: dict[str, Any] = {
         "source": str(args.source), "model": str(args.model), "backend": detector.backend.name, "frames": frames,
         "detections": sum(counts.values()), "per_class": dict(counts.most_common()),
         "mean_ms": dict(zip(("preprocess", "infer", "postprocess", "track"),
