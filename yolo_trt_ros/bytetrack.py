@@ -131,6 +131,9 @@ class ByteTracker:
         self._frame = 0
         self._next_id = 1
         self._last_stamp: float | None = None
+        # Classes of the detections since the reset, collected until there are two: with a single class,
+        # class-aware IoU equals plain IoU and skips the class comparison.
+        self._classes: set[float] = set()
 
     @property
     def frame_count(self) -> int:
@@ -187,7 +190,7 @@ class ByteTracker:
             kf.predict(table[: kf.STATE_ROWS, :n_pool], steps)
             _set_boxes(table[:, :n_pool])
         if n and n_det:
-            iou = iou_matrix(table[_BOX.start :], dets[_BOX.start :], cfg.class_aware)
+            iou = iou_matrix(table[_BOX.start :], dets[_BOX.start :], self._class_aware)
         # Pool tracks not (yet) matched, lost ones only while within the buffer.
         left = table[_LAST, :n_pool] >= frame - self._max_lost
 
@@ -274,6 +277,10 @@ class ByteTracker:
             cls = np.asarray(class_ids).reshape(-1)
             if len(cls) != m:
                 raise ValueError(f"{m} scores but {len(cls)} class ids")
+            if len(self._classes) < 2:
+                self._classes.update(cls.tolist() if m <= _PYTHON_SELECT_MAX else np.unique(cls).tolist())
+        elif m and len(self._classes) < 2:
+            self._classes.add(0)
         cfg = self._config
         if m <= _PYTHON_SELECT_MAX:
             return _detections_small(b, s, cls if class_ids is not None else None, cfg, frame)
@@ -297,6 +304,11 @@ class ByteTracker:
             dets[_CLASS] = cls.take(sel)
         return dets, n_high
 
+    @property
+    def _class_aware(self) -> bool:
+        """Whether IoU must compare classes: class-aware association and more than one class seen."""
+        return self._config.class_aware and len(self._classes) > 1
+
     def _cost(self, iou: np.ndarray, det_scores: np.ndarray) -> np.ndarray:
         """Association cost: 1 - IoU, or 1 - IoU * score with ``fuse_score``."""
         return 1 - iou * det_scores if self._config.fuse_score else 1 - iou
@@ -313,7 +325,7 @@ class ByteTracker:
         boxes_a, boxes_l = active[_BOX.start :], lost[_BOX.start :]
         if not may_overlap(boxes_a, boxes_l, 1 - _DUPLICATE_IOU_DISTANCE):
             return tracked, new, lost
-        iou = iou_matrix(boxes_a, boxes_l, self._config.class_aware)
+        iou = iou_matrix(boxes_a, boxes_l, self._class_aware)
         pairs_active, pairs_lost = ((1 - iou) < _DUPLICATE_IOU_DISTANCE).nonzero()
         if len(pairs_active) == 0:
             return tracked, new, lost
@@ -330,6 +342,7 @@ class ByteTracker:
 
 
 _PYTHON_SELECT_MAX = 24  # up to this many detections, preparing them in plain Python is cheaper than numpy
+_DET_ROW_COUNT = 4 + _CLASS + 1 - _SCORE  # numbers a detection fills in: Kalman mean, then _SCORE to _CLASS
 
 
 def _detections_small(
@@ -337,23 +350,25 @@ def _detections_small(
 ) -> tuple[np.ndarray, int]:
     """``ByteTracker._detections`` for a few detections, in plain Python: the same selection and the same float64
     arithmetic (cx, cy, a, h, corners, area) as ``_select`` and the numpy path, a handful of numpy calls in all."""
-    high: list[tuple[float, ...]] = []
-    low: list[tuple[float, ...]] = []
+    high: list[float] = []  # one detection's row after another (flat: cheaper to convert)
+    low: list[float] = []
     classes = class_ids.tolist() if class_ids is not None else None
     for i, ((x1, y1, x2, y2), s) in enumerate(zip(boxes.tolist(), scores.tolist())):
         # every comparison with NaN is False; x2 - x1 + ... is inf or NaN for any infinite input
         if s > cfg.track_low_thresh and x2 > x1 and y2 > y1 and x2 - x1 + y2 - y1 + s < math.inf:
             w, h = x2 - x1, y2 - y1
-            row = ((x1 + x2) * 0.5, (y1 + y2) * 0.5, w / h, h, s, frame, i, x1, y1, x2, y2, w * h,
-                   classes[i] if classes is not None else 0)
-            (high if s >= cfg.track_high_thresh else low).append(row)
-    dets = np.zeros((_ROWS, len(high) + len(low)))
-    if high or low:
+            (high if s >= cfg.track_high_thresh else low).extend((
+                (x1 + x2) * 0.5, (y1 + y2) * 0.5, w / h, h, s, frame, i, x1, y1, x2, y2, w * h,
+                classes[i] if classes is not None else 0,
+            ))
+    k = (len(high) + len(low)) // _DET_ROW_COUNT
+    dets = np.zeros((_ROWS, k))
+    if k:
         # rows in the order of the table: Kalman mean (0-3), then _SCORE, _LAST, _DET, _BOX, _CLASS (contiguous)
-        columns = np.array(high + low).T
+        columns = np.array(high + low, dtype=np.float64).reshape(k, _DET_ROW_COUNT).T
         dets[kf.POS] = columns[:4]
         dets[_SCORE : _CLASS + 1] = columns[4:]
-    return dets, len(high)
+    return dets, len(high) // _DET_ROW_COUNT
 
 
 def _select(boxes: np.ndarray, scores: np.ndarray, high_thresh: float, low_thresh: float) -> tuple[np.ndarray, int]:

@@ -28,7 +28,7 @@ STD_WEIGHT_VELOCITY = 1.0 / 160
 # Standard deviations are weight * h, except for the aspect ratio (row 2), which has fixed ones.
 _PROCESS_WEIGHTS = np.array([STD_WEIGHT_POSITION] * 4 + [STD_WEIGHT_VELOCITY] * 4)
 _PROCESS_ASPECT_VAR = (1e-2 * 1e-2, 1e-5 * 1e-5)  # position, velocity
-_MEASUREMENT_WEIGHTS = np.full(4, STD_WEIGHT_POSITION)
+_MEASUREMENT_VAR_H2 = np.array([[STD_WEIGHT_POSITION**2]] * 4)  # measurement variance / h^2, as a column
 _MEASUREMENT_ASPECT_VAR = 1e-1 * 1e-1
 _INIT_WEIGHTS = np.array([2 * STD_WEIGHT_POSITION] * 4 + [10 * STD_WEIGHT_VELOCITY] * 4)
 
@@ -83,8 +83,7 @@ def _transition(steps: int) -> np.ndarray:
 def update(state: np.ndarray, xyah: np.ndarray) -> None:
     """Correct ``state`` (STATE_ROWS, m) in place with the matched measurements ``xyah`` (4, m)."""
     pos, pp, vv, vel, pv = state[POS], state[PP], state[VV], state[VEL], state[PV]
-    noise = np.multiply.outer(_MEASUREMENT_WEIGHTS, state[3])
-    noise *= noise
+    noise = _MEASUREMENT_VAR_H2 * (pos[3] * pos[3])
     noise[2] = _MEASUREMENT_ASPECT_VAR
     innovation_var = pp + noise
     gain_pos = pp / innovation_var
