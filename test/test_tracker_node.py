@@ -31,7 +31,7 @@ from yolo_trt_ros.detector import Detector, DetectorConfig
 from yolo_trt_ros.image_conversion import image_to_array
 from yolo_trt_ros.processes import FASTDDS_TRANSPORTS, FASTDDS_TRANSPORTS_ENV, ros_env, start_node, stop_process
 from yolo_trt_ros.tracker_node import REJECT_LOG_PERIOD_S
-from yolo_trt_ros.tracking import assign_ids
+from yolo_trt_ros.tracking import TRACKER_FIELDS, assign_ids
 
 DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
 NODE = "yolo_tracker"
@@ -573,6 +573,7 @@ def test_config_file_lists_every_parameter_with_its_default(tmp_path: Path) -> N
     config = REPO_ROOT / "config" / "tracker.yaml"
     in_file = yaml.safe_load(config.read_text())[f"/**/{NODE}"]["ros__parameters"]
     assert set(in_file) == set(PARAMETERS)
+    assert set(TRACKER_FIELDS) <= set(PARAMETERS)  # every TrackerConfig field is a node parameter
     # A copy with one non-default value proves the file reaches the node, also under a namespace (namespace:=robot1).
     changed = tmp_path / "tracker.yaml"
     changed.write_text(config.read_text().replace("conf_threshold: 0.25", "conf_threshold: 0.5", 1))
