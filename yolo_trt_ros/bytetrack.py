@@ -390,10 +390,19 @@ def _select(boxes: np.ndarray, scores: np.ndarray, high_thresh: float, low_thres
 def _set_boxes(columns: np.ndarray) -> None:
     """Write the corners and area of the Kalman mean box into the box rows of table ``columns``, in place."""
     box = columns[_BOX]
-    size = box[2:4]
-    np.multiply(columns[2], columns[3], out=size[0])  # w = a * h
-    size[1] = columns[3]
-    np.multiply(size[0], size[1], out=box[4])
-    np.multiply(size, -0.5, out=box[0:2])
-    box[0:2] += columns[0:2]  # x1, y1
-    size += box[0:2]  # x2, y2
+    np.multiply(columns[2], columns[3], out=box[4])  # w = a * h, for the moment in the area row
+    box[:4] = _CORNERS @ columns  # cx -+ w / 2, cy -+ h / 2
+    box[4] *= columns[3]  # area = w * h
+
+
+def _corners() -> np.ndarray:
+    """The (4, _ROWS) matrix that maps a table column holding w in its area row to x1, y1, x2, y2."""
+    m = np.zeros((4, _ROWS))
+    m[:, :2] = np.eye(2, 2).tolist() * 2  # cx, cy
+    m[[0, 2], _BOX.stop - 1] = -0.5, 0.5  # w
+    m[[1, 3], 3] = -0.5, 0.5  # h
+    m.flags.writeable = False
+    return m
+
+
+_CORNERS = _corners()
