@@ -186,7 +186,8 @@ class ByteTracker:
 
         # Predict tracked and lost tracks (lost ones without height velocity); unconfirmed ones stay as created.
         if n_pool:
-            table[_VH, n_tracked:n_pool] = 0.0
+            if n_lost:
+                table[_VH, n_tracked:n_pool] = 0.0
             kf.predict(table[: kf.STATE_ROWS, :n_pool], steps)
             _set_boxes(table[:, :n_pool])
         if n and n_det:
@@ -277,13 +278,14 @@ class ByteTracker:
             cls = np.asarray(class_ids).reshape(-1)
             if len(cls) != m:
                 raise ValueError(f"{m} scores but {len(cls)} class ids")
-            if len(self._classes) < 2:
-                self._classes.update(cls.tolist() if m <= _PYTHON_SELECT_MAX else np.unique(cls).tolist())
-        elif m and len(self._classes) < 2:
-            self._classes.add(0)
         cfg = self._config
         if m <= _PYTHON_SELECT_MAX:
-            return _detections_small(b, s, cls if class_ids is not None else None, cfg, frame)
+            classes = cls.tolist() if class_ids is not None else [0] * m
+            if len(self._classes) < 2:
+                self._classes.update(classes)
+            return _detections_small(b, s, classes, cfg, frame)
+        if len(self._classes) < 2:
+            self._classes.update(np.unique(cls).tolist() if class_ids is not None else [0])
         sel, n_high = _select(b, s, cfg.track_high_thresh, cfg.track_low_thresh)
         k = len(sel)
         dets = np.zeros((_ROWS, k))
@@ -346,20 +348,18 @@ _DET_ROW_COUNT = 4 + _CLASS + 1 - _SCORE  # numbers a detection fills in: Kalman
 
 
 def _detections_small(
-    boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None, cfg: TrackerConfig, frame: int
+    boxes: np.ndarray, scores: np.ndarray, classes: list[float], cfg: TrackerConfig, frame: int
 ) -> tuple[np.ndarray, int]:
     """``ByteTracker._detections`` for a few detections, in plain Python: the same selection and the same float64
     arithmetic (cx, cy, a, h, corners, area) as ``_select`` and the numpy path, a handful of numpy calls in all."""
     high: list[float] = []  # one detection's row after another (flat: cheaper to convert)
     low: list[float] = []
-    classes = class_ids.tolist() if class_ids is not None else None
     for i, ((x1, y1, x2, y2), s) in enumerate(zip(boxes.tolist(), scores.tolist())):
         # every comparison with NaN is False; x2 - x1 + ... is inf or NaN for any infinite input
         if s > cfg.track_low_thresh and x2 > x1 and y2 > y1 and x2 - x1 + y2 - y1 + s < math.inf:
             w, h = x2 - x1, y2 - y1
             (high if s >= cfg.track_high_thresh else low).extend((
-                (x1 + x2) * 0.5, (y1 + y2) * 0.5, w / h, h, s, frame, i, x1, y1, x2, y2, w * h,
-                classes[i] if classes is not None else 0,
+                (x1 + x2) * 0.5, (y1 + y2) * 0.5, w / h, h, s, frame, i, x1, y1, x2, y2, w * h, classes[i]
             ))
     k = (len(high) + len(low)) // _DET_ROW_COUNT
     dets = np.zeros((_ROWS, k))
@@ -398,9 +398,10 @@ def _set_boxes(columns: np.ndarray) -> None:
 def _corners() -> np.ndarray:
     """The (4, _ROWS) matrix that maps a table column holding w in its area row to x1, y1, x2, y2."""
     m = np.zeros((4, _ROWS))
-    m[:, :2] = np.eye(2, 2).tolist() * 2  # cx, cy
-    m[[0, 2], _BOX.stop - 1] = -0.5, 0.5  # w
-    m[[1, 3], 3] = -0.5, 0.5  # h
+    w = _BOX.stop - 1  # the area row
+    for row, (center, size, sign) in enumerate(((0, w, -1), (1, 3, -1), (0, w, 1), (1, 3, 1))):
+        m[row, center] = 1.0
+        m[row, size] = sign * 0.5
     m.flags.writeable = False
     return m
 
