@@ -104,7 +104,6 @@ def _no_tracks() -> Tracks:
 
 _NO_TRACKS = _no_tracks()
 _EMPTY_TABLE = np.empty((_ROWS, 0))
-_EMPTY_INDEX = np.empty(0, dtype=np.intp)
 
 
 class ByteTracker:
@@ -193,44 +192,46 @@ class ByteTracker:
         if n and n_det:
             iou = iou_matrix(table[_BOX.start :], dets[_BOX.start :], self._class_aware)
         # Pool tracks not (yet) matched, lost ones only while within the buffer.
-        left = table[_LAST, :n_pool] >= frame - self._max_lost
+        oldest = frame - self._max_lost
+        left = [last >= oldest for last in table[_LAST, :n_pool].tolist()]
 
         # 1. High-score detections vs tracked + lost tracks.
-        rows = dets_matched = _EMPTY_INDEX
+        rows: list[int] = []  # matched tracks (table columns) and their detections
+        dets_matched: list[int] = []
         if n_pool and n_high:
             rows, dets_matched = linear_assignment(
                 self._cost(iou[:n_pool, :n_high], dets[_SCORE, :n_high]), cfg.match_thresh
             )
-            left[rows] = False
-        taken = set(dets_matched.tolist())
+            for r in rows:
+                left[r] = False
+        taken = set(dets_matched)
         dets_left = [d for d in range(n_high) if d not in taken]
 
         # 2. Low-score detections vs the tracked tracks still unmatched (IoU only); the rest become lost.
         if n_det > n_high and n_tracked:
-            rows_left = left[:n_tracked].nonzero()[0]
-            if len(rows_left):
+            rows_left = [r for r in range(n_tracked) if left[r]]
+            if rows_left:
                 r2, d2 = linear_assignment(1 - iou.take(rows_left, 0)[:, n_high:], _SECOND_MATCH_THRESH)
-                if len(r2):
-                    r2 = rows_left.take(r2)
-                    left[r2] = False
-                    rows = np.concatenate((rows, r2))
-                    dets_matched = np.concatenate((dets_matched, d2 + n_high))
+                for r, d in zip(r2, d2):
+                    left[rows_left[r]] = False
+                    rows.append(rows_left[r])
+                    dets_matched.append(d + n_high)
 
         # 3. Unconfirmed tracks vs the high-score detections still unmatched; unmatched unconfirmed ones end.
         if n > n_pool and dets_left:
             r3, d3 = linear_assignment(
                 self._cost(iou[n_pool:].take(dets_left, 1), dets[_SCORE].take(dets_left)), _UNCONFIRMED_MATCH_THRESH
             )
-            if len(r3):
-                new_matches = [dets_left[i] for i in d3.tolist()]
-                rows = np.concatenate((rows, r3 + n_pool))
-                dets_matched = np.concatenate((dets_matched, new_matches))
+            if r3:
+                rows += [r + n_pool for r in r3]
+                new_matches = [dets_left[d] for d in d3]
+                dets_matched += new_matches
                 taken = set(new_matches)
                 dets_left = [d for d in dets_left if d not in taken]
 
         # Correct every matched track at once.
         tracked = table.take(rows, 1)
-        if len(rows):
+        if rows:
             measured = dets.take(dets_matched, 1)
             kf.update(tracked[: kf.STATE_ROWS], measured[kf.POS])
             tracked[_SCORE : _DET + 1] = measured[_SCORE : _DET + 1]
@@ -253,7 +254,7 @@ class ByteTracker:
             tracked, new = np.concatenate((tracked, new), 1), _EMPTY_TABLE
 
         # 5. Lost tracks: unmatched pool tracks within the buffer; then tracked/lost duplicates go.
-        lost = table.take(left.nonzero()[0], 1)
+        lost = table.take([r for r, unmatched in enumerate(left) if unmatched], 1)
         if lost.shape[1] and tracked.shape[1] + new.shape[1]:
             tracked, new, lost = self._remove_duplicates(tracked, new, lost)
         self._table = np.concatenate((tracked, lost, new), 1)

@@ -8,7 +8,6 @@ import lap
 import numpy as np
 
 BOX_ROWS = 5  # x1, y1, x2, y2, area: box rows as iou_matrix reads them (then a class row)
-_NO_PAIRS = (np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp))
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray, class_aware: bool = False) -> np.ndarray:
@@ -72,24 +71,23 @@ def may_overlap(a: np.ndarray, b: np.ndarray, iou_thresh: float, max_pairs: int 
     return False
 
 
-def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray]:
+def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[list[int], list[int]]:
     """Minimum-cost matching of ``cost`` (n, m) in which a pair may match only if its cost is below ``thresh``.
 
     Returns the matched (rows, cols), rows ascending. This is the problem ``lap.lapjv(cost, extend_cost=True,
     cost_limit=thresh)`` solves (as Ultralytics' ByteTrack calls it): leaving a row or a column unmatched costs
     ``thresh / 2``, so a pair is worth matching exactly when its cost is below ``thresh`` (pairs costing exactly
-``thresh`` are left unmatched, where lap may take them either way). When no row and no column
-    has more than one such candidate, matching all candidates is the unique optimum and is returned without calling
-    the solver (the common case in tracking, and ~10 us cheaper).
+    ``thresh`` are left unmatched, where lap may take them either way). When no row and no column has more than one
+    such candidate, matching all candidates is the unique optimum: any other matching leaves a candidate pair
+    unmatched, and matching it instead gains ``thresh - cost > 0`` without touching another pair. That, the common
+    case in tracking, is returned without calling the solver (~10 us cheaper).
     """
     rows, cols = (cost < thresh).nonzero()
-    count = len(rows)
-    if count <= 1:
-        return (rows, cols) if count else _NO_PAIRS
-    if len(set(rows.tolist())) == count and len(set(cols.tolist())) == count:
-        return rows, cols
+    row_list, col_list = rows.tolist(), cols.tolist()
+    if len(set(row_list)) == len(row_list) and len(set(col_list)) == len(col_list):
+        return row_list, col_list
     _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=thresh)
     rows = (x >= 0).nonzero()[0]
     cols = x.take(rows)
     below = cost[rows, cols] < thresh  # a pair costing exactly thresh gains nothing: the solver may take it or not
-    return rows[below], cols[below]
+    return rows[below].tolist(), cols[below].tolist()
