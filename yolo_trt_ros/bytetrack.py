@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import kalman_filter as kf
-from .matching import BOX_ROWS, iou_matrix, linear_assignment, may_overlap
+from .matching import BOX_ROWS, linear_assignment, overlaps
 
 # Rows of the track table (one column per track): the Kalman state, then the detection last matched (score, frame,
 # input index), start frame and ID, then the box (x1, y1, x2, y2, area: matching.BOX_ROWS) and class. Detections
@@ -185,8 +185,10 @@ class ByteTracker:
                 table[_VH, n_tracked:n_pool] = 0.0
             kf.predict(table[: kf.STATE_ROWS, :n_pool], steps)
             _set_boxes(table[:, :n_pool])
-        if n and n_det:
-            iou = iou_matrix(table[_BOX.start :], dets[_BOX.start :], self._class_aware)
+        # Overlapping (track, detection, IoU), once for all three associations; every other pair has IoU 0.
+        pairs = overlaps(table[_BOX.start :], dets[_BOX.start :], self._class_aware) if n and n_det else []
+        det_scores = dets[_SCORE].tolist()
+        fuse = cfg.fuse_score
         # Pool tracks not (yet) matched, lost ones only while within the buffer.
         oldest = frame - self._max_lost
         left = [last >= oldest for last in table[_LAST, :n_pool].tolist()]
@@ -195,9 +197,9 @@ class ByteTracker:
         rows: list[int] = []  # matched tracks (table columns) and their detections
         dets_matched: list[int] = []
         if n_pool and n_high:
-            rows, dets_matched = linear_assignment(
-                self._cost(iou[:n_pool, :n_high], dets[_SCORE, :n_high]), cfg.match_thresh
-            )
+            costs = [(t, d, 1 - iou * det_scores[d] if fuse else 1 - iou)
+                     for t, d, iou in pairs if t < n_pool and d < n_high]
+            rows, dets_matched = linear_assignment(costs, (n_pool, n_high), cfg.match_thresh)
             for r in rows:
                 left[r] = False
         taken = set(dets_matched)
@@ -205,19 +207,22 @@ class ByteTracker:
 
         # 2. Low-score detections vs the tracked tracks still unmatched (IoU only); the rest become lost.
         if n_det > n_high and n_tracked:
-            rows_left = [r for r in range(n_tracked) if left[r]]
+            rows_left = {t: i for i, t in enumerate(t for t in range(n_tracked) if left[t])}
             if rows_left:
-                r2, d2 = linear_assignment(1 - iou.take(rows_left, 0)[:, n_high:], _SECOND_MATCH_THRESH)
+                costs = [(rows_left[t], d - n_high, 1 - iou) for t, d, iou in pairs if t in rows_left and d >= n_high]
+                r2, d2 = linear_assignment(costs, (len(rows_left), n_det - n_high), _SECOND_MATCH_THRESH)
+                tracks_left = list(rows_left)
                 for r, d in zip(r2, d2):
-                    left[rows_left[r]] = False
-                    rows.append(rows_left[r])
+                    left[tracks_left[r]] = False
+                    rows.append(tracks_left[r])
                     dets_matched.append(d + n_high)
 
         # 3. Unconfirmed tracks vs the high-score detections still unmatched; unmatched unconfirmed ones end.
         if n > n_pool and dets_left:
-            r3, d3 = linear_assignment(
-                self._cost(iou[n_pool:].take(dets_left, 1), dets[_SCORE].take(dets_left)), _UNCONFIRMED_MATCH_THRESH
-            )
+            cols_left = {d: j for j, d in enumerate(dets_left)}
+            costs = [(t - n_pool, cols_left[d], 1 - iou * det_scores[d] if fuse else 1 - iou)
+                     for t, d, iou in pairs if t >= n_pool and d in cols_left]
+            r3, d3 = linear_assignment(costs, (n - n_pool, len(dets_left)), _UNCONFIRMED_MATCH_THRESH)
             if r3:
                 rows += [r + n_pool for r in r3]
                 new_matches = [dets_left[d] for d in d3]
@@ -238,7 +243,6 @@ class ByteTracker:
         # 4. New tracks from the remaining high-score detections; reported from their second frame (or frame 1).
         new = _EMPTY_TABLE
         if dets_left:
-            det_scores = dets[_SCORE].tolist()
             dets_left = [d for d in dets_left if det_scores[d] >= cfg.new_track_thresh]
             if dets_left:
                 new = dets.take(dets_left, 1)
@@ -308,10 +312,6 @@ class ByteTracker:
         """Whether IoU must compare classes: class-aware association and more than one class seen."""
         return self._config.class_aware and len(self._classes) > 1
 
-    def _cost(self, iou: np.ndarray, det_scores: np.ndarray) -> np.ndarray:
-        """Association cost: 1 - IoU, or 1 - IoU * score with ``fuse_score``."""
-        return 1 - iou * det_scores if self._config.fuse_score else 1 - iou
-
     def _remove_duplicates(
         self, tracked: np.ndarray, new: np.ndarray, lost: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -321,18 +321,15 @@ class ByteTracker:
         """
         n_reported = tracked.shape[1]
         active = np.concatenate((tracked, new), 1) if new.shape[1] else tracked
-        boxes_a, boxes_l = active[_BOX.start :], lost[_BOX.start :]
-        if not may_overlap(boxes_a, boxes_l, 1 - _DUPLICATE_IOU_DISTANCE):
-            return tracked, new, lost
-        iou = iou_matrix(boxes_a, boxes_l, self._class_aware)
-        pairs_active, pairs_lost = ((1 - iou) < _DUPLICATE_IOU_DISTANCE).nonzero()
-        if len(pairs_active) == 0:
+        pairs = [(a, b) for a, b, iou in overlaps(active[_BOX.start :], lost[_BOX.start :], self._class_aware)
+                 if 1 - iou < _DUPLICATE_IOU_DISTANCE]
+        if not pairs:
             return tracked, new, lost
         age_active = (active[_LAST] - active[_START]).tolist()
         age_lost = (lost[_LAST] - lost[_START]).tolist()
         keep_active = np.ones(active.shape[1], dtype=bool)
         keep_lost = np.ones(lost.shape[1], dtype=bool)
-        for a, b in zip(pairs_active.tolist(), pairs_lost.tolist()):
+        for a, b in pairs:
             if age_active[a] > age_lost[b]:
                 keep_lost[b] = False
             else:

@@ -45,49 +45,61 @@ def _pairs(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
 
 
-def may_overlap(a: np.ndarray, b: np.ndarray, iou_thresh: float, max_pairs: int = 64) -> bool:
-    """Whether a box of ``a`` and one of ``b`` (rows x1, y1, x2, y2, ...) may have an IoU above ``iou_thresh``.
+Pair = tuple[int, int, float]  # (row, column, value) of one cell of a sparse matrix
 
-    A cheap test to skip ``iou_matrix`` when no pair can pass (typical for the few tracks of a frame): exact IoU in
-    float64 with a 1e-6 margin for float32 rounding, in plain Python up to ``max_pairs`` pairs (a numpy call costs
-    as much as ~10 pairs); above that it answers True and leaves the work to ``iou_matrix``.
+
+def overlaps(a: np.ndarray, b: np.ndarray, class_aware: bool = False) -> list[Pair]:
+    """(i, j, IoU) of every pair of boxes ``a[:, i]``, ``b[:, j]`` with IoU > 0, row-major; boxes as in ``iou_matrix``.
+
+    The sparse form of ``iou_matrix`` (every pair not listed has IoU 0) with the same arithmetic: in plain Python up
+    to ``_PYTHON_MAX_PAIRS`` pairs (most pairs of a frame do not overlap and cost one comparison), else from
+    ``iou_matrix``.
     """
-    if a.shape[1] * b.shape[1] > max_pairs:
-        return True
-    limit = iou_thresh - 1e-6
-    others = b[:4].T.tolist()
-    for ax1, ay1, ax2, ay2 in a[:4].T.tolist():
-        area_a = (ax2 - ax1) * (ay2 - ay1)
-        for bx1, by1, bx2, by2 in others:
+    n, m = a.shape[1], b.shape[1]
+    if n * m > _PYTHON_MAX_PAIRS:
+        iou = iou_matrix(a, b, class_aware)
+        rows, cols = iou.nonzero()
+        return list(zip(rows.tolist(), cols.tolist(), iou[rows, cols].tolist()))
+    pairs = []
+    others = b[:6].T.tolist()
+    for i, (ax1, ay1, ax2, ay2, area_a, class_a) in enumerate(a[:6].T.tolist()):
+        for j, (bx1, by1, bx2, by2, area_b, class_b) in enumerate(others):
             iw = (ax2 if ax2 < bx2 else bx2) - (ax1 if ax1 > bx1 else bx1)
             if iw <= 0:
                 continue
             ih = (ay2 if ay2 < by2 else by2) - (ay1 if ay1 > by1 else by1)
-            if ih <= 0:
+            if ih <= 0 or (class_aware and class_a != class_b):
                 continue
             inter = iw * ih
-            if inter > limit * (area_a + (bx2 - bx1) * (by2 - by1) - inter):
-                return True
-    return False
+            pairs.append((i, j, inter / (area_b + area_a - inter + 1e-7)))
+    return pairs
 
 
-def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[list[int], list[int]]:
-    """Minimum-cost matching of ``cost`` (n, m) in which a pair may match only if its cost is below ``thresh``.
+_PYTHON_MAX_PAIRS = 64
 
-    Returns the matched (rows, cols), rows ascending. This is the problem ``lap.lapjv(cost, extend_cost=True,
-    cost_limit=thresh)`` solves (as Ultralytics' ByteTrack calls it): leaving a row or a column unmatched costs
-    ``thresh / 2``, so a pair is worth matching exactly when its cost is below ``thresh`` (pairs costing exactly
-    ``thresh`` are left unmatched, where lap may take them either way). When no row and no column has more than one
-    such candidate, matching all candidates is the unique optimum: any other matching leaves a candidate pair
-    unmatched, and matching it instead gains ``thresh - cost > 0`` without touching another pair. That, the common
-    case in tracking, is returned without calling the solver (~10 us cheaper).
+
+def linear_assignment(costs: list[Pair], shape: tuple[int, int], thresh: float) -> tuple[list[int], list[int]]:
+    """Minimum-cost matching of an (n, m) cost matrix in which a pair may match only if its cost is below ``thresh``.
+
+    The matrix is given sparse: ``costs`` lists (row, col, cost) row-major, every other cell costs 1 (an IoU cost
+    of boxes that do not overlap). Returns the matched (rows, cols), rows ascending. This is the problem
+    ``lap.lapjv(cost, extend_cost=True, cost_limit=thresh)`` solves (as Ultralytics' ByteTrack calls it): leaving a
+    row or a column unmatched costs ``thresh / 2``, so a pair is worth matching exactly when its cost is below
+    ``thresh`` (pairs costing exactly ``thresh`` are left unmatched, where lap may take them either way). When no
+    row and no column has more than one such candidate, matching all candidates is the optimum, unique up to such
+    pairs: in any other matching, a pair costing ``thresh`` or more can be dropped at no loss, after which a
+    candidate is left unmatched with its row and column free, and matching it gains ``thresh - cost > 0``. That, the
+    common case in tracking, is returned without calling the solver (~10 us cheaper).
     """
-    rows, cols = (cost < thresh).nonzero()
-    row_list, col_list = rows.tolist(), cols.tolist()
-    if len(set(row_list)) == len(row_list) and len(set(col_list)) == len(col_list):
-        return row_list, col_list
-    _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=thresh)
-    rows = (x >= 0).nonzero()[0]
-    cols = x.take(rows)
-    below = cost[rows, cols] < thresh  # a pair costing exactly thresh gains nothing: the solver may take it or not
-    return rows[below].tolist(), cols[below].tolist()
+    rows = [r for r, _, cost in costs if cost < thresh]
+    cols = [c for _, c, cost in costs if cost < thresh]
+    if len(set(rows)) == len(rows) and len(set(cols)) == len(cols):
+        return rows, cols
+    dense = np.ones(shape)
+    r, c, v = zip(*costs)
+    dense[r, c] = v
+    _, x, _ = lap.lapjv(dense, extend_cost=True, cost_limit=thresh)
+    matched = (x >= 0).nonzero()[0]
+    taken = x.take(matched)
+    below = dense[matched, taken] < thresh  # a pair costing exactly thresh gains nothing: the solver may take it or not
+    return matched[below].tolist(), taken[below].tolist()
