@@ -61,17 +61,15 @@ def overlaps(a: np.ndarray, b: np.ndarray, class_aware: bool = False) -> list[Pa
         rows, cols = iou.nonzero()
         return list(zip(rows.tolist(), cols.tolist(), iou[rows, cols].tolist()))
     pairs = []
-    others = b[:6].T.tolist()
+    others = list(enumerate(b[:6].T.tolist()))
     for i, (ax1, ay1, ax2, ay2, area_a, class_a) in enumerate(a[:6].T.tolist()):
-        for j, (bx1, by1, bx2, by2, area_b, class_b) in enumerate(others):
-            iw = (ax2 if ax2 < bx2 else bx2) - (ax1 if ax1 > bx1 else bx1)
-            if iw <= 0:
-                continue
-            ih = (ay2 if ay2 < by2 else by2) - (ay1 if ay1 > by1 else by1)
-            if ih <= 0 or (class_aware and class_a != class_b):
-                continue
-            inter = iw * ih
-            pairs.append((i, j, inter / (area_b + area_a - inter + 1e-7)))
+        for j, (bx1, by1, bx2, by2, area_b, class_b) in others:
+            if bx1 < ax2 and ax1 < bx2 and by1 < ay2 and ay1 < by2:  # necessary for an overlap, and cheap
+                iw = (ax2 if ax2 < bx2 else bx2) - (ax1 if ax1 > bx1 else bx1)
+                ih = (ay2 if ay2 < by2 else by2) - (ay1 if ay1 > by1 else by1)
+                if iw > 0 and ih > 0 and (class_a == class_b or not class_aware):
+                    inter = iw * ih
+                    pairs.append((i, j, inter / (area_b + area_a - inter + 1e-7)))
     return pairs
 
 
