@@ -73,7 +73,7 @@ def overlaps(a: np.ndarray, b: np.ndarray, class_aware: bool = False) -> list[Pa
     return pairs
 
 
-_PYTHON_MAX_PAIRS = 64
+_PYTHON_MAX_PAIRS = 128
 
 
 def linear_assignment(costs: list[Pair], shape: tuple[int, int], thresh: float) -> tuple[list[int], list[int]]:
