@@ -1,6 +1,6 @@
 """Side by side, one run, same 48 MOT16-05 frames, same ONNX model: Ultralytics predict vs our Detector vs ROS.
 
-1. In this process, alternating passes over the frames (after one warm-up pass each):
+1. Alternating passes over the frames (after one warm-up pass each), each side in its own worker process:
    - Ultralytics ``YOLO(model).predict(frame, conf=0.25, iou=0.7)`` per frame, as yolo_ros calls it;
    - our ``Detector(frame)`` (conf 0.25, IoU 0.7).
    Each call is timed whole; the time inside ``onnxruntime.InferenceSession.run`` is measured by wrapping that
@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import cv2
@@ -75,43 +77,67 @@ def compare(ours: list[tuple], theirs: list[tuple]) -> dict[str, float]:
             "max_score_diff": score_diff}
 
 
-def measure(frames: list[np.ndarray], model: Path, passes: int) -> dict[str, object]:
-    from ultralytics import YOLO
-
+def _worker(side: str, model: str, sequence: str, conn: Connection) -> None:
+    """One side in its own process: load the model, then run a timed pass over the frames per request."""
+    frames = [cv2.imread(str(p)) for p in sorted((Path(sequence) / "img1").glob("*.jpg"))]
     timer = OrtTimer()
-    yolo = YOLO(str(model), task="detect")
-    detector = Detector.from_model(model)
+    if side == "ultralytics":
+        from ultralytics import YOLO
 
-    def ultralytics_call(frame: np.ndarray) -> tuple:
-        r = yolo.predict(frame, imgsz=640, conf=0.25, iou=0.7, max_det=300, device="cpu",
-                         verbose=False)[0].boxes
-        return r.xyxy.numpy(), r.conf.numpy(), r.cls.numpy().astype(np.int64)
+        yolo = YOLO(model, task="detect")
 
-    def ours_call(frame: np.ndarray) -> tuple:
-        d = detector(frame)
-        return d.boxes, d.scores, d.class_ids
+        def call(frame: np.ndarray) -> tuple:
+            r = yolo.predict(frame, imgsz=640, conf=0.25, iou=0.7, max_det=300, device="cpu", verbose=False)
+            b = r[0].boxes
+            return b.xyxy.numpy(), b.conf.numpy(), b.cls.numpy().astype(np.int64)
+    else:
+        detector = Detector.from_model(model)
 
-    calls = {"ultralytics": ultralytics_call, "ours": ours_call}
-    times: dict[str, dict[str, list[float]]] = {k: {"total": [], "ort": [], "outside": []} for k in calls}
-    outputs: dict[str, list[tuple]] = {k: [] for k in calls}
+        def call(frame: np.ndarray) -> tuple:
+            d = detector(frame)
+            return d.boxes, d.scores, d.class_ids
+
+    while conn.recv() == "pass":
+        timings, outputs = [], []
+        for frame in frames:
+            timer.take()
+            t0 = time.perf_counter()
+            outputs.append(call(frame))
+            timings.append(((time.perf_counter() - t0) * 1e3, timer.take() * 1e3))
+        conn.send((timings, outputs))
+
+
+def measure(model: Path, sequence: Path, passes: int) -> dict[str, object]:
+    """Alternating passes (who goes first alternates too) of the two sides, each in its own idle-waiting process
+    (so neither's ORT/torch threads spin while the other runs); the first pass of each is a warm-up."""
+    ctx = mp.get_context("spawn")
+    sides = ("ultralytics", "ours")
+    conns, procs = {}, []
+    for side in sides:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(side, str(model), str(sequence), child), daemon=True)
+        proc.start()
+        conns[side] = parent
+        procs.append(proc)
+    times: dict[str, dict[str, list[float]]] = {k: {"total": [], "ort": [], "outside": []} for k in sides}
+    outputs: dict[str, list[tuple]] = {}
     for p in range(passes + 1):
-        order = list(calls) if p % 2 == 0 else list(reversed(calls))  # alternate who goes first
-        for name in order:
-            for frame in frames:
-                timer.take()
-                t0 = time.perf_counter()
-                out = calls[name](frame)
-                total = time.perf_counter() - t0
-                ort_s = timer.take()
-                if p == 0:
-                    outputs[name].append(out)
-                    continue  # warm-up pass
-                times[name]["total"].append(total * 1e3)
-                times[name]["ort"].append(ort_s * 1e3)
-                times[name]["outside"].append((total - ort_s) * 1e3)
-    detector.close()
+        for side in sides if p % 2 == 0 else reversed(sides):
+            conns[side].send("pass")
+            timings, outs = conns[side].recv()
+            if p == 0:
+                outputs[side] = outs
+                continue
+            for total, ort_ms in timings:
+                times[side]["total"].append(total)
+                times[side]["ort"].append(ort_ms)
+                times[side]["outside"].append(total - ort_ms)
+    for side in sides:
+        conns[side].send("stop")
+    for proc in procs:
+        proc.join(30)
     result: dict[str, object] = {name: {k: stats(v) for k, v in t.items()} for name, t in times.items()}
-    for name in calls:
+    for name in sides:
         result[name]["fps"] = 1000.0 / result[name]["total"]["mean"]  # type: ignore[index]
     result["agreement"] = compare(outputs["ours"], outputs["ultralytics"])
     return result
@@ -138,17 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
-    frames = [cv2.imread(str(p)) for p in sorted((args.sequence / "img1").glob("*.jpg"))]
     load_before = os.getloadavg()
-    result = measure(frames, args.model, args.passes)
+    result = measure(args.model, args.sequence, args.passes)
     if not args.no_ros:
         result["ros"] = ros_throughput(args)
     result["loadavg_before"] = load_before
     result["loadavg_after"] = os.getloadavg()
 
     u, o = result["ultralytics"], result["ours"]
-    n = len(frames) * args.passes
-    print(f"\n{len(frames)} MOT16-05 frames x {args.passes} passes ({n} calls each), model {args.model.name}, "
+    n_frames = result["agreement"]["frames"]
+    print(f"\n{n_frames} MOT16-05 frames x {args.passes} passes ({n_frames * args.passes} calls each), "
+          f"model {args.model.name}, "
           f"conf 0.25, IoU 0.7; load before {load_before[0]:.2f}, after {result['loadavg_after'][0]:.2f}")
     print(f"{'per frame (ms)':32s}{'p50':>9s}{'p99':>9s}{'mean':>9s}")
     for name, r in (("Ultralytics predict", u), ("our Detector", o)):
@@ -161,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     a = result["agreement"]
     print(f"agreement: {a['frames_identical_classes']}/{a['frames']} frames with identical classes; max box diff "
           f"{a['max_box_diff_px']:.3f} px, max score diff {a['max_score_diff']:.4f}")
-    print(f"frames/s in-process: Ultralytics predict {u['fps']:.2f}, our Detector {o['fps']:.2f}")
+    print(f"frames/s (1000 / mean per-frame ms): Ultralytics predict {u['fps']:.2f}, our Detector {o['fps']:.2f}")
     if "ros" in result:
         ros = result["ros"]
         print(f"frames/s through ROS (replay {ros['replay_rate_hz']:.0f} Hz -> yolo_tracker -> receiver, "
