@@ -2,7 +2,7 @@
 
 Compares, per frame and excluding the engine itself:
   preprocessing: CPU letterbox + upload of the float tensor   vs   raw uint8 upload + GPU letterbox kernel
-  output copy:   device-to-host of the full output           vs   GPU candidate compaction + copy of candidates
+  output copy:   device-to-host of the full output           vs   GPU candidate compaction into mapped host memory
   end to end:    TensorRTBackend.infer (CPU letterbox) + decode of the full output
                  vs   TensorRTBackend.infer_image (GPU path) + decode of the candidates
 The engine is a fake TensorRT (test/fake_tensorrt.py) whose execution enqueues nothing, so the output buffer
@@ -201,15 +201,15 @@ def main() -> int:
         def reduced_copy() -> np.ndarray:
             reducer.enqueue(int(d_out), 0.25, stream)
             stream.synchronize()
-            return reducer.result(stream)
+            return reducer.result()
 
         candidates = reduced_copy()
         k = candidates.shape[2]
         full_us = bench.wall("C. D2H full output 2.8 MB + sync", full_copy)
         bench.gpu("D2H full output 2.8 MB (pinned)", lambda: cuda.memcpy_dtoh_async(out_pinned, d_out, stream))
-        reduced_us = bench.wall(f"D. compaction kernels + one D2H (count + {reducer.prefetch} candidate slots, "
-                                f"{(reducer.prefetch + 1) * 84 * 4 / 1e3:.1f} kB; K = {k}) + sync", reduced_copy)
-        bench.gpu("compaction kernels + D2H count and candidates",
+        reduced_us = bench.wall(f"D. compaction kernels writing count + candidates to mapped host memory "
+                                f"({(k + 1) * 84 * 4 / 1e3:.1f} kB; K = {k}) + sync", reduced_copy)
+        bench.gpu("compaction kernels, candidates written to mapped host memory",
                   lambda: reducer.enqueue(int(d_out), 0.25, stream))
         bench.wall("decode (NMS) of the full output on the CPU", lambda: decode_yolov8(real, 0.25, 0.7, 300))
         bench.wall(f"decode (NMS) of the {k} candidates on the CPU", lambda: decode_yolov8(candidates, 0.25, 0.7, 300))
@@ -242,15 +242,15 @@ def main() -> int:
             path = backend._gpu
             bench.wall("  G1. FrameUploader.upload (pageable H2D 0.9 MB call)",
                        lambda: path.uploader.upload(frame, backend._stream), "host blocked while the driver stages")
-            bench.wall("  G2. letterbox kernel launch (prepared_async_call)",
+            bench.wall("  G2. letterbox kernel launch (arguments packed once)",
                        lambda: path.letterbox(src, frame.shape[:2], "bgr8", int(d_tensor), backend._stream))
             bench.wall("  G3. execute_async through trt_compat (fake engine, no-op)", backend._execute)
-            bench.wall("  G4. CandidateReducer.enqueue (2 launches + 1 D2H call)",
+            bench.wall("  G4. CandidateReducer.enqueue (2 launches, no copy call)",
                        lambda: path.reducer.enqueue(int(backend._out_buf.device), 0.25, backend._stream))
             bench.wall("  G5. stream.synchronize() of an idle stream", backend._stream.synchronize)
             backend._stream.synchronize()
             backend.close()
-        gpu_path_device = bench.gpu("H. on the GPU: H2D 0.9 MB + letterbox + compaction + D2H candidates", lambda: (
+        gpu_path_device = bench.gpu("H. on the GPU: H2D 0.9 MB + letterbox + compaction to mapped host memory", lambda: (
             cuda.memcpy_htod_async(d_raw, raw_pinned, stream),
             gpu_lb(int(d_raw), frame.shape[:2], "bgr8", int(d_tensor), stream),
             reducer.enqueue(int(d_out), 0.25, stream)))

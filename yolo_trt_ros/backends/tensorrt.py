@@ -19,7 +19,7 @@ from yolo_trt_ros.backends.base import ModelError, check_output_shape, resolve_i
 from yolo_trt_ros.cuda_context import CudaContext
 from yolo_trt_ros.engine_builder import DEFAULT_WORKSPACE_MB, BuildOptions, ensure_engine
 from yolo_trt_ros.engine_cache import read_engine_plan
-from yolo_trt_ros.gpu_preprocess import free_pinned
+from yolo_trt_ros.gpu_preprocess import frame_channels, free_pinned
 from yolo_trt_ros.preprocess import LetterboxTransform
 from yolo_trt_ros.trt_compat import EngineRunner, TensorInfo, load_engine
 
@@ -214,8 +214,6 @@ class TensorRTBackend:
             "gpu_memory_mb": f"{self.device_memory_bytes / 2**20:.1f}",
             "gpu_preprocess": "on" if self._gpu is not None else "off",
         }
-        if self._gpu is not None:
-            out["gpu_candidate_recopies"] = str(self._gpu.reducer.extra_copies)
         return out
 
     def close(self) -> None:
@@ -274,8 +272,6 @@ class _GpuPath:
             return None
 
     def run(self, image: np.ndarray, encoding: str, conf: float) -> tuple[np.ndarray, LetterboxTransform]:
-        from yolo_trt_ros.gpu_preprocess import frame_channels
-
         frame_channels(image, encoding)
         b = self._backend
         stream = b._stream
@@ -293,7 +289,7 @@ class _GpuPath:
         if events:
             events[3].record(stream)
         stream.synchronize()
-        candidates = self.reducer.result(stream)
+        candidates = self.reducer.result()
         if events:
             self.times = {name: events[i + 1].time_since(events[i])
                           for i, name in enumerate(("preprocess", "infer", "compact"))}
