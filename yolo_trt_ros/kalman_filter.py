@@ -46,8 +46,8 @@ def initiate(state: np.ndarray) -> None:
 def predict(state: np.ndarray, steps: int = 1) -> None:
     """Advance ``state`` (STATE_ROWS, n) in place by ``steps`` frame periods.
 
-    One step is the filter's predict (up to float rounding). Several steps (dropped frames) are done in closed form, with the
-    process noise of every step taken at the height the box had before the first one.
+    One step is the filter's predict (up to float rounding). Several steps (dropped frames) are done in closed
+    form, with the process noise of every step taken at the height the box had before the first one.
     """
     np.multiply(state[3], state[3], out=state[_H2])
     state[:_H2] = _transition(steps) @ state
