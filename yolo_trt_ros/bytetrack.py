@@ -22,6 +22,10 @@ so the filter predicts over dropped frames and lost tracks age in time. A missin
 not later than the previous one (repeated, out of order, or a driver that leaves stamps at zero), count as one
 period; a stamp that goes back starts the count from it. A gap longer than the lost-track buffer ends every track
 (as ByteTrack would have dropped them by then); IDs keep counting. ``reset()`` clears the tracks and numbering.
+
+IDs: a track is numbered when it is first reported (confirmed), so one-frame blips that never become tracks use up no
+IDs and the numbers a robot sees stay small and consecutive. Ultralytics numbers tracks at creation; the partition of
+detections into tracks is the same, only the numbers differ.
 """
 
 from __future__ import annotations
@@ -218,12 +222,14 @@ class ByteTracker:
                     dets_matched.append(d + n_high)
 
         # 3. Unconfirmed tracks vs the high-score detections still unmatched; unmatched unconfirmed ones end.
+        confirmed_now = False  # an unconfirmed track was matched: it gets its ID below
         if n > n_pool and dets_left:
             cols_left = {d: j for j, d in enumerate(dets_left)}
             costs = [(t - n_pool, cols_left[d], 1 - iou * det_scores[d] if fuse else 1 - iou)
                      for t, d, iou in pairs if t >= n_pool and d in cols_left]
             r3, d3 = linear_assignment(costs, (n - n_pool, len(dets_left)), _UNCONFIRMED_MATCH_THRESH)
             if r3:
+                confirmed_now = True
                 rows += [r + n_pool for r in r3]
                 new_matches = [dets_left[d] for d in d3]
                 dets_matched += new_matches
@@ -248,10 +254,14 @@ class ByteTracker:
                 new = dets.take(dets_left, 1)
                 kf.initiate(new[: kf.STATE_ROWS])
                 new[_START] = frame
-                new[_ID] = np.arange(self._next_id, self._next_id + len(dets_left))
-                self._next_id += len(dets_left)
+                new[_ID] = 0  # numbered when first reported, so tracks that never are use up no IDs
         if frame == 1 and new.shape[1]:
             tracked, new = np.concatenate((tracked, new), 1), _EMPTY_TABLE
+            confirmed_now = True
+        if confirmed_now:
+            unnumbered = np.flatnonzero(tracked[_ID] == 0)
+            tracked[_ID, unnumbered] = np.arange(self._next_id, self._next_id + len(unnumbered))
+            self._next_id += len(unnumbered)
 
         # 5. Lost tracks: unmatched pool tracks within the buffer; then tracked/lost duplicates go.
         lost = table.take([r for r, unmatched in enumerate(left) if unmatched], 1)
