@@ -8,10 +8,12 @@ Stages, in the order the node runs them (tracker_node._on_image), with the node'
   preprocess  Detector letterbox          \
   infer       Detector backend (ORT)       } Detector.last_times
   postprocess Detector decode + NMS       /
+  track       ByteTracker.update + tracking.assign_ids (the node's default; --no-tracking skips it and runs the
+              detector at conf_threshold 0.25 instead of the tracker's low threshold)
   publish     tracker_node.detections_to_msg + Publisher.publish of a Detection2DArray through real rclpy
   annotate    Annotator + array_to_image + publish of annotated_image (the node does it only while that topic
               has subscribers; reported, not counted in "overhead")
-"overhead" = convert + preprocess + postprocess + publish: the node's time per frame beyond inference.
+"overhead" = convert + preprocess + postprocess + track + publish: the node's time per frame beyond inference.
 
     .venv/bin/python bench/bench_stages.py [--passes 5] [--subscriber process] [--json out.json]
 """
@@ -37,26 +39,37 @@ from vision_msgs.msg import Detection2DArray
 
 from yolo_trt_ros import data_paths
 from yolo_trt_ros.annotate import Annotator
-from yolo_trt_ros.detector import Detector
+from yolo_trt_ros.bytetrack import ByteTracker, TrackerConfig
+from yolo_trt_ros.detector import Detector, DetectorConfig
 from yolo_trt_ros.image_conversion import array_to_image, image_to_array
 from yolo_trt_ros.processes import ros_env, stop_process
 from yolo_trt_ros.tracker_node import detections_to_msg
+from yolo_trt_ros.tracking import assign_ids, detector_threshold
 
 SUBSCRIBER = """
+import sys
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
+counts = {"detections": 0, "annotated_image": 0}
+def counter(topic):
+    def cb(_):
+        counts[topic] += 1
+    return cb
 rclpy.init()
 node = rclpy.create_node("bench_stages_subscriber")
-node.create_subscription(Detection2DArray, "detections", lambda _: None, 10)
-node.create_subscription(Image, "annotated_image", lambda _: None, 10)
+node.create_subscription(Detection2DArray, "detections", counter("detections"), 10)
+node.create_subscription(Image, "annotated_image", counter("annotated_image"), 10)
 try:
     rclpy.spin(node)
-except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+except (KeyboardInterrupt, ExternalShutdownException, RuntimeError):  # RuntimeError: a take cut by shutdown
     pass
+print(f"subscriber received {counts}", file=sys.stderr)
 """
-STAGES = ("receive", "convert", "preprocess", "infer", "postprocess", "publish", "annotate")
-OVERHEAD = ("convert", "preprocess", "postprocess", "publish")
+CONF_THRESHOLD = 0.25  # the node's default conf_threshold
+STAGES = ("receive", "convert", "preprocess", "infer", "postprocess", "track", "publish", "annotate")
+OVERHEAD = ("convert", "preprocess", "postprocess", "track", "publish")
 
 
 def load_frames(seq: Path) -> list[np.ndarray]:
@@ -95,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passes", type=int, default=5, help="passes over the 48 frames (after one warm-up pass)")
     parser.add_argument("--subscriber", choices=("none", "process"), default="none",
                         help="'process': a subscriber process on both topics (as rviz or a planner would be)")
+    parser.add_argument("--no-tracking", action="store_true", help="detection only (the node's tracking:=false)")
     parser.add_argument("--domain-id", type=int, default=140 + os.getpid() % 30)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -108,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         msg.header.stamp.sec, msg.header.stamp.nanosec = i, 0
         wire.append(serialize_message(msg))
 
-    detector = Detector.from_model(args.model)
+    tracker_config = None if args.no_tracking else TrackerConfig()
+    detector = Detector.from_model(args.model, config=DetectorConfig(
+        conf_threshold=detector_threshold(CONF_THRESHOLD, tracker_config)))
     annotator = Annotator()
     rclpy.init()
     node = rclpy.create_node("bench_stages")
@@ -119,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     samples: dict[str, list[float]] = {s: [] for s in (*STAGES, "overhead", "total")}
     counts = []
     for p in range(args.passes + 1):
+        tracker = ByteTracker(tracker_config) if tracker_config else None  # each pass from a fresh tracker
         for data in wire:
             t0 = time.perf_counter()
             msg = deserialize_message(data, Image)
@@ -127,15 +144,22 @@ def main(argv: list[str] | None = None) -> int:
             t2 = time.perf_counter()
             dets = detector(image, msg.encoding)
             t3 = time.perf_counter()
-            det_pub.publish(detections_to_msg(msg.header, dets, detector.names))
+            track_ids = None
+            if tracker is not None:
+                stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+                tracks = tracker.update(dets.boxes, dets.scores, dets.class_ids, stamp)
+                dets, track_ids = assign_ids(dets, tracks, CONF_THRESHOLD)
             t4 = time.perf_counter()
-            canvas = annotator(image, msg.encoding, dets, detector.names)
-            img_pub.publish(array_to_image(canvas, "bgr8", Image(header=msg.header)))
+            det_pub.publish(detections_to_msg(msg.header, dets, detector.names, track_ids))
             t5 = time.perf_counter()
+            canvas = annotator(image, msg.encoding, dets, detector.names, track_ids)
+            img_pub.publish(array_to_image(canvas, "bgr8", Image(header=msg.header)))
+            t6 = time.perf_counter()
             if p == 0:
                 continue  # warm-up pass
             st = detector.last_times
-            row = {"receive": t1 - t0, "convert": t2 - t1, "publish": t4 - t3, "annotate": t5 - t4}
+            row = {"receive": t1 - t0, "convert": t2 - t1, "track": t4 - t3, "publish": t5 - t4,
+                   "annotate": t6 - t5}
             row = {k: v * 1e3 for k, v in row.items()}
             row.update(preprocess=st.preprocess, infer=st.infer, postprocess=st.postprocess)
             row["overhead"] = sum(row[k] for k in OVERHEAD)
@@ -152,18 +176,20 @@ def main(argv: list[str] | None = None) -> int:
     stats = summarize(samples)
     load = os.getloadavg()
     print(f"\nstages per frame (ms), {len(frames)} MOT16-05 frames x {args.passes} passes, "
-          f"{np.mean(counts):.1f} detections/frame (conf 0.25), subscriber={args.subscriber}, "
+          f"{np.mean(counts):.1f} detections/frame published, tracking={not args.no_tracking} (detector conf "
+          f"{detector.config.conf_threshold}), subscriber={args.subscriber}, "
           f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"{'stage':12s}{'p50':>9s}{'p99':>9s}{'mean':>9s}{'max':>9s}")
     for name in (*STAGES, "overhead", "total"):
         s = stats[name]
         print(f"{name:12s}{s['p50']:9.3f}{s['p99']:9.3f}{s['mean']:9.3f}{s['max']:9.3f}")
-    print(f"node overhead beyond inference (convert+preprocess+postprocess+publish): p50 "
+    print(f"node overhead beyond inference ({'+'.join(OVERHEAD)}): p50 "
           f"{stats['overhead']['p50']:.2f} ms, p99 {stats['overhead']['p99']:.2f} ms (target < 2 ms)")
     if args.json:
         args.json.write_text(json.dumps({"stages": stats, "detections_per_frame": float(np.mean(counts)),
                                          "passes": args.passes, "frames": len(frames),
-                                         "subscriber": args.subscriber, "loadavg": load,
+                                         "subscriber": args.subscriber, "tracking": not args.no_tracking,
+                                         "loadavg": load,
                                          "python": platform.python_version()}, indent=2))
     return 0
 

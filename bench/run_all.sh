@@ -15,8 +15,10 @@ part() { echo; echo "=== $1 (load: $(cut -d' ' -f1-3 /proc/loadavg))"; }
 
 part "coco8 mAP, ours"
 "$VENV/bin/python" bench/coco8_map.py --no-reference --json "$OUT/coco8_map_ours.json"
-part "stage timings"
+part "stage timings (node defaults: tracking on)"
 "$VENV/bin/python" bench/bench_stages.py --passes 5 --json "$OUT/stages.json"
+part "stage timings, detection only"
+"$VENV/bin/python" bench/bench_stages.py --passes 5 --no-tracking --json "$OUT/stages_detect_only.json"
 part "stage timings, with a subscriber process"
 "$VENV/bin/python" bench/bench_stages.py --passes 5 --subscriber process --json "$OUT/stages_subscribed.json"
 if [ -x "$REF/bin/python" ]; then
