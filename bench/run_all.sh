@@ -25,7 +25,7 @@ if [ -x "$REF/bin/python" ]; then
   part "coco8 mAP, ours vs Ultralytics val"
   "$REF/bin/python" bench/coco8_map.py --json "$OUT/coco8_map.json"
   part "Ultralytics predict vs our Detector vs ROS end to end"
-  "$REF/bin/python" bench/bench_vs_ultralytics.py --passes 5 --ros-python "$VENV/bin/python" \
+  "$REF/bin/python" bench/bench_vs_ultralytics.py --passes 5 --ros-runs 3 --ros-python "$VENV/bin/python" \
     --json "$OUT/vs_ultralytics.json"
 else
   part "ROS end to end (no $REF: Ultralytics comparison skipped; bash bench/setup_ref_env.sh makes it)"
