@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from box_reference import ref_iou
 from yolo_trt_ros import nms as nms_module
 from yolo_trt_ros.nms import batched_nms, nms
 
@@ -14,14 +15,6 @@ def nms_path(request, monkeypatch) -> str:
     """Run every test through both code paths: full IoU matrix (small N) and row by row (large N)."""
     monkeypatch.setattr(nms_module, "MATRIX_MAX_BOXES", 10**9 if request.param == "matrix" else 0)
     return request.param
-
-
-def ref_iou(a, b) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def ref_nms(boxes: np.ndarray, scores: np.ndarray, thr: float) -> list[int]:

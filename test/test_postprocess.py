@@ -7,16 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from box_reference import ref_iou
 from yolo_trt_ros import postprocess
 from yolo_trt_ros.postprocess import decode_yolov8
-
-
-def ref_iou(a, b) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def reference_decode(out, conf, iou, max_det, class_filter=None, agnostic=False, multi_label=False, max_nms=30000):
