@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(ros['runs'])} runs of {first['duration_s']:.0f} s): median {ros['fps_median']:.2f} "
               f"(min {ros['fps_min']:.2f}, max {ros['fps_max']:.2f}); latency p50 per run "
               f"{', '.join(f'{v:.0f}' for v in lat)} ms; node infer p50 per run {', '.join(infer)} ms")
+        print("CPU % per process (100 = one core), per run: " + "; ".join(
+            ", ".join(f"{k} {v:.0f}" for k, v in r["cpu_percent"].items()) for r in ros["runs"]))
         print(f"ROS end to end / Ultralytics predict frames/s = {ros['fps_median'] / u['fps']:.3f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -4,7 +4,7 @@ image_replay loops the 48 MOT16-05 frames (bgr8 640x480, best effort, depth 1) a
 node can detect, so the node is never idle and drops what it cannot take (queue depth 1). yolo_tracker is
 configured and activated through its lifecycle services. This process counts the Detection2DArray messages on
 ``detections`` over ``--duration`` s after ``--warmup`` s, measures their latency (receive time - image stamp,
-same clock), and reads the node's own counters from /diagnostics. Prints one JSON object (also to ``--json``).
+same clock), reads the node's own counters from /diagnostics and the CPU use of each process (100% = one core). Prints one JSON object (also to ``--json``).
 
     .venv/bin/python bench/ros_throughput.py [--rate 30] [--duration 20] [--warmup 5]
 """
@@ -52,6 +52,12 @@ class Receiver(Node):
                 self.diagnostics = {kv.key: kv.value for kv in status.values}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     env = ros_env(domain_id=args.domain_id)
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "FASTDDS_BUILTIN_TRANSPORTS")})
@@ -79,11 +85,17 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             *ns, "-p", f"source:={args.sequence}", "-p", f"rate:={args.rate}", "-p", "loop:=true",
             "-p", "wait_for_subscribers:=1"], env, logs / "image_replay.log")
         start = time.monotonic()
+        cpu_start: dict[str, float] = {}
         while time.monotonic() - start < args.warmup + args.duration:
             executor.spin_once(timeout_sec=0.05)
             for name, proc in children.items():
                 if proc.poll() is not None:
                     raise SystemExit(f"{name} exited with {proc.returncode}; see {logs / (name + '.log')}")
+            if not cpu_start and time.monotonic() - start >= args.warmup:
+                cpu_start = {name: cpu_seconds(proc.pid) for name, proc in children.items()}
+                cpu_start["receiver"] = time.process_time()
+        cpu = {name: cpu_seconds(proc.pid) - cpu_start[name] for name, proc in children.items()}
+        cpu["receiver"] = time.process_time() - cpu_start["receiver"]
         t0, t1 = start + args.warmup, start + args.warmup + args.duration
         window = [lat for t, lat in receiver.arrivals if t0 <= t < t1]
         diagnostics = receiver.diagnostics
@@ -100,6 +112,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "fps": len(window) / args.duration,
         "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
                        "mean": float(lat.mean())},
+        "cpu_percent": {name: 100.0 * seconds / args.duration for name, seconds in cpu.items()},
         "node_diagnostics": diagnostics,
         "loadavg": os.getloadavg(),
     }
