@@ -60,11 +60,13 @@ def test_real_model(model_path: Path) -> None:
 
 
 def test_session_options(model_path: Path) -> None:
-    options = {"onnxruntime": {"intra_op_threads": 1}, "tensorrt": {"precision": "int8"}}  # only its own are used
+    options = {"onnxruntime": {"intra_op_threads": 1, "allow_spinning": False},
+               "tensorrt": {"precision": "int8"}}  # only its own are used
     backend, _ = create_backend("onnxruntime", model_path, options)
     assert isinstance(backend, OnnxRuntimeBackend)
     options = backend._session.get_session_options()
     assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert "CPUExecutionProvider" in backend.providers
     assert backend._session.get_providers() == backend.providers
 

@@ -87,8 +87,8 @@ TRT_LOGGER = "yolo_trt_ros.tensorrt"
 REJECT_LOG_PERIOD_S = 10.0
 """A bad-input reason is logged at most once per this period (each reason separately)."""
 
-STRUCTURAL = ("model_path", "backend", "trt_precision", "gpu_preprocess", "cuda_device", "names_file", "input_topic",
-              "qos_reliability", "qos_depth")
+STRUCTURAL = ("model_path", "backend", "trt_precision", "gpu_preprocess", "cuda_device", "ort_threads",
+              "ort_allow_spinning", "names_file", "input_topic", "qos_reliability", "qos_depth")
 """Parameters applied at configure/activate: changeable only while unconfigured."""
 DETECTOR_PARAMS = ("conf_threshold", "iou_threshold", "max_detections", "classes", "agnostic_nms")
 THRESHOLD_PARAMS = (*DETECTOR_PARAMS, "tracking", "track_low_thresh")
@@ -135,6 +135,13 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         ParameterType.PARAMETER_BOOL)),
     "cuda_device": (0, _descriptor(
         "TensorRT: CUDA device index." + _UNCONFIGURED_ONLY, ParameterType.PARAMETER_INTEGER, int_range=(0, 63))),
+    "ort_threads": (0, _descriptor(
+        "ONNX Runtime: intra-op threads; 0 = one per physical core." + _UNCONFIGURED_ONLY,
+        ParameterType.PARAMETER_INTEGER, int_range=(0, 256))),
+    "ort_allow_spinning": (False, _descriptor(
+        "ONNX Runtime: let idle worker threads busy-wait. Off by default: on a robot the cores are shared with the "
+        "camera driver, DDS and other nodes, and spinning threads slow them and, through them, inference."
+        + _UNCONFIGURED_ONLY, ParameterType.PARAMETER_BOOL)),
     "names_file": ("", _descriptor(
         "Class names file (one per line or YAML names); empty: names from the model metadata." + _UNCONFIGURED_ONLY,
         ParameterType.PARAMETER_STRING)),
@@ -303,7 +310,8 @@ class TrackerNode(LifecycleNode):
                                                 names_file=str(self._param("names_file")) or None,
                                                 config=self._detector_config(
                                                     tracker=tracker_config if self._tracking() else None),
-                                                backend_options={"tensorrt": self._tensorrt_options()})
+                                                backend_options={"tensorrt": self._tensorrt_options(),
+                                                                 "onnxruntime": self._onnxruntime_options()})
         except Exception as exc:  # noqa: BLE001 - any failure must fail the transition with its reason
             self._trt_log.detach()
             reason = str(exc) if not model_path or model_path in str(exc) or isinstance(exc, _ParameterError) \
@@ -333,6 +341,10 @@ class TrackerNode(LifecycleNode):
     def _tensorrt_options(self) -> dict[str, Any]:
         return {"precision": str(self._param("trt_precision")), "device": int(self._param("cuda_device")),
                 "gpu_preprocess": bool(self._param("gpu_preprocess"))}
+
+    def _onnxruntime_options(self) -> dict[str, Any]:
+        return {"intra_op_threads": int(self._param("ort_threads")),
+                "allow_spinning": bool(self._param("ort_allow_spinning"))}
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         reliability = str(self._param("qos_reliability"))
