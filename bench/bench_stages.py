@@ -10,7 +10,7 @@ Stages, in the order the node runs them (tracker_node._on_image), with the node'
   postprocess Detector decode + NMS       /
   track       ByteTracker.update + tracking.assign_ids (the node's default; --no-tracking skips it and runs the
               detector at conf_threshold 0.25 instead of the tracker's low threshold)
-  publish     tracker_node.detections_to_msg + Publisher.publish of a Detection2DArray through real rclpy
+  publish     tracker_node.DetectionArrayBuilder + Publisher.publish of a Detection2DArray through real rclpy
   annotate    Annotator + array_to_image + publish of annotated_image (the node does it only while that topic
               has subscribers; reported, not counted in "overhead")
 "overhead" = convert + preprocess + postprocess + track + publish: the node's time per frame beyond inference.
@@ -43,7 +43,7 @@ from yolo_trt_ros.bytetrack import ByteTracker, TrackerConfig
 from yolo_trt_ros.detector import Detector, DetectorConfig
 from yolo_trt_ros.image_conversion import array_to_image, image_to_array
 from yolo_trt_ros.processes import ros_env, stop_process
-from yolo_trt_ros.tracker_node import detections_to_msg
+from yolo_trt_ros.tracker_node import DetectionArrayBuilder
 from yolo_trt_ros.tracking import assign_ids, detector_threshold
 
 SUBSCRIBER = """
@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     detector = Detector.from_model(args.model, config=DetectorConfig(
         conf_threshold=detector_threshold(CONF_THRESHOLD, tracker_config)))
     annotator = Annotator()
+    build_detections = DetectionArrayBuilder()
     rclpy.init()
     node = rclpy.create_node("bench_stages")
     det_pub = node.create_publisher(Detection2DArray, "detections", 10)
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 tracks = tracker.update(dets.boxes, dets.scores, dets.class_ids, stamp)
                 dets, track_ids = assign_ids(dets, tracks, CONF_THRESHOLD)
             t4 = time.perf_counter()
-            det_pub.publish(detections_to_msg(msg.header, dets, detector.names, track_ids))
+            det_pub.publish(build_detections(msg.header, dets, detector.names, track_ids))
             t5 = time.perf_counter()
             canvas = annotator(image, msg.encoding, dets, detector.names, track_ids)
             img_pub.publish(array_to_image(canvas, "bgr8", Image(header=msg.header)))

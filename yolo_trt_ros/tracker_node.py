@@ -198,31 +198,44 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
 }
 
 
-def detections_to_msg(header: Header, detections: Detections, names: Sequence[str],
-                      track_ids: np.ndarray | None = None) -> Detection2DArray:
-    """Detection2DArray with the input header; bbox centre/size in original-image pixels, class name + score;
-    ``id`` the track ID as a string ("" without ``track_ids`` and for ``UNTRACKED``)."""
-    out = Detection2DArray(header=header)
-    if not len(detections):
+class DetectionArrayBuilder:
+    """Builds Detection2DArray messages: the input header; bbox centre/size in original-image pixels, class name +
+    score; ``id`` the track ID as a string ("" without ``track_ids`` and for ``UNTRACKED``).
+
+    The Detection2D objects are reused from frame to frame: rosidl constructors eagerly build every default
+    sub-message (a 36-double covariance array per hypothesis), ~30 us per detection once inference has evicted the
+    caches. A message is valid until the next call, so publish it (publish serializes at once) before building again.
+    """
+
+    def __init__(self) -> None:
+        self._pool: list[Detection2D] = []
+
+    def __call__(self, header: Header, detections: Detections, names: Sequence[str],
+                 track_ids: np.ndarray | None = None) -> Detection2DArray:
+        out = Detection2DArray(header=header)
+        n = len(detections)
+        if not n:
+            return out
+        while len(self._pool) < n:
+            self._pool.append(Detection2D(results=[ObjectHypothesisWithPose()]))
+        boxes = detections.boxes.astype(np.float64)
+        centers = ((boxes[:, :2] + boxes[:, 2:]) * 0.5).tolist()
+        sizes = (boxes[:, 2:] - boxes[:, :2]).tolist()
+        labels = [names[i] for i in detections.class_ids.tolist()]
+        ids = [""] * n if track_ids is None else ["" if i == UNTRACKED else str(i) for i in track_ids.tolist()]
+        for det, (cx, cy), (w, h), score, label, track_id in zip(
+                self._pool, centers, sizes, detections.scores.tolist(), labels, ids):
+            det.header = header
+            det.id = track_id
+            det.bbox.center.position.x = cx
+            det.bbox.center.position.y = cy
+            det.bbox.size_x = w
+            det.bbox.size_y = h
+            hypothesis = det.results[0].hypothesis
+            hypothesis.class_id = label
+            hypothesis.score = score
+        out.detections = self._pool[:n]
         return out
-    boxes = detections.boxes.astype(np.float64)
-    centers = ((boxes[:, :2] + boxes[:, 2:]) * 0.5).tolist()
-    sizes = (boxes[:, 2:] - boxes[:, :2]).tolist()
-    labels = [names[i] for i in detections.class_ids.tolist()]
-    ids = [""] * len(labels) if track_ids is None else [
-        "" if i == UNTRACKED else str(i) for i in track_ids.tolist()]
-    for (cx, cy), (w, h), score, label, track_id in zip(centers, sizes, detections.scores.tolist(), labels, ids):
-        det = Detection2D(header=header, id=track_id)
-        det.bbox.center.position.x = cx
-        det.bbox.center.position.y = cy
-        det.bbox.size_x = w
-        det.bbox.size_y = h
-        hypothesis = ObjectHypothesisWithPose()
-        hypothesis.hypothesis.class_id = label
-        hypothesis.hypothesis.score = score
-        det.results.append(hypothesis)
-        out.detections.append(det)
-    return out
 
 
 class _ParameterError(ValueError):
@@ -256,6 +269,7 @@ class TrackerNode(LifecycleNode):
         self._error = ""  # why the last configure failed
         self._qos_problem = ""
         self._annotator = Annotator()
+        self._build_detections = DetectionArrayBuilder()
         self._subscription: Subscription[Image] | None = None
         self._detections_pub: LifecyclePublisher[Detection2DArray] | None = None
         self._annotated_pub: LifecyclePublisher[Image] | None = None
@@ -473,7 +487,7 @@ class TrackerNode(LifecycleNode):
             tracked_at = time.perf_counter()
             stages["track"] = (tracked_at - t2) * 1e3
             t2 = tracked_at
-        self._publish(self._detections_pub, detections_to_msg(msg.header, detections, detector.names, track_ids))
+        self._publish(self._detections_pub, self._build_detections(msg.header, detections, detector.names, track_ids))
         t3 = time.perf_counter()
         stages["publish"] = (t3 - t2) * 1e3
         if self._wants_annotated():
