@@ -21,7 +21,7 @@ import io
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from yolo_trt_ros import data_paths
 from yolo_trt_ros.bytetrack import ByteTracker, TrackerConfig
 from yolo_trt_ros.mot_format import MotRow, rows_from_boxes, write_rows
 from yolo_trt_ros.sources import read_seqinfo as _read_seqinfo_section
+from yolo_trt_ros.tracking import add_tracker_options, tracker_config
 
 Frames = Sequence[tuple[np.ndarray, np.ndarray]]  # per frame: boxes xyxy (N, 4), scores (N,)
 
@@ -201,15 +202,7 @@ def register(subparsers: Any) -> None:
                         help="detector confidence threshold with --model (%(default)s, as Ultralytics' track mode)")
     parser.add_argument("--frames", type=int, default=0, metavar="N", help="only frames 1..N (0 = all)")
     parser.add_argument("--out", type=Path, help="also write the tracker's MOTChallenge result rows here")
-    defaults = TrackerConfig()
-    for field in fields(TrackerConfig):
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                                help="tracker parameter (%(default)s)")
-        else:
-            parser.add_argument(flag, type=type(default), default=default, help="tracker parameter (%(default)s)")
+    add_tracker_options(parser)
     parser.add_argument("--stamps", action="store_true",
                         help="stamp frames at the sequence's frame rate (frame i at i/fps s) instead of counting "
                              "updates; use with --frame-rate equal to it for a time-scaled lost buffer")
@@ -224,7 +217,7 @@ def run_eval_mot(args: argparse.Namespace) -> int:
         frames = load_detections(args.dets or args.seq / "det" / "det.txt", info.length)
     if args.frames:
         frames = frames[: args.frames]
-    config = TrackerConfig(**{f.name: getattr(args, f.name) for f in fields(TrackerConfig)})
+    config = tracker_config(args)
     rows = track_sequence(frames, config, info.frame_rate if args.stamps else None)
     if args.out is not None:
         with open(args.out, "w") as f:
