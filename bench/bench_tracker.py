@@ -30,20 +30,24 @@ from yolo_trt_ros.mot_eval import Frames, load_detections, read_seqinfo
 Runner = Callable[[], list[int]]  # runs the whole sequence once from a fresh state, returns ns per update
 
 
-def ours(frames: Frames) -> Runner:
-    tracker = ByteTracker()
-    inputs = [(b, s, np.zeros(len(s), dtype=np.int64)) for b, s in frames]
+def timed_runner(reset: Callable[[], object], update: Callable[..., object], inputs: list[tuple]) -> Runner:
+    """A Runner that resets the tracker, then times ``update(*args)`` for each prepared argument tuple."""
 
     def run() -> list[int]:
-        tracker.reset()
+        reset()
         times = []
-        for boxes, scores, classes in inputs:
+        for args in inputs:
             t0 = time.perf_counter_ns()
-            tracker.update(boxes, scores, classes)
+            update(*args)
             times.append(time.perf_counter_ns() - t0)
         return times
 
     return run
+
+
+def ours(frames: Frames) -> Runner:
+    tracker = ByteTracker()
+    return timed_runner(tracker.reset, tracker.update, [(b, s, np.zeros(len(s), dtype=np.int64)) for b, s in frames])
 
 
 def ultralytics_bytetrack(frames: Frames, image_hw: tuple[int, int]) -> Runner:
@@ -54,19 +58,9 @@ def ultralytics_bytetrack(frames: Frames, image_hw: tuple[int, int]) -> Runner:
 
     tracker = BYTETracker(get_cfg(ROOT / "cfg" / "trackers" / "bytetrack.yaml"))
     inputs = [
-        Boxes(np.column_stack((b, s, np.zeros_like(s))).astype(np.float32), image_hw) for b, s in frames
+        (Boxes(np.column_stack((b, s, np.zeros_like(s))).astype(np.float32), image_hw),) for b, s in frames
     ]
-
-    def run() -> list[int]:
-        tracker.reset()
-        times = []
-        for boxes in inputs:
-            t0 = time.perf_counter_ns()
-            tracker.update(boxes)
-            times.append(time.perf_counter_ns() - t0)
-        return times
-
-    return run
+    return timed_runner(tracker.reset, tracker.update, inputs)
 
 
 def supervision_bytetrack(frames: Frames) -> Runner:
@@ -76,20 +70,10 @@ def supervision_bytetrack(frames: Frames) -> Runner:
         warnings.simplefilter("ignore")  # ByteTrack is deprecated in 0.30 (removed in 0.31)
         tracker = sv.ByteTrack()
     inputs = [
-        sv.Detections(xyxy=b.astype(np.float64), confidence=s, class_id=np.zeros(len(s), dtype=int))
+        (sv.Detections(xyxy=b.astype(np.float64), confidence=s, class_id=np.zeros(len(s), dtype=int)),)
         for b, s in frames
     ]
-
-    def run() -> list[int]:
-        tracker.reset()
-        times = []
-        for detections in inputs:
-            t0 = time.perf_counter_ns()
-            tracker.update_with_detections(detections)
-            times.append(time.perf_counter_ns() - t0)
-        return times
-
-    return run
+    return timed_runner(tracker.reset, tracker.update_with_detections, inputs)
 
 
 def versions() -> str:
