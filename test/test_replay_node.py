@@ -80,21 +80,28 @@ def _replay(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     return start_node("yolo_trt_ros.replay_node", ["-r", f"__ns:={NAMESPACE}", *args], ros_env(DOMAIN_ID), log)
 
 
-def _sha1(path: Path) -> str:
-    return hashlib.sha1(cv2.imread(str(path)).tobytes()).hexdigest()
-
-
-def test_replays_mot_img1_best_effort(receiver_factory, mot_dir: Path, tmp_path: Path) -> None:
-    receiver = receiver_factory(f"{NAMESPACE}/cam_a")
+def _replay_to_end(receiver, args: list[str], tmp_path: Path) -> str:
+    """Run image_replay until it exits while ``receiver`` collects frames; assert it exited 0, return its log."""
     log = tmp_path / "replay.log"
-    proc = _replay(["-p", f"source:={mot_dir / 'img1'}", "-p", "frame_id:=test_cam",
-                    "-p", "wait_for_subscribers:=1", "-r", f"image_raw:={NAMESPACE}/cam_a"], log)
+    proc = _replay(args, log)
     try:
         receiver.spin_until_exit(proc)
     finally:
         code = stop_process(proc)
     output = log.read_text()
     assert code == 0, output
+    return output
+
+
+def _sha1(path: Path) -> str:
+    return hashlib.sha1(cv2.imread(str(path)).tobytes()).hexdigest()
+
+
+def test_replays_mot_img1_best_effort(receiver_factory, mot_dir: Path, tmp_path: Path) -> None:
+    receiver = receiver_factory(f"{NAMESPACE}/cam_a")
+    output = _replay_to_end(receiver, ["-p", f"source:={mot_dir / 'img1'}", "-p", "frame_id:=test_cam",
+                                       "-p", "wait_for_subscribers:=1", "-r", f"image_raw:={NAMESPACE}/cam_a"],
+                            tmp_path)
     assert "published 48 frames" in output
     assert "at 14 fps" in output  # seqinfo.ini frameRate
     frames = receiver.frames
@@ -114,15 +121,9 @@ def test_replays_mot_img1_best_effort(receiver_factory, mot_dir: Path, tmp_path:
 
 def test_reliable_loop_and_max_frames(receiver_factory, mot_dir: Path, tmp_path: Path) -> None:
     receiver = receiver_factory(f"{NAMESPACE}/image_raw", reliable=True)
-    log = tmp_path / "replay.log"
-    proc = _replay(["-p", f"source:={mot_dir}", "-p", "rate:=40.0", "-p", "loop:=true", "-p", "max_frames:=55",
-                    "-p", "qos_reliability:=reliable", "-p", "qos_depth:=60", "-p", "wait_for_subscribers:=1"], log)
-    try:
-        receiver.spin_until_exit(proc)
-    finally:
-        code = stop_process(proc)
-    output = log.read_text()
-    assert code == 0, output
+    output = _replay_to_end(receiver, ["-p", f"source:={mot_dir}", "-p", "rate:=40.0", "-p", "loop:=true",
+                                       "-p", "max_frames:=55", "-p", "qos_reliability:=reliable", "-p", "qos_depth:=60",
+                                       "-p", "wait_for_subscribers:=1"], tmp_path)
     assert "published 55 frames" in output and "loop" in output
     hashes = [h for _, h in receiver.frames]
     assert len(hashes) == 55  # reliable, history deeper than the run, acknowledged before exit: every frame
@@ -135,14 +136,9 @@ def test_video_source_geometry(receiver_factory, data_dir: Path, tmp_path: Path)
     from yolo_trt_ros import data_paths
 
     receiver = receiver_factory(f"{NAMESPACE}/image_raw", reliable=True)
-    log = tmp_path / "replay.log"
-    proc = _replay(["-p", f"source:={data_paths.default_video()}", "-p", "max_frames:=5", "-p", "rate:=20.0",
-                    "-p", "qos_reliability:=reliable", "-p", "qos_depth:=5", "-p", "wait_for_subscribers:=1"], log)
-    try:
-        receiver.spin_until_exit(proc)
-    finally:
-        code = stop_process(proc)
-    assert code == 0, log.read_text()
+    _replay_to_end(receiver, ["-p", f"source:={data_paths.default_video()}", "-p", "max_frames:=5", "-p", "rate:=20.0",
+                              "-p", "qos_reliability:=reliable", "-p", "qos_depth:=5", "-p", "wait_for_subscribers:=1"],
+                   tmp_path)
     assert len(receiver.frames) == 5
     msg, _ = receiver.frames[0]
     assert (msg.width, msg.height, msg.step) == (768, 432, 768 * 3)
