@@ -49,6 +49,7 @@ def assert_same_tracks(
             assert ref_to_ours.setdefault(theirs, ours) == ours, f"frame {frame}: ref id {theirs} changed partner"
     # Numbered when first reported: IDs are 1..K, no numbers spent on tracks never reported (Ultralytics: 76 up to 382).
     assert sorted(ours_to_ref) == list(range(1, len(ours_to_ref) + 1))
+    assert tracker.ids_issued == len(ours_to_ref)
 
 
 def test_parity_with_ultralytics_on_mot16_05(mot_dir: Path) -> None:
@@ -206,8 +207,9 @@ def test_reset_restarts_numbering() -> None:
     tracker = ByteTracker()
     step(tracker, [BOX, BOX + 300])
     assert sorted(ids(step(tracker, [BOX, BOX + 300]))) == [1, 2]
+    assert tracker.ids_issued == 2
     tracker.reset()
-    assert tracker.frame_count == 0 and tracker.tracked_count == tracker.lost_count == 0
+    assert tracker.frame_count == 0 and tracker.tracked_count == tracker.lost_count == tracker.ids_issued == 0
     assert sorted(ids(step(tracker, [BOX + 150, BOX + 300]))) == [1, 2]
 
 

@@ -149,6 +149,11 @@ class ByteTracker:
         """Tracks currently lost but still kept for re-identification."""
         return self._n_lost
 
+    @property
+    def ids_issued(self) -> int:
+        """Track IDs issued since the last reset: the highest ID reported so far (IDs are issued when reported)."""
+        return self._next_id - 1
+
     def _advance(self, stamp: float | None) -> int:
         """Frame periods since the previous update (the time rule of the module docstring)."""
         if stamp is None or not math.isfinite(stamp):

@@ -264,7 +264,6 @@ class TrackerNode(LifecycleNode):
         self.stats = FrameStats()
         self.detector: Detector | None = None
         self.tracker: ByteTracker | None = None
-        self._max_track_id = 0  # highest track ID published since the tracker was created or reset
         self._state = "unconfigured"
         self._error = ""  # why the last configure failed
         self._qos_problem = ""
@@ -336,7 +335,6 @@ class TrackerNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._error = ""
         self.tracker = ByteTracker(tracker_config)
-        self._max_track_id = 0
         self.stats.reset()
         self._detections_pub = self.create_lifecycle_publisher(Detection2DArray, "detections", 10)
         # Reliable depth 1: matches reliable and best-effort viewers (rviz), never queues stale images.
@@ -482,8 +480,6 @@ class TrackerNode(LifecycleNode):
             tracks = self.tracker.update(detections.boxes, detections.scores, detections.class_ids, stamp)
             detections, track_ids = assign_ids(detections, tracks, float(self._param("conf_threshold")),
                                                bool(self._param("publish_untracked")))
-            if len(tracks):
-                self._max_track_id = max(self._max_track_id, int(tracks.track_ids.max()))
             tracked_at = time.perf_counter()
             stages["track"] = (tracked_at - t2) * 1e3
             t2 = tracked_at
@@ -523,7 +519,6 @@ class TrackerNode(LifecycleNode):
             return response
         dropped = self.tracker.tracked_count + self.tracker.lost_count
         self.tracker.reset()
-        self._max_track_id = 0
         response.success = True
         response.message = f"tracker reset: {dropped} tracks dropped, IDs restart at 1"
         self.get_logger().info(response.message)
@@ -609,7 +604,7 @@ class TrackerNode(LifecycleNode):
         values += [("tracking", "on" if self._param("tracking") else "off")]
         if self.tracker is not None:
             values += [("tracks_active", str(self.tracker.tracked_count)),
-                       ("tracks_lost", str(self.tracker.lost_count)), ("track_id_max", str(self._max_track_id))]
+                       ("tracks_lost", str(self.tracker.lost_count)), ("track_id_max", str(self.tracker.ids_issued))]
         else:
             values += [("backend", str(self._param("backend")))]
         values += [
