@@ -285,7 +285,7 @@ def test_mismatched_lengths_are_rejected() -> None:
         tracker.update(np.zeros((2, 4)), np.zeros(2), np.zeros(3))
 
 
-@pytest.mark.parametrize("padding", [0, 40])  # small frames are screened in Python, large ones with numpy
+@pytest.mark.parametrize("padding", [0, 40])  # 40: enough boxes for the numpy IoU path of large frames
 def test_non_finite_and_degenerate_boxes_are_ignored(padding: int) -> None:
     tracker = ByteTracker()
     nan, inf = float("nan"), float("inf")

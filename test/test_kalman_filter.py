@@ -1,4 +1,4 @@
-"""The vectorized block-diagonal Kalman filter against a plain per-track 8x8 implementation of the same model."""
+"""The per-track block-diagonal Kalman filter against a plain 8x8 implementation of the same model."""
 
 from __future__ import annotations
 
@@ -36,82 +36,70 @@ class ReferenceTrack:
         self.cov = self.cov - gain @ s @ gain.T
 
 
-def packed(state: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (8,) and full covariance (8, 8) of track ``i`` from the packed state."""
-    mean = np.r_[state[kf.POS, i], state[kf.VEL, i]]
-    cov = np.zeros((8, 8))
-    for d in range(4):
-        cov[d, d] = state[kf.PP, i][d]
-        cov[d + 4, d + 4] = state[kf.VV, i][d]
-        cov[d, d + 4] = cov[d + 4, d] = state[kf.PV, i][d]
-    return mean, cov
-
-
-def initiate(xyah: np.ndarray) -> np.ndarray:
-    state = np.zeros((kf.STATE_ROWS, xyah.shape[1]))
-    state[kf.POS] = xyah
-    kf.initiate(state)
-    return state
+def unpacked(x: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (8,) and full covariance (8, 8) of a packed track state."""
+    assert len(x) == kf.STATE_SIZE and all(type(v) is float for v in x)  # numpy scalars would make it slow
+    s = np.array(x)
+    pp, pv, vv = s[8:12], s[12:16], s[16:20]
+    cov = np.diag(np.r_[pp, vv])
+    cov[range(4), range(4, 8)] = cov[range(4, 8), range(4)] = pv
+    return s[:8], cov
 
 
 def random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.vstack(
+    """(n, 4) boxes cx, cy, a, h as float32 detections give them."""
+    return np.column_stack(
         [rng.uniform(0, 640, n), rng.uniform(0, 480, n), rng.uniform(0.3, 0.7, n), rng.uniform(30, 300, n)]
     ).astype(np.float32)
 
 
-def assert_close(state: np.ndarray, refs: list[ReferenceTrack]) -> None:
-    for i, ref in enumerate(refs):
-        mean, cov = packed(state, i)
+def assert_close(states: list[list[float]], refs: list[ReferenceTrack]) -> None:
+    for x, ref in zip(states, refs):
+        mean, cov = unpacked(x)
         np.testing.assert_allclose(mean, ref.mean, rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(cov, ref.cov, rtol=1e-9, atol=1e-12)
 
 
 def test_initiate_predict_update_match_the_full_matrix_filter() -> None:
     rng = np.random.default_rng(0)
-    n = 7
-    z0 = random_boxes(rng, n)
-    state = initiate(z0)
-    refs = [ReferenceTrack(z0[:, i].astype(np.float64)) for i in range(n)]
-    assert_close(state, refs)
+    z0 = random_boxes(rng, 7)
+    states = [kf.initiate(z.tolist()) for z in z0]
+    refs = [ReferenceTrack(z.astype(np.float64)) for z in z0]
+    assert_close(states, refs)
     for _ in range(25):
-        kf.predict(state)
+        states = [kf.predict(x) for x in states]
         for ref in refs:
             ref.predict()
-        assert_close(state, refs)
-        # update a random subset, as the tracker does with gathered columns
-        idx = np.flatnonzero(rng.random(n) < 0.7)
-        z = (state[kf.POS][:, idx] + rng.normal(0, 2, (4, len(idx))) * [[1], [1], [0.01], [1]]).astype(np.float32)
-        sub = state.take(idx, 1)
-        kf.update(sub, z)
-        state[:, idx] = sub
-        for j, i in enumerate(idx):
-            refs[i].update(z[:, j].astype(np.float64))
-        assert_close(state, refs)
+        assert_close(states, refs)
+        for i in np.flatnonzero(rng.random(len(states)) < 0.7):  # some tracks are matched, as in the tracker
+            z = (np.array(states[i][:4]) + rng.normal(0, 2, 4) * [1, 1, 0.01, 1]).astype(np.float32)
+            states[i] = kf.update(states[i], z.tolist())
+            refs[i].update(z.astype(np.float64))
+        assert_close(states, refs)
 
 
 def test_multi_step_predict_equals_repeated_steps_at_constant_height() -> None:
     rng = np.random.default_rng(1)
-    z = random_boxes(rng, 5)
-    state = initiate(z)
+    states = [kf.initiate(z.tolist()) for z in random_boxes(rng, 5)]
     for _ in range(3):  # build up velocities and correlations
-        kf.predict(state)
-        kf.update(state, (state[kf.POS] + rng.normal(0, 3, (4, 5)) * [[1], [1], [0], [1]]).astype(np.float32))
-    state[kf.VEL.start + 3] = 0.0  # no height velocity: the process noise is the same at every step
-    for steps in (2, 3, 7, 30):
-        jump, single = state.copy(), state.copy()
-        kf.predict(jump, steps)
-        for _ in range(steps):
-            kf.predict(single)
-        np.testing.assert_allclose(jump, single, rtol=1e-10, atol=1e-9)
+        states = [kf.update(kf.predict(x), (np.array(x[:4]) + rng.normal(0, 3, 4) * [1, 1, 0, 1]).tolist())
+                  for x in states]
+    for x in states:
+        x[kf.VH] = 0.0  # no height velocity: the process noise is the same at every step
+        for steps in (2, 3, 7, 30):
+            single = x
+            for _ in range(steps):
+                single = kf.predict(single)
+            np.testing.assert_allclose(kf.predict(x, steps), single, rtol=1e-10, atol=1e-9)
 
 
 def test_multi_step_predict_with_growing_box_is_close_to_repeated_steps() -> None:
-    state = initiate(np.array([[100.0], [100.0], [0.5], [100.0]], dtype=np.float32))
-    state[kf.VEL, 0] = [3.0, -2.0, 0.0, 1.0]  # the height grows 1 px per frame
-    jump, single = state.copy(), state.copy()
-    kf.predict(jump, 5)
+    x = kf.initiate([100.0, 100.0, 0.5, 100.0])
+    x[4:8] = [3.0, -2.0, 0.0, 1.0]  # the height grows 1 px per frame
+    single = x
     for _ in range(5):
-        kf.predict(single)
-    np.testing.assert_allclose(jump[kf.POS], single[kf.POS], rtol=1e-12)  # the mean is exact
+        single = kf.predict(single)
+    jump = kf.predict(x, 5)
+    np.testing.assert_allclose(jump[:8], single[:8], rtol=1e-12)  # the mean is exact
     np.testing.assert_allclose(jump, single, rtol=0.1)  # noise taken at the starting height: ~5% smaller
+    assert jump[8] < single[8]
