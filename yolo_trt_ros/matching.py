@@ -58,7 +58,7 @@ def overlaps(a: Sequence[Box], b: Sequence[Box], class_aware: bool = False) -> l
     return pairs
 
 
-_PYTHON_MAX_PAIRS = 128
+_PYTHON_MAX_PAIRS = 400  # measured crossover with the numpy path: ~400-900 pairs at camera-scene densities
 
 
 def _rows(boxes: Sequence[Box]) -> np.ndarray:
