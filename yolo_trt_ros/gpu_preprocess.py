@@ -77,10 +77,11 @@ __device__ void letterbox(const unsigned char* __restrict__ src, int src_w, int 
 #undef SAMPLE
 }
 
-// Pass 1 of the candidate compaction: flags[j] = best class score (rows 4..rows-1) of anchor j > conf.
-// Block (32, 8): 32 anchors, the class rows split over 8 thread rows, reduced in shared memory.
+// Pass 1 of the candidate compaction: bit i of masks[b] = best class score (rows 4..rows-1) of anchor 32 * b + i
+// > conf. Block (32, 8): 32 anchors, the class rows split over 8 thread rows, reduced in shared memory.
 template <typename T>
-__device__ void flag_candidates(const T* __restrict__ out, int rows, int n, float conf, int* __restrict__ flags) {
+__device__ void flag_candidates(const T* __restrict__ out, int rows, int n, float conf,
+                                unsigned* __restrict__ masks) {
     __shared__ float best[8][33];
     const int j = blockIdx.x * 32 + threadIdx.x;
     float m = -INFINITY;
@@ -89,36 +90,41 @@ __device__ void flag_candidates(const T* __restrict__ out, int rows, int n, floa
     }
     best[threadIdx.y][threadIdx.x] = m;
     __syncthreads();
-    if (threadIdx.y == 0 && j < n) {
+    if (threadIdx.y == 0) {
         for (int y = 1; y < 8; ++y) m = fmaxf(m, best[y][threadIdx.x]);
-        flags[j] = m > conf;
+        const unsigned mask = __ballot_sync(0xffffffffu, m > conf);  // -inf beyond n: never set
+        if (threadIdx.x == 0) masks[blockIdx.x] = mask;
     }
 }
 
 // Pass 2: copy each flagged anchor's column to slot 1 + rank of compact (rows floats per slot; rank = its index
-// among flagged anchors, so anchor order is kept) and write the total count as an int in slot 0. Each block sums
-// the flags before its own anchors itself (no grid-wide scan). blockDim.x must be a multiple of 32.
+// among flagged anchors, so anchor order is kept) and write the total count as an int in slot 0. Warp w of block
+// b owns mask word b * warps + w. Each block counts the flags before its words itself from the popcounts of the
+// mask words (a few loads per thread, no grid-wide scan), then its threads copy its candidates together, one
+// element each in turn, so the writes are contiguous (compact may be mapped host memory, written across PCIe).
+// blockDim.x: a multiple of 32, at most 1024.
 template <typename T>
-__device__ void gather_candidates(const T* __restrict__ out, int rows, int n, const int* __restrict__ flags,
+__device__ void gather_candidates(const T* __restrict__ out, int rows, int n, const unsigned* __restrict__ masks,
                                   float* __restrict__ compact) {
     __shared__ int warp_before[32], warp_total[32], warp_offsets[32];
-    __shared__ int block_offset;
+    __shared__ int anchors[1024];
+    __shared__ int block_offset, block_count;
     const unsigned full = 0xffffffffu;
-    const int start = blockIdx.x * blockDim.x;
+    const int words = (n + 31) >> 5, warps = blockDim.x >> 5;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int first = blockIdx.x * warps;
     int before = 0, total = 0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const int f = flags[i];
-        total += f;
-        before += i < start ? f : 0;
+    for (int i = threadIdx.x; i < words; i += blockDim.x) {
+        const int c = __popc(masks[i]);
+        total += c;
+        before += i < first ? c : 0;
     }
     for (int o = 16; o > 0; o >>= 1) {
         before += __shfl_down_sync(full, before, o);
         total += __shfl_down_sync(full, total, o);
     }
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int j = start + threadIdx.x;
-    const int flag = j < n ? flags[j] : 0;
-    const unsigned mask = __ballot_sync(full, flag);
+    const int word = first + warp;
+    const unsigned mask = word < words ? masks[word] : 0u;
     if (lane == 0) {
         warp_before[warp] = before;
         warp_total[warp] = total;
@@ -127,7 +133,7 @@ __device__ void gather_candidates(const T* __restrict__ out, int rows, int n, co
     __syncthreads();
     if (threadIdx.x == 0) {
         int b = 0, t = 0, run = 0;
-        for (int w = 0; w < (int)blockDim.x / 32; ++w) {
+        for (int w = 0; w < warps; ++w) {
             b += warp_before[w];
             t += warp_total[w];
             const int c = warp_offsets[w];
@@ -135,17 +141,17 @@ __device__ void gather_candidates(const T* __restrict__ out, int rows, int n, co
             run += c;
         }
         block_offset = b;
+        block_count = run;
         if (blockIdx.x == 0) reinterpret_cast<int*>(compact)[0] = t;
     }
     __syncthreads();
-    // Each warp copies its flagged anchors one at a time, all 32 lanes on one column, so the writes are
-    // coalesced (compact may be mapped host memory, written across PCIe).
-    const int base = block_offset + warp_offsets[warp];
-    for (unsigned left = mask; left; left &= left - 1u) {
-        const int l = __ffs(left) - 1;
-        const int anchor = start + warp * 32 + l;
-        float* dst = compact + (size_t)(base + __popc(mask & ((1u << l) - 1u)) + 1) * rows;
-        for (int r = lane; r < rows; r += 32) dst[r] = load(out + (size_t)r * n + anchor);
+    if ((mask >> lane) & 1u) anchors[warp_offsets[warp] + __popc(mask & ((1u << lane) - 1u))] = word * 32 + lane;
+    __syncthreads();
+    float* dst = compact + (size_t)(block_offset + 1) * rows;
+    const int count = block_count * rows;
+    for (int i = threadIdx.x; i < count; i += blockDim.x) {
+        const int c = i / rows;
+        dst[i] = load(out + (size_t)(i - c * rows) * n + anchors[c]);
     }
 }
 
@@ -160,17 +166,17 @@ extern "C" {
 __global__ void letterbox_f32(LETTERBOX_ARGS, float* dst, LETTERBOX_REST) { letterbox<float>(LETTERBOX_CALL); }
 __global__ void letterbox_f16(LETTERBOX_ARGS, __half* dst, LETTERBOX_REST) { letterbox<__half>(LETTERBOX_CALL); }
 
-__global__ void flag_candidates_f32(const float* out, int rows, int n, float conf, int* flags) {
-    flag_candidates<float>(out, rows, n, conf, flags);
+__global__ void flag_candidates_f32(const float* out, int rows, int n, float conf, unsigned* masks) {
+    flag_candidates<float>(out, rows, n, conf, masks);
 }
-__global__ void flag_candidates_f16(const __half* out, int rows, int n, float conf, int* flags) {
-    flag_candidates<__half>(out, rows, n, conf, flags);
+__global__ void flag_candidates_f16(const __half* out, int rows, int n, float conf, unsigned* masks) {
+    flag_candidates<__half>(out, rows, n, conf, masks);
 }
-__global__ void gather_candidates_f32(const float* out, int rows, int n, const int* flags, float* compact) {
-    gather_candidates<float>(out, rows, n, flags, compact);
+__global__ void gather_candidates_f32(const float* out, int rows, int n, const unsigned* masks, float* compact) {
+    gather_candidates<float>(out, rows, n, masks, compact);
 }
-__global__ void gather_candidates_f16(const __half* out, int rows, int n, const int* flags, float* compact) {
-    gather_candidates<__half>(out, rows, n, flags, compact);
+__global__ void gather_candidates_f16(const __half* out, int rows, int n, const unsigned* masks, float* compact) {
+    gather_candidates<__half>(out, rows, n, masks, compact);
 }
 }
 """
@@ -346,26 +352,24 @@ class CandidateReducer:
         self._flag = kernels.get(f"flag_candidates_{suffix}")
         self._gather = kernels.get(f"gather_candidates_{suffix}")
         self.rows, self.n = rows, n
-        self._flags = cuda.mem_alloc(4 * n)
+        self._words = (n + 31) // 32  # one 32-bit candidate mask per 32 anchors
+        self._masks = cuda.mem_alloc(4 * self._words)
         self._compact: np.ndarray = cuda.pagelocked_empty((n + 1, rows), np.float32,
                                                           mem_flags=cuda.host_alloc_flags.DEVICEMAP)
         self._compact_device = int(self._compact.base.get_device_pointer())
         self._key: tuple[int, float] | None = None
         self._launches: tuple[_Launch, ...] = ()
 
-    @property
-    def device_bytes(self) -> int:
-        return 4 * self.n
-
     def enqueue(self, output: int, conf_threshold: float, stream: Any) -> None:
         if self._key != (output, conf_threshold):
             i32, ptr = np.int32, np.uintp
-            rows, n, flags = i32(self.rows), i32(self.n), ptr(int(self._flags))
+            rows, n, masks = i32(self.rows), i32(self.n), ptr(int(self._masks))
+            warps = _BLOCK_1D // 32
             self._launches = (
-                _Launch(self._flag, ((self.n + 31) // 32, 1, 1), (32, 8, 1),
-                        (ptr(output), rows, n, np.float32(conf_threshold), flags)),
-                _Launch(self._gather, ((self.n + _BLOCK_1D - 1) // _BLOCK_1D, 1, 1), (_BLOCK_1D, 1, 1),
-                        (ptr(output), rows, n, flags, ptr(self._compact_device))))
+                _Launch(self._flag, (self._words, 1, 1), (32, 8, 1),
+                        (ptr(output), rows, n, np.float32(conf_threshold), masks)),
+                _Launch(self._gather, ((self._words + warps - 1) // warps, 1, 1), (_BLOCK_1D, 1, 1),
+                        (ptr(output), rows, n, masks, ptr(self._compact_device))))
             self._key = (output, conf_threshold)
         for launch in self._launches:
             launch(stream)
@@ -376,5 +380,5 @@ class CandidateReducer:
         return self._compact[1 : 1 + k].T[None]
 
     def close(self) -> None:
-        self._flags.free()
+        self._masks.free()
         free_pinned(self._compact)
