@@ -7,8 +7,11 @@ normalised), at their defaults, in the form each one takes (ours: arrays; Ultral
 the machine's load; the first round of each is warm-up and not counted. Prints mean, median, p99 and max per update,
 the ratio to ours, the load average before and after, and versions.
 
+``--objects N ...`` also runs denser synthetic scenes: N objects moving at constant velocity with jitter through a
+1920x1080 frame for 120 frames, each detected with probability 0.9 at a uniform random score (seeded).
+
 Needs the reference environment (``bash bench/setup_ref_env.sh``, plus ``supervision==0.30.*``):
-    .venv-ref/bin/python bench/bench_tracker.py [--rounds 6] [--seq DIR]
+    .venv-ref/bin/python bench/bench_tracker.py [--rounds 6] [--seq DIR] [--objects 20 50 200]
 """
 
 from __future__ import annotations
@@ -76,6 +79,50 @@ def supervision_bytetrack(frames: Frames) -> Runner:
     return timed_runner(tracker.reset, tracker.update_with_detections, inputs)
 
 
+def synthetic_frames(n: int, length: int = 120, seed: int = 0) -> Frames:
+    """``length`` frames of ``n`` objects moving at constant velocity (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    start = rng.uniform(0, (1800, 960), (n, 2))
+    velocity = rng.normal(0, 2, (n, 2))
+    size = rng.uniform((20, 40), (60, 120), (n, 2))
+    frames = []
+    for f in range(length):
+        xy = start + velocity * f + rng.normal(0, 1, (n, 2))
+        seen = rng.random(n) < 0.9
+        boxes = np.column_stack((xy, xy + size))[seen].astype(np.float32)
+        frames.append((boxes, rng.uniform(0.05, 1.0, len(boxes)).astype(np.float32)))
+    return frames
+
+
+def run_round_robin(runners: dict[str, Runner], rounds: int) -> dict[str, list[int]]:
+    """Every runner ``rounds`` times, taking turns; the first round of each is warm-up and dropped."""
+    times: dict[str, list[int]] = {name: [] for name in runners}
+    for round_ in range(rounds):
+        for name, run in runners.items():
+            t = run()
+            if round_:
+                times[name] += t
+    return times
+
+
+def print_table(times: dict[str, list[int]]) -> None:
+    ref_mean = np.mean(times["yolo_trt_ros ByteTracker"])
+    print("| tracker | mean ms | median ms | p99 ms | max ms | mean vs ours |")
+    print("|---|---|---|---|---|---|")
+    for name, t in times.items():
+        ms = np.array(t) / 1e6
+        print(f"| {name} | {ms.mean():.3f} | {np.median(ms):.3f} | {np.percentile(ms, 99):.3f} | {ms.max():.2f} | "
+              f"{ms.mean() / (ref_mean / 1e6):.1f}x |")
+
+
+def all_runners(frames: Frames, image_hw: tuple[int, int]) -> dict[str, Runner]:
+    return {
+        "yolo_trt_ros ByteTracker": ours(frames),
+        "Ultralytics BYTETracker": ultralytics_bytetrack(frames, image_hw),
+        "supervision ByteTrack": supervision_bytetrack(frames),
+    }
+
+
 def versions() -> str:
     import supervision
     import ultralytics
@@ -100,21 +147,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seq", type=Path, default=data_paths.mot_sequence("MOT16-05"))
     parser.add_argument("--rounds", type=int, default=6, help="runs of the sequence per tracker (first is warm-up)")
+    parser.add_argument("--objects", type=int, nargs="*", default=[], help="also run synthetic scenes of N objects")
     args = parser.parse_args()
     info = read_seqinfo(args.seq)
     frames = load_detections(args.seq / "det" / "det.txt", info.length)
-    runners = {
-        "yolo_trt_ros ByteTracker": ours(frames),
-        "Ultralytics BYTETracker": ultralytics_bytetrack(frames, (info.height, info.width)),
-        "supervision ByteTrack": supervision_bytetrack(frames),
-    }
     load_before = os.getloadavg()
-    times: dict[str, list[int]] = {name: [] for name in runners}
-    for round_ in range(args.rounds):
-        for name, run in runners.items():
-            t = run()
-            if round_:
-                times[name] += t
+    times = run_round_robin(all_runners(frames, (info.height, info.width)), args.rounds)
     load_after = os.getloadavg()
 
     dets = sum(len(s) for _, s in frames) / len(frames)
@@ -122,13 +160,12 @@ def main() -> None:
     print(versions())
     print(f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
           f"after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}")
-    ref_mean = np.mean(times["yolo_trt_ros ByteTracker"])
-    print("| tracker | mean ms | median ms | p99 ms | max ms | mean vs ours |")
-    print("|---|---|---|---|---|---|")
-    for name, t in times.items():
-        ms = np.array(t) / 1e6
-        print(f"| {name} | {ms.mean():.3f} | {np.median(ms):.3f} | {np.percentile(ms, 99):.3f} | {ms.max():.2f} | "
-              f"{ms.mean() / (ref_mean / 1e6):.1f}x |")
+    print_table(times)
+    for n in args.objects:
+        synthetic = synthetic_frames(n)
+        dets = sum(len(s) for _, s in synthetic) / len(synthetic)
+        print(f"\nsynthetic, {n} objects: {len(synthetic)} frames, {dets:.1f} detections/frame")
+        print_table(run_round_robin(all_runners(synthetic, (1080, 1920)), args.rounds))
 
 
 if __name__ == "__main__":
