@@ -21,11 +21,14 @@ def random_boxes(rng: np.random.Generator, n: int, classes: int = 1) -> list[Box
     return boxes
 
 
-@pytest.mark.parametrize("n, m", [(4, 6), (0, 5), (30, 40)])  # 30 x 40 pairs: the numpy path
+@pytest.mark.parametrize("n, m", [(4, 6), (0, 5), (30, 40), (40, 30)])  # 30 x 40 pairs: the numpy path
 @pytest.mark.parametrize("class_aware", [False, True])
-def test_overlaps_lists_every_overlapping_pair(n: int, m: int, class_aware: bool) -> None:
+@pytest.mark.parametrize("wide", [False, True])
+def test_overlaps_lists_every_overlapping_pair(n: int, m: int, class_aware: bool, wide: bool) -> None:
     rng = np.random.default_rng(n * 100 + m + 1)
     a, b = random_boxes(rng, n, 2), random_boxes(rng, m, 2)
+    if wide and m:  # a box that starts left of all others and spans them: found despite its small x1
+        b[m // 2] = (-50.0, 0.0, 400.0, 300.0, 450.0 * 300.0, 1)
     expected = [
         (i, j, ref_iou(p, q)) for i, p in enumerate(a) for j, q in enumerate(b)
         if ref_iou(p, q) > 0 and (p[5] == q[5] or not class_aware)
