@@ -13,7 +13,7 @@ A track's state is a list of STATE_SIZE floats: mean box (cx, cy, a, h), velocit
 Why per track and not numpy over all tracks: a camera frame holds a few to a few dozen tracks, a numpy call costs
 ~0.3 us whatever its size, and one filter step is ~12 element-wise operations plus gathering the tracks' columns
 and scattering them back, while one step of one track in Python floats takes ~0.8 us. On MOT16-05 (~5 tracks) the
-tracker built on a numpy filter over all tracks took ~1.5x the time of this one (BENCHMARKS.md).
+tracker built on a numpy filter over all tracks took ~1.7x the time of this one (BENCHMARKS.md).
 """
 
 from __future__ import annotations
