@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import warnings
+
 import cv2
 import numpy as np
 import pytest
 
+from yolo_trt_ros import annotate
 from yolo_trt_ros.annotate import Annotator, class_color, label_text
 
 NAMES = ["person", "bicycle", "car"]
@@ -104,3 +108,66 @@ def test_unknown_class_id_uses_number() -> None:
     out = Annotator(line_width=2)(image, "bgr8", _Dets(np.array([[10, 40, 190, 90]], np.float32),
                                                        np.array([0.5], np.float32), np.array([99])), NAMES)
     assert np.any(out != 0)
+
+
+def _disjoint(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1])
+
+
+def test_line_thickness_kept_for_normal_images_and_bounded_for_elongated_ones() -> None:
+    assert annotate.line_thickness(480, 640) == 2 and annotate.line_thickness(1080, 1920) == 4
+    assert annotate.line_thickness(1, 21_900_000) == annotate.line_thickness(21_900_000, 1) == 1
+    assert annotate.line_thickness(40, 100_000) == 4
+    assert annotate.line_thickness(480, 640, requested=3) == 3
+    assert annotate.line_thickness(10**6, 10**6, requested=10**6) == 32767  # OpenCV's limit
+
+
+@pytest.mark.parametrize("shape", [(1, 21_900_000, 3), (21_900_000, 1, 3)], ids=["wide", "tall"])
+def test_extremely_elongated_image_is_annotated(shape: tuple[int, int, int]) -> None:
+    image = np.zeros(shape, np.uint8)
+    long_side = max(shape[:2])
+    start, end = long_side // 3, long_side // 2
+    box = [start, 0, end, 1] if shape[0] == 1 else [0, start, 1, end]
+    out = Annotator()(image, "bgr8", _Dets(np.array([box], np.float32), np.array([0.9], np.float32),
+                                           np.array([0])), NAMES)
+    assert out.shape == shape
+    drawn = np.flatnonzero(np.any(out.reshape(long_side, 3) != 0, axis=1))
+    assert len(drawn) and drawn.min() >= start - 32 and drawn.max() <= end + 2  # box and label, nothing else
+
+
+def test_out_of_range_box_coordinates_are_clipped_without_warnings() -> None:
+    boxes = np.array([[-1e12, -1e12, 1e12, 1e12], [np.nan, 10, 3e9, 60]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = Annotator(line_width=3)(np.zeros((200, 200, 3), np.uint8), "bgr8",
+                                      _Dets(boxes, np.array([0.5, 0.6], np.float32), np.array([0, 1])), NAMES)
+    assert tuple(out[150, 0]) == class_color(0)  # left edge of the first box, clipped to the image
+
+
+@pytest.mark.parametrize("count", [2, 5])
+def test_labels_of_boxes_with_the_same_corner_do_not_overlap(count: int) -> None:
+    sizes = [(40 + 7 * i, 14) for i in range(count)]
+    rects = annotate.place_labels([(50, 60)] * count, sizes, (320, 240))
+    assert [tuple(r[2:] - r[:2]) for r in rects] == sizes
+    assert all(_disjoint(a, b) for a, b in itertools.combinations(rects, 2))
+    assert (rects[:, :2] >= 0).all() and (rects[:, 2] <= 320).all() and (rects[:, 3] <= 240).all()
+    assert tuple(rects[0]) == (50, 60 + 1 - 14, 90, 61)  # the first keeps its place above the box
+
+
+def test_label_placement_stays_in_the_image_and_is_bounded() -> None:
+    rects = annotate.place_labels([(300, 230)] * 3, [(60, 14)] * 3, (320, 240))
+    assert all(_disjoint(a, b) for a, b in itertools.combinations(rects, 2))
+    assert (rects[:, 0] == 260).all() and (rects[:, 1] >= 0).all() and (rects[:, 3] <= 240).all()
+    crowded = annotate.place_labels([(0, 0)] * 5, [(30, 10)] * 5, (100, 25), max_tries=2)
+    assert len(crowded) == 5 and (crowded[:, 3] <= 25).all()  # no room left: falls back, never fails
+
+
+def test_overlapping_boxes_keep_every_label_visible() -> None:
+    names = ["cat", "dog", "cow", "ant", "bee"]
+    boxes = np.tile(np.array([[60, 100, 160, 220]], np.float32), (5, 1))
+    out = Annotator(line_width=3)(np.zeros((300, 300, 3), np.uint8), "bgr8",
+                                  _Dets(boxes, np.full(5, 0.5, np.float32), np.arange(5)), names)
+    (text_w, text_h), baseline = cv2.getTextSize("cat 0.50", cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)
+    for class_id in range(5):
+        background = np.all(out == class_color(class_id), axis=2).sum()
+        assert background > 0.4 * text_w * (text_h + baseline)  # the label's background shows
