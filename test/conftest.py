@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from yolo_trt_ros import data_paths
+from yolo_trt_ros.model_layout import anchor_count
 
 
 @pytest.fixture(scope="session")
@@ -76,10 +77,13 @@ def sample_images() -> dict[str, Path]:
 def make_yolo_onnx():
     """Factory writing a tiny YOLOv8-like ONNX model whose output is computed from its input.
 
-    ``make(path, boxes_cxcywh (N, 4), weights (nc, N), input_hw, metadata, ...)``: the output [1, 4+nc, N] is the
+    ``make(path, boxes_cxcywh (N, 4), weights (nc, N), input_hw, metadata, ...)``: the output [1, 4+nc, K] is the
     constant boxes (input pixels) concatenated with class scores ``weights[c, k] * mean(input channel c % 3)``, so
-    a solid-color image decides which anchors fire. ``dynamic`` makes batch/H/W/N dims symbolic (then the scores
-    use a per-channel mean over whatever H/W arrive); ``input_type``/``output_type`` may be float16.
+    a solid-color image decides which anchors fire. The N given anchors come first, then zero boxes with zero scores
+    up to K = ``anchor_count(input_hw)``, the anchors a YOLOv8 head has at that size. ``dynamic`` makes batch/H/W/K
+    dims symbolic (then the scores use a per-channel mean over whatever H/W arrive; K stays that of ``input_hw``, so
+    give the size the backend will resolve: metadata ``imgsz``, else 640x640); ``input_type``/``output_type`` may
+    be float16.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -94,7 +98,12 @@ def make_yolo_onnx():
         input_type: int = TensorProto.FLOAT,
         output_type: int = TensorProto.FLOAT,
     ) -> Path:
-        n = boxes_cxcywh.shape[0]
+        n = anchor_count(input_hw)
+        if boxes_cxcywh.shape[0] > n:
+            raise ValueError(f"{boxes_cxcywh.shape[0]} anchors given but a YOLOv8 head at {input_hw} has only {n}")
+        pad = ((0, n - boxes_cxcywh.shape[0]), (0, 0))
+        boxes_cxcywh = np.pad(boxes_cxcywh, pad)
+        weights = np.pad(weights, pad[::-1])
         nc = weights.shape[0]
         channel = np.array([c % 3 for c in range(nc)], np.int64)
         nodes = []

@@ -147,7 +147,7 @@ def test_onnx_built_once_then_cached(gpu, tmp_path: Path, make_yolo_onnx, versio
     assert backend.engine_path == tmp_path / "tiny.fp16.engine"
     assert ec.sidecar_path(backend.engine_path).is_file()
     assert len(trt.Builder.built) == 1 and trt.Builder.built[0]["flags"] == ["FP16"]
-    assert backend.input_shape == (1, 3, 64, 96) and backend.output_shape == (1, 6, 30)
+    assert backend.input_shape == (1, 3, 64, 96) and backend.output_shape == (1, 6, 126)  # 8*12+4*6+2*3 anchors
     assert backend.metadata["names"] == "{0: 'cat', 1: 'dog'}"
     assert "building" in caplog.text and "no cached engine tiny.fp16.engine" in caplog.text
     backend.close()

@@ -14,6 +14,7 @@ from yolo_trt_ros.backends import Backend, ModelError, create_backend
 from yolo_trt_ros.backends.base import FrameBackend
 from yolo_trt_ros.class_names import fallback_names, load_names_file, names_from_metadata
 from yolo_trt_ros.detections import Detections
+from yolo_trt_ros.model_layout import check_layout
 from yolo_trt_ros.postprocess import decode_yolov8
 from yolo_trt_ros.preprocess import Letterbox
 
@@ -51,11 +52,12 @@ class Detector:
     ``names_source`` says where the names came from: "names_file", "metadata", "fallback" (placeholders
     ``class_<i>``: callers should warn) or "given" (passed to the constructor); ``backend_reason`` why this
     backend was chosen (set by ``from_model``). A ``FrameBackend`` with ``gpu_preprocessing`` on gets the raw
-    frame (letterboxed on the GPU) instead of the CPU letterbox's tensor.
+    frame (letterboxed on the GPU) instead of the CPU letterbox's tensor. A model whose output layout is not a
+    YOLOv8/YOLO11 detection head (see ``model_layout``) is refused with a ModelError.
     """
 
     def __init__(self, backend: Backend, names: Sequence[str], config: DetectorConfig | None = None):
-        num_classes = backend.output_shape[1] - 4
+        num_classes = _num_classes(backend)
         if len(names) != num_classes:
             raise ModelError(
                 f"model {backend.model_path}: {len(names)} class names given but the model outputs "
@@ -85,8 +87,9 @@ class Detector:
 
         ``backend`` is "onnxruntime", "tensorrt" or "auto"; ``backend_options`` go to ``create_backend`` (per
         backend name, e.g. ``{"onnxruntime": {"intra_op_threads": 1}}``). Raises
-        ModelError naming the file and the problem (also for a bad names file, a names count that does not match
-        the model, or an invalid ``config`` such as an unknown class in ``classes``).
+        ModelError naming the file and the problem (also for an output layout this package does not decode, a bad
+        names file, a names count that does not match the model, or an invalid ``config`` such as an unknown class
+        in ``classes``).
         """
         engine, reason = create_backend(backend, model_path, backend_options)
         try:
@@ -156,7 +159,7 @@ class Detector:
 
 def _resolve_names(backend: Backend, names_file: str | Path | None) -> tuple[list[str], str]:
     """(names, source): from ``names_file`` if given, else the model metadata, else placeholders."""
-    num_classes = backend.output_shape[1] - 4
+    num_classes = _num_classes(backend)
     if names_file:
         try:
             names = load_names_file(names_file)
@@ -175,3 +178,9 @@ def _resolve_names(backend: Backend, names_file: str | Path | None) -> tuple[lis
     if from_metadata is None:
         return fallback_names(num_classes), "fallback"
     return from_metadata, "metadata"
+
+
+def _num_classes(backend: Backend) -> int:
+    """Classes in the backend's output; ModelError unless its layout is a YOLOv8/YOLO11 detection head."""
+    check_layout(backend.model_path, backend.input_shape, backend.output_shape, backend.metadata)
+    return backend.output_shape[1] - 4

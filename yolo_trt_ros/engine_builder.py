@@ -32,6 +32,7 @@ from yolo_trt_ros.engine_cache import (
     sha256_file,
     write_sidecar,
 )
+from yolo_trt_ros.model_layout import check_layout
 from yolo_trt_ros.onnx_info import read_onnx_info
 
 if TYPE_CHECKING:
@@ -65,7 +66,10 @@ def current_platform(cuda: CudaContext) -> Platform:
 
 
 def engine_spec(onnx_path: Path, options: BuildOptions, platform: Platform) -> EngineSpec:
-    """What an engine of ``onnx_path`` built with ``options`` on ``platform`` records (no TensorRT needed)."""
+    """What an engine of ``onnx_path`` built with ``options`` on ``platform`` records (no TensorRT needed).
+
+    ModelError for a model that the detector would refuse anyway (inputs, outputs, output layout), before any build.
+    """
     try:
         info = read_onnx_info(onnx_path)
     except (OSError, ValueError) as exc:
@@ -79,6 +83,12 @@ def engine_spec(onnx_path: Path, options: BuildOptions, platform: Platform) -> E
         dims[2] = dims[2] or options.imgsz[0]
         dims[3] = dims[3] or options.imgsz[1]
     _, _, h, w = resolve_input_shape(onnx_path, inp.name, dims, info.metadata)
+    if info.outputs:
+        check_layout(onnx_path, (1, 3, h, w), info.outputs[0].shape, info.metadata)
+    if len(info.outputs) != 1:
+        names = ", ".join(o.name for o in info.outputs)
+        raise ModelError(f"model {onnx_path}: has {len(info.outputs)} outputs ({names}); only single-output YOLOv8 "
+                         "detection models are supported")
     profile = profile_for([(inp.name, inp.shape)], options.max_batch, (h, w))
     return EngineSpec.for_platform(platform, sha256_file(onnx_path), options.precision, profile)
 

@@ -1,24 +1,23 @@
-"""The inference backend interface, its error type and the model checks shared by all backends."""
+"""The inference backend interface and the input checks shared by all backends.
+
+``ModelError`` and ``check_output_shape`` come from ``yolo_trt_ros.model_layout`` (the output layout rules) and are
+importable from here too.
+"""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Callable, Protocol, Sequence, Union, runtime_checkable
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from yolo_trt_ros.model_layout import Dim, ModelError, format_shape
+from yolo_trt_ros.model_layout import check_output_shape as check_output_shape
 from yolo_trt_ros.preprocess import LetterboxTransform
 
 DEFAULT_IMGSZ = 640
 """Input side used for a dynamic H/W when the model metadata has no ``imgsz``."""
-
-Dim = Union[int, str, None]
-"""One dimension as a runtime reports it: an int, or a name/None when dynamic."""
-
-
-class ModelError(RuntimeError):
-    """A model that cannot be used; message names the file and the problem."""
 
 
 class Backend(Protocol):
@@ -68,7 +67,9 @@ def resolve_input_shape(
     Dynamic batch and channels become 1 and 3; a dynamic H/W comes from metadata ``imgsz`` or ``DEFAULT_IMGSZ``.
     """
     if len(shape) != 4:
-        raise ModelError(f"model {model_path}: input '{name}' has shape {_fmt(shape)} but YOLOv8 needs [1, 3, H, W]")
+        raise ModelError(
+            f"model {model_path}: input '{name}' has shape {format_shape(shape)} but YOLOv8 needs [1, 3, H, W]"
+        )
     batch, channels, h, w = shape
     if isinstance(batch, int) and batch != 1:
         raise ModelError(f"model {model_path}: input '{name}' has batch size {batch}; only batch 1 is supported")
@@ -76,25 +77,6 @@ def resolve_input_shape(
         raise ModelError(f"model {model_path}: input '{name}' has {channels} channels; YOLOv8 needs 3 (RGB)")
     default_h, default_w = _imgsz(model_path, metadata)
     return 1, 3, h if isinstance(h, int) else default_h, w if isinstance(w, int) else default_w
-
-
-def check_output_shape(model_path: Path, name: str, shape: Sequence[Dim]) -> None:
-    """Raise ModelError unless ``shape`` can be a YOLOv8 detection output [1, 4+nc, N] with nc >= 1."""
-    ok = (
-        len(shape) == 3
-        and _dim_fits(shape[0], lambda d: d == 1)
-        and _dim_fits(shape[1], lambda d: d >= 5)
-        and _dim_fits(shape[2], lambda d: d >= 1)
-    )
-    if not ok:
-        raise ModelError(
-            f"model {model_path}: output '{name}' has shape {_fmt(shape)} "
-            "but YOLOv8 detection needs [1, 4+nc, N] with nc >= 1"
-        )
-
-
-def _dim_fits(dim: Dim, test: Callable[[int], bool]) -> bool:
-    return not isinstance(dim, int) or test(dim)
 
 
 def _imgsz(model_path: Path, metadata: dict[str, str]) -> tuple[int, int]:
@@ -111,7 +93,3 @@ def _imgsz(model_path: Path, metadata: dict[str, str]) -> tuple[int, int]:
     if h <= 0 or w <= 0:
         raise ModelError(f"model {model_path}: metadata imgsz {raw!r} is not positive")
     return h, w
-
-
-def _fmt(shape: Sequence[Dim]) -> str:
-    return "[" + ", ".join(str(d) if d is not None else "?" for d in shape) + "]"
