@@ -6,10 +6,11 @@ Two inputs, each fed identically to every tracker, each tracker at its defaults 
   Ultralytics' track mode uses).
 Scores: TrackEval under the MOTChallenge rules (``yolo_trt_ros.mot_eval``: pedestrians with flag 1 at IoU 0.5,
 distractor-matched boxes removed). Ours and Ultralytics report Kalman-filtered boxes, supervision the detection
-boxes. Prints markdown tables for BENCHMARKS.md.
+boxes; every tracker's boxes are clipped to the image (as Ultralytics' ``track()`` and ``yolo-trt-ros eval-mot``
+do). "node defaults, frame_rate=14": the node's defaults with ``frame_rate`` set to the sequence's rate as the
+README says, frames stamped at that rate as image headers are. Prints markdown tables for BENCHMARKS.md.
 
-Needs the reference environment (``bash bench/setup_ref_env.sh`` plus ``supervision==0.30.*`` and
-``pip install --no-deps trackeval==1.3.0``):
+Needs the reference environment (``bash bench/setup_ref_env.sh``, which installs supervision and TrackEval):
     .venv-ref/bin/python bench/eval_trackers.py [--seq DIR] [--model M] [--skip-detector]
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,16 +35,18 @@ from yolo_trt_ros.mot_eval import (
 )
 from yolo_trt_ros.mot_format import MotRow, rows_from_boxes
 
-# Our variants: (name, config, stamp frames at the sequence's rate?)
-OURS = [
-    ("yolo_trt_ros, Ultralytics-equivalent (defaults, no stamps)", TrackerConfig(), False),
-    ("yolo_trt_ros, defaults + header stamps (node behaviour)", TrackerConfig(), True),
-    ("yolo_trt_ros, stamps, frame_rate=14", TrackerConfig(frame_rate=14.0), True),
-    ("yolo_trt_ros, stamps, match_thresh=0.9", TrackerConfig(match_thresh=0.9), True),
-    ("yolo_trt_ros, stamps, fuse_score=False", TrackerConfig(fuse_score=False), True),
-    ("yolo_trt_ros, stamps, fuse_score=False, match_thresh=0.9", TrackerConfig(fuse_score=False, match_thresh=0.9),
-     True),
-]
+def ours(fps: float) -> list[tuple[str, TrackerConfig, bool]]:
+    """Our variants at a sequence rate of ``fps``: (name, config, stamp frames at ``fps``?)."""
+    node = TrackerConfig(frame_rate=fps)
+    return [
+        ("yolo_trt_ros, Ultralytics-equivalent (defaults, no stamps)", TrackerConfig(), False),
+        (f"yolo_trt_ros, node defaults, frame_rate={fps:g}", node, True),
+        ("yolo_trt_ros, node defaults, frame_rate left at 30", TrackerConfig(), True),
+        (f"yolo_trt_ros, node, frame_rate={fps:g}, match_thresh=0.9", replace(node, match_thresh=0.9), True),
+        (f"yolo_trt_ros, node, frame_rate={fps:g}, fuse_score=False", replace(node, fuse_score=False), True),
+        (f"yolo_trt_ros, node, frame_rate={fps:g}, fuse_score=False, match_thresh=0.9",
+         replace(node, fuse_score=False, match_thresh=0.9), True),
+    ]
 
 
 def ultralytics_rows(frames: Frames, image_hw: tuple[int, int]) -> list[MotRow]:
@@ -56,11 +60,11 @@ def ultralytics_rows(frames: Frames, image_hw: tuple[int, int]) -> list[MotRow]:
     for index, (boxes, scores) in enumerate(frames):
         data = np.column_stack((boxes, scores, np.zeros_like(scores))).astype(np.float32)
         out = tracker.update(Boxes(data, image_hw)).reshape(-1, 8)
-        rows += rows_from_boxes(index + 1, out[:, :4], out[:, 5], out[:, 4].astype(int).tolist())
+        rows += rows_from_boxes(index + 1, out[:, :4], out[:, 5], out[:, 4].astype(int).tolist(), image_hw[::-1])
     return rows
 
 
-def supervision_rows(frames: Frames) -> list[MotRow]:
+def supervision_rows(frames: Frames, image_hw: tuple[int, int]) -> list[MotRow]:
     import supervision as sv
 
     with warnings.catch_warnings():
@@ -71,7 +75,7 @@ def supervision_rows(frames: Frames) -> list[MotRow]:
         detections = sv.Detections(xyxy=boxes.astype(np.float64), confidence=scores,
                                    class_id=np.zeros(len(scores), dtype=int))
         out = tracker.update_with_detections(detections)
-        rows += rows_from_boxes(index + 1, out.xyxy, out.confidence, out.tracker_id.tolist())
+        rows += rows_from_boxes(index + 1, out.xyxy, out.confidence, out.tracker_id.tolist(), image_hw[::-1])
     return rows
 
 
@@ -88,9 +92,11 @@ def detector_frames(seq_dir: Path, model: Path) -> Frames:
 
 
 def table(title: str, gt: Path, frames: Frames, fps: float, image_hw: tuple[int, int]) -> None:
-    results = {name: track_sequence(frames, config, fps if stamps else None) for name, config, stamps in OURS}
+    size = (image_hw[1], image_hw[0])
+    results = {name: track_sequence(frames, config, fps if stamps else None, size)
+               for name, config, stamps in ours(fps)}
     results["Ultralytics BYTETracker (bytetrack.yaml)"] = ultralytics_rows(frames, image_hw)
-    results["supervision ByteTrack (defaults)"] = supervision_rows(frames)
+    results["supervision ByteTrack (defaults)"] = supervision_rows(frames, image_hw)
     # TrackEval wants file-system-safe tracker names
     keys = {name: f"t{i}" for i, name in enumerate(results)}
     scores = evaluate(gt, {keys[name]: rows for name, rows in results.items()}, len(frames))

@@ -68,7 +68,7 @@ def test_parity_with_ultralytics_on_synthetic_sequence() -> None:
         r = rows[rows[:, 0] == frame]
         frames.append((r[:, 1:5].astype(np.float32), r[:, 5].astype(np.float32), r[:, 6].astype(np.int64)))
     golden = read_csv(GOLDEN / "bytetrack_synthetic_ultralytics.csv.gz")
-    assert_same_tracks(frames, golden, TrackerConfig(class_aware=False))  # Ultralytics associates across classes
+    assert_same_tracks(frames, golden, TrackerConfig())  # defaults associate across classes, as Ultralytics
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -191,6 +191,24 @@ def test_class_aware_association() -> None:
             assert len(out) == 0 and tracker.lost_count == 1  # the class-1 detection starts its own track
             out = step(tracker, [BOX], classes=[0])
         assert ids(out) == [1] and out.class_ids.tolist() == expected
+
+
+def test_default_keeps_one_id_through_class_flips() -> None:
+    """A car the detector calls car (2) or truck (7), three frames each, is one track by default, more when
+    class-aware."""
+    classes = [(2, 7)[f // 3 % 2] for f in range(24)]
+    seen: dict[bool, set[int]] = {}
+    for config in (TrackerConfig(), TrackerConfig(class_aware=True)):
+        tracker = ByteTracker(config)
+        found: set[int] = set()
+        for f, cls in enumerate(classes):
+            out = step(tracker, [BOX + np.array([4 * f, 0, 4 * f, 0], dtype=np.float32)], classes=[cls])
+            found.update(ids(out))
+            if not config.class_aware:
+                assert ids(out) == [1] and out.class_ids.tolist() == [cls]  # the detection's class
+        seen[config.class_aware] = found
+    assert seen[False] == {1}
+    assert len(seen[True]) > 1
 
 
 def test_two_crossing_objects_keep_their_ids() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from yolo_trt_ros import mot_eval
-from yolo_trt_ros.mot_format import MotRow
+from yolo_trt_ros.mot_format import MotRow, read_rows
 
 GOLDEN = Path(__file__).parent / "golden"
 FRAMES = 48
@@ -107,6 +107,18 @@ def test_eval_mot_command_public_detections(mot_dir: Path, tmp_path: Path, capsy
     assert len(row) == 1 and 0.0 < float(row[0].split("|")[2]) <= 1.0  # HOTA
     written = (tmp_path / "res.txt").read_text().splitlines()
     assert written and all(1 <= int(line.split(",")[0]) <= 100 for line in written)
+
+
+def test_eval_mot_out_boxes_are_clipped_to_the_image(
+    mot_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Kalman boxes can run past the border (MOT16-05 frames 41-100 do); written rows stay inside 640x480."""
+    run_cli(["--seq", str(mot_dir), "--frames", "100", "--out", str(tmp_path / "res.txt")], capsys)
+    rows = read_rows(tmp_path / "res.txt")
+    boxes = np.array([(r.x, r.y, r.x + r.w, r.y + r.h) for r in rows])
+    assert len(rows) and boxes.min() >= 0.0
+    assert boxes[:, 2].max() <= 640.0 and boxes[:, 3].max() <= 480.0
+    assert boxes[:, 3].max() == pytest.approx(480.0)  # some were clipped, not dropped
 
 
 def test_eval_mot_command_through_the_detector(

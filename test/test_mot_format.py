@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from yolo_trt_ros.mot_format import MotRow, parse_row, read_rows, rows_from_boxes, write_rows
+from yolo_trt_ros.mot_format import MotRow, clip_boxes, parse_row, read_rows, rows_from_boxes, write_rows
 
 
 def test_rows_from_xyxy_boxes() -> None:
@@ -16,6 +16,14 @@ def test_rows_from_xyxy_boxes() -> None:
     assert rows[0] == MotRow(3, -1, 10.0, 20.0, 30.0, 60.0, pytest.approx(0.9))
     assert rows[1].w == pytest.approx(2.0) and rows[1].h == pytest.approx(2.0)
     assert rows[0].format() == "3,-1,10.00,20.00,30.00,60.00,0.9000,-1,-1,-1"
+
+
+def test_rows_clipped_to_the_image() -> None:
+    boxes = np.array([[-5, 10, 50, 500], [600, -2, 700, 30], [10, 20, 40, 80]])
+    rows = rows_from_boxes(1, boxes, np.ones(3), image_size=(640, 480))
+    assert [(r.x, r.y, r.x + r.w, r.y + r.h) for r in rows] == [(0, 10, 50, 480), (600, 0, 640, 30), (10, 20, 40, 80)]
+    np.testing.assert_array_equal(clip_boxes(boxes, (640, 480))[0], [0, 10, 50, 480])
+    assert rows_from_boxes(1, boxes, np.ones(3))[0].x == -5  # no image size: boxes as given
 
 
 def test_round_trip_with_ids(tmp_path: Path) -> None:

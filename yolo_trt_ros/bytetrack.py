@@ -4,11 +4,16 @@ Behaves as Ultralytics' ``BYTETracker`` (8.4) with the same parameters: a consta
 a first association of the high-score detections with all tracked and lost tracks (IoU, optionally score-fused), a
 second association of the low-score detections with the still unmatched tracked tracks (IoU only), unconfirmed
 tracks that need a second detection to be reported, new tracks from unmatched high-score detections, lost tracks
-kept for ``max_frames_lost`` frames, and tracked/lost duplicates removed. With the same input and
-``class_aware=False`` (or one class) its output equals Ultralytics' frame by frame (``test/test_bytetrack.py`` checks
-golden files). Differences, all deliberate: class-aware association (on by default: a track keeps its class),
+kept for ``max_frames_lost`` frames, and tracked/lost duplicates removed. With the same input its output equals
+Ultralytics' frame by frame (``test/test_bytetrack.py`` checks golden files). Differences, all deliberate:
 header-stamp time (dropped frames), a lost buffer scaled by ``frame_rate`` (as ByteTrack; Ultralytics 8.4 dropped
-the scaling), the rejection of non-finite input, and IoU/cost arithmetic in float64 instead of float32.
+the scaling), the rejection of non-finite input, IoU/cost arithmetic in float64 instead of float32, and the option
+of class-aware association.
+
+Classes: by default association ignores classes, as Ultralytics does, so a track survives a detector that flips an
+object's class from frame to frame (car/truck); a track reports the class of the detection it matched in this frame.
+``class_aware=True`` matches detections only to tracks of their class: a class flip then ends the track and starts a
+new ID (useful when objects of different classes overlap, at the cost of those flips).
 
 Speed: a frame holds a few to a few dozen tracks, where a numpy call costs more than the arithmetic it does
 (~0.3 us whatever its size), so the frame is done in plain Python floats: detections are screened and converted in
@@ -55,7 +60,7 @@ class TrackerConfig:
     track_buffer: int = 30  # frames a lost track is kept at 30 fps; scaled by frame_rate
     frame_rate: float = 30.0  # nominal camera rate: one frame period is 1 / frame_rate seconds
     fuse_score: bool = True  # first association cost 1 - IoU * score instead of 1 - IoU
-    class_aware: bool = True  # match detections only to tracks of their class (a track keeps its class)
+    class_aware: bool = False  # match detections only to tracks of their class (a class flip starts a new ID)
 
     def __post_init__(self) -> None:
         for name in ("track_high_thresh", "track_low_thresh", "new_track_thresh"):

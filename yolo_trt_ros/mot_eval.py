@@ -82,17 +82,21 @@ def load_detections(path: str | Path, num_frames: int) -> list[tuple[np.ndarray,
     return result
 
 
-def track_sequence(frames: Frames, config: TrackerConfig | None = None, fps: float | None = None) -> list[MotRow]:
+def track_sequence(
+    frames: Frames, config: TrackerConfig | None = None, fps: float | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> list[MotRow]:
     """Run ``ByteTracker`` over per-frame detections; MOT rows of the reported tracks (Kalman boxes).
 
     With ``fps`` each frame is stamped ``(index) / fps`` seconds, as a camera driver would, so the tracker's time
-    rule applies; without, every update counts as one frame (as Ultralytics' tracker does).
+    rule applies; without, every update counts as one frame (as Ultralytics' tracker does). With ``image_size =
+    (width, height)`` the boxes are clipped to the image; without, they are the tracker's own.
     """
     tracker = ByteTracker(config)
     rows: list[MotRow] = []
     for index, (boxes, scores) in enumerate(frames):
         tracks = tracker.update(boxes, scores, stamp=None if fps is None else index / fps)
-        rows += rows_from_boxes(index + 1, tracks.boxes, tracks.scores, tracks.track_ids.tolist())
+        rows += rows_from_boxes(index + 1, tracks.boxes, tracks.scores, tracks.track_ids.tolist(), image_size)
     return rows
 
 
@@ -191,7 +195,8 @@ def register(subparsers: Any) -> None:
                     "(det/det.txt, scores min-max normalised) or through the detector (--model, on the frames "
                     "that have images), and score it against gt/gt.txt with TrackEval under the MOTChallenge "
                     "rules: pedestrians (class 1) with flag 1 at IoU 0.5; tracker boxes on distractor classes "
-                    "(2, 7, 8, 12) removed; flag-0 rows and other classes ignored.")
+                    "(2, 7, 8, 12) removed; flag-0 rows and other classes ignored. Tracker boxes are clipped to "
+                    "the image (imWidth x imHeight of seqinfo.ini) before scoring and writing.")
     parser.add_argument("--seq", type=Path, default=data_paths.mot_sequence("MOT16-05"),
                         help="sequence folder with seqinfo.ini, gt/, det/, img1/ (default: %(default)s)")
     source = parser.add_mutually_exclusive_group()
@@ -201,7 +206,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--conf", type=float, default=0.1,
                         help="detector confidence threshold with --model (%(default)s, as Ultralytics' track mode)")
     parser.add_argument("--frames", type=int, default=0, metavar="N", help="only frames 1..N (0 = all)")
-    parser.add_argument("--out", type=Path, help="also write the tracker's MOTChallenge result rows here")
+    parser.add_argument("--out", type=Path, help="also write the tracker's MOTChallenge result rows here (boxes "
+                        "clipped to the image, as scored)")
     add_tracker_options(parser)
     parser.add_argument("--stamps", action="store_true",
                         help="stamp frames at the sequence's frame rate (frame i at i/fps s) instead of counting "
@@ -218,7 +224,7 @@ def run_eval_mot(args: argparse.Namespace) -> int:
     if args.frames:
         frames = frames[: args.frames]
     config = tracker_config(args)
-    rows = track_sequence(frames, config, info.frame_rate if args.stamps else None)
+    rows = track_sequence(frames, config, info.frame_rate if args.stamps else None, (info.width, info.height))
     if args.out is not None:
         with open(args.out, "w") as f:
             write_rows(f, rows)

@@ -1,6 +1,7 @@
 """MOTChallenge result files: ``frame,id,x,y,w,h,conf,-1,-1,-1`` rows, frames counted from 1.
 
-``x, y`` is the top-left corner, ``w, h`` the size, in pixels. Untracked detections carry id -1.
+``x, y`` is the top-left corner, ``w, h`` the size, in pixels. Untracked detections carry id -1. Given the image
+size, boxes are clipped to the image first (as MOTChallenge results and Ultralytics' tracks are).
 """
 
 from __future__ import annotations
@@ -35,13 +36,28 @@ class MotRow:
         )
 
 
+def clip_boxes(boxes_xyxy: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """xyxy boxes clipped to an image of ``image_size = (width, height)`` pixels (new float64 array)."""
+    width, height = image_size
+    boxes = np.array(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
+    np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
+    return boxes
+
+
 def rows_from_boxes(
-    frame: int, boxes_xyxy: np.ndarray, scores: np.ndarray, track_ids: Iterable[int] | None = None
+    frame: int, boxes_xyxy: np.ndarray, scores: np.ndarray, track_ids: Iterable[int] | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> list[MotRow]:
-    """Rows for one frame from xyxy boxes and scores; ids default to -1 (no tracker)."""
+    """Rows for one frame from xyxy boxes and scores; ids default to -1 (no tracker).
+
+    With ``image_size = (width, height)`` the boxes are clipped to the image.
+    """
     if frame < 1:
         raise ValueError(f"MOTChallenge frames start at 1, got {frame}")
     boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    if image_size is not None:
+        boxes = clip_boxes(boxes, image_size)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(scores) != len(boxes):
         raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")

@@ -7,7 +7,9 @@ detection the tracker confirmed in this frame, whatever its score (a low-score d
 the point of ByteTrack: an occluded person keeps its ID), with its track ID; an unconfirmed detection (a first
 sighting, or one no track took) only on request and only scoring at least ``conf_threshold``, with ``UNTRACKED``
 as its ID. Boxes, scores and classes are the detection's own (not the Kalman box): what the detector measured in
-this image, consistent with the score and class, and alike for tracked and untracked detections.
+this image, consistent with the score and class, and alike for tracked and untracked detections. With the default
+class-agnostic association a track's published class can change from frame to frame (a car the detector calls a
+truck keeps its ID and is published as a truck in that frame); ``class_aware`` gives such a flip a new ID instead.
 """
 
 from __future__ import annotations
