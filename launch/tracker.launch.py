@@ -1,5 +1,9 @@
 """Start the yolo_tracker lifecycle node (configured and activated by default), optionally a replay and rviz2.
 
+autostart configures and activates yolo_tracker once, at start; later lifecycle transitions are left to the user
+(``ros2 lifecycle set /yolo_tracker cleanup`` / ``configure`` / ``activate``). ``rviz:=true`` without rviz2 installed
+logs a warning instead of aborting the launch.
+
     ros2 launch yolo_trt_ros tracker.launch.py model:=/path/yolov8n.onnx image_topic:=/camera/image_raw
     ros2 launch yolo_trt_ros tracker.launch.py model:=/path/yolov8n.onnx replay_source:=/path/video.mp4 rviz:=true
 
@@ -7,8 +11,9 @@ On one machine with FastDDS, export FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA before
 transports drop most best-effort camera frames between processes.
 """
 
-from launch import Condition, LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, GroupAction, RegisterEventHandler
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+from launch import Condition, LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, EmitEvent, GroupAction, LogInfo, OpaqueFunction, RegisterEventHandler
 from launch.conditions import IfCondition
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -40,6 +45,29 @@ def _string(name: str) -> ParameterValue:
     return ParameterValue(LaunchConfiguration(name), value_type=str)
 
 
+def _activate_if_configured(context: LaunchContext, tracker: LifecycleNode) -> list:
+    """Activate after the first configure if it succeeded (configuring -> inactive); nothing if it failed."""
+    if context.locals.event.goal_state != "inactive":
+        return [LogInfo(msg="yolo_tracker: configure at start failed; not activating it (autostart is done)")]
+    return [
+        EmitEvent(
+            event=ChangeState(
+                lifecycle_node_matcher=matches_action(tracker), transition_id=Transition.TRANSITION_ACTIVATE
+            )
+        )
+    ]
+
+
+def _rviz_if_installed(context: LaunchContext, rviz: Node) -> list:
+    """rviz2 if its package is installed, else a warning (a missing package would abort the whole launch)."""
+    try:
+        get_package_prefix("rviz2")
+    except PackageNotFoundError:
+        return [LogInfo(msg="WARNING: rviz:=true but the rviz2 package is not installed (ros-$ROS_DISTRO-rviz2); "
+                            "not starting rviz2")]
+    return [rviz]
+
+
 def generate_launch_description() -> LaunchDescription:
     namespace = LaunchConfiguration("namespace")
     image_topic = LaunchConfiguration("image_topic")
@@ -62,19 +90,14 @@ def generate_launch_description() -> LaunchDescription:
             lifecycle_node_matcher=matches_action(tracker), transition_id=Transition.TRANSITION_CONFIGURE
         )
     )
+    # One shot: the outcome of the configure above (inactive: activate it). Left registered, the handler would
+    # activate after every later configure too, and the user's own `activate` would then fail.
     activate_when_configured = RegisterEventHandler(
         OnStateTransition(
             target_lifecycle_node=tracker,
             start_state="configuring",
-            goal_state="inactive",
-            entities=[
-                EmitEvent(
-                    event=ChangeState(
-                        lifecycle_node_matcher=matches_action(tracker),
-                        transition_id=Transition.TRANSITION_ACTIVATE,
-                    )
-                )
-            ],
+            entities=[OpaqueFunction(function=_activate_if_configured, args=[tracker])],
+            handle_once=True,
         )
     )
     # Conditions go on the group: EmitEvent and RegisterEventHandler take none in older launch releases (Humble).
@@ -98,7 +121,9 @@ def generate_launch_description() -> LaunchDescription:
         namespace=namespace,  # the config's topics are relative: they follow the namespace
         arguments=["-d", PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "tracker.rviz"])],
         output="screen",
-        condition=IfCondition(LaunchConfiguration("rviz")),
+    )
+    rviz_if_installed = OpaqueFunction(
+        function=_rviz_if_installed, args=[rviz], condition=IfCondition(LaunchConfiguration("rviz"))
     )
     declared = [
         DeclareLaunchArgument(name, description=description)
@@ -106,4 +131,4 @@ def generate_launch_description() -> LaunchDescription:
         else DeclareLaunchArgument(name, default_value=default, description=description)
         for name, default, description in ARGUMENTS
     ]
-    return LaunchDescription([*declared, tracker, autostart, replay, rviz])
+    return LaunchDescription([*declared, tracker, autostart, replay, rviz_if_installed])
