@@ -12,6 +12,7 @@ from onnx import TensorProto, helper
 
 from yolo_trt_ros.backends import BACKENDS, ModelError, create_backend
 from yolo_trt_ros.backends.onnxruntime import OnnxRuntimeBackend
+from yolo_trt_ros.model_layout import anchor_count
 
 
 def simple_model(path: Path, inputs: list[tuple[int, list]], outputs: list[list]) -> Path:
@@ -79,7 +80,7 @@ def assert_model_error(path: Path, match: str) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     assert_model_error(tmp_path / "nope.onnx", "file not found")
-    assert_model_error(tmp_path, "file not found")  # a directory
+    assert_model_error(tmp_path, "is a directory, not a model file")
 
 
 def test_corrupt_files(tmp_path: Path, model_path: Path) -> None:
@@ -119,17 +120,18 @@ def test_wrong_inputs_or_outputs(tmp_path: Path, inputs, outputs, match) -> None
 def test_static_custom_shape(tmp_path: Path, make_yolo_onnx) -> None:
     path = make_yolo_onnx(tmp_path / "m.onnx", np.ones((5, 4)), np.ones((3, 5)), input_hw=(320, 256))
     backend = OnnxRuntimeBackend(path)
-    assert backend.input_shape == (1, 3, 320, 256) and backend.output_shape == (1, 7, 5)
+    assert backend.input_shape == (1, 3, 320, 256)
+    assert backend.output_shape == (1, 7, 1680)  # 5 anchors padded to 40*32 + 20*16 + 10*8
     assert backend.metadata == {}
 
 
 @pytest.mark.parametrize("imgsz, expected", [(None, (640, 640)), ("[320, 256]", (320, 256)), ("480", (480, 480))])
 def test_dynamic_shapes(tmp_path: Path, make_yolo_onnx, imgsz, expected) -> None:
     metadata = {} if imgsz is None else {"imgsz": imgsz}
-    path = make_yolo_onnx(tmp_path / "dyn.onnx", np.ones((9, 4)), np.ones((2, 9)), metadata=metadata, dynamic=True)
+    path = make_yolo_onnx(tmp_path / "dyn.onnx", np.ones((9, 4)), np.ones((2, 9)), expected, metadata, dynamic=True)
     backend = OnnxRuntimeBackend(path)
     assert backend.input_shape == (1, 3, *expected)
-    assert backend.output_shape == (1, 6, 9)  # learned from a dry run
+    assert backend.output_shape == (1, 6, anchor_count(expected))  # learned from a dry run
 
 
 @pytest.mark.parametrize("imgsz", ["[320]", "'big'", "[0, 640]", "[320, 256"])

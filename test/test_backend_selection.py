@@ -66,3 +66,13 @@ def test_no_gpu_or_broken_driver(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unknown_kind() -> None:
     with pytest.raises(ModelError, match="backend must be one of auto, tensorrt, onnxruntime, got 'cuda'"):
         select_backend("cuda")
+
+
+@pytest.mark.parametrize("kind", ["onnxruntime", "auto"])
+def test_a_directory_or_a_missing_file_is_named_as_such(tmp_path, kind: str) -> None:
+    from yolo_trt_ros.backends import create_backend
+
+    with pytest.raises(ModelError, match=f"model {tmp_path}: is a directory, not a model file"):
+        create_backend(kind, tmp_path)
+    with pytest.raises(ModelError, match="missing.onnx: file not found"):
+        create_backend(kind, tmp_path / "missing.onnx")

@@ -84,6 +84,8 @@ def test_missing_names_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot be read") as info:
         load_names_file(tmp_path / "nope.txt")
     assert "nope.txt" in str(info.value)
+    with pytest.raises(ValueError, match=f"names file {tmp_path}: is a directory"):
+        load_names_file(tmp_path)
 
 
 def test_fallback_names() -> None:

@@ -87,12 +87,38 @@ def test_without_sequence_numbers_drops_are_unknown() -> None:
 def test_rejects_by_reason_and_reset() -> None:
     stats = FrameStats()
     for reason in ("zero_size", "too_large", "zero_size"):
-        stats.rejected(reason)
-    snap = stats.snapshot(1.0)
+        stats.rejected(1.0, reason)
+    snap = stats.snapshot(1.5)
     assert snap.rejected == 3
     assert snap.rejected_by_reason == {"zero_size": 2, "too_large": 1}
+    assert snap.problem_ages_s == {"rejected": pytest.approx(0.5)}
     stats.reset()
     assert stats.snapshot(1.0).rejected == 0
+
+
+def test_failures_by_stage_and_stamp_glitches_by_kind_are_apart_from_rejects() -> None:
+    stats = FrameStats()
+    stats.failed(1.0, "annotate")
+    stats.failed(2.0, "annotate")
+    stats.failed(3.0, "track")
+    stats.stamp_glitch(4.0, "zero")
+    snap = stats.snapshot(5.0)
+    assert snap.failed_by_stage == {"annotate": 2, "track": 1}
+    assert snap.stamp_glitches == {"zero": 1}
+    assert snap.rejected == 0 and snap.rejected_by_reason == {}
+    assert snap.problem_ages_s == {"failed": pytest.approx(2.0), "stamp": pytest.approx(1.0)}
+
+
+def test_input_rate_is_the_published_rate_with_drops() -> None:
+    stats = FrameStats(window_s=5.0)
+    for i in range(31):  # the camera publishes at 30 Hz for 3 s; every third frame reaches the callback
+        if i % 3 == 0:
+            stats.received(10.0 + i / 30, publisher=b"cam", sequence=i + 1)
+            stats.processed(10.0 + i / 30, latency_ms=1.0, stage_ms={})
+    snap = stats.snapshot(11.0)
+    assert snap.input_hz == pytest.approx(30.0)
+    assert snap.processed_hz == pytest.approx(10.0)
+    assert (snap.received, snap.dropped) == (11, 20)
 
 
 def test_concurrent_writers_and_reader() -> None:
@@ -114,9 +140,9 @@ def test_concurrent_writers_and_reader() -> None:
     assert (snap.received, snap.processed) == (6000, 6000)
 
 
-def test_unstamped_frames_count_without_latency() -> None:
+def test_frames_without_plausible_latency_are_counted_apart() -> None:
     stats = FrameStats()
     stats.processed(1.0, latency_ms=None, stage_ms={"convert": 0.1})
     snap = stats.snapshot(1.0)
-    assert snap.processed == 1 and snap.latency_p50_ms is None
+    assert snap.processed == 1 and snap.latency_p50_ms is None and snap.latency_excluded == 1
     assert snap.stage_p50_ms == {"convert": pytest.approx(0.1)}

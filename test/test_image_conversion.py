@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from yolo_trt_ros.image_conversion import SUPPORTED_ENCODINGS, ImageRejected, array_to_image, image_to_array
+from yolo_trt_ros.errors import ImageRejected
+from yolo_trt_ros.image_conversion import SUPPORTED_ENCODINGS, array_to_image, image_to_array
 
 try:
     from sensor_msgs.msg import Image

@@ -31,6 +31,8 @@ def load_names_file(path: str | Path) -> list[str]:
     Raises ValueError naming the file and the problem.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"names file {path}: is a directory, not a names file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

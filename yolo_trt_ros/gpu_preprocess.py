@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from yolo_trt_ros.errors import ImageRejected
 from yolo_trt_ros.preprocess import CHANNEL_ORDER, LetterboxTransform, letterbox_geometry
 
 CHANNELS = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1}
@@ -239,16 +240,17 @@ class GpuKernels:
 
 
 def frame_channels(image: np.ndarray, encoding: str) -> int:
-    """Channels of a raw frame in ``encoding``; ValueError for a mismatching array."""
+    """Channels of a raw frame in ``encoding``; ImageRejected for a mismatching array."""
     channels = CHANNELS.get(encoding)
     if channels is None:
-        raise ValueError(f"unsupported encoding {encoding!r}; supported: {', '.join(CHANNELS)}")
+        raise ImageRejected("unsupported_encoding",
+                            f"unsupported encoding {encoding!r}; supported: {', '.join(CHANNELS)}")
     if image.dtype != np.uint8:
-        raise ValueError(f"{encoding} image must be uint8, got {image.dtype}")
+        raise ImageRejected("bad_layout", f"{encoding} image must be uint8, got {image.dtype}")
     shape_ok = image.ndim == 3 and image.shape[2] == channels or channels == 1 and image.ndim == 2
     if not shape_ok or image.shape[0] == 0 or image.shape[1] == 0:
         expected = "HxW" if channels == 1 else f"HxWx{channels}"
-        raise ValueError(f"{encoding} image has shape {image.shape}, expected {expected}")
+        raise ImageRejected("bad_layout", f"{encoding} image has shape {image.shape}, expected {expected}")
     return channels
 
 

@@ -15,19 +15,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from yolo_trt_ros.errors import ImageRejected
+
 SUPPORTED_ENCODINGS = ("bgr8", "rgb8", "bgra8", "rgba8", "mono8")
 CHANNELS = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1}
 DEFAULT_MAX_PIXELS = 8192 * 8192
 
 MsgT = TypeVar("MsgT")
-
-
-class ImageRejected(ValueError):
-    """Why a frame was dropped: ``reason`` is a short stable key for counters, ``str()`` a loggable sentence."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
 
 
 def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from yolo_trt_ros.errors import ImageRejected
+
 CHANNEL_ORDER = {"bgr8": (2, 1, 0), "bgra8": (2, 1, 0), "rgb8": (0, 1, 2), "rgba8": (0, 1, 2), "mono8": (0, 0, 0)}
 """For each supported encoding, the source channel of the model's R, G and B planes."""
 _CHANNELS = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1}
@@ -123,13 +125,14 @@ class Letterbox:
 def _checked(image: np.ndarray, encoding: str) -> np.ndarray:
     channels = _CHANNELS.get(encoding)
     if channels is None:
-        raise ValueError(f"unsupported encoding {encoding!r}; supported: {', '.join(_CHANNELS)}")
+        raise ImageRejected("unsupported_encoding",
+                            f"unsupported encoding {encoding!r}; supported: {', '.join(_CHANNELS)}")
     if image.dtype != np.uint8:
-        raise ValueError(f"{encoding} image must be uint8, got {image.dtype}")
+        raise ImageRejected("bad_layout", f"{encoding} image must be uint8, got {image.dtype}")
     if channels == 1 and image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     expected = image.ndim == 2 if channels == 1 else image.ndim == 3 and image.shape[2] == channels
     if not expected or image.shape[0] == 0 or image.shape[1] == 0:
         layout = "HxW" if channels == 1 else f"HxWx{channels}"
-        raise ValueError(f"{encoding} image has shape {image.shape}, expected {layout}")
+        raise ImageRejected("bad_layout", f"{encoding} image has shape {image.shape}, expected {layout}")
     return image

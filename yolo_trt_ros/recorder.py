@@ -21,7 +21,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
-from yolo_trt_ros.image_conversion import ImageRejected, image_to_array
+from yolo_trt_ros.errors import ImageRejected
+from yolo_trt_ros.image_conversion import image_to_array
 
 VIDEO_NAME = "annotated.mp4"
 DETECTIONS_NAME = "detections.jsonl"

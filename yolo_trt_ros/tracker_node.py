@@ -1,34 +1,33 @@
 """Lifecycle node ``yolo_tracker``: camera images in, vision_msgs/Detection2DArray (+ annotated image) out.
 
 Lifecycle (as in ros2/demos lifecycle_py):
-- configure: read parameters, choose the backend (``backend: auto`` takes TensorRT when it imports and sees a GPU,
-  else ONNX Runtime; the choice and why are logged and in /diagnostics), load the model (``Detector.from_model``;
-  TensorRT builds or reuses a cached engine for an .onnx, its log lines are forwarded to this node's logger) and
-  create the lifecycle publishers. A missing, corrupt or wrong-shaped model, or ``backend: tensorrt`` where TensorRT
-  cannot run, fails the transition; the reason names the file and the problem, is logged at ERROR and is published
-  on /diagnostics (level ERROR) until the next successful configure.
+- configure: check every parameter (``node_parameters``; a bad value, also one given at start, fails the
+  transition naming the parameter, the value and what is allowed), choose the backend (``backend: auto`` takes
+  TensorRT when it imports and sees a GPU, else ONNX Runtime; the choice and why are logged and in /diagnostics),
+  load the model (``Detector.from_model``; TensorRT builds or reuses a cached engine for an .onnx, its log lines are
+  forwarded to this node's logger) and create the lifecycle publishers. A missing, corrupt or wrong-shaped model, or
+  ``backend: tensorrt`` where TensorRT cannot run, fails the transition; the reason names the file and the problem,
+  is logged at ERROR and is published on /diagnostics (level ERROR) until the next successful transition. A failed
+  activate is reported the same way.
 - activate: subscribe to ``input_topic`` (default QoS: best effort, KEEP_LAST depth 1, so a slow detector drops
   stale frames instead of queueing them) and enable the publishers.
 - deactivate: unsubscribe (nothing is published while inactive); cleanup: free the model (with TensorRT: its
   device memory and CUDA context) and the publishers.
 
 Tracking (``tracking: true``, the default): each frame's detections go through a ``ByteTracker`` timed by the
-image header stamp (dropped frames are predicted over; see ``bytetrack``). ``Detection2D.id`` is the track ID as a
-string, fixed for the track's life; what is published, with which box and at which detector threshold (the
-detector runs at ``min(conf_threshold, track_low_thresh)`` for ByteTrack's low-score stage; untracked detections
-are published, with id "", only with ``publish_untracked`` and only above ``conf_threshold``) is described in
-``tracking``. IDs count up from 1 for the node's configured life: they are kept across deactivate/activate (a
-pause does not rename the objects; a long pause just ends the tracks) and restart only on cleanup or through the
-``~/reset_tracker`` service (std_srvs/Trigger; always offered, it answers success=false while unconfigured).
-``tracking: false`` publishes plain detections (id "") as without a tracker.
+image header stamp as checked by ``stamps.StampGuard`` (dropped frames are predicted over; a glitched stamp, zero or
+far off the receive clock, steps one typical frame interval instead of ending every track). ``Detection2D.id`` is
+the track ID as a string, fixed for the track's life; what is published, with which box and at which detector
+threshold is described in ``tracking``. IDs count up from 1 for the node's configured life: they are kept across
+deactivate/activate and restart only on cleanup or through the ``~/reset_tracker`` service (std_srvs/Trigger; always
+offered, it answers success=false while unconfigured). ``tracking: false`` publishes plain detections (id "").
 
-Frames are processed in the subscription callback (single-threaded executor). A bad frame is counted, logged once
-per reason per ``REJECT_LOG_PERIOD_S`` and dropped; the node keeps running. ``model_path``, ``backend``,
-``trt_precision``, ``gpu_preprocess``, ``cuda_device``, ``names_file``, ``input_topic``, ``qos_reliability`` and
-``qos_depth`` apply at configure/activate and can only be changed while unconfigured; thresholds, ``classes``,
-``max_detections``, ``agnostic_nms``, ``publish_annotated``, ``diagnostics_period``, ``tracking``,
-``publish_untracked`` and the tracker parameters change at run time (validated, a bad value is refused with a
-reason; a tracker change keeps the tracks).
+Frames are processed in the subscription callback (single-threaded executor). A bad frame (``ImageRejected``) is
+counted per reason; an exception anywhere else in the frame path is counted per stage (``failed.<stage>``) and
+logged with its traceback; either way the frame is dropped, the log line is throttled (``LOG_PERIOD_S`` per reason),
+/diagnostics goes to WARN while it recurs, and the node keeps serving. Text taken from messages or the graph is
+bounded and escaped in logs (``log_text.printable``). Structural parameters (``node_parameters.STRUCTURAL``) can
+only change while unconfigured; the others change at run time (validated; a tracker change keeps the tracks).
 
 Between processes on one host, FastDDS needs ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` to deliver best-effort
 camera images reliably.
@@ -37,14 +36,14 @@ camera images reliably.
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
-                                SetParametersResult)
+from rcl_interfaces.msg import SetParametersResult
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -52,6 +51,7 @@ from rclpy.lifecycle.publisher import LifecyclePublisher
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
+from rclpy.topic_endpoint_info import TopicEndpointInfo
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
@@ -59,13 +59,16 @@ from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithP
 
 from yolo_trt_ros.annotate import Annotator
 from yolo_trt_ros.backends.base import DiagnosticsSource
-from yolo_trt_ros.backends.selection import CHOICES as BACKEND_CHOICES
 from yolo_trt_ros.bytetrack import ByteTracker, TrackerConfig
 from yolo_trt_ros.detections import Detections
 from yolo_trt_ros.detector import Detector, DetectorConfig
+from yolo_trt_ros.errors import ImageRejected
 from yolo_trt_ros.frame_stats import STAGES, FrameStats
-from yolo_trt_ros.image_conversion import ImageRejected, array_to_image, image_to_array
+from yolo_trt_ros.image_conversion import array_to_image, image_to_array
+from yolo_trt_ros.log_text import printable
+from yolo_trt_ros.node_parameters import BY_NAME, SPECS, STRUCTURAL, declare_all
 from yolo_trt_ros.ros_logging import RclpyLogHandler
+from yolo_trt_ros.stamps import StampGuard, plausible_latency_ms
 from yolo_trt_ros.tracking import TRACKER_FIELDS, UNTRACKED, assign_ids, detector_threshold
 
 try:  # Iron and later
@@ -78,124 +81,14 @@ MESSAGE_INFO = hasattr(Subscription, "CallbackType")
 
 NODE_NAME = "yolo_tracker"
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
-TRT_PRECISIONS = ("fp16", "fp32", "int8")
-CHOICE_PARAMS: dict[str, Sequence[str]] = {"backend": BACKEND_CHOICES, "trt_precision": TRT_PRECISIONS,
-                                           "qos_reliability": tuple(RELIABILITY)}
-"""String parameters with a fixed set of values: another value is refused when set."""
 TRT_LOGGER = "yolo_trt_ros.tensorrt"
 """The Python logger of the TensorRT backend (engine build/cache, GPU path), forwarded to the node's logger."""
-REJECT_LOG_PERIOD_S = 10.0
-"""A bad-input reason is logged at most once per this period (each reason separately)."""
-
-STRUCTURAL = ("model_path", "backend", "trt_precision", "gpu_preprocess", "cuda_device", "ort_threads",
-              "ort_allow_spinning", "names_file", "input_topic", "qos_reliability", "qos_depth")
-"""Parameters applied at configure/activate: changeable only while unconfigured."""
+LOG_PERIOD_S = 10.0
+"""A problem (bad input per reason, failure per stage, stamp glitch per kind) is logged at most once per this
+period; /diagnostics stays at WARN for this long after its last occurrence."""
 DETECTOR_PARAMS = ("conf_threshold", "iou_threshold", "max_detections", "classes", "agnostic_nms")
 THRESHOLD_PARAMS = (*DETECTOR_PARAMS, "tracking", "track_low_thresh")
 """Parameters that change the detector's config (tracking lowers its threshold to track_low_thresh)."""
-
-
-def _descriptor(description: str, ptype: int, *, float_range: tuple[float, float] | None = None,
-                int_range: tuple[int, int] | None = None, constraints: str = "") -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=description, type=ptype, additional_constraints=constraints)
-    if float_range is not None:
-        descriptor.floating_point_range = [FloatingPointRange(from_value=float_range[0], to_value=float_range[1])]
-    if int_range is not None:
-        descriptor.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
-    return descriptor
-
-
-def _tracker_parameter(name: str, text: str, value_range: tuple[float, float] | None = None
-                       ) -> tuple[Any, ParameterDescriptor]:
-    """Default (TrackerConfig's) and descriptor of the tracker parameter ``name``."""
-    default = getattr(TrackerConfig(), name)
-    if isinstance(default, bool):
-        return default, _descriptor(f"Tracker: {text}", ParameterType.PARAMETER_BOOL)
-    if isinstance(default, int):
-        assert value_range is not None
-        return default, _descriptor(f"Tracker: {text}", ParameterType.PARAMETER_INTEGER,
-                                    int_range=(int(value_range[0]), int(value_range[1])))
-    return default, _descriptor(f"Tracker: {text}", ParameterType.PARAMETER_DOUBLE, float_range=value_range)
-
-
-_UNCONFIGURED_ONLY = " Changeable only while unconfigured."
-PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
-    "model_path": ("", _descriptor(
-        "YOLOv8 detection model: .onnx exported by Ultralytics, or a TensorRT .engine with its .json sidecar "
-        "(yolo-trt-ros build-engine); required." + _UNCONFIGURED_ONLY, ParameterType.PARAMETER_STRING)),
-    "backend": ("auto", _descriptor(
-        "Inference backend; auto: TensorRT when it imports and sees a GPU, else ONNX Runtime." + _UNCONFIGURED_ONLY,
-        ParameterType.PARAMETER_STRING, constraints="auto, tensorrt or onnxruntime")),
-    "trt_precision": ("fp16", _descriptor(
-        "TensorRT precision of the engine built (once, then cached) from an .onnx model_path; an .engine runs as "
-        "built. int8 needs a calibrated engine (yolo-trt-ros build-engine --int8)." + _UNCONFIGURED_ONLY,
-        ParameterType.PARAMETER_STRING, constraints="fp16, fp32 or int8")),
-    "gpu_preprocess": (True, _descriptor(
-        "TensorRT: letterbox the raw frame on the GPU and copy back only candidate detections." + _UNCONFIGURED_ONLY,
-        ParameterType.PARAMETER_BOOL)),
-    "cuda_device": (0, _descriptor(
-        "TensorRT: CUDA device index." + _UNCONFIGURED_ONLY, ParameterType.PARAMETER_INTEGER, int_range=(0, 63))),
-    "ort_threads": (0, _descriptor(
-        "ONNX Runtime: intra-op threads; 0 = one per physical core." + _UNCONFIGURED_ONLY,
-        ParameterType.PARAMETER_INTEGER, int_range=(0, 256))),
-    "ort_allow_spinning": (False, _descriptor(
-        "ONNX Runtime: let idle worker threads busy-wait. Off by default: on a robot the cores are shared with the "
-        "camera driver, DDS and other nodes, and spinning threads slow them and, through them, inference."
-        + _UNCONFIGURED_ONLY, ParameterType.PARAMETER_BOOL)),
-    "names_file": ("", _descriptor(
-        "Class names file (one per line or YAML names); empty: names from the model metadata." + _UNCONFIGURED_ONLY,
-        ParameterType.PARAMETER_STRING)),
-    "conf_threshold": (0.25, _descriptor(
-        "Minimum class score of a detection.", ParameterType.PARAMETER_DOUBLE, float_range=(0.0, 1.0))),
-    "iou_threshold": (0.7, _descriptor(
-        "IoU above which NMS suppresses the lower-scored box.", ParameterType.PARAMETER_DOUBLE,
-        float_range=(0.0, 1.0))),
-    "max_detections": (300, _descriptor(
-        "Maximum detections per image.", ParameterType.PARAMETER_INTEGER, int_range=(1, 10000))),
-    "classes": (Parameter.Type.STRING_ARRAY, _descriptor(
-        "Class names to publish (allow-list); empty: all classes.", ParameterType.PARAMETER_STRING_ARRAY)),
-    "agnostic_nms": (False, _descriptor(
-        "Suppress overlapping boxes across classes too.", ParameterType.PARAMETER_BOOL)),
-    "input_topic": ("image_raw", _descriptor(
-        "Image topic to subscribe to (relative names follow the node namespace)." + _UNCONFIGURED_ONLY,
-        ParameterType.PARAMETER_STRING)),
-    "qos_reliability": ("best_effort", _descriptor(
-        "Reliability of the image subscription; best_effort matches every camera publisher." + _UNCONFIGURED_ONLY,
-        ParameterType.PARAMETER_STRING, constraints="best_effort or reliable")),
-    "qos_depth": (1, _descriptor(
-        "Image subscription queue depth; 1 drops stale frames instead of queueing them." + _UNCONFIGURED_ONLY,
-        ParameterType.PARAMETER_INTEGER, int_range=(1, 100))),
-    "publish_annotated": (True, _descriptor(
-        "Publish annotated_image (only drawn while it has subscribers).", ParameterType.PARAMETER_BOOL)),
-    "diagnostics_period": (1.0, _descriptor(
-        "Seconds between /diagnostics messages.", ParameterType.PARAMETER_DOUBLE, float_range=(0.1, 60.0))),
-    "input_timeout": (5.0, _descriptor(
-        "Warn when no image arrives for this many seconds while active.", ParameterType.PARAMETER_DOUBLE,
-        float_range=(0.5, 3600.0))),
-    "track_high_thresh": _tracker_parameter(
-        "track_high_thresh", "detections scoring at least this enter the first association.", (0.0, 1.0)),
-    "track_low_thresh": _tracker_parameter(
-        "track_low_thresh", "detections scoring above this (below track_high_thresh) enter the second association; "
-        "the detector runs at min(conf_threshold, this) while tracking.", (0.0, 1.0)),
-    "new_track_thresh": _tracker_parameter(
-        "new_track_thresh", "an unmatched detection scoring at least this starts a track.", (0.0, 1.0)),
-    "match_thresh": _tracker_parameter(
-        "match_thresh", "first association: a pair needs a cost (1 - IoU, or 1 - IoU * score) below this.",
-        (0.0, 1.0)),
-    "track_buffer": _tracker_parameter(
-        "track_buffer", "frames (at 30 fps; scaled by frame_rate) a lost track is kept for re-identification.",
-        (1, 100000)),
-    "frame_rate": _tracker_parameter(
-        "frame_rate", "nominal camera rate in Hz: header stamps 1/frame_rate apart are one frame.", (0.1, 1000.0)),
-    "fuse_score": _tracker_parameter("fuse_score", "first association cost 1 - IoU * score instead of 1 - IoU."),
-    "class_aware": _tracker_parameter("class_aware", "match detections only to tracks of their class."),
-    "tracking": (True, _descriptor(
-        "Track detections (ByteTrack): Detection2D.id is the track ID; false: plain detections.",
-        ParameterType.PARAMETER_BOOL)),
-    "publish_untracked": (False, _descriptor(
-        "While tracking, also publish detections no confirmed track matched (id \"\", score >= conf_threshold).",
-        ParameterType.PARAMETER_BOOL)),
-}
 
 
 class DetectionArrayBuilder:
@@ -242,31 +135,28 @@ class _ParameterError(ValueError):
     """A parameter value that fails configure; the message names the parameter."""
 
 
-def _string_list(name: str, value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{name} must be a list of class names, got {value!r}")
-    return tuple(value)
-
-
 class TrackerNode(LifecycleNode):
     """The ``yolo_tracker`` lifecycle node (see the module docstring)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        declared = {name: self.declare_parameter(name, default, descriptor)
-                    for name, (default, descriptor) in PARAMETERS.items()}
-        if declared["classes"].value is None:  # unset, or `classes: []` in YAML
+        start_problems = declare_all(self)
+        for problem in start_problems.values():
+            self.get_logger().error(f"invalid parameter at start: {printable(problem)}; configure fails until it is "
+                                    "fixed with ros2 param set")
+        classes = self.get_parameter("classes")
+        if not classes.value and classes.type_ != Parameter.Type.STRING_ARRAY:  # unset, or [] typed otherwise
             self.set_parameters([Parameter("classes", Parameter.Type.STRING_ARRAY, [])])
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.stats = FrameStats()
         self.detector: Detector | None = None
         self.tracker: ByteTracker | None = None
+        self._stamps = StampGuard()
         self._state = "unconfigured"
-        self._error = ""  # why the last configure failed
+        self._error = ""  # why the last configure or activate failed
         self._qos_problem = ""
+        self._last_failure = ""
         self._annotator = Annotator()
         self._build_detections = DetectionArrayBuilder()
         self._subscription: Subscription[Image] | None = None
@@ -275,19 +165,23 @@ class TrackerNode(LifecycleNode):
         self._input_topic = ""
         self._activated_at = 0.0
         self._input_warned = False
-        self._reject_logged: dict[str, float] = {}
+        self._logged_at: dict[str, float] = {}
         self._trt_log = RclpyLogHandler(self.get_logger())
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diagnostics_timer = self.create_timer(self._param("diagnostics_period"), self._on_diagnostics_timer)
+        period = BY_NAME["diagnostics_period"].default if "diagnostics_period" in start_problems \
+            else self._param("diagnostics_period")
+        self._diagnostics_timer = self.create_timer(period, self._on_diagnostics_timer)
         self._reset_service = self.create_service(Trigger, "~/reset_tracker", self._on_reset_tracker)
 
     def _param(self, name: str) -> Any:
-        return self.get_parameter(name).value
+        """A parameter's value as the node uses it (an integer given to a double parameter as a float)."""
+        value = self.get_parameter(name).value
+        return BY_NAME[name].coerce(value) if not BY_NAME[name].check(value) else value
 
     def _tracker_config(self, overrides: Mapping[str, Any] | None = None) -> TrackerConfig:
         """The tracker parameters (with ``overrides``); ValueError if invalid."""
         values = {name: self._param(name) for name in TRACKER_FIELDS}
-        values.update({k: v for k, v in (overrides or {}).items() if k in values})
+        values.update({k: BY_NAME[k].coerce(v) for k, v in (overrides or {}).items() if k in values})
         return TrackerConfig(**values)
 
     def _tracking(self, overrides: Mapping[str, Any] | None = None) -> bool:
@@ -297,23 +191,27 @@ class TrackerNode(LifecycleNode):
                          tracker: TrackerConfig | None = None) -> DetectorConfig:
         """The detector parameters (with ``overrides``); the threshold lowered for ``tracker`` (see tracking)."""
         values = {name: self._param(name) for name in DETECTOR_PARAMS}
-        values.update({k: v for k, v in (overrides or {}).items() if k in values})
+        values.update({k: BY_NAME[k].coerce(v) for k, v in (overrides or {}).items() if k in values})
         return DetectorConfig(
             conf_threshold=detector_threshold(float(values["conf_threshold"]), tracker),
             iou_threshold=float(values["iou_threshold"]),
             max_detections=int(values["max_detections"]),
-            classes=_string_list("classes", values["classes"]),
+            classes=tuple(values["classes"]),
             agnostic_nms=bool(values["agnostic_nms"]),
         )
 
     # Lifecycle transitions ------------------------------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        model_path = str(self._param("model_path"))
+        model_path = str(self.get_parameter("model_path").value)
         try:
+            problems = [spec.check(self.get_parameter(spec.name).value) for spec in SPECS]
+            if any(problems):
+                raise _ParameterError("invalid parameters: " + "; ".join(p for p in problems if p) +
+                                      f" (fix with: ros2 param set {self.get_fully_qualified_name()} NAME VALUE)")
             if not model_path:
-                raise ValueError("parameter model_path is empty: pass the YOLOv8 model, e.g. "
-                                 "--ros-args -p model_path:=/path/to/yolov8n.onnx")
+                raise _ParameterError("parameter model_path is empty: pass the YOLOv8 model, e.g. "
+                                      "--ros-args -p model_path:=/path/to/yolov8n.onnx")
             try:
                 tracker_config = self._tracker_config()
             except ValueError as exc:
@@ -327,14 +225,12 @@ class TrackerNode(LifecycleNode):
                                                                  "onnxruntime": self._onnxruntime_options()})
         except Exception as exc:  # noqa: BLE001 - any failure must fail the transition with its reason
             self._trt_log.detach()
-            reason = str(exc) if not model_path or model_path in str(exc) or isinstance(exc, _ParameterError) \
+            reason = str(exc) if model_path in str(exc) or isinstance(exc, _ParameterError) \
                 else f"model {model_path}: {exc}"
-            self._error = f"configure failed: {reason}"
-            self.get_logger().error(self._error)
-            self._publish_diagnostics()
-            return TransitionCallbackReturn.FAILURE
+            return self._transition_failed(f"configure failed: {reason}")
         self._error = ""
         self.tracker = ByteTracker(tracker_config)
+        self._stamps = StampGuard(self._param("stamp_tolerance"))
         self.stats.reset()
         self._detections_pub = self.create_lifecycle_publisher(Detection2DArray, "detections", 10)
         # Reliable depth 1: matches reliable and best-effort viewers (rviz), never queues stale images.
@@ -350,6 +246,13 @@ class TrackerNode(LifecycleNode):
         self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
+    def _transition_failed(self, error: str) -> TransitionCallbackReturn:
+        """Fail a transition: ``error`` is logged and shown on /diagnostics (ERROR) until a transition succeeds."""
+        self._error = printable(error, limit=2000)
+        self.get_logger().error(self._error)
+        self._publish_diagnostics()
+        return TransitionCallbackReturn.FAILURE
+
     def _tensorrt_options(self) -> dict[str, Any]:
         return {"precision": str(self._param("trt_precision")), "device": int(self._param("cuda_device")),
                 "gpu_preprocess": bool(self._param("gpu_preprocess"))}
@@ -360,10 +263,6 @@ class TrackerNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         reliability = str(self._param("qos_reliability"))
-        if reliability not in RELIABILITY:
-            self.get_logger().error(f"activate failed: qos_reliability must be one of {sorted(RELIABILITY)}, "
-                                    f"got {reliability!r}")
-            return TransitionCallbackReturn.FAILURE
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(self._param("qos_depth")),
                          reliability=RELIABILITY[reliability], durability=DurabilityPolicy.VOLATILE)
         self._qos_problem = ""
@@ -373,8 +272,8 @@ class TrackerNode(LifecycleNode):
                 Image, topic, self._on_image if MESSAGE_INFO else lambda msg: self._on_image(msg, None), qos,
                 event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos))
         except Exception as exc:  # noqa: BLE001 - e.g. an invalid topic name: fail the transition with the reason
-            self.get_logger().error(f"activate failed: cannot subscribe to input_topic {topic!r}: {exc}")
-            return TransitionCallbackReturn.FAILURE
+            return self._transition_failed(f"activate failed: cannot subscribe to input_topic {topic!r}: {exc}")
+        self._error = ""
         self._input_topic = self._subscription.topic_name
         self.stats.restart_sequences()
         self._activated_at = time.monotonic()
@@ -392,6 +291,7 @@ class TrackerNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
+        self._error = ""
         self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
@@ -436,19 +336,21 @@ class TrackerNode(LifecycleNode):
             return SetParametersResult(
                 successful=False, reason=f"{', '.join(structural)} can only change while unconfigured "
                                          f"(now {self._state}): cleanup, set, then configure")
-        for name, allowed in CHOICE_PARAMS.items():
-            if name in changes and changes[name] not in allowed:
-                return SetParametersResult(successful=False, reason=f"{name} must be one of {', '.join(allowed)}, "
-                                                                    f"got {changes[name]!r}")
-        try:
-            tracker_config = self._tracker_config(changes)
-            config = self._detector_config(changes, tracker_config if self._tracking(changes) else None)
-            if self.detector is not None and set(THRESHOLD_PARAMS) & changes.keys():
-                self.detector.set_config(config)
-        except ValueError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        if self.tracker is not None and set(TRACKER_FIELDS) & changes.keys():
-            self.tracker.set_config(tracker_config)
+        problems = [BY_NAME[name].check(value) for name, value in changes.items() if name in BY_NAME]
+        if any(problems):
+            return SetParametersResult(successful=False, reason="; ".join(p for p in problems if p))
+        if self.detector is not None:  # configured (unconfigured, configure checks the whole set)
+            try:
+                tracker_config = self._tracker_config(changes)
+                config = self._detector_config(changes, tracker_config if self._tracking(changes) else None)
+                if set(THRESHOLD_PARAMS) & changes.keys():
+                    self.detector.set_config(config)
+            except ValueError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+            if self.tracker is not None and set(TRACKER_FIELDS) & changes.keys():
+                self.tracker.set_config(tracker_config)
+        if "stamp_tolerance" in changes:
+            self._stamps.tolerance_s = float(changes["stamp_tolerance"])
         if "diagnostics_period" in changes:
             self._diagnostics_timer.timer_period_ns = int(changes["diagnostics_period"] * 1e9)
         return SetParametersResult(successful=True)
@@ -456,44 +358,94 @@ class TrackerNode(LifecycleNode):
     # Frames ---------------------------------------------------------------------------------------------------
 
     def _on_image(self, msg: Image, info: Mapping[str, Any] | None) -> None:
+        """One frame through the pipeline; bad input and internal errors drop the frame (module docstring)."""
         t0 = time.perf_counter()
+        now = time.monotonic()
+        received = self.get_clock().now().nanoseconds * 1e-9  # the stamps' clock (sim time with use_sim_time)
         gid = info.get("publisher_gid") if info else None
-        self.stats.received(time.monotonic(), gid["data"] if gid else None,
+        self.stats.received(now, gid["data"] if gid else None,
                             info.get("publication_sequence_number") if info else None)
         self._input_warned = False
         detector = self.detector
         if detector is None or self._detections_pub is None:
             return
+        stage = "convert"
         try:
             image = image_to_array(msg)
             t1 = time.perf_counter()
+            stage = "detect"
             detections = detector(image, msg.encoding)
-        except (ImageRejected, ValueError) as exc:
-            self._reject(msg, getattr(exc, "reason", "unusable_image"), str(exc))
+            t2 = time.perf_counter()
+            stages = {"convert": (t1 - t0) * 1e3, "preprocess": detector.last_times.preprocess,
+                      "infer": detector.last_times.infer, "postprocess": detector.last_times.postprocess}
+            stage = "stamp"
+            stamp = msg.header.stamp
+            check = self._stamps.check(stamp.sec, stamp.nanosec, received)
+            if check.glitch is not None:
+                self._stamp_glitch(msg, check.glitch, check.detail)
+            track_ids = None
+            if self.tracker is not None and self._param("tracking"):
+                stage = "track"
+                tracks = self.tracker.update(detections.boxes, detections.scores, detections.class_ids, check.time)
+                detections, track_ids = assign_ids(detections, tracks, float(self._param("conf_threshold")),
+                                                   bool(self._param("publish_untracked")))
+                tracked_at = time.perf_counter()
+                stages["track"] = (tracked_at - t2) * 1e3
+                t2 = tracked_at
+            stage = "build"
+            out = self._build_detections(msg.header, detections, detector.names, track_ids)
+            stage = "publish"
+            self._publish(self._detections_pub, out)
+            t3 = time.perf_counter()
+            stages["publish"] = (t3 - t2) * 1e3
+            latency_ms = plausible_latency_ms(check, stamp.sec + stamp.nanosec * 1e-9,
+                                              self.get_clock().now().nanoseconds * 1e-9)
+            if self._wants_annotated():
+                stage = "annotate"
+                canvas = self._annotator(image, msg.encoding, detections, detector.names, track_ids)
+                self._publish(self._annotated_pub, array_to_image(canvas, "bgr8", Image(header=msg.header)))
+                stages["annotate"] = (time.perf_counter() - t3) * 1e3
+        except ImageRejected as exc:
+            count = self.stats.rejected(time.monotonic(), exc.reason)
+            self._log_problem(f"rejected.{exc.reason}", count,
+                              f"dropped bad frame {self._describe(msg)}: {printable(exc)}")
             return
-        t2 = time.perf_counter()
-        stages = {"convert": (t1 - t0) * 1e3, "preprocess": detector.last_times.preprocess,
-                  "infer": detector.last_times.infer, "postprocess": detector.last_times.postprocess}
-        track_ids = None
-        if self.tracker is not None and self._param("tracking"):
-            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-            tracks = self.tracker.update(detections.boxes, detections.scores, detections.class_ids, stamp)
-            detections, track_ids = assign_ids(detections, tracks, float(self._param("conf_threshold")),
-                                               bool(self._param("publish_untracked")))
-            tracked_at = time.perf_counter()
-            stages["track"] = (tracked_at - t2) * 1e3
-            t2 = tracked_at
-        self._publish(self._detections_pub, self._build_detections(msg.header, detections, detector.names, track_ids))
-        t3 = time.perf_counter()
-        stages["publish"] = (t3 - t2) * 1e3
-        if self._wants_annotated():
-            canvas = self._annotator(image, msg.encoding, detections, detector.names, track_ids)
-            annotated = array_to_image(canvas, "bgr8", Image(header=msg.header))
-            self._publish(self._annotated_pub, annotated)
-            stages["annotate"] = (time.perf_counter() - t3) * 1e3
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns else None
+        except Exception as exc:  # noqa: BLE001 - an internal error drops this frame, never the node
+            self._frame_failed(msg, stage, exc)
+            return
         self.stats.processed(time.monotonic(), latency_ms, stages)
+
+    def _describe(self, msg: Image) -> str:
+        """Where a frame came from, for a log line (message text bounded and escaped)."""
+        stamp = msg.header.stamp
+        return (f"on {printable(self._input_topic)} (frame_id '{printable(msg.header.frame_id)}', stamp "
+                f"{stamp.sec}.{stamp.nanosec:09d})")
+
+    def _frame_failed(self, msg: Image, stage: str, exc: Exception) -> None:
+        """Count and log (throttled, with the traceback) an internal error in pipeline ``stage``."""
+        count = self.stats.failed(time.monotonic(), stage)
+        self._last_failure = f"frames failing in {stage}: {type(exc).__name__}: {printable(exc)}"
+        tb = "".join(traceback.format_tb(exc.__traceback__))
+        self._log_problem(f"failed.{stage}", count, f"dropped frame {self._describe(msg)}: {stage} failed: "
+                          f"{type(exc).__name__}: {printable(exc)}",
+                          details=f"Traceback (most recent call last):\n{tb.rstrip()}")
+
+    def _stamp_glitch(self, msg: Image, kind: str, detail: str) -> None:
+        count = self.stats.stamp_glitch(time.monotonic(), kind)
+        self._log_problem(f"stamp_glitches.{kind}", count, f"header stamp glitch {self._describe(msg)}: {detail}; tracking steps one typical frame "
+                          "interval and the frame's latency is not counted", error=False)
+
+    def _log_problem(self, key: str, count: int, text: str, error: bool = True, details: str = "") -> None:
+        """Log ``text`` (and ``details`` on the lines after it) at most once per ``LOG_PERIOD_S`` for ``key``, with
+        ``count``, the occurrences so far."""
+        now = time.monotonic()
+        last = self._logged_at.get(key)
+        if last is not None and now - last < LOG_PERIOD_S:
+            return
+        self._logged_at[key] = now
+        line = f"{text} [{key}: {count} so far; logged at most every {LOG_PERIOD_S:.0f} s]" + \
+            (f"\n{details}" if details else "")
+        (self.get_logger().error if error else self.get_logger().warning)(line)
 
     def _wants_annotated(self) -> bool:
         """Draw only while someone subscribes (False once the context is shutting down)."""
@@ -504,12 +456,14 @@ class TrackerNode(LifecycleNode):
         except RCLError:
             return False
 
-    def _publish(self, publisher: LifecyclePublisher[Any], msg: Any) -> None:
+    def _publish(self, publisher: LifecyclePublisher[Any] | None, msg: Any) -> None:
+        if publisher is None:
+            return
         try:
             publisher.publish(msg)
         except RCLError as exc:
             self.get_logger().warning(f"publishing on {publisher.topic_name} failed: {exc}",
-                                      throttle_duration_sec=REJECT_LOG_PERIOD_S)
+                                      throttle_duration_sec=LOG_PERIOD_S)
 
     def _on_reset_tracker(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """``~/reset_tracker``: forget every track; the next tracks are numbered from 1 again."""
@@ -519,49 +473,49 @@ class TrackerNode(LifecycleNode):
             return response
         dropped = self.tracker.tracked_count + self.tracker.lost_count
         self.tracker.reset()
+        self._stamps.reset()
         response.success = True
         response.message = f"tracker reset: {dropped} tracks dropped, IDs restart at 1"
         self.get_logger().info(response.message)
         return response
 
-    def _reject(self, msg: Image, reason: str, detail: str) -> None:
-        self.stats.rejected(reason)
-        now = time.monotonic()
-        last = self._reject_logged.get(reason)
-        if last is not None and now - last < REJECT_LOG_PERIOD_S:
-            return
-        self._reject_logged[reason] = now
-        count = self.stats.snapshot(now).rejected_by_reason.get(reason, 0)
-        self.get_logger().error(
-            f"dropped bad frame on {self._input_topic} (frame_id '{msg.header.frame_id}', stamp "
-            f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}): {detail} [{reason}: {count} so far; "
-            f"logged at most every {REJECT_LOG_PERIOD_S:.0f} s]")
+    # Input topic and QoS --------------------------------------------------------------------------------------
 
     def _on_incompatible_qos(self, event: Any) -> None:
         """``event``: QoSRequestedIncompatibleQoSInfo (total_count, last_policy_kind)."""
         policy = QoSPolicyKind(event.last_policy_kind)
-        wanted = self._subscription.qos_profile if self._subscription is not None else None
-        if policy == QoSPolicyKind.RELIABILITY and wanted is not None:
-            offered = sorted({info.qos_profile.reliability.name for info in
-                              self.get_publishers_info_by_topic(self._input_topic)
-                              if info.qos_profile.reliability != wanted.reliability})
-            self._qos_problem = (
-                f"publisher on {self._input_topic} is {'/'.join(offered) or 'BEST_EFFORT'} but this subscription "
-                f"requires {wanted.reliability.name}: no frames will arrive from it; set qos_reliability:=best_effort")
-        else:
-            self._qos_problem = (f"publisher on {self._input_topic} offers a QoS incompatible with this "
-                                 f"subscription (policy {policy.name}): no frames will arrive from it")
+        problem = self._qos_mismatch(self.get_publishers_info_by_topic(self._input_topic))
+        self._qos_problem = problem or (
+            f"publisher on {printable(self._input_topic)} offers a QoS incompatible with this subscription "
+            f"(policy {policy.name}): no frames will arrive from it")
         self.get_logger().warning(f"{self._qos_problem} ({event.total_count} incompatible publisher(s) so far)")
+
+    def _qos_mismatch(self, publishers: Sequence[TopicEndpointInfo]) -> str:
+        """A sentence about the publishers whose reliability this subscription cannot match ("" if none)."""
+        wanted = self._subscription.qos_profile.reliability if self._subscription is not None else None
+        if wanted != ReliabilityPolicy.RELIABLE:
+            return ""
+        offered = [info for info in publishers if info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT]
+        if not offered:
+            return ""
+        return (f"publisher on {printable(self._input_topic)} is BEST_EFFORT but this subscription requires "
+                f"RELIABLE: no frames will arrive from {len(offered)} of {len(publishers)} publisher(s); "
+                "set qos_reliability:=best_effort")
 
     # Diagnostics ----------------------------------------------------------------------------------------------
 
     def _on_diagnostics_timer(self) -> None:
-        if self._state == "active":
-            self._check_input()
-        self._publish_diagnostics()
+        try:
+            if self._state == "active":
+                self._check_input()
+            self._publish_diagnostics()
+        except Exception as exc:  # noqa: BLE001 - a diagnostics failure must not end the node
+            self.get_logger().error(f"diagnostics failed: {type(exc).__name__}: {printable(exc)}\n"
+                                    f"{''.join(traceback.format_tb(exc.__traceback__)).rstrip()}",
+                                    throttle_duration_sec=LOG_PERIOD_S)
 
     def _check_input(self) -> None:
-        """Warn once per silent episode when no frame arrived for ``input_timeout`` seconds."""
+        """Warn once per silent episode when no frame arrived for ``input_timeout`` seconds, saying why if known."""
         timeout = float(self._param("input_timeout"))
         now = time.monotonic()
         age = self.stats.snapshot(now).last_input_age_s
@@ -569,29 +523,39 @@ class TrackerNode(LifecycleNode):
         if silent_for < timeout or self._input_warned or self._subscription is None:
             return
         self._input_warned = True
-        publishers = self._subscription.get_publisher_count()
-        if publishers == 0:
-            self.get_logger().warning(f"no publisher on {self._input_topic} for {silent_for:.0f} s: check the "
-                                      "camera driver and the topic name (input_topic or a remap)")
-        else:
-            self.get_logger().warning(
-                f"{publishers} publisher(s) on {self._input_topic} but no frame for {silent_for:.0f} s"
-                f"{': ' + self._qos_problem if self._qos_problem else ''}")
+        publishers = self.get_publishers_info_by_topic(self._input_topic)  # the graph: matched or not
+        topic = printable(self._input_topic)
+        if not publishers:
+            self.get_logger().warning(f"no publisher on {topic} for {silent_for:.0f} s: check the camera driver "
+                                      "and the topic name (input_topic or a remap)")
+            return
+        self._qos_problem = self._qos_mismatch(publishers) or self._qos_problem
+        self.get_logger().warning(f"{len(publishers)} publisher(s) on {topic} but no frame for {silent_for:.0f} s"
+                                  f"{': ' + self._qos_problem if self._qos_problem else ''}")
 
-    def _status(self) -> tuple[int, str]:
+    def _status(self, problem_ages: Mapping[str, float]) -> tuple[int, str]:
+        def recent(kind: str) -> bool:
+            return problem_ages.get(kind, LOG_PERIOD_S) < LOG_PERIOD_S
+
         if self._error:
             return DiagnosticStatus.ERROR, self._error
         if self._state != "active":
             return DiagnosticStatus.OK, self._state
         if self._qos_problem:
             return DiagnosticStatus.WARN, self._qos_problem
+        if recent("failed"):
+            return DiagnosticStatus.WARN, self._last_failure
+        if recent("rejected"):
+            return DiagnosticStatus.WARN, "dropping bad frames (see rejected.*)"
+        if recent("stamp"):
+            return DiagnosticStatus.WARN, "header stamp glitches (see stamp_glitches.*): tracking bridges them"
         if self._input_warned:
-            return DiagnosticStatus.WARN, f"no input on {self._input_topic}"
+            return DiagnosticStatus.WARN, f"no input on {printable(self._input_topic)}"
         return DiagnosticStatus.OK, "running"
 
     def _publish_diagnostics(self) -> None:
         snap = self.stats.snapshot(time.monotonic())
-        level, message = self._status()
+        level, message = self._status(snap.problem_ages_s)
         values = [("state", self._state), ("input_topic", self._input_topic or str(self._param("input_topic"))),
                   ("model_path", str(self._param("model_path")))]
         if self.detector is not None:
@@ -610,11 +574,15 @@ class TrackerNode(LifecycleNode):
         values += [
             ("input_rate_hz", f"{snap.input_hz:.2f}"), ("processing_rate_hz", f"{snap.processed_hz:.2f}"),
             ("latency_p50_ms", _fmt_ms(snap.latency_p50_ms)), ("latency_p99_ms", _fmt_ms(snap.latency_p99_ms)),
+            ("latency_excluded", str(snap.latency_excluded)),
             ("received", str(snap.received)), ("processed", str(snap.processed)),
             ("dropped", str(snap.dropped) if snap.drops_known else "unknown"),
-            ("rejected", str(snap.rejected)),
+            ("rejected", str(snap.rejected)), ("failed", str(sum(snap.failed_by_stage.values()))),
+            ("stamp_glitches", str(sum(snap.stamp_glitches.values()))),
         ]
-        values += [(f"rejected.{reason}", str(n)) for reason, n in sorted(snap.rejected_by_reason.items())]
+        for prefix, counts in (("rejected", snap.rejected_by_reason), ("failed", snap.failed_by_stage),
+                               ("stamp_glitches", snap.stamp_glitches)):
+            values += [(f"{prefix}.{name}", str(n)) for name, n in sorted(counts.items())]
         values += [(f"stage_p50_ms.{stage}", _fmt_ms(snap.stage_p50_ms[stage]))
                    for stage in STAGES if stage in snap.stage_p50_ms]
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: detector", message=message,
@@ -633,15 +601,24 @@ def _fmt_ms(value: float | None) -> str:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the node until Ctrl-C; it starts unconfigured (drive it with lifecycle services or the launch file)."""
+    """Run the node until Ctrl-C; it starts unconfigured (drive it with lifecycle services or the launch file).
+
+    An exception escaping a callback (every frame and timer callback catches its own) is logged and the node spins
+    on.
+    """
     rclpy.init(args=args)
     node = TrackerNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        while rclpy.ok():
+            try:
+                executor.spin()
+            except (KeyboardInterrupt, ExternalShutdownException):
+                break
+            except Exception as exc:  # noqa: BLE001 - keep serving; the traceback says what to fix
+                node.get_logger().error(f"callback failed: {type(exc).__name__}: {printable(exc)}\n"
+                                        f"{traceback.format_exc().rstrip()}", throttle_duration_sec=LOG_PERIOD_S)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -24,6 +24,11 @@ def create_backend(kind: str, model_path: str | Path,
     """
     if kind not in CHOICES:
         raise ModelError(f"model {model_path}: unknown backend {kind!r}; choose one of {', '.join(CHOICES)}")
+    path = Path(model_path)
+    if path.is_dir():
+        raise ModelError(f"model {path}: is a directory, not a model file (give the .onnx or .engine file in it)")
+    if not path.exists():
+        raise ModelError(f"model {path}: file not found")
     try:
         name, reason = select_backend(kind)
     except ModelError as exc:
