@@ -12,13 +12,13 @@ have() { "$PY" -c "import $1" >/dev/null 2>&1; }
 # torch/torchvision: pip takes these pinned wheels from the machine's local wheel store (no multi-GB download).
 have torchvision || "$PY" -m pip install torch==2.14.1 torchvision==0.29.1
 have ultralytics || "$PY" -m pip install 'ultralytics>=8.4,<8.5'
-have onnxruntime || "$PY" -m pip install onnxruntime
-have onnx || "$PY" -m pip install onnx  # Ultralytics checks for it when loading .onnx models
+have onnxruntime || "$PY" -m pip install 'onnxruntime==1.32.0'  # the main venv's (requirements/runtime.txt)
+have onnx || "$PY" -m pip install 'onnx==1.23.2'  # Ultralytics checks for it when loading .onnx models
 # track() imports lap (not an Ultralytics install requirement; it autoinstalls it only when allowed to).
 have lap || "$PY" -m pip install 'lap==0.5.13'
 # bench/eval_trackers.py: supervision's ByteTrack and TrackEval; TrackEval's own requirements pin old versions, so
 # it goes in without them (it needs only numpy and scipy).
-have scipy || "$PY" -m pip install 'scipy>=1.11,<1.18'
+have scipy || "$PY" -m pip install 'scipy==1.17.1'  # normally already pulled in by ultralytics
 have supervision || "$PY" -m pip install 'supervision==0.30.*'
 have trackeval || "$PY" -m pip install --no-deps 'trackeval==1.3.0'
 # Ultralytics pulls opencv-python (GUI build); the headless build serves both it and us.

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from onnx_models import save_model
 from yolo_trt_ros import data_paths
 from yolo_trt_ros.model_layout import anchor_count
 
@@ -85,7 +86,6 @@ def make_yolo_onnx():
     give the size the backend will resolve: metadata ``imgsz``, else 640x640); ``input_type``/``output_type`` may
     be float16.
     """
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     def make(
@@ -133,12 +133,6 @@ def make_yolo_onnx():
             [helper.make_tensor_value_info("output0", output_type, out_shape)],
             inits,
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
-        model.ir_version = 7
-        for key, value in (metadata or {}).items():
-            model.metadata_props.add(key=key, value=value)
-        onnx.checker.check_model(model)
-        onnx.save(model, str(path))
-        return path
+        return save_model(graph, path, metadata)
 
     return make

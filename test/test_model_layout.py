@@ -13,6 +13,7 @@ import pytest
 
 import fake_tensorrt as fake
 from fake_pycuda import make_fake_pycuda
+from onnx_models import constant_model
 from yolo_trt_ros import engine_builder
 from yolo_trt_ros import engine_cache as ec
 from yolo_trt_ros.backends import ModelError
@@ -25,30 +26,6 @@ SUPPORTED = ("supported are YOLOv8/YOLO11 detection models exported by Ultralyti
              "anchors = sum over strides s = 8, 16, 32 of ceil(H/s)*ceil(W/s) = 8400 at 640x640")
 END_TO_END = "end-to-end model with NMS inside, output [1, max_det, 6]"
 PLATFORM = ec.Platform("10.3.0", "Orin", "8.7")
-
-
-def constant_model(path: Path, output_shape: list[int], input_hw: tuple[int, int] = (640, 640),
-                   metadata: dict[str, str] | None = None) -> Path:
-    """A valid ONNX model: image input [1, 3, H, W], output ``output_shape`` filled with 0.5 + mean(input)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    graph = helper.make_graph(
-        [helper.make_node("ConstantOfShape", ["shape"], ["c"], value=helper.make_tensor("v", TensorProto.FLOAT, [1],
-                                                                                        [0.5])),
-         helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0),
-         helper.make_node("Add", ["c", "m"], ["output0"])],
-        "constant",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, *input_hw])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, output_shape)],
-        [numpy_helper.from_array(np.array(output_shape, np.int64), "shape")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
-    model.ir_version = 7
-    for key, value in (metadata or {}).items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
 
 
 def assert_refused(path: Path, looks_like: str, supported: str = SUPPORTED) -> None:

@@ -23,6 +23,7 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
+from onnx_models import constant_model
 from ros_processes import TIMEOUT_S, FramePublisher, RosListener
 from yolo_trt_ros.annotate import class_color
 from yolo_trt_ros.backends.selection import select_backend, tensorrt_status
@@ -485,31 +486,11 @@ def test_bad_frames_are_rejected_counted_and_logged_once(harness_factory, model_
     assert h.state() == "active"
 
 
-def _tiny_model(path: Path, output_shape: list[int]) -> Path:
-    """A valid ONNX graph with a YOLOv8-style input and an output of ``output_shape`` (not YOLOv8)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    values = numpy_helper.from_array(np.zeros(output_shape, np.float32), "values")
-    graph = helper.make_graph(
-        [helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0),
-         helper.make_node("Add", ["values", "m"], ["output0"])],
-        "wrong_shape",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, output_shape)],
-        [values])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
-    model.ir_version = 7
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
-
-
 def test_bad_model_fails_configure_with_reason(harness_factory, model_path: Path, tmp_path: Path) -> None:
     missing = tmp_path / "missing.onnx"
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    wrong = _tiny_model(tmp_path / "wrong_shape.onnx", [1, 6])
+    wrong = constant_model(tmp_path / "wrong_shape.onnx", [1, 6], input_hw=(64, 64))
     h = harness_factory(["-p", f"model_path:={missing}"], publisher=False)
 
     for path, words in ((missing, "not found"), (corrupt, ""), (wrong, "[1, 6]"), (tmp_path, "is a directory")):
@@ -594,7 +575,9 @@ def test_wide_frame_with_annotated_subscriber_keeps_the_node_serving(harness_fac
     (this test's listener): it is drawn and published, and the next good frame is answered."""
     model = make_yolo_onnx(tmp_path / "always.onnx", np.array([[320.0, 320.0, 200.0, 200.0]]), np.ones((1, 1)),
                            input_hw=(640, 640), metadata={"names": "{0: 'thing'}"})
-    h = harness_factory(["-p", f"model_path:={model}", "-p", "tracking:=false"])
+    # Reliable both ways: a lost 66 MB best-effort frame would only cost time, but time is what a CI run has least.
+    h = harness_factory(["-p", f"model_path:={model}", "-p", "tracking:=false", "-p", "qos_reliability:=reliable"])
+    assert h.ros.spin_until(lambda: h.ros.node.count_publishers("/image_raw") > 0)
     assert h.change_state("configure") and h.change_state("activate")
     assert h.ros.spin_until(lambda: h.ros.node.count_subscribers("/annotated_image") > 0)
     wide = {"height": 1, "width": 21_900_000, "step": 65_700_000, "encoding": "bgr8", "data_len": 65_700_000}

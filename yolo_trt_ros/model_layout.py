@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence
 
-Dim = Union[int, str, None]
-"""One dimension as a runtime reports it: an int, or a name/None when dynamic."""
+from yolo_trt_ros.onnx_info import Dim
 
 DEFAULT_STRIDES = (8, 16, 32)
 """Strides of a YOLOv8 detection head (P3-P5) when the metadata has no ``stride``."""
