@@ -7,6 +7,7 @@ test_tracker_node.py.
 
 from __future__ import annotations
 
+import gc
 import time
 import zlib
 from collections.abc import Iterator
@@ -30,7 +31,9 @@ DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
 
 
 @pytest.fixture
-def make_node(model_path: Path) -> Iterator:
+def make_node(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    # Nothing here crosses processes: FastDDS's default transports, whose teardown never hangs on a TCP channel.
+    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "DEFAULT")
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=DOMAIN_ID)
     nodes: list[TrackerNode] = []
@@ -44,6 +47,8 @@ def make_node(model_path: Path) -> Iterator:
     yield make
     for node in nodes:
         node.destroy_node()
+    nodes.clear()
+    gc.collect()  # whatever rclpy objects are left go while their context is alive, not in a later test
     rclpy.try_shutdown(context=context)
 
 
