@@ -532,13 +532,13 @@ def test_empty_model_path_names_the_parameter(harness_factory) -> None:
 
 
 def test_silent_input_with_an_incompatible_publisher_names_the_qos(harness_factory, model_path: Path,
-                                                                   tmp_path: Path) -> None:
+                                                                   mot_dir: Path, tmp_path: Path) -> None:
     """A best-effort camera and a reliable subscription: the input warning says so, not "no publisher"."""
     h = harness_factory(["-p", f"model_path:={model_path}", "-p", "qos_reliability:=reliable",
-                         "-p", "input_timeout:=1.0"], publisher=False)
+                         "-p", "input_timeout:=3.0"], publisher=False)
     camera = FramePublisher(h.env, tmp_path / "best_effort_publisher.log", reliable=False)
     try:
-        assert h.ros.spin_until(lambda: h.ros.node.count_publishers("/image_raw") > 0)
+        camera.publish(image=mot_dir / "img1" / "000001.jpg")  # returns once the camera process is up
         assert h.change_state("configure") and h.change_state("activate")
         assert h.ros.spin_until(lambda: "but no frame for" in h.log()), h.log()
         line = next(line for line in h.log().splitlines() if "but no frame for" in line)
