@@ -535,11 +535,16 @@ def test_silent_input_with_an_incompatible_publisher_names_the_qos(harness_facto
                                                                    mot_dir: Path, tmp_path: Path) -> None:
     """A best-effort camera and a reliable subscription: the input warning says so, not "no publisher"."""
     h = harness_factory(["-p", f"model_path:={model_path}", "-p", "qos_reliability:=reliable",
-                         "-p", "input_timeout:=3.0"], publisher=False)
+                         "-p", "input_timeout:=3600.0"], publisher=False)
     camera = FramePublisher(h.env, tmp_path / "best_effort_publisher.log", reliable=False)
     try:
         camera.publish(image=mot_dir / "img1" / "000001.jpg")  # returns once the camera process is up
         assert h.change_state("configure") and h.change_state("activate")
+        # Once the node has discovered the camera (its QoS event says so), let the input timeout run out.
+        assert h.ros.spin_until(lambda: "incompatible publisher(s) so far" in h.log()), h.log()
+        ok, reason = _set_parameter(h, "input_timeout", ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
+                                                                       double_value=1.0))
+        assert ok, reason
         assert h.ros.spin_until(lambda: "but no frame for" in h.log()), h.log()
         line = next(line for line in h.log().splitlines() if "but no frame for" in line)
         assert "1 publisher(s) on /image_raw" in line and "BEST_EFFORT but this subscription requires RELIABLE" \
