@@ -174,9 +174,11 @@ class TrackerNode(LifecycleNode):
         self._reset_service = self.create_service(Trigger, "~/reset_tracker", self._on_reset_tracker)
 
     def _param(self, name: str) -> Any:
-        """A parameter's value as the node uses it (an integer given to a double parameter as a float)."""
-        value = self.get_parameter(name).value
-        return BY_NAME[name].coerce(value) if not BY_NAME[name].check(value) else value
+        """A parameter's value as the node uses it (an integer given to a double parameter as a float).
+
+        Only for values already checked (configure and set_parameters check them): not on the frame path again.
+        """
+        return BY_NAME[name].coerce(self.get_parameter(name).value)
 
     def _tracker_config(self, overrides: Mapping[str, Any] | None = None) -> TrackerConfig:
         """The tracker parameters (with ``overrides``); ValueError if invalid."""
