@@ -30,9 +30,9 @@ setup(
     zip_safe=True,
     entry_points={
         "console_scripts": [
-            "yolo_tracker = yolo_trt_ros.tracker_node:main",
-            "image_replay = yolo_trt_ros.replay_node:main",
-            "yolo-trt-ros = yolo_trt_ros.cli:main",
+            "yolo_tracker = yolo_trt_ros.ros.tracker_node:main",
+            "image_replay = yolo_trt_ros.ros.replay_node:main",
+            "yolo-trt-ros = yolo_trt_ros.cli.main:main",
         ],
     },
 )

@@ -32,9 +32,9 @@ import cv2
 import numpy as np
 
 from gpu_engine_stub import NoOpEngine, install_fake_tensorrt, write_engine  # first: repo + test/ on sys.path
-from yolo_trt_ros import data_paths
-from yolo_trt_ros.postprocess import decode_yolov8
-from yolo_trt_ros.preprocess import Letterbox
+import data_paths
+from yolo_trt_ros.detection.decode import decode_yolov8
+from yolo_trt_ros.detection.letterbox import Letterbox
 
 
 SPIN_SOURCE = """
@@ -129,8 +129,8 @@ def main() -> int:
     import pycuda
     import pycuda.driver as cuda
 
-    from yolo_trt_ros.backends.tensorrt import TensorRTBackend
-    from yolo_trt_ros.gpu_preprocess import CandidateReducer, FrameUploader, GpuKernels, GpuLetterbox
+    from yolo_trt_ros.inference.tensorrt.backend import TensorRTBackend
+    from yolo_trt_ros.inference.tensorrt.gpu_preprocess import CandidateReducer, FrameUploader, GpuKernels, GpuLetterbox
 
     cuda.init()
     device = cuda.Device(0)

@@ -37,14 +37,14 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
-from yolo_trt_ros import data_paths
-from yolo_trt_ros.annotate import Annotator
-from yolo_trt_ros.bytetrack import ByteTracker, TrackerConfig
-from yolo_trt_ros.detector import Detector, DetectorConfig
-from yolo_trt_ros.image_conversion import array_to_image, image_to_array
-from yolo_trt_ros.processes import ros_env, stop_process
-from yolo_trt_ros.tracker_node import DetectionArrayBuilder
-from yolo_trt_ros.tracking import assign_ids, detector_threshold
+import data_paths
+from yolo_trt_ros.detection.annotate import Annotator
+from yolo_trt_ros.tracking.bytetrack import ByteTracker, TrackerConfig
+from yolo_trt_ros.detection.detector import Detector, DetectorConfig
+from yolo_trt_ros.ros.image_conversion import array_to_image, image_to_array
+from yolo_trt_ros.demo.processes import ros_env, stop_process
+from yolo_trt_ros.ros.tracker_node import DetectionArrayBuilder
+from yolo_trt_ros.tracking.assignment import assign_ids, detector_threshold
 
 SUBSCRIBER = """
 import sys

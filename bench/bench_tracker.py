@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from yolo_trt_ros import data_paths
-from yolo_trt_ros.bytetrack import ByteTracker
-from yolo_trt_ros.mot_eval import Frames, load_detections, read_seqinfo
+import data_paths
+from yolo_trt_ros.tracking.bytetrack import ByteTracker
+from yolo_trt_ros.evaluation.mot import Frames, load_detections, read_seqinfo
 
 Runner = Callable[[], list[int]]  # runs the whole sequence once from a fresh state, returns ns per update
 

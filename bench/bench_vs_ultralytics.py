@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from yolo_trt_ros import data_paths
-from yolo_trt_ros.detector import Detector
+import data_paths
+from yolo_trt_ros.detection.detector import Detector
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,7 @@
 """coco8 mAP parity: our Detector + our metric vs Ultralytics ``YOLO(onnx).val()`` on the same ONNX model.
 
 Our side runs the Detector as Ultralytics val does (conf 0.001, IoU 0.7, max_det 300, multi-label NMS) and
-scores it with yolo_trt_ros.coco_metrics. The reference side (only when Ultralytics is importable, i.e. in
+scores it with yolo_trt_ros.evaluation.coco_metrics. The reference side (only when Ultralytics is importable, i.e. in
 .venv-ref) runs ``YOLO(model).val`` on a dataset YAML that points at the shared coco8 folder through symlinks in
 a temporary directory (so Ultralytics' label caches and run folders never land in the shared data), once with all
 8 images (train + val lists) and once with the 4 val images (Ultralytics' own coco8.yaml split).
@@ -26,11 +26,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from yolo_trt_ros import data_paths
-from yolo_trt_ros.coco_metrics import MapEvaluator, MapResult, read_yolo_labels, yolo_dataset_items
-from yolo_trt_ros.detector import Detector, DetectorConfig
-from yolo_trt_ros.postprocess import decode_yolov8
-from yolo_trt_ros.preprocess import Letterbox
+import data_paths
+from yolo_trt_ros.evaluation.coco_metrics import MapEvaluator, MapResult, read_yolo_labels, yolo_dataset_items
+from yolo_trt_ros.detection.detector import Detector, DetectorConfig
+from yolo_trt_ros.detection.decode import decode_yolov8
+from yolo_trt_ros.detection.letterbox import Letterbox
 
 SPLITS = {"all 8": ("train", "val"), "val 4": ("val",)}
 VAL_CONFIG = DetectorConfig(conf_threshold=0.001, iou_threshold=0.7, max_detections=300, multi_label=True)

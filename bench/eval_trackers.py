@@ -4,7 +4,7 @@ Two inputs, each fed identically to every tracker, each tracker at its defaults 
 - all 837 frames of the public DPM detections (``det/det.txt``, scores min-max normalised over the file);
 - the 48 frames that have images, through our Detector (YOLOv8n ONNX, ONNX Runtime, class person, conf 0.1 as
   Ultralytics' track mode uses).
-Scores: TrackEval under the MOTChallenge rules (``yolo_trt_ros.mot_eval``: pedestrians with flag 1 at IoU 0.5,
+Scores: TrackEval under the MOTChallenge rules (``yolo_trt_ros.evaluation.mot``: pedestrians with flag 1 at IoU 0.5,
 distractor-matched boxes removed). Ours and Ultralytics report Kalman-filtered boxes, supervision the detection
 boxes; every tracker's boxes are clipped to the image (as Ultralytics' ``track()`` and ``yolo-trt-ros eval-mot``
 do). "node defaults, frame_rate=14": the node's defaults with ``frame_rate`` set to the sequence's rate as the
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from yolo_trt_ros import data_paths
-from yolo_trt_ros.bytetrack import TrackerConfig
-from yolo_trt_ros.mot_eval import (
+import data_paths
+from yolo_trt_ros.tracking.bytetrack import TrackerConfig
+from yolo_trt_ros.evaluation.mot import (
     TABLE_HEADER,
     Frames,
     evaluate,
@@ -33,7 +33,7 @@ from yolo_trt_ros.mot_eval import (
     read_seqinfo,
     track_sequence,
 )
-from yolo_trt_ros.mot_format import MotRow, rows_from_boxes
+from yolo_trt_ros.evaluation.mot_format import MotRow, rows_from_boxes
 
 def ours(fps: float) -> list[tuple[str, TrackerConfig, bool]]:
     """Our variants at a sequence rate of ``fps``: (name, config, stamp frames at ``fps``?)."""
@@ -80,7 +80,7 @@ def supervision_rows(frames: Frames, image_hw: tuple[int, int]) -> list[MotRow]:
 
 
 def detector_frames(seq_dir: Path, model: Path) -> Frames:
-    from yolo_trt_ros.detector import Detector, DetectorConfig
+    from yolo_trt_ros.detection.detector import Detector, DetectorConfig
     from yolo_trt_ros.sources import open_mot_sequence
 
     detector = Detector.from_model(model, backend="onnxruntime",

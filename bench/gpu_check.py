@@ -3,7 +3,7 @@
 Needs an NVIDIA GPU, pycuda (with nvcc), OpenCV and ONNX Runtime; TensorRT is not needed and is not used (it
 cannot be installed on our machines): a real CUDA kernel stands in for the engine (bench/gpu_engine_stub.py).
 
-1. letterbox: the GPU kernel equals the CPU Letterbox (yolo_trt_ros.preprocess) within 1/255 per element, for
+1. letterbox: the GPU kernel equals the CPU Letterbox (yolo_trt_ros.detection.letterbox) within 1/255 per element, for
    bgr8/rgb8/bgra8/rgba8/mono8, many source sizes, two model input sizes, float32 and float16, and a source
    with padded rows; every output element is written (the buffer is poisoned with NaN first).
 2. compaction: the GPU candidate reduction of a real YOLOv8n output (ONNX Runtime, CPU) keeps exactly the
@@ -42,9 +42,9 @@ from gpu_engine_stub import (  # first: puts the repo and test/ on sys.path
     install_fake_tensorrt,
     write_engine,
 )
-from yolo_trt_ros import data_paths
-from yolo_trt_ros.postprocess import decode_yolov8
-from yolo_trt_ros.preprocess import Letterbox, letterbox_geometry
+import data_paths
+from yolo_trt_ros.detection.decode import decode_yolov8
+from yolo_trt_ros.detection.letterbox import Letterbox, letterbox_geometry
 
 ENCODINGS = ("bgr8", "rgb8", "bgra8", "rgba8", "mono8")
 SOURCE_SIZES = [(480, 640), (720, 1280), (517, 333), (1080, 1920), (640, 640), (240, 320), (960, 1280),
@@ -86,7 +86,7 @@ def poison(cuda: Any, allocation: Any, nbytes: int) -> None:
 
 
 def check_letterbox(cuda: Any, frames: list[np.ndarray], report: Report) -> None:
-    from yolo_trt_ros.gpu_preprocess import GpuKernels, GpuLetterbox
+    from yolo_trt_ros.inference.tensorrt.gpu_preprocess import GpuKernels, GpuLetterbox
 
     kernels = GpuKernels()
     stream = cuda.Stream()
@@ -166,7 +166,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def check_compaction(cuda: Any, outputs: list[np.ndarray], report: Report) -> None:
-    from yolo_trt_ros.gpu_preprocess import CandidateReducer, GpuKernels
+    from yolo_trt_ros.inference.tensorrt.gpu_preprocess import CandidateReducer, GpuKernels
 
     kernels = GpuKernels()
     stream = cuda.Stream()
@@ -234,7 +234,7 @@ def check_compaction(cuda: Any, outputs: list[np.ndarray], report: Report) -> No
 
 
 def _backend(engine: Path, log: logging.Logger, gpu_timing: bool = False) -> Any:
-    from yolo_trt_ros.backends.tensorrt import TensorRTBackend
+    from yolo_trt_ros.inference.tensorrt.backend import TensorRTBackend
 
     return TensorRTBackend(engine, gpu_timing=gpu_timing, log=log)
 

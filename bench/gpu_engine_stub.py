@@ -27,7 +27,7 @@ for path in (REPO, REPO / "test"):
         sys.path.insert(0, str(path))
 
 import fake_tensorrt as fake  # noqa: E402
-from yolo_trt_ros import engine_cache as ec  # noqa: E402
+from yolo_trt_ros.inference.tensorrt import engine_cache as ec  # noqa: E402
 
 SOURCE = r"""
 #include <cuda_fp16.h>

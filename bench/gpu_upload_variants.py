@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from bench_gpu import Bench  # first: puts the repo on sys.path
-from yolo_trt_ros import data_paths
+import data_paths
 
 PAGE = 4096
 CU_MEMHOSTREGISTER_READ_ONLY = 0x08
@@ -43,7 +43,7 @@ class Variants:
     """Device buffers, kernels and host staging for one frame; ``full(upload)`` is one frame's GPU path."""
 
     def __init__(self, cuda: Any, stream: Any, frame: np.ndarray):
-        from yolo_trt_ros.gpu_preprocess import CandidateReducer, GpuKernels, GpuLetterbox
+        from yolo_trt_ros.inference.tensorrt.gpu_preprocess import CandidateReducer, GpuKernels, GpuLetterbox
 
         self.cuda, self.stream, self.frame = cuda, stream, frame
         self.current = frame
@@ -161,7 +161,7 @@ def launch_rows(bench: Bench, v: Variants) -> None:
     """Host time of one launch of the flag kernel: pycuda (arguments packed once) vs ctypes cuLaunchKernel."""
     from pycuda.compiler import compile as nvcc_compile
 
-    from yolo_trt_ros.gpu_preprocess import KERNEL_SOURCE
+    from yolo_trt_ros.inference.tensorrt.gpu_preprocess import KERNEL_SOURCE
 
     lib = v.libcuda
     lib.cuModuleLoadData.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p]
@@ -199,7 +199,7 @@ def main() -> int:
     import onnxruntime as ort
     import pycuda.driver as cuda
 
-    from yolo_trt_ros.preprocess import Letterbox
+    from yolo_trt_ros.detection.letterbox import Letterbox
 
     cuda.init()
     device = cuda.Device(0)

@@ -1,4 +1,4 @@
-"""Reference outputs of Ultralytics' BYTETracker, for the parity tests (``test/test_bytetrack.py``, no Ultralytics).
+"""Reference outputs of Ultralytics' BYTETracker, for the parity tests (``test/tracking/test_bytetrack.py``, no Ultralytics).
 
 Runs ``ultralytics.trackers.byte_tracker.BYTETracker`` with its ``bytetrack.yaml`` defaults, detections fed as
 Ultralytics ``Boxes`` exactly as its ``model.track()`` does, on two inputs, and writes every reported track per frame
@@ -26,8 +26,8 @@ from ultralytics.engine.results import Boxes
 from ultralytics.trackers.byte_tracker import BYTETracker
 from ultralytics.utils import ROOT
 
-from yolo_trt_ros import data_paths
-from yolo_trt_ros.mot_eval import load_detections, read_seqinfo
+import data_paths
+from yolo_trt_ros.evaluation.mot import load_detections, read_seqinfo
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "test" / "golden"

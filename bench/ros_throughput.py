@@ -25,9 +25,9 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from vision_msgs.msg import Detection2DArray
 
-from yolo_trt_ros import data_paths
-from yolo_trt_ros.lifecycle_client import LifecycleClient
-from yolo_trt_ros.processes import ros_env, start_node, stop_process
+import data_paths
+from yolo_trt_ros.ros.lifecycle_client import LifecycleClient
+from yolo_trt_ros.demo.processes import ros_env, start_node, stop_process
 
 NAMESPACE = "/bench_ros"
 
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     logs = args.log_dir
     logs.mkdir(parents=True, exist_ok=True)
     ns = ["-r", f"__ns:={NAMESPACE}"]
-    children = {"yolo_tracker": start_node("yolo_trt_ros.tracker_node", [
+    children = {"yolo_tracker": start_node("yolo_trt_ros.ros.tracker_node", [
         *ns, "-p", f"model_path:={args.model}", "-p", "backend:=onnxruntime", "-p", "input_topic:=image_raw"],
         env, logs / "yolo_tracker.log")}
     rclpy.init()
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                     raise SystemExit(f"yolo_tracker {transition} failed; see {logs / 'yolo_tracker.log'}")
         finally:
             client.destroy_node()
-        children["image_replay"] = start_node("yolo_trt_ros.replay_node", [
+        children["image_replay"] = start_node("yolo_trt_ros.ros.replay_node", [
             *ns, "-p", f"source:={args.sequence}", "-p", f"rate:={args.rate}", "-p", "loop:=true",
             "-p", "wait_for_subscribers:=1"], env, logs / "image_replay.log")
         start = time.monotonic()

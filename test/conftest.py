@@ -1,15 +1,14 @@
-"""Shared fixtures: data locations (``$YOLO_TRT_ROS_DATA`` or ``../shared/data``)."""
+"""Shared fixtures: data locations (``$YOLO_TRT_ROS_DATA`` or ``../shared/data``, see bench/data_paths.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import data_paths
 import numpy as np
 import pytest
-
 from onnx_models import save_model
-from yolo_trt_ros import data_paths
-from yolo_trt_ros.model_layout import anchor_count
+from yolo_trt_ros.detection.model_layout import anchor_count
 
 
 @pytest.fixture(scope="session")

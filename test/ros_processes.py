@@ -22,8 +22,8 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from yolo_trt_ros.lifecycle_client import LifecycleClient
-from yolo_trt_ros.processes import stop_process
+from yolo_trt_ros.ros.lifecycle_client import LifecycleClient
+from yolo_trt_ros.demo.processes import stop_process
 
 TIMEOUT_S = 60.0
 """Upper bound for any single wait: generous for a loaded 2-core CI machine."""
@@ -111,7 +111,7 @@ def _publisher_main(topic: str, reliability: str) -> None:
     from rclpy._rclpy_pybind11 import RCLError
     from sensor_msgs.msg import Image
 
-    from yolo_trt_ros.image_conversion import array_to_image
+    from yolo_trt_ros.ros.image_conversion import array_to_image
 
     rclpy.init()
     node = rclpy.create_node("test_frame_publisher")

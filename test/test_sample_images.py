@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from yolo_trt_ros.detector import Detector
+from yolo_trt_ros.detection.detector import Detector
 
 MANIFEST = {  # (class, score, [x1, y1, x2, y2]) in original pixels
     "bus": [

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from yolo_trt_ros import data_paths
+import data_paths
 from yolo_trt_ros.sources import (
     DEFAULT_FOLDER_FPS,
     ImageFolderSource,

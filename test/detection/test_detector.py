@@ -1,0 +1,276 @@
+"""Detector end to end with real ONNX Runtime: a generated 3-class 320x256 model and the YOLOv8n COCO model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from onnx import TensorProto
+
+from yolo_trt_ros.inference.base import ModelError
+from yolo_trt_ros.inference.onnxruntime import OnnxRuntimeBackend
+from yolo_trt_ros.detection.detector import Detector, DetectorConfig
+from yolo_trt_ros.detection.letterbox import Letterbox
+
+NAMES_META = {"names": "{0: 'red', 1: 'green', 2: 'blue'}", "imgsz": "[320, 256]"}
+# anchors (cx, cy, w, h in input pixels) and (class, weight): score = weight * mean of that class's RGB channel
+ANCHORS = np.array(
+    [
+        [100, 100, 40, 60],  # 0 red 0.9
+        [102, 101, 40, 60],  # 1 red 0.8, suppressed by 0
+        [200, 250, 80, 30],  # 2 red 0.5
+        [60, 300, 10, 10],  # 3 red 0.2: below the threshold even on a pure red image
+        [100, 100, 40, 60],  # 4 green 1.0, same box as 0: another class, not suppressed by it
+        [128, 160, 250, 300],  # 5 blue 0.95
+        [250, 10, 30, 40],  # 6 blue 0.6, partly outside the image region
+    ],
+    np.float32,
+)
+CLASSES = np.array([0, 0, 0, 0, 1, 2, 2])
+WEIGHTS = np.array([0.9, 0.8, 0.5, 0.2, 1.0, 0.95, 0.6], np.float32)
+
+
+def weights_matrix() -> np.ndarray:
+    w = np.zeros((3, len(ANCHORS)), np.float32)
+    w[CLASSES, np.arange(len(ANCHORS))] = WEIGHTS
+    return w
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path, make_yolo_onnx) -> Path:
+    return make_yolo_onnx(tmp_path / "tiny.onnx", ANCHORS, weights_matrix(), (320, 256), NAMES_META)
+
+
+def expected(image_hw: tuple[int, int], rgb: tuple[int, int, int], conf: float = 0.25, iou: float = 0.7):
+    """What the tiny model must yield, from first principles: letterbox area fractions and box arithmetic."""
+    h, w = image_hw
+    r = min(320 / h, 256 / w)
+    nh, nw = round(h * r), round(w * r)
+    top, left = round((320 - nh) / 2 - 0.1), round((256 - nw) / 2 - 0.1)
+    frac = nh * nw / (320 * 256)
+    means = [frac * c / 255 + (1 - frac) * 114 / 255 for c in rgb]
+    rows = []
+    for k, (cx, cy, bw, bh) in enumerate(ANCHORS.tolist()):
+        score = WEIGHTS[k] * means[CLASSES[k]]
+        if score <= conf:
+            continue
+        x1, y1, x2, y2 = cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2
+        box = [(x1 - left) * w / nw, (y1 - top) * h / nh, (x2 - left) * w / nw, (y2 - top) * h / nh]
+        box = [min(max(v, 0.0), lim) for v, lim in zip(box, (w, h, w, h))]
+        rows.append((k, score, CLASSES[k], box))
+    if iou < 1 and any(r[0] == 0 for r in rows):
+        rows = [r for r in rows if r[0] != 1]  # anchor 1 overlaps anchor 0 (same class) with IoU ~0.9
+    rows.sort(key=lambda r: -r[1])
+    return rows
+
+
+def check(dets, rows) -> None:
+    assert dets.class_ids.tolist() == [r[2] for r in rows]
+    np.testing.assert_allclose(dets.scores, [r[1] for r in rows], rtol=2e-4)  # float32 ReduceMean over the input
+    np.testing.assert_allclose(dets.boxes, np.array([r[3] for r in rows]).reshape(-1, 4), atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "image_hw, rgb",
+    [
+        ((640, 512), (255, 0, 0)),  # scale 0.5, no padding: pure red
+        ((480, 640), (255, 255, 0)),  # landscape into the portrait input: scale 0.4, 64 px top/bottom padding
+        ((1000, 300), (200, 30, 250)),  # tall: side padding
+        ((77, 61), (255, 255, 255)),  # upscaled
+    ],
+)
+def test_custom_model_boxes_in_original_pixels(tiny_model: Path, image_hw, rgb) -> None:
+    detector = Detector.from_model(tiny_model)
+    assert detector.names == ["red", "green", "blue"] and detector.names_source == "metadata"
+    assert detector.backend.input_shape == (1, 3, 320, 256)
+    rgb_image = np.empty((*image_hw, 3), np.uint8)
+    rgb_image[:] = rgb
+    rows = expected(image_hw, rgb)
+    assert rows, "the case must produce detections"
+    check(detector(rgb_image, "rgb8"), rows)
+    check(detector(np.ascontiguousarray(rgb_image[:, :, ::-1]), "bgr8"), rows)
+    rgba = np.concatenate([rgb_image, np.full((*image_hw, 1), 7, np.uint8)], axis=2)
+    check(detector(rgba, "rgba8"), rows)
+
+
+def test_custom_model_mono_and_float16(tmp_path: Path, make_yolo_onnx) -> None:
+    path = make_yolo_onnx(
+        tmp_path / "fp16.onnx", ANCHORS, weights_matrix(), (320, 256), NAMES_META, input_type=TensorProto.FLOAT16
+    )
+    detector = Detector.from_model(path)
+    assert detector.backend.input_dtype == np.float16
+    gray = np.full((480, 640), 200, np.uint8)
+    rows = expected((480, 640), (200, 200, 200))
+    dets = detector(gray, "mono8")
+    assert dets.class_ids.tolist() == [r[2] for r in rows]
+    np.testing.assert_allclose(dets.scores, [r[1] for r in rows], rtol=2e-3)  # float16 input precision
+    np.testing.assert_allclose(dets.boxes, np.array([r[3] for r in rows]), atol=1e-3)
+
+
+def test_dynamic_custom_model(tmp_path: Path, make_yolo_onnx) -> None:
+    path = make_yolo_onnx(tmp_path / "dyn.onnx", ANCHORS, weights_matrix(), (320, 256), NAMES_META, dynamic=True)
+    detector = Detector.from_model(path)
+    assert detector.backend.input_shape == (1, 3, 320, 256)
+    image = np.full((480, 640, 3), 255, np.uint8)
+    check(detector(image), expected((480, 640), (255, 255, 255)))
+
+
+def test_config_thresholds_allow_list_and_agnostic(tiny_model: Path) -> None:
+    white = np.full((640, 512, 3), 255, np.uint8)
+    detector = Detector.from_model(tiny_model, config=DetectorConfig(classes=("blue", "green")))
+    assert set(detector(white).class_ids.tolist()) == {1, 2}
+    detector.set_config(DetectorConfig(conf_threshold=0.85))
+    assert detector(white).scores.tolist() == pytest.approx([1.0, 0.95, 0.9])
+    detector.set_config(DetectorConfig(conf_threshold=0.85, agnostic_nms=True))  # green box 4 suppresses red 0
+    assert detector(white).class_ids.tolist() == [1, 2]
+    detector.set_config(DetectorConfig(max_detections=2))
+    assert len(detector(white)) == 2
+    detector.set_config(DetectorConfig(iou_threshold=1.0))  # nothing suppressed
+    assert len(detector(white)) == 6
+
+
+@pytest.mark.parametrize(
+    "config, match",
+    [
+        (DetectorConfig(conf_threshold=1.5), "conf_threshold must be in \\[0, 1\\], got 1.5"),
+        (DetectorConfig(iou_threshold=-0.1), "iou_threshold"),
+        (DetectorConfig(conf_threshold=float("nan")), "conf_threshold"),
+        (DetectorConfig(max_detections=0), "max_detections"),
+        (DetectorConfig(max_detections=2.5), "max_detections"),  # type: ignore[arg-type]
+        (DetectorConfig(classes=("red", "purple")), "unknown class 'purple'"),
+    ],
+)
+def test_set_config_rejects_bad_values(tiny_model: Path, config: DetectorConfig, match: str) -> None:
+    detector = Detector.from_model(tiny_model)
+    before = detector.config
+    with pytest.raises(ValueError, match=match):
+        detector.set_config(config)
+    assert detector.config is before
+
+
+def test_from_model_unknown_class_is_model_error(tiny_model: Path) -> None:
+    with pytest.raises(ModelError, match="unknown class 'cat'") as info:
+        Detector.from_model(tiny_model, config=DetectorConfig(classes=("cat",)))
+    assert str(tiny_model) in str(info.value)
+
+
+def test_names_count_mismatch(tmp_path: Path, make_yolo_onnx) -> None:
+    meta = {"names": "{0: 'red', 1: 'green'}"}
+    path = make_yolo_onnx(tmp_path / "two_names.onnx", ANCHORS, weights_matrix(), (320, 256), meta)
+    with pytest.raises(ModelError, match="2 class names given but the model outputs 3 classes") as info:
+        Detector.from_model(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(ModelError, match="2 class names given but the model outputs 3"):
+        Detector(OnnxRuntimeBackend(path), ["a", "b"])
+
+
+def test_names_file_overrides_metadata(tiny_model: Path, tmp_path: Path) -> None:
+    names = tmp_path / "names.txt"
+    names.write_text("r\ng\nb\n")
+    detector = Detector.from_model(tiny_model, names_file=str(names))
+    assert detector.names == ["r", "g", "b"] and detector.names_source == "names_file"
+    names.write_text("r\ng\n")
+    with pytest.raises(ModelError, match="2 names but model .* outputs 3 classes") as info:
+        Detector.from_model(tiny_model, names_file=names)
+    assert str(names) in str(info.value) and str(tiny_model) in str(info.value)
+    with pytest.raises(ModelError, match="cannot be read"):
+        Detector.from_model(tiny_model, names_file=tmp_path / "missing.yaml")
+
+
+def test_backend_options_reach_the_backend(tiny_model: Path) -> None:
+    detector = Detector.from_model(tiny_model, backend_options={"onnxruntime": {"intra_op_threads": 1}})
+    assert detector.backend._session.get_session_options().intra_op_num_threads == 1
+
+
+class FrameBackendProbe:
+    """An ONNX Runtime backend exposing the optional ``infer_image`` path; records which path the detector took."""
+
+    def __init__(self, path: Path, gpu_preprocessing: bool) -> None:
+        self._ort = OnnxRuntimeBackend(path)
+        self.name, self.model_path, self.metadata = "probe", path, self._ort.metadata
+        self.input_shape, self.input_dtype = self._ort.input_shape, self._ort.input_dtype
+        self.output_shape = self._ort.output_shape
+        self.gpu_preprocessing = gpu_preprocessing
+        self.calls: list[str] = []
+        self._letterbox = Letterbox(self.input_shape[2:], self.input_dtype)
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        self.calls.append("infer")
+        return self._ort.infer(tensor)
+
+    def infer_image(self, image: np.ndarray, encoding: str, conf_threshold: float):
+        self.calls.append(f"infer_image {encoding} {conf_threshold}")
+        tensor, transform = self._letterbox(image, encoding)
+        output = self._ort.infer(tensor)
+        keep = output[0, 4:].max(axis=0) > conf_threshold  # candidates only, as the GPU reduction returns
+        return np.ascontiguousarray(output[:, :, keep]), transform
+
+    def close(self) -> None:
+        self._ort.close()
+
+
+@pytest.mark.parametrize("gpu_preprocessing", [True, False])
+def test_frame_backend_path(tiny_model: Path, gpu_preprocessing: bool) -> None:
+    backend = FrameBackendProbe(tiny_model, gpu_preprocessing)
+    config = DetectorConfig(conf_threshold=0.3)
+    reference = Detector.from_model(tiny_model, config=config)
+    detector = Detector(backend, reference.names, config)
+    image = np.zeros((200, 300, 3), np.uint8)
+    image[:, :] = (255, 0, 255)  # rgb8: red and blue anchors fire
+    dets, want = detector(image, "rgb8"), reference(image, "rgb8")
+    assert backend.calls == (["infer_image rgb8 0.3"] if gpu_preprocessing else ["infer"])
+    assert len(want) >= 2
+    np.testing.assert_allclose(dets.boxes, want.boxes, atol=1e-4)
+    np.testing.assert_allclose(dets.scores, want.scores, atol=1e-6)
+    np.testing.assert_array_equal(dets.class_ids, want.class_ids)
+    if gpu_preprocessing:
+        assert detector.last_times.preprocess == 0.0 and detector.last_times.infer > 0
+
+
+def test_fallback_names_when_model_has_none(tmp_path: Path, make_yolo_onnx) -> None:
+    path = make_yolo_onnx(tmp_path / "anon.onnx", ANCHORS, weights_matrix(), (320, 256), {})
+    detector = Detector.from_model(path)
+    assert detector.names == ["class_0", "class_1", "class_2"] and detector.names_source == "fallback"
+
+
+def test_bad_metadata_names(tmp_path: Path, make_yolo_onnx) -> None:
+    path = make_yolo_onnx(tmp_path / "bad.onnx", ANCHORS, weights_matrix(), (320, 256), {"names": "{0: 'a'"})
+    with pytest.raises(ModelError, match="metadata 'names'") as info:
+        Detector.from_model(path)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_backend_and_missing_model(tmp_path: Path, tiny_model: Path) -> None:
+    with pytest.raises(ModelError, match="unknown backend 'cuda'"):
+        Detector.from_model(tiny_model, backend="cuda")
+    with pytest.raises(ModelError, match="file not found"):
+        Detector.from_model(tmp_path / "missing.onnx")
+
+
+def test_real_model_on_mot_frame(model_path: Path, mot_dir: Path) -> None:
+    frame = cv2.imread(str(mot_dir / "img1" / "000001.jpg"))
+    assert frame.shape == (480, 640, 3)
+    detector = Detector.from_model(model_path)
+    assert detector.last_times.total == 0.0
+    dets = detector(frame)
+    times = detector.last_times
+    assert times.preprocess > 0 and times.infer > 0 and times.postprocess > 0
+    assert times.total == pytest.approx(times.preprocess + times.infer + times.postprocess)
+    people = dets.class_ids == 0
+    assert people.sum() >= 2  # two pedestrians in front (more in the back, below 0.25)
+    assert (dets.boxes[:, [0, 2]] <= 640).all() and (dets.boxes[:, [1, 3]] <= 480).all() and (dets.boxes >= 0).all()
+    assert (np.diff(dets.scores) <= 0).all() and (dets.scores > 0.25).all()
+
+    detector.set_config(DetectorConfig(classes=("person",)))
+    only_people = detector(frame)
+    assert (only_people.class_ids == 0).all() and len(only_people) >= people.sum()
+
+    gray = detector(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), "mono8")
+    assert (gray.class_ids == 0).sum() >= 1
+    with pytest.raises(ValueError, match="shape"):
+        detector(frame, "mono8")
+    detector.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        detector(frame)

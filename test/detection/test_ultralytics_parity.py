@@ -1,0 +1,82 @@
+"""Parity with Ultralytics itself: golden detections made by test/golden/make_ultralytics_golden.py (Ultralytics
+8.4 LetterBox + non_max_suppression on the same ONNX model) vs our Detector and decode_yolov8.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from yolo_trt_ros.detection.detector import Detector
+from yolo_trt_ros.detection.decode import decode_yolov8
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "ultralytics_detections.npz"
+
+
+def image_path(key: str, data_dir: Path, sample_images: dict[str, Path]) -> Path:
+    group, rest = key.split("/", 1)
+    if group == "coco8":
+        return data_dir / "coco8" / "extracted" / "coco8" / "images" / rest
+    if group == "assets":
+        return sample_images[Path(rest).stem]
+    return data_dir / "mot" / "MOT16-05" / "img1" / Path(rest).name
+
+
+def rows(dets) -> np.ndarray:
+    return np.concatenate([dets.boxes, dets.scores[:, None], dets.class_ids[:, None].astype(np.float32)], axis=1)
+
+
+def assert_same_rows(got: np.ndarray, expected: np.ndarray, box_tol: float, score_tol: float) -> None:
+    """One-to-one match of (x1, y1, x2, y2, score, cls) rows: same class, close score and box. Tie order is free."""
+    assert got.shape == expected.shape
+    free = np.ones(len(got), bool)
+    for row in expected:
+        close = (
+            free
+            & (got[:, 5] == row[5])
+            & (np.abs(got[:, 4] - row[4]) <= score_tol)
+            & (np.abs(got[:, :4] - row[:4]).max(axis=1) <= box_tol)
+        )
+        if not close.any():
+            pytest.fail(f"Ultralytics row {row.tolist()} has no match")
+        free[np.argmax(close)] = False
+
+
+with np.load(GOLDEN) as _golden:
+    KEYS = sorted(k.split(":", 1)[1] for k in _golden.files if k.startswith("predict:"))
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict[str, np.ndarray]:
+    with np.load(GOLDEN) as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope="module")
+def detector(model_path: Path):
+    det = Detector.from_model(model_path)
+    yield det
+    det.close()
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_matches_ultralytics(key, golden, detector, data_dir, sample_images) -> None:
+    image = cv2.imread(str(image_path(key, data_dir, sample_images)))
+    assert image is not None, key
+
+    # predict settings, end to end, original pixels
+    expected = golden[f"predict:{key}"]
+    got = rows(detector(image))
+    assert len(got) == len(expected)
+    np.testing.assert_array_equal(got[:, 5], expected[:, 5])
+    np.testing.assert_allclose(got[:, 4], expected[:, 4], atol=1e-5)
+    np.testing.assert_allclose(got[:, :4], expected[:, :4], atol=0.05)
+
+    # val settings (multi-label, conf 0.001, max_det 300) on the raw output, input pixels
+    tensor, _ = detector._letterbox(image)
+    output = detector.backend.infer(tensor)
+    got = rows(decode_yolov8(output, 0.001, 0.7, 300, multi_label=True))
+    assert_same_rows(got, golden[f"val:{key}"], box_tol=0.01, score_tol=1e-5)

@@ -1,0 +1,199 @@
+"""yolo_tracker in this process: internal errors in the frame path and the timers drop a frame, never the node.
+
+The node runs in-process (its own context) with the real model; frames are handed to its image callback directly,
+and a stage is made to fail by replacing one of the node's parts. What crosses processes is tested in
+test_tracker_node.py.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.subscription import Subscription
+from sensor_msgs.msg import Image
+
+from yolo_trt_ros.detection.detections import Detections
+from yolo_trt_ros.ros.image_conversion import array_to_image
+from yolo_trt_ros.ros.tracker_node import TrackerNode
+
+DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
+
+
+@pytest.fixture
+def make_node(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    # Nothing here crosses processes: FastDDS's default transports, whose teardown never hangs on a TCP channel.
+    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "DEFAULT")
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=DOMAIN_ID)
+    nodes: list[TrackerNode] = []
+
+    def make(**parameters: object) -> TrackerNode:
+        overrides = [Parameter(name, value=value) for name, value in {"model_path": str(model_path),
+                                                                       **parameters}.items()]
+        nodes.append(TrackerNode(context=context, parameter_overrides=overrides))
+        return nodes[-1]
+
+    yield make
+    for node in nodes:
+        node.destroy_node()
+    nodes.clear()
+    gc.collect()  # whatever rclpy objects are left go while their context is alive, not in a later test
+    rclpy.try_shutdown(context=context)
+
+
+def frame(mot_dir: Path, index: int = 1, frame_id: str = "camera") -> Image:
+    msg = array_to_image(cv2.imread(str(mot_dir / "img1" / f"{index:06d}.jpg")), "bgr8", Image())
+    msg.header.frame_id = frame_id
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 1_000_000_000)
+    return msg
+
+
+def succeeds(result: TransitionCallbackReturn) -> bool:
+    return result == TransitionCallbackReturn.SUCCESS
+
+
+def active(make_node, **parameters: object) -> TrackerNode:
+    node = make_node(**parameters)
+    assert succeeds(node.trigger_configure()), node._error
+    assert succeeds(node.trigger_activate()), node._error
+    return node
+
+
+def _raise(exc: Exception):
+    def fail(*_: object, **__: object) -> None:
+        raise exc
+    return fail
+
+
+@pytest.mark.parametrize("stage", ["detect", "track", "build", "annotate"])
+def test_an_exception_in_any_stage_drops_the_frame_and_is_counted_under_its_stage(
+        make_node, mot_dir: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+        stage: str) -> None:
+    node = active(make_node)
+    monkeypatch.setattr(node, "_wants_annotated", lambda: True)  # as if rviz were watching
+    published: list[object] = []
+    monkeypatch.setattr(node, "_publish", lambda publisher, msg: published.append(msg))
+    broken = {"detect": (node.detector.backend, "infer"), "track": (node.tracker, "update"),
+              "build": (node, "_build_detections"), "annotate": (node, "_annotator")}[stage]
+    good = getattr(*broken)
+    # A ValueError from inside the pipeline is an internal error, not a bad camera frame.
+    monkeypatch.setattr(*broken, _raise(ValueError(f"{stage} broke")))
+    for _ in range(3):
+        node._on_image(frame(mot_dir), None)
+    snap = node.stats.snapshot(time.monotonic())
+    assert snap.failed_by_stage == {stage: 3}
+    assert snap.rejected == 0 and snap.processed == 0
+    level, message = node._status(snap.problem_ages_s)
+    assert level == DiagnosticStatus.WARN and f"frames failing in {stage}: ValueError: {stage} broke" == message
+    log = capfd.readouterr().err
+    lines = [line for line in log.splitlines() if f"[failed.{stage}:" in line]
+    assert len(lines) == 1 and "1 so far" in lines[0], log  # throttled
+    assert f"{stage} failed: ValueError: {stage} broke" in log and "Traceback (most recent call last)" in log
+
+    monkeypatch.setattr(*broken, good)
+    published.clear()
+    node._on_image(frame(mot_dir), None)
+    assert node.stats.snapshot(time.monotonic()).processed == 1
+    assert len(published) == 2 and published[0].detections  # detections, then the annotated image
+
+
+def test_a_problem_warns_only_while_it_recurs(make_node, mot_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    node = active(make_node)
+    monkeypatch.setattr(node.tracker, "update", _raise(RuntimeError("boom")))
+    node._on_image(frame(mot_dir), None)
+    ages = node.stats.snapshot(time.monotonic()).problem_ages_s
+    assert node._status(ages)[0] == DiagnosticStatus.WARN
+    assert node._status({kind: age + 10.0 for kind, age in ages.items()}) == (DiagnosticStatus.OK, "running")
+
+
+def test_bad_input_is_rejected_not_failed(make_node, mot_dir: Path) -> None:
+    node = active(make_node)
+    msg = frame(mot_dir)
+    msg.encoding = "16UC1"
+    node._on_image(msg, None)
+    snap = node.stats.snapshot(time.monotonic())
+    assert snap.rejected_by_reason == {"unsupported_encoding": 1} and snap.failed_by_stage == {}
+
+
+def test_no_publisher_check_runs_without_subscription_publisher_count(
+        make_node, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """Humble's Subscription has no get_publisher_count (rclpy < 4): the input check must not need it."""
+    monkeypatch.delattr(Subscription, "get_publisher_count", raising=False)
+    node = active(make_node, input_timeout=0.5, input_topic="/resilience_no_camera")
+    node._activated_at -= 1.0
+    node._on_diagnostics_timer()
+    assert "no publisher on /resilience_no_camera" in capfd.readouterr().err
+    assert node._status({})[0] == DiagnosticStatus.WARN
+
+
+def test_the_diagnostics_timer_survives_an_exception(make_node, monkeypatch: pytest.MonkeyPatch,
+                                                     capfd: pytest.CaptureFixture[str]) -> None:
+    node = make_node()
+    monkeypatch.setattr(node, "_publish_diagnostics", _raise(KeyError("values")))
+    node._on_diagnostics_timer()
+    assert "diagnostics failed: KeyError" in capfd.readouterr().err
+
+
+def test_a_failed_activate_is_shown_on_diagnostics(make_node) -> None:
+    node = make_node(input_topic="not a valid topic!")
+    assert succeeds(node.trigger_configure())
+    assert not succeeds(node.trigger_activate())
+    level, message = node._status({})
+    assert level == DiagnosticStatus.ERROR and "activate failed: cannot subscribe to input_topic" in message
+    assert succeeds(node.trigger_cleanup())
+    assert node.set_parameters([Parameter("input_topic", value="image_raw")])[0].successful
+    assert succeeds(node.trigger_configure()) and succeeds(node.trigger_activate())
+    assert node._status({}) == (DiagnosticStatus.OK, "running")
+
+
+def test_an_empty_class_list_of_any_array_type_means_all_classes(make_node) -> None:
+    """``ros2 param set /yolo_tracker classes "[]"`` arrives as an empty bool array."""
+    node = active(make_node)
+    for array_type in (Parameter.Type.BOOL_ARRAY, Parameter.Type.INTEGER_ARRAY, Parameter.Type.STRING_ARRAY):
+        assert node.set_parameters([Parameter("classes", Parameter.Type.STRING_ARRAY, ["car"])])[0].successful
+        assert node.detector.config.classes == ("car",)
+        assert node.set_parameters([Parameter("classes", array_type, [])])[0].successful, array_type
+        assert node.detector.config.classes == ()
+    result = node.set_parameters([Parameter("classes", Parameter.Type.INTEGER_ARRAY, [1, 2])])[0]
+    assert not result.successful and "list of strings" in result.reason
+
+
+def test_wide_frames_are_detected_tracked_and_drawn(make_node, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1 x 21,900,000 frame with a detection and an annotated-image subscriber (it killed the node)."""
+    node = active(make_node)
+    monkeypatch.setattr(node, "_wants_annotated", lambda: True)
+    published: list[object] = []
+    monkeypatch.setattr(node, "_publish", lambda publisher, msg: published.append(msg))
+    wide = np.full((1, 21_900_000, 3), 200, np.uint8)
+    msg = array_to_image(wide, "bgr8", Image())
+    msg.header.stamp.sec = 1
+    box = Detections(np.array([[1e6, 0, 5e6, 1]], np.float32), np.array([0.9], np.float32), np.array([0]))
+    monkeypatch.setattr(type(node.detector), "__call__", lambda *_: box)
+    node._on_image(msg, None)
+    snap = node.stats.snapshot(time.monotonic())
+    assert snap.failed_by_stage == {} and snap.processed == 1
+    assert published[-1].width == 21_900_000
+
+
+def test_run_time_sets_are_checked_against_the_other_values(make_node) -> None:
+    node = make_node()
+    # Unconfigured: each value is checked alone; configure checks the set.
+    assert node.set_parameters([Parameter("track_low_thresh", value=0.5)])[0].successful
+    assert not succeeds(node.trigger_configure()) and "track_low_thresh" in node._error
+    assert node.set_parameters([Parameter("track_low_thresh", value=0.1)])[0].successful
+    assert succeeds(node.trigger_configure())
+    result = node.set_parameters([Parameter("track_low_thresh", value=0.5)])[0]
+    assert not result.successful and "track_low_thresh" in result.reason
+    assert node.set_parameters([Parameter("diagnostics_period", value=0.5)])[0].successful
+    assert node._diagnostics_timer.timer_period_ns == 500_000_000

@@ -1,0 +1,1 @@
+"""The ``yolo-trt-ros`` command line."""

@@ -1,0 +1,1 @@
+"""Detection: letterbox, decode, NMS, class names, drawing; the model-agnostic half of the frame path."""

@@ -1,0 +1,72 @@
+"""Decode the raw YOLOv8 detection head output into NMS-filtered detections."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from yolo_trt_ros.detection.detections import Detections
+from yolo_trt_ros.detection.nms import batched_nms, nms
+
+MAX_NMS_CANDIDATES = 30000
+"""Candidates kept (by score) before NMS, as Ultralytics ``max_nms``."""
+
+
+def decode_yolov8(
+    output: np.ndarray,
+    conf_threshold: float,
+    iou_threshold: float,
+    max_detections: int,
+    class_filter: np.ndarray | None = None,
+    agnostic: bool = False,
+    multi_label: bool = False,
+) -> Detections:
+    """Decode ``output`` ([1, 4+nc, N] or [4+nc, N]: cx, cy, w, h in input pixels, then nc class scores).
+
+    Returns xyxy boxes in input-tensor pixels, by descending score. A candidate needs a score strictly above
+    ``conf_threshold``; anchors with a NaN/inf in their box or (allowed) scores are dropped. ``class_filter``
+    (class indices) restricts the classes considered: an anchor's best class is taken among the allowed classes
+    only (Ultralytics instead takes the best of all classes, then drops it if not allowed). ``multi_label`` keeps
+    every (anchor, class) pair above the threshold, as Ultralytics validation does. At most ``MAX_NMS_CANDIDATES``
+    candidates (by score) enter the NMS, which is class-aware unless ``agnostic``; the first ``max_detections``
+    survivors are returned.
+    """
+    pred = output[0] if output.ndim == 3 else output
+    if pred.ndim != 2 or pred.shape[0] < 5 or (output.ndim == 3 and output.shape[0] != 1):
+        raise ValueError(f"YOLOv8 output must be [1, 4+nc, N] or [4+nc, N] with nc >= 1, got {list(output.shape)}")
+    scores = pred[4:]
+    if class_filter is not None:
+        class_filter = np.asarray(class_filter, np.int64)
+        if class_filter.size == 0:
+            return Detections.empty()
+        scores = scores[class_filter]
+    best = scores.max(axis=0)
+    anchors = np.flatnonzero(best > conf_threshold)
+    if anchors.size == 0:
+        return Detections.empty()
+    cand_scores = scores[:, anchors]
+    boxes = _xywh_to_xyxy(pred[:4, anchors].T)
+    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(cand_scores).all(axis=0)
+    if not finite.all():
+        cand_scores, boxes = cand_scores[:, finite], boxes[finite]
+    if multi_label:
+        anchor_pos, cls = np.nonzero(cand_scores.T > conf_threshold)
+        conf = cand_scores[cls, anchor_pos]
+        boxes = boxes[anchor_pos]
+    else:
+        cls = cand_scores.argmax(axis=0)
+        conf = cand_scores[cls, np.arange(cls.shape[0])]
+    if conf.shape[0] > MAX_NMS_CANDIDATES:
+        top = np.argsort(-conf, kind="stable")[:MAX_NMS_CANDIDATES]
+        boxes, conf, cls = boxes[top], conf[top], cls[top]
+    keep = nms(boxes, conf, iou_threshold) if agnostic else batched_nms(boxes, conf, cls, iou_threshold)
+    keep = keep[:max_detections]
+    class_ids = cls[keep].astype(np.int64)
+    if class_filter is not None:
+        class_ids = class_filter[class_ids]
+    return Detections(boxes[keep].astype(np.float32), conf[keep].astype(np.float32), class_ids)
+
+
+def _xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
+    xy = xywh[:, :2]
+    half = xywh[:, 2:4] / 2
+    return np.concatenate([xy - half, xy + half], axis=1)

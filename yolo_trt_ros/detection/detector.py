@@ -1,0 +1,187 @@
+"""Detector: letterbox -> backend inference -> YOLOv8 decode, with per-stage timings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from yolo_trt_ros.inference.base import Backend, ModelError
+from yolo_trt_ros.inference.selection import create_backend
+from yolo_trt_ros.inference.base import FrameBackend
+from yolo_trt_ros.detection.class_names import fallback_names, load_names_file, names_from_metadata
+from yolo_trt_ros.detection.detections import Detections
+from yolo_trt_ros.detection.model_layout import check_layout
+from yolo_trt_ros.detection.decode import decode_yolov8
+from yolo_trt_ros.detection.letterbox import Letterbox
+
+
+@dataclass
+class DetectorConfig:
+    """Runtime-changeable detection settings."""
+
+    conf_threshold: float = 0.25
+    iou_threshold: float = 0.7
+    max_detections: int = 300
+    classes: Sequence[str] = ()
+    """Allow-list of class names; empty = all classes."""
+    agnostic_nms: bool = False
+    multi_label: bool = False
+    """Keep every class above ``conf_threshold`` per anchor (Ultralytics val does, for mAP); False for tracking."""
+
+
+@dataclass
+class StageTimes:
+    """Milliseconds spent in each stage for the last frame (GPU preprocessing: 0, it is part of ``infer``)."""
+
+    preprocess: float = 0.0
+    infer: float = 0.0
+    postprocess: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.preprocess + self.infer + self.postprocess
+
+
+class Detector:
+    """Detects objects in uint8 images; boxes come back in original-image pixels.
+
+    ``names_source`` says where the names came from: "names_file", "metadata", "fallback" (placeholders
+    ``class_<i>``: callers should warn) or "given" (passed to the constructor); ``backend_reason`` why this
+    backend was chosen (set by ``from_model``). A ``FrameBackend`` with ``gpu_preprocessing`` on gets the raw
+    frame (letterboxed on the GPU) instead of the CPU letterbox's tensor. A model whose output layout is not a
+    YOLOv8/YOLO11 detection head (see ``model_layout``) is refused with a ModelError.
+    """
+
+    def __init__(self, backend: Backend, names: Sequence[str], config: DetectorConfig | None = None):
+        num_classes = _num_classes(backend)
+        if len(names) != num_classes:
+            raise ModelError(
+                f"model {backend.model_path}: {len(names)} class names given but the model outputs "
+                f"{num_classes} classes (output shape {list(backend.output_shape)})"
+            )
+        self.backend = backend
+        self.names = list(names)
+        self.names_source = "given"
+        self.backend_reason = ""
+        self.last_times = StageTimes()
+        self._letterbox = Letterbox(backend.input_shape[2:], backend.input_dtype)
+        self._frame_backend = backend if isinstance(backend, FrameBackend) and backend.gpu_preprocessing else None
+        self._class_filter: np.ndarray | None = None
+        self.config = DetectorConfig()
+        self.set_config(config or DetectorConfig())
+
+    @classmethod
+    def from_model(
+        cls,
+        model_path: str | Path,
+        backend: str = "onnxruntime",
+        names_file: str | Path | None = None,
+        config: DetectorConfig | None = None,
+        backend_options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Detector:
+        """Load a model and its class names (``names_file`` if given, else model metadata, else placeholders).
+
+        ``backend`` is "onnxruntime", "tensorrt" or "auto"; ``backend_options`` go to ``create_backend`` (per
+        backend name, e.g. ``{"onnxruntime": {"intra_op_threads": 1}}``). Raises
+        ModelError naming the file and the problem (also for an output layout this package does not decode, a bad
+        names file, a names count that does not match the model, or an invalid ``config`` such as an unknown class
+        in ``classes``).
+        """
+        engine, reason = create_backend(backend, model_path, backend_options)
+        try:
+            names, source = _resolve_names(engine, names_file)
+            try:
+                detector = cls(engine, names, config)
+            except ValueError as exc:
+                raise ModelError(f"model {engine.model_path}: {exc}") from exc
+        except Exception:
+            engine.close()
+            raise
+        detector.names_source = source
+        detector.backend_reason = reason
+        return detector
+
+    def set_config(self, config: DetectorConfig) -> None:
+        """Validate and apply ``config``; raises ValueError (config unchanged) naming the bad value."""
+        for field in ("conf_threshold", "iou_threshold"):
+            value = getattr(config, field)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{field} must be in [0, 1], got {value}")
+        if int(config.max_detections) != config.max_detections or config.max_detections < 1:
+            raise ValueError(f"max_detections must be an integer >= 1, got {config.max_detections}")
+        class_filter = None
+        if config.classes:
+            unknown = [c for c in config.classes if c not in self.names]
+            if unknown:
+                raise ValueError(
+                    f"classes: unknown class {', '.join(map(repr, unknown))} (the model has {len(self.names)} "
+                    f"classes: {', '.join(self.names[:10])}{', ...' if len(self.names) > 10 else ''})"
+                )
+            wanted = set(config.classes)
+            class_filter = np.array([i for i, n in enumerate(self.names) if n in wanted], np.int64)
+        self.config = config
+        self._class_filter = class_filter
+
+    def __call__(self, image: np.ndarray, encoding: str = "bgr8") -> Detections:
+        """Detect in a uint8 image (see ``Letterbox`` for layouts); ValueError for an unusable image."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        if self._frame_backend is not None:
+            t1 = t0
+            output, transform = self._frame_backend.infer_image(image, encoding, cfg.conf_threshold)
+        else:
+            tensor, transform = self._letterbox(image, encoding)
+            t1 = time.perf_counter()
+            output = self.backend.infer(tensor)
+        t2 = time.perf_counter()
+        dets = decode_yolov8(
+            output,
+            cfg.conf_threshold,
+            cfg.iou_threshold,
+            int(cfg.max_detections),
+            class_filter=self._class_filter,
+            agnostic=cfg.agnostic_nms,
+            multi_label=cfg.multi_label,
+        )
+        if len(dets):
+            dets = Detections(transform.to_original(dets.boxes), dets.scores, dets.class_ids)
+        t3 = time.perf_counter()
+        self.last_times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return dets
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _resolve_names(backend: Backend, names_file: str | Path | None) -> tuple[list[str], str]:
+    """(names, source): from ``names_file`` if given, else the model metadata, else placeholders."""
+    num_classes = _num_classes(backend)
+    if names_file:
+        try:
+            names = load_names_file(names_file)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from exc
+        if len(names) != num_classes:
+            raise ModelError(
+                f"names file {names_file}: {len(names)} names but model {backend.model_path} outputs "
+                f"{num_classes} classes"
+            )
+        return names, "names_file"
+    try:
+        from_metadata = names_from_metadata(backend.metadata)
+    except ValueError as exc:
+        raise ModelError(f"model {backend.model_path}: {exc}") from exc
+    if from_metadata is None:
+        return fallback_names(num_classes), "fallback"
+    return from_metadata, "metadata"
+
+
+def _num_classes(backend: Backend) -> int:
+    """Classes in the backend's output; ModelError unless its layout is a YOLOv8/YOLO11 detection head."""
+    check_layout(backend.model_path, backend.input_shape, backend.output_shape, backend.metadata)
+    return backend.output_shape[1] - 4

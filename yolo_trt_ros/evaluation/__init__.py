@@ -1,0 +1,1 @@
+"""Offline evaluation: MOTChallenge tracking metrics and COCO mAP."""

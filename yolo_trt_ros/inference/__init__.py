@@ -1,0 +1,1 @@
+"""Inference backends behind one interface (``base.Backend``); ``selection.create_backend`` loads a model."""

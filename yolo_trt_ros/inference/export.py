@@ -1,0 +1,75 @@
+"""``yolo-trt-ros export``: Ultralytics weights (.pt, or a model .yaml) -> ONNX for the backends.
+
+Uses Ultralytics (the optional ``export`` extra, which brings torch); the node never imports it. On a user's
+machine ``--weights yolov8n.pt`` downloads the official weights as Ultralytics always does. The ONNX keeps
+Ultralytics' signature (input ``images`` [1, 3, H, W], output ``output0`` [1, 4+nc, N], no NMS) and metadata
+(class names, stride, imgsz), which the ONNX Runtime backend and the TensorRT engine builder both read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from yolo_trt_ros.inference.base import ModelError, check_output_shape
+from yolo_trt_ros.detection.class_names import names_from_metadata
+from yolo_trt_ros.inference.onnx_info import read_onnx_info
+
+
+def export_onnx(weights: str | Path, imgsz: int | Sequence[int] = 640, opset: Optional[int] = None,
+                simplify: bool = True, output: Optional[Path] = None) -> Path:
+    """Export a YOLOv8 detection model to ONNX; returns the file. ModelError when Ultralytics is missing, the
+    model is not a detector, or the result is not a [1, 4+nc, N] detection output."""
+    try:
+        from ultralytics import YOLO
+    except ImportError as exc:
+        raise ModelError(f"export needs Ultralytics ({exc}): pip install 'yolo_trt_ros[export]'") from exc
+    model = YOLO(str(weights))
+    if model.task != "detect":
+        raise ModelError(f"model {weights}: task is {model.task!r}; yolo_trt_ros runs detection models only")
+    size: Any = list(imgsz) if not isinstance(imgsz, int) else imgsz
+    path = Path(model.export(format="onnx", imgsz=size, opset=opset, simplify=simplify, dynamic=False,
+                             half=False, nms=False, batch=1, device="cpu"))
+    if output is not None and path.resolve() != Path(output).resolve():
+        path = Path(shutil.move(str(path), str(output)))
+    check_exported(path)
+    return path
+
+
+def check_exported(path: Path) -> str:
+    """One line describing an exported ONNX; ModelError unless it is a single-input YOLOv8 detection model."""
+    info = read_onnx_info(path)
+    if len(info.inputs) != 1 or len(info.outputs) != 1:
+        raise ModelError(f"model {path}: expected one input and one output, got {len(info.inputs)} and "
+                         f"{len(info.outputs)}")
+    inp, out = info.inputs[0], info.outputs[0]
+    check_output_shape(path, out.name, out.shape)
+    names = names_from_metadata(info.metadata) or []
+    return (f"{path}: input {inp.name} {list(inp.shape)}, output {out.name} {list(out.shape)}, "
+            f"{len(names)} class names in the metadata")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``export`` to the ``yolo-trt-ros`` subcommands (``add_subparsers()`` result)."""
+    p = subparsers.add_parser(
+        "export", help="export Ultralytics YOLOv8 weights to ONNX (needs the optional 'export' extra)",
+        description="Export a YOLOv8 detection model with Ultralytics to ONNX: input 'images' [1, 3, H, W], "
+                    "output 'output0' [1, 4+nc, N], class names in the metadata. Then give the .onnx to the node "
+                    "or to `yolo-trt-ros build-engine`.")
+    p.add_argument("--weights", required=True, help="Ultralytics weights (.pt; downloaded if it is an official "
+                                                     "name like yolov8n.pt) or a model .yaml")
+    p.add_argument("--imgsz", type=int, nargs="+", default=[640], metavar="N", help="input size: N or H W (640)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: Ultralytics' choice for this torch)")
+    p.add_argument("--no-simplify", dest="simplify", action="store_false",
+                   help="skip onnxslim graph simplification")
+    p.add_argument("--output", type=Path, help="ONNX path (default: beside the weights)")
+    p.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    imgsz = args.imgsz[0] if len(args.imgsz) == 1 else args.imgsz[:2]
+    path = export_onnx(args.weights, imgsz, args.opset, args.simplify, args.output)
+    print(check_exported(path))
+    return 0

@@ -1,0 +1,1 @@
+"""TensorRT backend: version compatibility, engine build and cache, CUDA context, GPU kernels."""

@@ -1,0 +1,302 @@
+"""TensorRT backend: a raw TensorRT runtime (through ``trt_compat``) with pycuda buffers and one CUDA stream.
+
+Per frame: pinned host -> device copy, ``execute_async``, device -> pinned host copy, all on one stream with a
+single synchronize. With ``gpu_preprocess`` the raw uint8 frame is uploaded instead and letterboxed on the GPU
+straight into the engine input, and only the candidate anchors come back (``infer_image``). The backend owns its
+CUDA context (the device's primary context) and pushes/pops it around every call, so any thread may call it
+(one at a time); ``close`` releases every allocation, the engine and the context.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from yolo_trt_ros.inference.base import ModelError, check_output_shape, resolve_input_shape
+from yolo_trt_ros.inference.tensorrt.cuda_context import CudaContext
+from yolo_trt_ros.inference.tensorrt.builder import DEFAULT_WORKSPACE_MB, BuildOptions, ensure_engine
+from yolo_trt_ros.inference.tensorrt.engine_cache import read_engine_plan
+from yolo_trt_ros.inference.tensorrt.gpu_preprocess import frame_channels, free_pinned
+from yolo_trt_ros.detection.letterbox import LetterboxTransform
+from yolo_trt_ros.inference.tensorrt.compat import EngineRunner, TensorInfo, load_engine
+
+_FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float16))
+
+
+class _Buffer:
+    """A device allocation and its pinned host twin, both grown on demand."""
+
+    def __init__(self, cuda: Any, dtype: np.dtype):
+        self._cuda = cuda
+        self.dtype = dtype
+        self.capacity = 0
+        self.device: Any = None
+        self.host: np.ndarray = np.empty(0, dtype)
+
+    def ensure(self, count: int) -> bool:
+        """Make room for ``count`` elements; True when the device address changed."""
+        if count <= self.capacity:
+            return False
+        self.free()
+        self.device = self._cuda.mem_alloc(count * self.dtype.itemsize)
+        self.host = self._cuda.pagelocked_empty(count, self.dtype)
+        self.capacity = count
+        return True
+
+    @property
+    def nbytes(self) -> int:
+        return self.capacity * self.dtype.itemsize
+
+    def free(self) -> None:
+        if self.device is not None:
+            self.device.free()
+            free_pinned(self.host)
+        self.device, self.host, self.capacity = None, np.empty(0, self.dtype), 0
+
+
+class TensorRTBackend:
+    """A YOLOv8 detection engine (from ``.engine``, or built and cached from ``.onnx``) on CUDA device ``device``.
+
+    ``precision``, ``max_batch`` and ``workspace_mb`` apply when an engine is built from an ``.onnx`` (they select
+    and fingerprint its cache slot); an ``.engine`` runs as built (its sidecar says how).
+
+    Raises ModelError naming the file and the problem (refused engine, build failure, wrong I/O, no GPU, ...).
+    ``infer`` returns a view of a pinned buffer that the next call overwrites. ``gpu_timing`` records CUDA events
+    around the stages of ``infer_image`` (``last_gpu_times``; a few microseconds per frame).
+    """
+
+    name = "tensorrt"
+
+    def __init__(self, model_path: str | Path, precision: str = "fp16", *, device: int = 0, max_batch: int = 1,
+                 workspace_mb: int = DEFAULT_WORKSPACE_MB, gpu_preprocess: bool = True, gpu_timing: bool = False,
+                 log: Optional[logging.Logger] = None):
+        self.model_path = Path(model_path)
+        self._log = log or logging.getLogger("yolo_trt_ros.tensorrt")
+        self._ctx: Optional[CudaContext] = None
+        self._runner: Optional[EngineRunner] = None
+        self._gpu: Optional[_GpuPath] = None
+        self._buffers: list[_Buffer] = []
+        self._stream: Any = None
+        self.metadata: dict[str, str] = {}
+        self.device_memory_bytes = 0
+        if not self.model_path.is_file():
+            raise ModelError(f"model {self.model_path}: file not found")
+        try:
+            import pycuda.driver as cuda
+
+            self._cuda: Any = cuda
+            self._ctx = CudaContext(device)
+            with self._ctx.active():
+                free_before = cuda.mem_get_info()[0]
+                self._load(BuildOptions(precision, workspace_mb, max_batch))
+                if gpu_preprocess:
+                    self._gpu = _GpuPath.start(self, gpu_timing, self._log)
+                self.device_memory_bytes = max(0, free_before - cuda.mem_get_info()[0])
+        except ModelError:
+            self.close()
+            raise
+        except Exception as exc:  # TensorRT, pycuda and cache errors all become one ModelError line
+            self.close()
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"model {self.model_path}: {text}") from exc
+
+    def _load(self, options: BuildOptions) -> None:
+        assert self._ctx is not None
+        engine_path, record = ensure_engine(self.model_path, options, self._ctx, self._log)
+        plan, header = read_engine_plan(engine_path)
+        self.engine_path = engine_path
+        self.precision = str(record.get("precision", "unknown"))
+        self.tensorrt_version = str(record.get("tensorrt_version"))
+        self.gpu_name = self._ctx.device_name
+        self.metadata = {**record.get("metadata", {}), **header}
+        runner = self._runner = load_engine(plan, self._log)
+        self.api = runner.api
+        inputs, outputs = runner.inputs, runner.outputs
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(
+                f"model {self.model_path}: engine has inputs ({', '.join(t.name for t in inputs)}) and outputs "
+                f"({', '.join(t.name for t in outputs)}); YOLOv8 detection needs one of each"
+            )
+        self._in, self._out = inputs[0], outputs[0]
+        for t in (self._in, self._out):
+            if t.dtype not in _FLOAT_TYPES:
+                raise ModelError(f"model {self.model_path}: tensor '{t.name}' is {t.dtype}; need float32 or float16")
+        self.input_dtype: np.dtype = self._in.dtype
+        self.input_shape = resolve_input_shape(self.model_path, self._in.name, _batch1(self._in), self.metadata)
+        self._stream = self._cuda.Stream()
+        self._in_buf = _Buffer(self._cuda, self._in.dtype)
+        self._out_buf = _Buffer(self._cuda, self._out.dtype)
+        self._buffers = [self._in_buf, self._out_buf]
+        self._shape: tuple[int, ...] = ()
+        self._bind(self.input_shape)
+        self.output_shape: tuple[int, ...] = self._out_shape
+        check_output_shape(self.model_path, self._out.name, self.output_shape)
+        self._log.info("TensorRT %s engine %s (%s API): input %s %s, output %s %s, on %s", self.precision,
+                       engine_path, self.api, list(self.input_shape), self.input_dtype, list(self.output_shape),
+                       self._out.dtype, self.gpu_name)
+
+    def _bind(self, shape: tuple[int, ...]) -> None:
+        """Set the input shape, grow the buffers to fit and bind their device addresses."""
+        assert self._runner is not None
+        self._runner.set_input_shape(self._in.name, shape)
+        out_shape = self._runner.shape(self._out.name)
+        if any(d < 0 for d in out_shape):
+            raise ModelError(f"model {self.model_path}: output shape {list(out_shape)} unresolved for input {shape}")
+        if self._in_buf.ensure(int(np.prod(shape))) or not self._shape:
+            self._runner.set_address(self._in.name, int(self._in_buf.device))
+        if self._out_buf.ensure(int(np.prod(out_shape))) or not self._shape:
+            self._runner.set_address(self._out.name, int(self._out_buf.device))
+        self._shape, self._out_shape = tuple(shape), tuple(out_shape)
+        self._out_f32 = np.empty(self._out_shape, np.float32) if self._out.dtype != np.float32 else None
+
+    @property
+    def gpu_preprocessing(self) -> bool:
+        """True when ``infer_image`` (GPU letterbox + candidate compaction) is available."""
+        return self._gpu is not None
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """Run a (B, 3, H, W) tensor (B within the engine profile); returns (B, 4+nc, N) float32."""
+        ctx = self._live()
+        with ctx.active():
+            if tuple(tensor.shape) != self._shape:
+                self._bind(tuple(int(d) for d in tensor.shape))
+            count = int(np.prod(self._shape))
+            host_in = self._in_buf.host[:count].reshape(self._shape)
+            np.copyto(host_in, tensor, casting="same_kind")
+            host_out = self._out_buf.host[: int(np.prod(self._out_shape))].reshape(self._out_shape)
+            self._cuda.memcpy_htod_async(self._in_buf.device, host_in, self._stream)
+            self._execute()
+            self._cuda.memcpy_dtoh_async(host_out, self._out_buf.device, self._stream)
+            self._stream.synchronize()
+        if self._out_f32 is None:
+            return host_out
+        np.copyto(self._out_f32, host_out)
+        return self._out_f32
+
+    def infer_image(self, image: np.ndarray, encoding: str,
+                    conf_threshold: float) -> tuple[np.ndarray, LetterboxTransform]:
+        """GPU path for one raw uint8 frame: upload, letterbox on the GPU, run, keep the anchors whose best score
+        exceeds ``conf_threshold``. Returns the (1, 4+nc, K) float32 candidates (decoding them gives the same
+        detections as decoding the full output) and the letterbox geometry. ValueError for a bad frame."""
+        ctx = self._live()
+        if self._gpu is None:
+            raise RuntimeError("GPU preprocessing is not available for this backend")
+        with ctx.active():
+            if self._shape != self.input_shape:
+                self._bind(self.input_shape)
+            return self._gpu.run(image, encoding, conf_threshold)
+
+    @property
+    def last_gpu_times(self) -> dict[str, float]:
+        """With ``gpu_timing``: milliseconds (CUDA events) of the last ``infer_image`` stages (upload+letterbox,
+        engine, compaction+copy); else empty."""
+        return dict(self._gpu.times) if self._gpu is not None else {}
+
+    def _execute(self) -> None:
+        assert self._runner is not None
+        self._runner.execute_async(int(self._stream.handle))
+
+    def _live(self) -> CudaContext:
+        if self._ctx is None or self._runner is None:
+            raise RuntimeError(f"model {self.model_path}: backend is closed")
+        return self._ctx
+
+    def diagnostics(self) -> dict[str, str]:
+        """Key/values for the node's diagnostics: GPU, TensorRT, precision, device memory held, GPU path."""
+        out = {
+            "gpu": self.gpu_name if self._ctx is not None else "",
+            "tensorrt": self.tensorrt_version,
+            "engine_precision": self.precision,
+            "engine": str(self.engine_path),
+            "gpu_memory_mb": f"{self.device_memory_bytes / 2**20:.1f}",
+            "gpu_preprocess": "on" if self._gpu is not None else "off",
+        }
+        return out
+
+    def close(self) -> None:
+        """Free every buffer, the kernels, the engine and the stream, then release the CUDA context."""
+        ctx, self._ctx = self._ctx, None
+        if ctx is None:
+            return
+        try:
+            if not ctx.closed:
+                with ctx.active():
+                    if self._gpu is not None:
+                        self._gpu.close()
+                    for buffer in self._buffers:
+                        buffer.free()
+                    if self._runner is not None:
+                        self._runner.close()
+                    self._gpu, self._runner, self._stream, self._buffers = None, None, None, []
+        finally:
+            ctx.close()
+
+
+def _batch1(info: TensorInfo) -> list[Optional[int]]:
+    """The input shape at batch 1, dynamic dims taken from the profile's opt shape."""
+    assert info.profile is not None
+    opt = info.profile[1]
+    dims: list[Optional[int]] = [d if d >= 0 else opt[i] for i, d in enumerate(info.shape)]
+    if dims:
+        dims[0] = 1
+    return dims
+
+
+class _GpuPath:
+    """Upload + GPU letterbox into the engine input, engine, candidate compaction; timed with CUDA events."""
+
+    def __init__(self, backend: TensorRTBackend, timing: bool):
+        from yolo_trt_ros.inference.tensorrt.gpu_preprocess import CandidateReducer, FrameUploader, GpuKernels, GpuLetterbox
+
+        self._backend = backend
+        cuda = backend._cuda
+        self.kernels = GpuKernels()
+        self.uploader = FrameUploader()
+        self.letterbox = GpuLetterbox(self.kernels, backend.input_shape[2:], backend.input_dtype)
+        rows, n = backend.output_shape[1], backend.output_shape[2]
+        self.reducer = CandidateReducer(self.kernels, rows, n, backend._out.dtype)
+        self._events = [cuda.Event() for _ in range(4)] if timing else []
+        self.times: dict[str, float] = {}
+
+    @classmethod
+    def start(cls, backend: TensorRTBackend, timing: bool, log: logging.Logger) -> Optional[_GpuPath]:
+        """The GPU path, or None (logged) when its kernels cannot be built here, e.g. without nvcc."""
+        try:
+            return cls(backend, timing)
+        except Exception as exc:  # pycuda compile errors, missing nvcc
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.warning("GPU preprocessing disabled, using the CPU letterbox: %s", first)
+            return None
+
+    def run(self, image: np.ndarray, encoding: str, conf: float) -> tuple[np.ndarray, LetterboxTransform]:
+        frame_channels(image, encoding)
+        b = self._backend
+        stream = b._stream
+        events = self._events
+        if events:
+            events[0].record(stream)
+        src = self.uploader.upload(image, stream)
+        transform = self.letterbox(src, image.shape[:2], encoding, int(b._in_buf.device), stream)
+        if events:
+            events[1].record(stream)
+        b._execute()
+        if events:
+            events[2].record(stream)
+        self.reducer.enqueue(int(b._out_buf.device), conf, stream)
+        if events:
+            events[3].record(stream)
+        stream.synchronize()
+        candidates = self.reducer.result()
+        if events:
+            self.times = {name: events[i + 1].time_since(events[i])
+                          for i, name in enumerate(("preprocess", "infer", "compact"))}
+        return candidates, transform
+
+    def close(self) -> None:
+        self.reducer.close()
+        self.uploader.close()
+        self.kernels.close()
+        self._events = []

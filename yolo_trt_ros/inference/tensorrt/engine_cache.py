@@ -1,0 +1,264 @@
+"""Which serialized TensorRT engine may be loaded: cache next to the ONNX, JSON sidecars, reuse/rebuild/refuse.
+
+A TensorRT engine only runs on the TensorRT version and GPU it was built for, with the shapes of its profile. For
+an ``.onnx`` model the engine is built once and cached as ``<stem>.<precision>.engine`` beside it, with a sidecar
+``<engine>.json`` recording what it was built from and for (``EngineSpec``) plus the engine's own sha256. A cached
+engine is reused only when every field matches; otherwise it is rebuilt and the reason names the field. An
+``.engine`` given directly must have a sidecar that matches this machine, or it is refused: it is never
+deserialized blindly. No TensorRT import here: the build step is passed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from yolo_trt_ros.inference.onnx_info import Dim
+
+PRECISIONS = ("fp32", "fp16", "int8")
+SIDECAR_FORMAT = 1
+PLATFORM_FIELDS = ("tensorrt_version", "gpu_name", "compute_capability")
+"""Fields an engine shares with the machine that runs it."""
+SPEC_FIELDS = ("onnx_sha256", *PLATFORM_FIELDS, "precision", "profile")
+"""Fields a cached engine must match to be reused, in the order mismatches are reported."""
+
+Profile = Mapping[str, Mapping[str, Sequence[int]]]
+"""Optimization profile: input name -> {"min": shape, "opt": shape, "max": shape}."""
+
+
+class EngineRefused(RuntimeError):
+    """An engine file that must not be loaded here; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What this machine runs: TensorRT version and the GPU (name, compute capability "major.minor")."""
+
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything a cached engine must have been built from and for."""
+
+    onnx_sha256: str
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+    precision: str
+    profile: Profile
+
+    @classmethod
+    def for_platform(cls, platform: Platform, onnx_sha256: str, precision: str, profile: Profile) -> EngineSpec:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        return cls(onnx_sha256, platform.tensorrt_version, platform.gpu_name, platform.compute_capability,
+                   precision, profile)
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready fields (profile shapes as lists)."""
+        out = asdict(self)
+        out["profile"] = _normalized_profile(self.profile)
+        return out
+
+
+@dataclass(frozen=True)
+class CacheDecision:
+    """What to do with the cache slot of an ONNX model: ``reuse`` the engine or ``build`` it, and why."""
+
+    action: str
+    engine_path: Path
+    reason: str
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cached_engine_path(onnx_path: str | Path, precision: str) -> Path:
+    """``model.onnx`` -> ``model.<precision>.engine`` in the same folder."""
+    onnx_path = Path(onnx_path)
+    return onnx_path.with_name(f"{onnx_path.stem}.{precision}.engine")
+
+
+def sidecar_path(engine_path: str | Path) -> Path:
+    engine_path = Path(engine_path)
+    return engine_path.with_name(engine_path.name + ".json")
+
+
+def profile_for(inputs: Sequence[tuple[str, Sequence[Dim]]], max_batch: int, imgsz: tuple[int, int]) -> Profile:
+    """Optimization profile for the model inputs: batch 1..``max_batch`` (opt 1) where the batch is dynamic,
+    other dynamic dims fixed (the spatial ones to ``imgsz``, channels to 3)."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    profile: dict[str, dict[str, list[int]]] = {}
+    for name, shape in inputs:
+        fixed = [d if isinstance(d, int) and d > 0 else None for d in shape]
+        if len(shape) == 4:
+            fixed = [fixed[0], fixed[1] or 3, fixed[2] or imgsz[0], fixed[3] or imgsz[1]]
+        if any(d is None for d in fixed[1:]):
+            raise ValueError(f"input '{name}' has shape {list(shape)}: only the batch dimension may be unknown")
+        rest = [int(d) for d in fixed[1:] if d is not None]
+        if fixed[0] is None:
+            profile[name] = {"min": [1, *rest], "opt": [1, *rest], "max": [max_batch, *rest]}
+        else:
+            static = [int(fixed[0]), *rest]
+            profile[name] = {"min": static, "opt": static, "max": static}
+    return profile
+
+
+def write_sidecar(engine_path: str | Path, spec: EngineSpec, extra: Mapping[str, Any] | None = None) -> Path:
+    """Write ``<engine>.json`` for a freshly written engine (spec + engine sha256 + ``extra``, e.g. metadata)."""
+    record: dict[str, Any] = {"format": SIDECAR_FORMAT, **spec.record(), "engine_sha256": sha256_file(engine_path)}
+    record.update(extra or {})
+    path = sidecar_path(engine_path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_sidecar(engine_path: str | Path) -> dict[str, Any]:
+    """The sidecar record of ``engine_path``; EngineRefused when it is missing, unreadable or incomplete."""
+    path = sidecar_path(engine_path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EngineRefused(
+            f"engine {engine_path}: no sidecar {path.name} saying which TensorRT version and GPU it was built for"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise EngineRefused(f"engine {engine_path}: sidecar {path} is unreadable ({exc})") from exc
+    missing = [f for f in (*SPEC_FIELDS, "engine_sha256") if not isinstance(record, dict) or f not in record]
+    if missing:
+        raise EngineRefused(f"engine {engine_path}: sidecar {path} lacks {', '.join(missing)}")
+    return dict(record)
+
+
+def mismatches(expected: Mapping[str, Any], recorded: Mapping[str, Any], fields: Sequence[str]) -> list[str]:
+    """One ``field: engine has X, expected Y`` line per differing field, in ``fields`` order."""
+    out = []
+    for name in fields:
+        want, have = expected[name], recorded.get(name)
+        if name == "profile":
+            want, have = _normalized_profile(want), _normalized_profile(have or {})
+        if want != have:
+            out.append(f"{name}: engine has {_short(have)}, expected {_short(want)}")
+    return out
+
+
+def decide(onnx_path: str | Path, spec: EngineSpec) -> CacheDecision:
+    """Reuse the cached engine of ``onnx_path`` only if its sidecar matches ``spec`` field by field."""
+    engine = cached_engine_path(onnx_path, spec.precision)
+    if not engine.is_file():
+        return CacheDecision("build", engine, f"no cached engine {engine.name}")
+    try:
+        record = read_sidecar(engine)
+    except EngineRefused as exc:
+        return CacheDecision("build", engine, str(exc).replace(f"engine {engine}: ", f"cached engine {engine.name}: "))
+    diff = mismatches(spec.record(), record, SPEC_FIELDS)
+    if diff:
+        return CacheDecision("build", engine, f"cached engine {engine.name} is stale: {'; '.join(diff)}")
+    if sha256_file(engine) != record["engine_sha256"]:
+        return CacheDecision("build", engine, f"cached engine {engine.name} differs from the sha256 in its sidecar")
+    return CacheDecision("reuse", engine, f"cached engine {engine.name} matches {', '.join(SPEC_FIELDS)}")
+
+
+def check_engine(engine_path: str | Path, platform: Platform) -> dict[str, Any]:
+    """Check an ``.engine`` given directly against this machine; returns its sidecar record or raises
+    EngineRefused naming the reason (missing file or sidecar, modified engine, other TensorRT version or GPU)."""
+    engine_path = Path(engine_path)
+    if not engine_path.is_file():
+        raise EngineRefused(f"engine {engine_path}: file not found")
+    record = read_sidecar(engine_path)
+    diff = mismatches(asdict(platform), record, PLATFORM_FIELDS)
+    if diff:
+        raise EngineRefused(
+            f"engine {engine_path} was built for another platform ({'; '.join(diff)}); rebuild it here with "
+            f"`yolo-trt-ros build-engine --onnx MODEL.onnx` or give the node the .onnx"
+        )
+    if sha256_file(engine_path) != record["engine_sha256"]:
+        raise EngineRefused(f"engine {engine_path} differs from the sha256 in its sidecar (modified or truncated)")
+    return record
+
+
+def resolve_engine(
+    model_path: str | Path,
+    spec_for: Callable[[Path], EngineSpec],
+    platform: Platform,
+    build: Callable[[Path, Path, EngineSpec], Mapping[str, Any]],
+    log: Callable[[str], None],
+) -> tuple[Path, dict[str, Any]]:
+    """The engine to load for ``model_path`` (.onnx or .engine) and its sidecar record.
+
+    For an ``.onnx``: ``spec_for(onnx)`` says what the engine must match; a matching cached engine is reused,
+    otherwise ``build(onnx, engine_path, spec)`` writes the engine (returning extra sidecar fields) and the sidecar
+    is written after it. Each decision is passed to ``log``. An ``.engine`` goes through ``check_engine``.
+    """
+    model_path = Path(model_path)
+    if model_path.suffix.lower() != ".onnx":
+        record = check_engine(model_path, platform)
+        log(f"engine {model_path}: sidecar matches this machine ({_platform_text(platform)})")
+        return model_path, record
+    spec = spec_for(model_path)
+    decision = decide(model_path, spec)
+    if decision.action == "reuse":
+        log(f"TensorRT engine cache: reusing {decision.engine_path} ({decision.reason})")
+        return decision.engine_path, read_sidecar(decision.engine_path)
+    log(f"TensorRT engine cache: building {decision.engine_path} because {decision.reason} "
+        f"(first start only; this takes minutes)")
+    extra = build(model_path, decision.engine_path, spec)
+    write_sidecar(decision.engine_path, spec, extra)
+    return decision.engine_path, read_sidecar(decision.engine_path)
+
+
+def read_engine_plan(engine_path: str | Path) -> tuple[bytes, dict[str, str]]:
+    """The serialized engine in ``engine_path`` and the metadata of an Ultralytics header, if any.
+
+    ``yolo export format=engine`` prepends a little-endian int32 length and that many bytes of JSON metadata
+    (names, imgsz, ...) to the plan; the metadata values come back as Python-literal strings, as in ONNX metadata.
+    """
+    data = Path(engine_path).read_bytes()
+    size = int.from_bytes(data[:4], "little", signed=True) if len(data) > 4 else 0
+    if 0 < size <= len(data) - 4 and data[4:5] == b"{":
+        try:
+            meta = json.loads(data[4 : 4 + size].decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            meta = None
+        if isinstance(meta, dict):
+            return data[4 + size :], {str(k): _literal(k, v) for k, v in meta.items()}
+    return data, {}
+
+
+def _literal(key: Any, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if key == "names" and isinstance(value, dict):  # JSON turned the integer class ids into strings
+        value = {int(k) if str(k).isdigit() else k: v for k, v in value.items()}
+    return repr(value)
+
+
+def _normalized_profile(profile: Any) -> Any:
+    if not isinstance(profile, Mapping):
+        return profile
+    return {name: {k: [int(d) for d in v] for k, v in shapes.items()} if isinstance(shapes, Mapping) else shapes
+            for name, shapes in profile.items()}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _platform_text(platform: Platform) -> str:
+    return f"TensorRT {platform.tensorrt_version}, {platform.gpu_name}, compute {platform.compute_capability}"

@@ -1,0 +1,1 @@
+"""ROS 2 nodes and their helpers: parameters, messages, diagnostics, image conversion, logging."""
