@@ -1,24 +1,38 @@
-"""Time per tracker update: ours vs Ultralytics' BYTETracker vs supervision's ByteTrack, same detections, one run.
+"""Time per tracker update: ours vs Ultralytics' BYTETracker vs supervision's ByteTrack, one run.
 
-All three get every frame of MOT16-05 ``det/det.txt`` (837 frames, ~5 detections a frame, scores min-max
-normalised), at their defaults, in the form each one takes (ours: arrays; Ultralytics: ``Boxes``; supervision:
-``Detections``, built before timing). Only the update call is timed (``time.perf_counter_ns``). The sequence is run
-``--rounds`` times with a fresh tracker state each round, the trackers taking turns round by round so that they share
-the machine's load; the first round of each is warm-up and not counted. Prints mean, median, p99 and max per update,
-the ratio to ours, the load average before and after, and versions.
+All trackers get every frame of MOT16-05 ``det/det.txt`` (837 frames, ~5 detections a frame, scores
+min-max normalised), at their defaults, in the form each one takes (ours: arrays; Ultralytics:
+``Boxes``; supervision: ``Detections``, built before timing). Only the update call is timed
+(``time.perf_counter_ns``). The sequence is run ``--rounds`` times with a fresh tracker state each
+round, the trackers taking turns round by round so that they share the machine's load; the first
+round of each is warm-up and not counted. Prints mean, median, p99 and max per update, the ratio to
+ours, the load average before and after, and versions.
 
-``--objects N ...`` also runs denser synthetic scenes: N objects moving at constant velocity with jitter through a
-1920x1080 frame for 120 frames, each detected with probability 0.9 at a uniform random score (seeded).
+``--objects N ...`` also runs denser synthetic scenes: N objects moving at constant velocity with
+jitter through a 1920x1080 frame for 120 frames, each detected with probability 0.9 at a uniform
+random score (seeded).
+
+``--baseline-ref REV`` adds ours as of git revision REV (``HEAD``: uncommitted changes against the
+last commit, in the same run): that revision's ``yolo_trt_ros`` package, taken with ``git archive``
+into a temporary directory under another package name, runs beside the working tree's.
 
 Needs the reference environment (``bash bench/setup_ref_env.sh``, plus ``supervision==0.30.*``):
     .venv-ref/bin/python bench/bench_tracker.py [--rounds 6] [--seq DIR] [--objects 20 50 200]
+        [--baseline-ref HEAD]
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import importlib
 import os
 import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -27,8 +41,8 @@ from pathlib import Path
 import numpy as np
 
 import data_paths
-from yolo_trt_ros.tracking.bytetrack import ByteTracker
 from yolo_trt_ros.evaluation.mot import Frames, load_detections, read_seqinfo
+from yolo_trt_ros.tracking.bytetrack import ByteTracker
 
 Runner = Callable[[], list[int]]  # runs the whole sequence once from a fresh state, returns ns per update
 
@@ -48,9 +62,29 @@ def timed_runner(reset: Callable[[], object], update: Callable[..., object], inp
     return run
 
 
-def ours(frames: Frames) -> Runner:
-    tracker = ByteTracker()
+def ours(frames: Frames, tracker_class: type = ByteTracker) -> Runner:
+    tracker = tracker_class()
     return timed_runner(tracker.reset, tracker.update, [(b, s, np.zeros(len(s), dtype=np.int64)) for b, s in frames])
+
+
+def tracker_at_revision(rev: str) -> type:
+    """``ByteTracker`` as of git revision ``rev``: its ``yolo_trt_ros`` package, extracted into a
+    temporary directory (removed at exit) as package ``yolo_trt_ros_<commit>``, imports renamed."""
+    git = ["git", "-C", str(data_paths.REPO_ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", rev], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    archive = subprocess.run([*git, "archive", "--format=tar", commit, "yolo_trt_ros"], check=True,
+                             capture_output=True).stdout
+    package = f"yolo_trt_ros_{commit}"
+    root = Path(tempfile.mkdtemp(prefix="bench_tracker_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    (root / "yolo_trt_ros").rename(root / package)
+    imports = re.compile(r"\b(from|import) yolo_trt_ros\b")
+    for path in (root / package).rglob("*.py"):
+        path.write_text(imports.sub(rf"\1 {package}", path.read_text()))
+    sys.path.insert(0, str(root))
+    return importlib.import_module(f"{package}.tracking.bytetrack").ByteTracker
 
 
 def ultralytics_bytetrack(frames: Frames, image_hw: tuple[int, int]) -> Runner:
@@ -106,7 +140,7 @@ def run_round_robin(runners: dict[str, Runner], rounds: int) -> dict[str, list[i
 
 
 def print_table(times: dict[str, list[int]]) -> None:
-    ref_mean = np.mean(times["yolo_trt_ros ByteTracker"])
+    ref_mean = np.mean(times[OURS])
     print("| tracker | mean ms | median ms | p99 ms | max ms | mean vs ours |")
     print("|---|---|---|---|---|---|")
     for name, t in times.items():
@@ -115,9 +149,15 @@ def print_table(times: dict[str, list[int]]) -> None:
               f"{ms.mean() / (ref_mean / 1e6):.1f}x |")
 
 
-def all_runners(frames: Frames, image_hw: tuple[int, int]) -> dict[str, Runner]:
+OURS = "yolo_trt_ros ByteTracker"
+
+
+def all_runners(
+    frames: Frames, image_hw: tuple[int, int], baselines: dict[str, type]
+) -> dict[str, Runner]:
     return {
-        "yolo_trt_ros ByteTracker": ours(frames),
+        OURS: ours(frames),
+        **{name: ours(frames, tracker_class) for name, tracker_class in baselines.items()},
         "Ultralytics BYTETracker": ultralytics_bytetrack(frames, image_hw),
         "supervision ByteTrack": supervision_bytetrack(frames),
     }
@@ -148,11 +188,14 @@ def main() -> None:
     parser.add_argument("--seq", type=Path, default=data_paths.mot_sequence("MOT16-05"))
     parser.add_argument("--rounds", type=int, default=6, help="runs of the sequence per tracker (first is warm-up)")
     parser.add_argument("--objects", type=int, nargs="*", default=[], help="also run synthetic scenes of N objects")
+    parser.add_argument("--baseline-ref", metavar="REV", action="append", default=[],
+                        help="also time ours as of git revision REV, e.g. HEAD (repeatable)")
     args = parser.parse_args()
+    baselines = {f"{OURS} @{rev}": tracker_at_revision(rev) for rev in args.baseline_ref}
     info = read_seqinfo(args.seq)
     frames = load_detections(args.seq / "det" / "det.txt", info.length)
     load_before = os.getloadavg()
-    times = run_round_robin(all_runners(frames, (info.height, info.width)), args.rounds)
+    times = run_round_robin(all_runners(frames, (info.height, info.width), baselines), args.rounds)
     load_after = os.getloadavg()
 
     dets = sum(len(s) for _, s in frames) / len(frames)
@@ -165,7 +208,7 @@ def main() -> None:
         synthetic = synthetic_frames(n)
         dets = sum(len(s) for _, s in synthetic) / len(synthetic)
         print(f"\nsynthetic, {n} objects: {len(synthetic)} frames, {dets:.1f} detections/frame")
-        print_table(run_round_robin(all_runners(synthetic, (1080, 1920)), args.rounds))
+        print_table(run_round_robin(all_runners(synthetic, (1080, 1920), baselines), args.rounds))
 
 
 if __name__ == "__main__":

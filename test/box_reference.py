@@ -1,4 +1,4 @@
-"""Brute-force box geometry shared by the NMS and decode tests as an independent reference."""
+"""Brute-force box geometry, an independent reference for the box (IoU, NMS) and decode tests."""
 
 
 def ref_iou(a, b) -> float:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from yolo_trt_ros.detection.boxes import iou as box_iou
 from yolo_trt_ros.evaluation.coco_metrics import (
     MapEvaluator,
     average_precision,
-    box_iou,
     match_predictions,
     read_yolo_labels,
 )

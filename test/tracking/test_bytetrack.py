@@ -221,6 +221,31 @@ def test_two_crossing_objects_keep_their_ids() -> None:
         assert by_det == {0: 1, 1: 2}, f
 
 
+def walk_onto_a_lost_track(a_frames: int, b_start: int, frames: int) -> list[tuple[list, int]]:
+    """Object A stands at BOX in frames 1 .. a_frames, then vanishes; object B comes in from 60 px
+    to the left from frame b_start on, 3 px a frame, and stops on A's spot. Per frame: the IDs
+    reported and the lost count."""
+    tracker = ByteTracker()
+    log = []
+    for f in range(1, frames + 1):
+        boxes = [BOX] if f <= a_frames else []
+        if f >= b_start:
+            x = min(0, -60 + 3 * (f - b_start))
+            boxes.append(BOX + np.array([x, 0, x, 0], dtype=np.float32))
+        log.append((sorted(ids(step(tracker, boxes))), tracker.lost_count))
+    return log
+
+
+def test_of_an_active_and_a_lost_track_on_one_spot_the_younger_goes() -> None:
+    log = walk_onto_a_lost_track(a_frames=5, b_start=1, frames=25)
+    # B (ID 2) was followed longer: once it covers lost A (IoU > 0.85), lost A goes, 16 frames
+    # before its buffer runs out
+    assert log[18] == ([2], 1) and log[19] == ([2], 0)
+    log = walk_onto_a_lost_track(a_frames=25, b_start=24, frames=45)
+    # A (ID 1) was followed longer: B's track goes, and the next frame its detection continues A
+    assert log[41] == ([2], 1) and log[42] == ([], 1) and log[43] == ([1], 0)
+
+
 def test_reset_restarts_numbering() -> None:
     tracker = ByteTracker()
     step(tracker, [BOX, BOX + 300])
@@ -303,7 +328,7 @@ def test_mismatched_lengths_are_rejected() -> None:
         tracker.update(np.zeros((2, 4)), np.zeros(2), np.zeros(3))
 
 
-@pytest.mark.parametrize("padding", [0, 40])  # 40: enough boxes for the numpy IoU path of large frames
+@pytest.mark.parametrize("padding", [0, 40])  # 40: a frame of many detections
 def test_non_finite_and_degenerate_boxes_are_ignored(padding: int) -> None:
     tracker = ByteTracker()
     nan, inf = float("nan"), float("inf")

@@ -1,105 +1,190 @@
-"""The per-track block-diagonal Kalman filter against a plain 8x8 implementation of the same model."""
+"""The batched 8x8 Kalman filter against references that share no code with it: values worked out
+by hand, a scalar two-state filter per coordinate written from the textbook equations, and the
+information form of the update."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
+import pytest
 
 from yolo_trt_ros.tracking import kalman_filter as kf
 
-WP, WV = 1 / 20, 1 / 160
+WP, WV = 1 / 20, 1 / 160  # ByteTrack's std_weight_position and std_weight_velocity
 
 
-class ReferenceTrack:
-    """One track, full 8x8 matrices, written straight from the model (ByteTrack / Ultralytics KalmanFilterXYAH)."""
+def test_initiate_predict_update_known_values() -> None:
+    """One track at (cx, cy, a, h) = (100, 50, 0.5, 100), by hand: initial standard deviations
+    2 h / 20 = 10 (positions, height), 1e-2 (aspect), 10 h / 160 = 6.25 (velocities), 1e-5 (aspect
+    velocity); one step adds h / 20 = 5 and h / 160 = 0.625 (squared); the measurement noise of a
+    position is (h / 20)^2 = 25."""
+    mean, cov = kf.initiate(np.array([[100.0, 50.0, 0.5, 100.0]]))
+    np.testing.assert_array_equal(mean, [[100, 50, 0.5, 100, 0, 0, 0, 0]])
+    initial = [100, 100, 1e-4, 100, 39.0625, 39.0625, 1e-10, 39.0625]
+    np.testing.assert_allclose(cov[0], np.diag(initial), rtol=1e-12, atol=0)
 
-    F = np.eye(8) + np.eye(8, k=4)
-    H = np.eye(4, 8)
+    mean, cov = kf.predict(mean, cov)
+    np.testing.assert_array_equal(mean, [[100, 50, 0.5, 100, 0, 0, 0, 0]])  # no velocity yet
+    pp, pv, vv = 100 + 39.0625 + 25, 39.0625, 39.0625 + 0.390625  # cx: P' = F P F^T + Q
+    assert cov[0, 0, 0] == pytest.approx(pp, rel=1e-12)
+    assert cov[0, 0, 4] == cov[0, 4, 0] == pytest.approx(pv, rel=1e-12)
+    assert cov[0, 4, 4] == pytest.approx(vv, rel=1e-12)
+    assert cov[0, 2, 2] == pytest.approx(1e-4 + 1e-10 + 1e-4, rel=1e-12)  # aspect: fixed noise
+    assert cov[0, 0, 1] == cov[0, 0, 3] == 0.0  # coordinates stay uncorrelated
 
-    def __init__(self, xyah: np.ndarray) -> None:
-        h = xyah[3]
-        self.mean = np.r_[xyah, np.zeros(4)].astype(np.float64)
-        self.cov = np.diag(np.square([2 * WP * h, 2 * WP * h, 1e-2, 2 * WP * h,
-                                      10 * WV * h, 10 * WV * h, 1e-5, 10 * WV * h]))
+    # measured 10 px to the right: gain pp / (pp + 25) for cx, pv / (pp + 25) for its velocity
+    mean, cov = kf.update(mean, cov, np.array([[110.0, 50.0, 0.5, 100.0]]))
+    s = Fraction(pp) + 25
+    assert mean[0, 0] == pytest.approx(float(100 + 10 * Fraction(pp) / s), rel=1e-14)
+    assert mean[0, 4] == pytest.approx(float(10 * Fraction(pv) / s), rel=1e-14)
+    np.testing.assert_array_equal(mean[0, [1, 2, 3, 5, 6, 7]], [50, 0.5, 100, 0, 0, 0])
+    assert cov[0, 0, 0] == pytest.approx(float(Fraction(pp) * 25 / s), rel=1e-12)
+    assert cov[0, 4, 4] == pytest.approx(float(Fraction(vv) - Fraction(pv) ** 2 / s), rel=1e-12)
+
+
+class ScalarTrack:
+    """One track as four independent filters, one per coordinate (cx, cy, a, h), each with state
+    (position p, velocity v) and covariance [[pp, pv], [pv, vv]], in plain Python floats: the
+    textbook equations with F = [[1, 1], [0, 1]] and H = [1, 0]. Noise as ByteTrack: standard
+    deviations the height times a weight, fixed for the aspect ratio (index 2)."""
+
+    def __init__(self, z: list[float]) -> None:
+        h = z[3]
+        self.p, self.v = list(z), [0.0] * 4
+        self.pp = [(2 * WP * h) ** 2] * 4
+        self.pp[2] = 1e-2**2
+        self.vv = [(10 * WV * h) ** 2] * 4
+        self.vv[2] = 1e-5**2
+        self.pv = [0.0] * 4
 
     def predict(self) -> None:
-        h = self.mean[3]
-        q = np.diag(np.square([WP * h, WP * h, 1e-2, WP * h, WV * h, WV * h, 1e-5, WV * h]))
-        self.mean = self.F @ self.mean
-        self.cov = self.F @ self.cov @ self.F.T + q
+        h = self.p[3]
+        for i in range(4):
+            q_pos, q_vel = ((WP * h) ** 2, (WV * h) ** 2) if i != 2 else (1e-4, 1e-10)
+            pp, pv, vv = self.pp[i], self.pv[i], self.vv[i]
+            self.p[i] += self.v[i]
+            self.pp[i] = pp + 2 * pv + vv + q_pos
+            self.pv[i] = pv + vv
+            self.vv[i] = vv + q_vel
 
-    def update(self, z: np.ndarray) -> None:
-        h = self.mean[3]
-        r = np.diag(np.square([WP * h, WP * h, 1e-1, WP * h]))
-        s = self.H @ self.cov @ self.H.T + r
-        gain = self.cov @ self.H.T @ np.linalg.inv(s)
-        self.mean = self.mean + gain @ (z - self.H @ self.mean)
-        self.cov = self.cov - gain @ s @ gain.T
+    def update(self, z: list[float]) -> None:
+        h = self.p[3]
+        for i in range(4):
+            r = (WP * h) ** 2 if i != 2 else 1e-2
+            pp, pv, vv = self.pp[i], self.pv[i], self.vv[i]
+            s = pp + r
+            k_p, k_v = pp / s, pv / s
+            y = z[i] - self.p[i]
+            self.p[i] += k_p * y
+            self.v[i] += k_v * y
+            self.pp[i], self.pv[i], self.vv[i] = (1 - k_p) * pp, (1 - k_p) * pv, vv - k_v * pv
 
+    def mean(self) -> list[float]:
+        return self.p + self.v
 
-def unpacked(x: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (8,) and full covariance (8, 8) of a packed track state."""
-    assert len(x) == kf.STATE_SIZE and all(type(v) is float for v in x)  # numpy scalars would make it slow
-    s = np.array(x)
-    pp, pv, vv = s[8:12], s[12:16], s[16:20]
-    cov = np.diag(np.r_[pp, vv])
-    cov[range(4), range(4, 8)] = cov[range(4, 8), range(4)] = pv
-    return s[:8], cov
+    def covariance(self) -> np.ndarray:
+        cov = np.diag(self.pp + self.vv)
+        for i in range(4):
+            cov[i, i + 4] = cov[i + 4, i] = self.pv[i]
+        return cov
 
 
 def random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
-    """(n, 4) boxes cx, cy, a, h as float32 detections give them."""
-    return np.column_stack(
-        [rng.uniform(0, 640, n), rng.uniform(0, 480, n), rng.uniform(0.3, 0.7, n), rng.uniform(30, 300, n)]
-    ).astype(np.float32)
+    """(n, 4) boxes cx, cy, a, h."""
+    return np.column_stack([rng.uniform(0, 640, n), rng.uniform(0, 480, n),
+                            rng.uniform(0.3, 0.7, n), rng.uniform(30, 300, n)])
 
 
-def assert_close(states: list[list[float]], refs: list[ReferenceTrack]) -> None:
-    for x, ref in zip(states, refs):
-        mean, cov = unpacked(x)
-        np.testing.assert_allclose(mean, ref.mean, rtol=1e-12, atol=1e-9)
-        np.testing.assert_allclose(cov, ref.cov, rtol=1e-9, atol=1e-12)
-
-
-def test_initiate_predict_update_match_the_full_matrix_filter() -> None:
+def test_all_tracks_at_once_match_per_coordinate_textbook_filters() -> None:
     rng = np.random.default_rng(0)
     z0 = random_boxes(rng, 7)
-    states = [kf.initiate(z.tolist()) for z in z0]
-    refs = [ReferenceTrack(z.astype(np.float64)) for z in z0]
-    assert_close(states, refs)
+    mean, cov = kf.initiate(z0)
+    refs = [ScalarTrack(z.tolist()) for z in z0]
     for _ in range(25):
-        states = [kf.predict(x) for x in states]
+        mean, cov = kf.predict(mean, cov)
         for ref in refs:
             ref.predict()
-        assert_close(states, refs)
-        for i in np.flatnonzero(rng.random(len(states)) < 0.7):  # some tracks are matched, as in the tracker
-            z = (np.array(states[i][:4]) + rng.normal(0, 2, 4) * [1, 1, 0.01, 1]).astype(np.float32)
-            states[i] = kf.update(states[i], z.tolist())
-            refs[i].update(z.astype(np.float64))
-        assert_close(states, refs)
+        matched = np.flatnonzero(rng.random(len(refs)) < 0.7)  # some tracks are matched
+        z = mean[matched, :4] + rng.normal(0, 2, (len(matched), 4)) * [1, 1, 0.01, 1]
+        mean[matched], cov[matched] = kf.update(mean[matched], cov[matched], z)
+        for i, zi in zip(matched, z, strict=True):
+            refs[i].update(zi.tolist())
+        for i, ref in enumerate(refs):
+            np.testing.assert_allclose(mean[i], ref.mean(), rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(cov[i], ref.covariance(), rtol=1e-9, atol=1e-12)
 
 
-def test_multi_step_predict_equals_repeated_steps_at_constant_height() -> None:
+def test_update_equals_the_information_form() -> None:
+    """Posterior covariance (P^-1 + H^T R^-1 H)^-1 and mean P+ (P^-1 x + H^T R^-1 z): Bayes' rule
+    for Gaussians, a formulation the filter does not use."""
     rng = np.random.default_rng(1)
-    states = [kf.initiate(z.tolist()) for z in random_boxes(rng, 5)]
-    for _ in range(3):  # build up velocities and correlations
-        states = [kf.update(kf.predict(x), (np.array(x[:4]) + rng.normal(0, 3, 4) * [1, 1, 0, 1]).tolist())
-                  for x in states]
-    for x in states:
-        x[kf.VH] = 0.0  # no height velocity: the process noise is the same at every step
-        for steps in (2, 3, 7, 30):
-            single = x
-            for _ in range(steps):
-                single = kf.predict(single)
-            np.testing.assert_allclose(kf.predict(x, steps), single, rtol=1e-10, atol=1e-9)
+    mean, cov = kf.initiate(random_boxes(rng, 5))
+    for _ in range(3):
+        mean, cov = kf.predict(mean, cov)
+        mean, cov = kf.update(mean, cov, mean[:, :4] + rng.normal(0, 3, (5, 4)) * [1, 1, 0.01, 1])
+    mean, cov = kf.predict(mean, cov)
+    z = mean[:, :4] + rng.normal(0, 3, (5, 4)) * [1, 1, 0.01, 1]
+    new_mean, new_cov = kf.update(mean, cov, z)
+    h_mat = np.eye(4, 8)
+    for i in range(5):
+        h = mean[i, 3]
+        r_inv = np.linalg.inv(np.diag(np.square([WP * h, WP * h, 1e-1, WP * h])))
+        p_inv = np.linalg.inv(cov[i])
+        posterior = np.linalg.inv(p_inv + h_mat.T @ r_inv @ h_mat)
+        np.testing.assert_allclose(new_cov[i], posterior, rtol=1e-6, atol=1e-9)
+        expected = posterior @ (p_inv @ mean[i] + h_mat.T @ r_inv @ z[i])
+        np.testing.assert_allclose(new_mean[i], expected, rtol=1e-9, atol=1e-6)
 
 
-def test_multi_step_predict_with_growing_box_is_close_to_repeated_steps() -> None:
-    x = kf.initiate([100.0, 100.0, 0.5, 100.0])
-    x[4:8] = [3.0, -2.0, 0.0, 1.0]  # the height grows 1 px per frame
-    single = x
+def test_tracks_are_independent_of_the_batch() -> None:
+    rng = np.random.default_rng(2)
+    mean, cov = kf.initiate(random_boxes(rng, 6))
+    mean, cov = kf.update(*kf.predict(mean, cov, 3), random_boxes(rng, 6))
+    batch = kf.predict(mean, cov, 2)
+    for i in range(6):
+        alone = kf.predict(mean[i : i + 1], cov[i : i + 1], 2)
+        np.testing.assert_allclose(batch[0][i], alone[0][0], rtol=1e-15)
+        np.testing.assert_allclose(batch[1][i], alone[1][0], rtol=1e-15)
+
+
+def tracks_in_motion(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tracks after a few matched frames: velocities and position-velocity correlations."""
+    mean, cov = kf.initiate(random_boxes(rng, n))
+    for _ in range(3):
+        mean, cov = kf.predict(mean, cov)
+        mean, cov = kf.update(mean, cov, mean[:, :4] + rng.normal(0, 3, (n, 4)) * [1, 1, 0, 1])
+    return mean, cov
+
+
+@pytest.mark.parametrize("steps", [2, 3, 7, 30])
+def test_multi_step_predict_equals_repeated_steps_at_constant_height(steps: int) -> None:
+    mean, cov = tracks_in_motion(np.random.default_rng(1), 5)
+    mean[:, 7] = 0.0  # no height velocity: the process noise is the same at every step
+    single_mean, single_cov = mean, cov
+    for _ in range(steps):
+        single_mean, single_cov = kf.predict(single_mean, single_cov)
+    jump_mean, jump_cov = kf.predict(mean, cov, steps)
+    np.testing.assert_allclose(jump_mean, single_mean, rtol=1e-12)
+    np.testing.assert_allclose(jump_mean[:, :4], mean[:, :4] + steps * mean[:, 4:], rtol=1e-12)
+    np.testing.assert_allclose(jump_cov, single_cov, rtol=1e-10, atol=1e-9)
+
+
+def test_multi_step_predict_with_growing_box_takes_the_noise_at_the_starting_height() -> None:
+    mean, cov = kf.initiate(np.array([[100.0, 100.0, 0.5, 100.0]]))
+    mean[0, 4:] = [3.0, -2.0, 0.0, 1.0]  # the height grows 1 px per frame
+    single_mean, single_cov = mean, cov
     for _ in range(5):
-        single = kf.predict(single)
-    jump = kf.predict(x, 5)
-    np.testing.assert_allclose(jump[:8], single[:8], rtol=1e-12)  # the mean is exact
-    np.testing.assert_allclose(jump, single, rtol=0.1)  # noise taken at the starting height: ~5% smaller
-    assert jump[8] < single[8]
+        single_mean, single_cov = kf.predict(single_mean, single_cov)
+    jump_mean, jump_cov = kf.predict(mean, cov, 5)
+    np.testing.assert_allclose(jump_mean, single_mean, rtol=1e-12)  # the mean is exact
+    np.testing.assert_allclose(jump_cov, single_cov, rtol=0.1)  # noise at the starting height
+    assert jump_cov[0, 0, 0] < single_cov[0, 0, 0]
+
+
+def test_empty_batches() -> None:
+    mean, cov = kf.initiate(np.zeros((0, 4)))
+    assert mean.shape == (0, 8) and cov.shape == (0, 8, 8)
+    for steps in (1, 4):
+        m, c = kf.predict(mean, cov, steps)
+        assert m.shape == (0, 8) and c.shape == (0, 8, 8)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from yolo_trt_ros.detection.boxes import batched_nms, nms, xywh_to_xyxy
 from yolo_trt_ros.detection.detections import Detections
-from yolo_trt_ros.detection.nms import batched_nms, nms
 
 MAX_NMS_CANDIDATES = 30000
 """Candidates kept (by score) before NMS, as Ultralytics ``max_nms``."""
@@ -44,7 +44,7 @@ def decode_yolov8(
     if anchors.size == 0:
         return Detections.empty()
     cand_scores = scores[:, anchors]
-    boxes = _xywh_to_xyxy(pred[:4, anchors].T)
+    boxes = xywh_to_xyxy(pred[:4, anchors].T)
     finite = np.isfinite(boxes).all(axis=1) & np.isfinite(cand_scores).all(axis=0)
     if not finite.all():
         cand_scores, boxes = cand_scores[:, finite], boxes[finite]
@@ -64,9 +64,3 @@ def decode_yolov8(
     if class_filter is not None:
         class_ids = class_filter[class_ids]
     return Detections(boxes[keep].astype(np.float32), conf[keep].astype(np.float32), class_ids)
-
-
-def _xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
-    xy = xywh[:, :2]
-    half = xywh[:, 2:4] / 2
-    return np.concatenate([xy - half, xy + half], axis=1)

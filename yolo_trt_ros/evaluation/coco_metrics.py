@@ -22,19 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from yolo_trt_ros.detection.boxes import iou, xywh_to_xyxy
+
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of xyxy boxes."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
 
 
 def match_predictions(
@@ -50,12 +41,12 @@ def match_predictions(
     correct = np.zeros((n_pred, len(iou_thresholds)), dtype=bool)
     if n_pred == 0 or n_gt == 0:
         return correct
-    iou = box_iou(pred_boxes, gt_boxes)
-    iou[np.asarray(pred_classes)[:, None] != np.asarray(gt_classes)[None, :]] = 0.0
+    overlap = iou(pred_boxes, gt_boxes)
+    overlap[np.asarray(pred_classes)[:, None] != np.asarray(gt_classes)[None, :]] = 0.0
     claimed = np.zeros((n_gt, len(iou_thresholds)), dtype=bool)
     columns = np.arange(len(iou_thresholds))
     for p in np.argsort(-np.asarray(pred_scores), kind="stable"):
-        available = np.where(claimed, 0.0, iou[p][:, None])  # (n_gt, n_thresholds)
+        available = np.where(claimed, 0.0, overlap[p][:, None])  # (n_gt, n_thresholds)
         best = available.argmax(axis=0)
         correct[p] = available[best, columns] >= iou_thresholds
         claimed[best, columns] |= correct[p]
@@ -154,8 +145,7 @@ def read_yolo_labels(path: str | Path, width: int, height: int) -> tuple[np.ndar
     rows = np.loadtxt(path, ndmin=2) if path.is_file() and path.stat().st_size > 0 else np.zeros((0, 5))
     if rows.shape[1] < 5:
         raise ValueError(f"{path}: expected 5 columns (class cx cy w h), got {rows.shape[1]}")
-    cx, cy, w, h = rows[:, 1] * width, rows[:, 2] * height, rows[:, 3] * width, rows[:, 4] * height
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    boxes = xywh_to_xyxy(rows[:, 1:5] * [width, height, width, height])
     return boxes, rows[:, 0].astype(np.int64)
 
 

@@ -1,105 +1,84 @@
-"""Constant-velocity Kalman filter over one box (cx, cy, aspect, h), in plain Python floats.
+"""Constant-velocity Kalman filter for boxes, over all tracks at once (ByteTrack's XYAH filter).
 
-The model is ByteTrack's (and Ultralytics' ``KalmanFilterXYAH``): state (cx, cy, a, h, vcx, vcy, va, vh), the box
-observed directly, process and measurement noise proportional to the box height. Because the initial covariance,
-the process noise and the measurement noise are diagonal and the motion couples each coordinate only with its own
-velocity, the 8x8 covariance stays block diagonal: four independent 2x2 blocks [[pp, pv], [pv, vv]], one per
-coordinate. Storing those 12 numbers instead of 64 turns predict and update into a few scalar operations per
-coordinate, with results equal to the full matrix filter up to float rounding (``test/tracking/test_kalman_filter.py``).
+State of a track: x = (cx, cy, a, h, vcx, vcy, va, vh), the box (center, aspect ratio w / h,
+height) and its velocity per frame. Motion x' = F x + w with F = [[I, I], [0, I]] (position +=
+velocity) and process noise w ~ N(0, Q); measurement z = H x + v with H = [I, 0] (the box is
+observed) and noise v ~ N(0, R). The initial covariance, Q and R are diagonal; their standard
+deviations are the box height times a weight (``STD_WEIGHT_POSITION``, ``STD_WEIGHT_VELOCITY``),
+except for the aspect ratio's, which are fixed. All as in ByteTrack and Ultralytics.
 
-A track's state is a list of STATE_SIZE floats: mean box (cx, cy, a, h), velocity, then the blocks' pp, pv and vv
-(4 each, in the order of the box). The functions return new lists.
-
-Why per track and not numpy over all tracks: a camera frame holds a few to a few dozen tracks, a numpy call costs
-~0.3 us whatever its size, and one filter step is ~12 element-wise operations plus gathering the tracks' columns
-and scattering them back, while one step of one track in Python floats takes ~0.8 us. On MOT16-05 (~5 tracks) the
-tracker built on a numpy filter over all tracks took ~1.7x the time of this one (BENCHMARKS.md).
+N tracks are arrays: mean (N, 8), covariance (N, 8, 8), measured boxes (N, 4). The functions return
+new arrays.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Sequence
-
-STATE_SIZE = 20
-VH = 7  # index of the height velocity
+import numpy as np
 
 STD_WEIGHT_POSITION = 1.0 / 20
 STD_WEIGHT_VELOCITY = 1.0 / 160
-# Variances are (weight * h)^2, except for the aspect ratio, which has fixed ones.
-_POSITION_VAR_H2 = STD_WEIGHT_POSITION**2  # process noise of cx, cy, h per step, and measurement noise, / h^2
-_VELOCITY_VAR_H2 = STD_WEIGHT_VELOCITY**2
-_ASPECT_VAR = 1e-2 * 1e-2  # process noise of the aspect ratio per step
-_ASPECT_VELOCITY_VAR = 1e-5 * 1e-5
-_MEASUREMENT_ASPECT_VAR = 1e-1 * 1e-1
+
+_VELOCITY_TO_POSITION = np.eye(8, k=4)  # S: the motion over k frame periods is F^k = I + k S
+_MOTION = np.eye(8) + _VELOCITY_TO_POSITION  # F
+
+# The diagonal covariances as (factor of h^2, constant): cx, cy, h and their velocities have
+# standard deviations proportional to the height h, the aspect ratio and its velocity fixed ones.
+_P, _V = STD_WEIGHT_POSITION, STD_WEIGHT_VELOCITY
+_INITIAL = (
+    np.diag(np.square([2 * _P, 2 * _P, 0, 2 * _P, 10 * _V, 10 * _V, 0, 10 * _V])),
+    np.diag(np.square([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])),
+)
+_PROCESS = (
+    np.diag(np.square([_P, _P, 0, _P, _V, _V, 0, _V])),
+    np.diag(np.square([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])),
+)
+_MEASUREMENT = (np.diag(np.square([_P, _P, 0, _P])), np.diag(np.square([0, 0, 1e-1, 0])))
 
 
-def initiate(xyah: Sequence[float]) -> list[float]:
-    """The state of a track started at the measured box ``xyah``: zero velocity, variances from the box height."""
-    cx, cy, a, h = xyah
-    p = 2 * STD_WEIGHT_POSITION * h
-    v = 10 * STD_WEIGHT_VELOCITY * h
-    pp, vv = p * p, v * v
-    return [cx, cy, a, h, 0.0, 0.0, 0.0, 0.0,
-            pp, pp, _ASPECT_VAR, pp, 0.0, 0.0, 0.0, 0.0, vv, vv, _ASPECT_VELOCITY_VAR, vv]
+def initiate(measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of tracks started at the measured boxes (N, 4), with zero velocity."""
+    mean = np.concatenate((measurements, np.zeros_like(measurements)), axis=1)
+    return mean, _noise(measurements[:, 3], _INITIAL)
 
 
-def predict(x: list[float], steps: int = 1) -> list[float]:
-    """The state ``x`` advanced by ``steps`` frame periods.
+def predict(
+    mean: np.ndarray, covariance: np.ndarray, steps: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance ``steps`` frame periods later.
 
-    One step is the filter's predict. Several steps (dropped frames) are done in closed form, with the process
-    noise of every step taken at the height the box had before the first one.
+    One step: x' = F x, P' = F P F^T + Q. Several steps (dropped frames) at once: the motion is
+    F^k = I + k S, and the process noise of the k steps adds up to
+    sum_{i<k} F^i Q (F^i)^T = k Q + (sum i) (S Q + Q S^T) + (sum i^2) S Q S^T,
+    with Q taken at the box height before the first step.
     """
-    cx, cy, a, h, v0, v1, v2, v3, pp0, pp1, pp2, pp3, pv0, pv1, pv2, pv3, vv0, vv1, vv2, vv3 = x
-    k, k2, k_sq, (qpp, qpp_a), (qpv, qpv_a), (qvv, qvv_a) = _step_coefficients(steps)
-    h2 = h * h
-    qpp *= h2
-    qpv *= h2
-    qvv *= h2
-    return [
-        cx + k * v0, cy + k * v1, a + k * v2, h + k * v3,
-        v0, v1, v2, v3,
-        pp0 + k2 * pv0 + k_sq * vv0 + qpp, pp1 + k2 * pv1 + k_sq * vv1 + qpp,
-        pp2 + k2 * pv2 + k_sq * vv2 + qpp_a, pp3 + k2 * pv3 + k_sq * vv3 + qpp,
-        pv0 + k * vv0 + qpv, pv1 + k * vv1 + qpv, pv2 + k * vv2 + qpv_a, pv3 + k * vv3 + qpv,
-        vv0 + qvv, vv1 + qvv, vv2 + qvv_a, vv3 + qvv,
-    ]
+    q = _noise(mean[:, 3], _PROCESS)
+    if steps == 1:
+        motion, noise = _MOTION, q
+    else:
+        s = _VELOCITY_TO_POSITION
+        motion = np.eye(8) + steps * s
+        sum_i, sum_i2 = steps * (steps - 1) / 2, (steps - 1) * steps * (2 * steps - 1) / 6
+        noise = steps * q + sum_i * (s @ q + q @ s.T) + sum_i2 * (s @ q @ s.T)
+    motion_t = motion.T
+    return mean @ motion_t, motion @ covariance @ motion_t + noise
 
 
-_Noise = tuple[float, float]  # (factor of h^2 for cx, cy and h; value for the aspect ratio)
+def update(
+    mean: np.ndarray, covariance: np.ndarray, measurements: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance corrected with the measured boxes (N, 4), one per track.
 
-
-@functools.lru_cache(maxsize=64)
-def _step_coefficients(steps: int) -> tuple[float, float, float, _Noise, _Noise, _Noise]:
-    """k, 2k, k^2 and the process noise that ``predict`` adds to pp, pv and vv over k steps.
-
-    k steps of x += v with per-step noise q_pos, q_vel sum to pos += k vel, pp += 2k pv + k^2 vv + k q_pos +
-    sum(i^2) q_vel, pv += k vv + sum(i) q_vel and vv += k q_vel, for i = 0 .. k-1.
+    Innovation covariance S = H P H^T + R, gain K = P H^T S^-1, mean x + K (z - H x), covariance
+    (I - K H) P. With H = [I, 0], H P is the first four rows of P and P H^T its first four columns.
     """
-    k = float(steps)
-    sum_i = k * (k - 1) / 2
-    sum_i2 = (k - 1) * k * (2 * k - 1) / 6
-    return (k, 2 * k, k * k,
-            (k * _POSITION_VAR_H2 + sum_i2 * _VELOCITY_VAR_H2, k * _ASPECT_VAR + sum_i2 * _ASPECT_VELOCITY_VAR),
-            (sum_i * _VELOCITY_VAR_H2, sum_i * _ASPECT_VELOCITY_VAR),
-            (k * _VELOCITY_VAR_H2, k * _ASPECT_VELOCITY_VAR))
+    innovation_cov = covariance[:, :4, :4] + _noise(mean[:, 3], _MEASUREMENT)
+    gain = covariance[:, :, :4] @ np.linalg.inv(innovation_cov)
+    innovation = measurements - mean[:, :4]
+    new_mean = mean + (gain @ innovation[:, :, None])[:, :, 0]
+    return new_mean, covariance - gain @ covariance[:, :4, :]
 
 
-def update(x: list[float], xyah: Sequence[float]) -> list[float]:
-    """The state ``x`` corrected with the measured box ``xyah``."""
-    cx, cy, a, h, v0, v1, v2, v3, pp0, pp1, pp2, pp3, pv0, pv1, pv2, pv3, vv0, vv1, vv2, vv3 = x
-    z0, z1, z2, z3 = xyah
-    r = _POSITION_VAR_H2 * (h * h)  # measurement noise
-    ra = _MEASUREMENT_ASPECT_VAR
-    s0, s1, s2, s3 = pp0 + r, pp1 + r, pp2 + ra, pp3 + r  # innovation variance
-    g0, g1, g2, g3 = pp0 / s0, pp1 / s1, pp2 / s2, pp3 / s3  # gain of the position
-    k0, k1, k2, k3 = pv0 / s0, pv1 / s1, pv2 / s2, pv3 / s3  # gain of the velocity
-    y0, y1, y2, y3 = z0 - cx, z1 - cy, z2 - a, z3 - h  # innovation
-    # P - K S K^T for each 2x2 block, in the forms that need the fewest operations
-    return [
-        cx + g0 * y0, cy + g1 * y1, a + g2 * y2, h + g3 * y3,
-        v0 + k0 * y0, v1 + k1 * y1, v2 + k2 * y2, v3 + k3 * y3,
-        g0 * r, g1 * r, g2 * ra, g3 * r,
-        k0 * r, k1 * r, k2 * ra, k3 * r,
-        vv0 - k0 * pv0, vv1 - k1 * pv1, vv2 - k2 * pv2, vv3 - k3 * pv3,
-    ]
+def _noise(h: np.ndarray, covariance: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(N, d, d) covariances for boxes of height ``h`` (N,) from a (factor of h^2, constant)."""
+    per_h2, constant = covariance
+    return np.square(h)[:, None, None] * per_h2 + constant
