@@ -1,8 +1,10 @@
 # Entry points for developers and CI. `make demo` and `make test` set up .venv on first use.
 #   make setup                 create/update .venv (tools/setup_env.sh; fast when nothing changed)
-#   make test                  run the test suite (needs the data set, see DATA below)
+#   make test                  lint, then the whole test suite, type check included (needs the data set, see DATA)
+#   make lint                  ruff check (pyflakes, pycodestyle, isort, bugbear, pyupgrade, simplify) + ruff format --check
+#   make test-fast             only the tests without ROS processes or a GPU (pytest -m "not ros and not gpu")
 #   make demo                  replay a video through the tracker node, results in $(OUT)
-#   make bench                 run the benchmarks (bench/run_all.sh)
+#   make bench                 run every section of BENCHMARKS.md (bench/run_all.sh; BENCH_ARGS="--quick" or sections)
 #   make clean / distclean     remove build outputs / also the virtualenv
 # Data: ../shared/data by default; override with YOLO_TRT_ROS_DATA=/path (variable or environment).
 
@@ -13,6 +15,8 @@ MODEL ?= $(YOLO_TRT_ROS_DATA)/models/yolov8n-coco-fp32.onnx
 SOURCE ?= $(YOLO_TRT_ROS_DATA)/videos/one-by-one-person-detection.mp4
 OUT ?= demo_out
 PYTEST_ARGS ?= -q
+BENCH_ARGS ?=
+PYTEST := $(VENV)/bin/python -m pytest
 
 # FastDDS' default transports drop most large best-effort frames over loopback.
 export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
@@ -20,7 +24,7 @@ override YOLO_TRT_ROS_DATA := $(abspath $(YOLO_TRT_ROS_DATA))
 export YOLO_TRT_ROS_DATA
 export VENV
 
-.PHONY: setup test demo bench clean distclean check-data
+.PHONY: setup lint test test-fast demo bench clean distclean check-data
 
 setup:
 	@bash tools/setup_env.sh
@@ -33,8 +37,15 @@ check-data:
 	  exit 1; \
 	fi
 
-test: setup check-data
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) test
+test: setup check-data lint
+	$(PYTEST) $(PYTEST_ARGS) test
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test-fast: setup check-data
+	$(PYTEST) $(PYTEST_ARGS) -m "not ros and not gpu" test
 
 demo: setup check-data
 	@for f in "$(MODEL)" "$(SOURCE)"; do \
@@ -43,11 +54,10 @@ demo: setup check-data
 	$(VENV)/bin/yolo-trt-ros demo --model "$(MODEL)" --source "$(SOURCE)" --out "$(OUT)"
 
 bench: setup check-data
-	@[ -f bench/run_all.sh ] || { echo "ERROR: bench/run_all.sh does not exist yet" >&2; exit 1; }
-	bash bench/run_all.sh
+	bash bench/run_all.sh $(BENCH_ARGS)
 
 clean:
-	rm -rf build install log $(OUT) .pytest_cache .mypy_cache *.egg-info
+	rm -rf build install log $(OUT) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

@@ -1,16 +1,15 @@
 """Per-frame time of each stage of the yolo_tracker frame path, on the 48 MOT16-05 640x480 frames.
 
-Stages, in the order the node runs them (tracker_node._on_image), with the node's own functions:
+Stages, in the order the node runs them, with the node's own objects:
   receive     rclpy deserialization of the sensor_msgs/Image (what a subscription does before the callback;
               measured with rclpy.serialization.deserialize_message, not counted in "overhead": it happens in
               the executor, outside the callback, but it is per-frame CPU the node spends)
-  convert     image_conversion.image_to_array (zero-copy view)
-  preprocess  Detector letterbox          \
-  infer       Detector backend (ORT)       } Detector.last_times
-  postprocess Detector decode + NMS       /
-  track       ByteTracker.update + tracking.assign_ids (the node's default; --no-tracking skips it and runs the
-              detector at conf_threshold 0.25 instead of the tracker's low threshold)
-  publish     tracker_node.DetectionArrayBuilder + Publisher.publish of a Detection2DArray through real rclpy
+  convert     \
+  preprocess   |
+  infer        } pipeline.FramePipeline with the node's converter (ros.image_conversion.image_frame) and
+  postprocess  |  defaults: FrameResult.times_ms (--no-tracking: the node's tracking:=false)
+  track       /
+  publish     ros.detection_msgs.DetectionArrayBuilder + Publisher.publish of a Detection2DArray via real rclpy
   annotate    Annotator + array_to_image + publish of annotated_image (the node does it only while that topic
               has subscribers; reported, not counted in "overhead")
 "overhead" = convert + preprocess + postprocess + track + publish: the node's time per frame beyond inference.
@@ -38,13 +37,11 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
 import data_paths
-from yolo_trt_ros.detection.annotate import Annotator
-from yolo_trt_ros.tracking.bytetrack import ByteTracker, TrackerConfig
-from yolo_trt_ros.detection.detector import Detector, DetectorConfig
-from yolo_trt_ros.ros.image_conversion import array_to_image, image_to_array
 from yolo_trt_ros.demo.processes import ros_env, stop_process
-from yolo_trt_ros.ros.tracker_node import DetectionArrayBuilder
-from yolo_trt_ros.tracking.assignment import assign_ids, detector_threshold
+from yolo_trt_ros.detection.annotate import Annotator
+from yolo_trt_ros.pipeline import FramePipeline, PipelineConfig
+from yolo_trt_ros.ros.detection_msgs import DetectionArrayBuilder
+from yolo_trt_ros.ros.image_conversion import array_to_image, image_frame
 
 SUBSCRIBER = """
 import sys
@@ -67,7 +64,6 @@ except (KeyboardInterrupt, ExternalShutdownException, RuntimeError):  # RuntimeE
     pass
 print(f"subscriber received {counts}", file=sys.stderr)
 """
-CONF_THRESHOLD = 0.25  # the node's default conf_threshold
 STAGES = ("receive", "convert", "preprocess", "infer", "postprocess", "track", "publish", "annotate")
 OVERHEAD = ("convert", "preprocess", "postprocess", "track", "publish")
 
@@ -122,9 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         msg.header.stamp.sec, msg.header.stamp.nanosec = i, 0
         wire.append(serialize_message(msg))
 
-    tracker_config = None if args.no_tracking else TrackerConfig()
-    detector = Detector.from_model(args.model, config=DetectorConfig(
-        conf_threshold=detector_threshold(CONF_THRESHOLD, tracker_config)))
+    pipeline = FramePipeline.from_model(args.model, PipelineConfig(tracking=not args.no_tracking),
+                                        backend="onnxruntime", convert=image_frame)
     annotator = Annotator()
     build_detections = DetectionArrayBuilder()
     rclpy.init()
@@ -136,43 +131,33 @@ def main(argv: list[str] | None = None) -> int:
     samples: dict[str, list[float]] = {s: [] for s in (*STAGES, "overhead", "total")}
     counts = []
     for p in range(args.passes + 1):
-        tracker = ByteTracker(tracker_config) if tracker_config else None  # each pass from a fresh tracker
+        pipeline.reset()  # each pass from a fresh tracker
         for data in wire:
             t0 = time.perf_counter()
             msg = deserialize_message(data, Image)
             t1 = time.perf_counter()
-            image = image_to_array(msg)
+            result = pipeline(msg, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
             t2 = time.perf_counter()
-            dets = detector(image, msg.encoding)
+            det_pub.publish(build_detections(msg.header, result.detections, pipeline.names, result.track_ids))
             t3 = time.perf_counter()
-            track_ids = None
-            if tracker is not None:
-                stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-                tracks = tracker.update(dets.boxes, dets.scores, dets.class_ids, stamp)
-                dets, track_ids = assign_ids(dets, tracks, CONF_THRESHOLD)
-            t4 = time.perf_counter()
-            det_pub.publish(build_detections(msg.header, dets, detector.names, track_ids))
-            t5 = time.perf_counter()
-            canvas = annotator(image, msg.encoding, dets, detector.names, track_ids)
+            canvas = annotator(result.image, result.encoding, result.detections, pipeline.names, result.track_ids)
             img_pub.publish(array_to_image(canvas, "bgr8", Image(header=msg.header)))
-            t6 = time.perf_counter()
+            t4 = time.perf_counter()
             if p == 0:
                 continue  # warm-up pass
-            st = detector.last_times
-            row = {"receive": t1 - t0, "convert": t2 - t1, "track": t4 - t3, "publish": t5 - t4,
-                   "annotate": t6 - t5}
-            row = {k: v * 1e3 for k, v in row.items()}
-            row.update(preprocess=st.preprocess, infer=st.infer, postprocess=st.postprocess)
+            row = {"receive": (t1 - t0) * 1e3, "publish": (t3 - t2) * 1e3, "annotate": (t4 - t3) * 1e3,
+                   "track": 0.0, **result.times_ms}
             row["overhead"] = sum(row[k] for k in OVERHEAD)
             row["total"] = row["overhead"] + row["infer"]
             for k, v in row.items():
                 samples[k].append(v)
-            counts.append(len(dets))
+            counts.append(len(result.detections))
     if subscriber is not None:
         stop_process(subscriber)
     node.destroy_node()
     rclpy.shutdown()
-    detector.close()
+    detector = pipeline.detector
+    pipeline.close()
 
     stats = summarize(samples)
     load = os.getloadavg()

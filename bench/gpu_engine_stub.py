@@ -1,4 +1,5 @@
-"""Real CUDA kernels standing in for a TensorRT engine on the GPU machine (where TensorRT cannot be installed).
+"""Real CUDA kernels standing in for a TensorRT engine on the GPU machine (where TensorRT cannot be installed),
+for test/inference/tensorrt/test_gpu_check.py and bench/bench_gpu.py.
 
 ``test/fake_tensorrt.py`` provides the TensorRT API surface (8.6 bindings or 10 tensor API); its executor here
 launches a CUDA kernel through the driver API (``cuLaunchKernel``) on the raw stream handle that

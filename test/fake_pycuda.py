@@ -3,7 +3,7 @@
 Device allocations are host buffers, so ``int(allocation)`` is a host address that fake_tensorrt's host executor
 can read and write; copies are memmoves. It keeps the books a leak check needs: live device allocations, pinned
 host allocations, retained contexts and the context stack. No kernels (``pycuda.compiler`` is absent), so the
-backend's GPU pre/post-processing path is off here; bench/gpu_check.py runs that part on a real GPU.
+backend's GPU pre/post-processing path is off here; test_gpu_check.py runs that part on a real GPU.
 """
 
 from __future__ import annotations

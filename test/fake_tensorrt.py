@@ -7,7 +7,7 @@ against this fake: ``make_fake_tensorrt("8.6.1")`` exposes the TensorRT 8.6 bind
 ``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``), as TensorRT 10 removed the bindings API.
 Serialized engines ("plans") are JSON. What an execution computes is the ``executor`` callable, called with
 the inputs and the outputs as lists of (address, shape, numpy dtype) and the stream handle; ``host_executor``
-computes on host memory (CPU tests), bench/gpu_check.py passes one that launches a real CUDA kernel.
+computes on host memory (CPU tests); test_gpu_check.py passes one that launches a real CUDA kernel.
 
 An executor with a ``release()`` method is told when an engine is destroyed (TensorRT frees an engine's device
 memory then). Default computation (host_executor), for an output of shape (B, R, N):

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import select
 import subprocess
@@ -100,6 +101,7 @@ class RosListener:
         self.lifecycle.destroy_node()
         self.executor.shutdown()
         self.node.destroy_node()
+        gc.collect()  # rclpy objects go while their context is alive, not in a later test's teardown
         rclpy.try_shutdown(context=self.context)
 
 

@@ -149,6 +149,7 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=5)
 
 
+@pytest.mark.ros
 def test_detection2darray_crosses_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy

@@ -17,6 +17,8 @@ import pytest
 
 from yolo_trt_ros.demo.processes import ros_env, start_node, stop_process
 
+pytestmark = pytest.mark.ros
+
 DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
 RUN = f"demo_test_{os.getpid()}"  # names unique to this run: another run of this file may share the domain
 TIMEOUT_S = 300

@@ -18,6 +18,7 @@ import onnxruntime as ort  # noqa: E402
 
 from yolo_trt_ros.inference.tensorrt import builder as engine_builder
 
+from yolo_trt_ros.cli import export as export_cli  # noqa: E402
 from yolo_trt_ros.inference import export  # noqa: E402
 from yolo_trt_ros.inference.tensorrt import engine_cache as ec  # noqa: E402
 from yolo_trt_ros.detection.class_names import names_from_metadata  # noqa: E402
@@ -25,7 +26,7 @@ from yolo_trt_ros.detection.class_names import names_from_metadata  # noqa: E402
 
 def _cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="yolo-trt-ros")
-    export.register(parser.add_subparsers(dest="command", required=True))
+    export_cli.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(list(argv))
     return int(args.run(args))
 

@@ -9,7 +9,7 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 from yolo_trt_ros.detection.detections import Detections
-from yolo_trt_ros.ros.tracker_node import DetectionArrayBuilder
+from yolo_trt_ros.ros.detection_msgs import DetectionArrayBuilder
 from yolo_trt_ros.tracking.assignment import UNTRACKED
 
 NAMES = ["person", "bicycle", "car"]

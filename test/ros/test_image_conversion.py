@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from yolo_trt_ros.errors import ImageRejected
-from yolo_trt_ros.ros.image_conversion import SUPPORTED_ENCODINGS, array_to_image, image_to_array
+from yolo_trt_ros.detection.encodings import ENCODINGS
+from yolo_trt_ros.ros.image_conversion import array_to_image, image_to_array
+
+SUPPORTED_ENCODINGS = tuple(ENCODINGS)
 
 try:
     from sensor_msgs.msg import Image

@@ -23,3 +23,21 @@ def test_long_text_is_cut_and_says_how_much_is_missing() -> None:
     assert shown.endswith(f"...[{(1 << 20) - MAX_LOGGED_CHARS} more characters]")
     assert len(shown) < MAX_LOGGED_CHARS + 40
     assert printable("abcdef", limit=3) == "abc...[3 more characters]"
+
+
+def test_problem_log_logs_each_key_at_most_once_per_period(monkeypatch) -> None:
+    from yolo_trt_ros.ros import log_text
+
+    now = [100.0]
+    monkeypatch.setattr(log_text.time, "monotonic", lambda: now[0])
+    errors: list[str] = []
+    warnings: list[str] = []
+    log = log_text.ProblemLog(errors.append, warnings.append, period_s=10.0)
+    log("rejected.zero_size", 1, "dropped bad frame", details="more")
+    log("rejected.zero_size", 2, "dropped bad frame")
+    log("stamp_glitches.zero", 1, "stamp glitch", error=False)
+    now[0] += 10.0
+    log("rejected.zero_size", 3, "dropped bad frame")
+    assert errors == ["dropped bad frame [rejected.zero_size: 1 so far; logged at most every 10 s]\nmore",
+                      "dropped bad frame [rejected.zero_size: 3 so far; logged at most every 10 s]"]
+    assert warnings == ["stamp glitch [stamp_glitches.zero: 1 so far; logged at most every 10 s]"]

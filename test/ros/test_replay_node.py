@@ -97,6 +97,7 @@ def _sha1(path: Path) -> str:
     return hashlib.sha1(cv2.imread(str(path)).tobytes()).hexdigest()
 
 
+@pytest.mark.ros
 def test_replays_mot_img1_best_effort(receiver_factory, mot_dir: Path, tmp_path: Path) -> None:
     receiver = receiver_factory(f"{NAMESPACE}/cam_a")
     output = _replay_to_end(receiver, ["-p", f"source:={mot_dir / 'img1'}", "-p", "frame_id:=test_cam",
@@ -119,6 +120,7 @@ def test_replays_mot_img1_best_effort(receiver_factory, mot_dir: Path, tmp_path:
     assert positions == sorted(positions)  # best effort may miss the first frames while discovery completes
 
 
+@pytest.mark.ros
 def test_reliable_loop_and_max_frames(receiver_factory, mot_dir: Path, tmp_path: Path) -> None:
     receiver = receiver_factory(f"{NAMESPACE}/image_raw", reliable=True)
     output = _replay_to_end(receiver, ["-p", f"source:={mot_dir}", "-p", "rate:=40.0", "-p", "loop:=true",
@@ -132,6 +134,7 @@ def test_reliable_loop_and_max_frames(receiver_factory, mot_dir: Path, tmp_path:
     assert all(m.header.frame_id == "camera" for m, _ in receiver.frames)
 
 
+@pytest.mark.ros
 def test_video_source_geometry(receiver_factory, data_dir: Path, tmp_path: Path) -> None:
     import data_paths
 
@@ -145,6 +148,7 @@ def test_video_source_geometry(receiver_factory, data_dir: Path, tmp_path: Path)
     assert image_to_array(msg).shape == (432, 768, 3)
 
 
+@pytest.mark.ros
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -174,6 +178,7 @@ def test_mot_frame_equals_array(mot_dir: Path) -> None:
     np.testing.assert_array_equal(frame, cv2.imread(str(mot_dir / "img1" / "000001.jpg")))
 
 
+@pytest.mark.ros
 def test_stays_up_at_the_end_without_exit_on_end(mot_dir: Path, tmp_path: Path) -> None:
     log = tmp_path / "replay.log"
     proc = _replay(["-p", f"source:={mot_dir}", "-p", "max_frames:=3", "-p", "rate:=50.0",

@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 import pytest
 import rclpy
-from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
 
 from yolo_trt_ros.detection.detections import Detections
+from yolo_trt_ros.ros.diagnostics import Level, status
 from yolo_trt_ros.ros.image_conversion import array_to_image
 from yolo_trt_ros.ros.tracker_node import TrackerNode
 
@@ -81,11 +81,11 @@ def test_an_exception_in_any_stage_drops_the_frame_and_is_counted_under_its_stag
         make_node, mot_dir: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
         stage: str) -> None:
     node = active(make_node)
-    monkeypatch.setattr(node, "_wants_annotated", lambda: True)  # as if rviz were watching
+    monkeypatch.setattr(node.outputs, "wants_annotated", lambda: True)  # as if rviz were watching
     published: list[object] = []
-    monkeypatch.setattr(node, "_publish", lambda publisher, msg: published.append(msg))
-    broken = {"detect": (node.detector.backend, "infer"), "track": (node.tracker, "update"),
-              "build": (node, "_build_detections"), "annotate": (node, "_annotator")}[stage]
+    monkeypatch.setattr(node.outputs, "_publish", lambda publisher, msg: published.append(msg))
+    broken = {"detect": (node.pipeline.detector.backend, "infer"), "track": (node.pipeline.tracker, "update"),
+              "build": (node.outputs, "build"), "annotate": (node.outputs, "annotate")}[stage]
     good = getattr(*broken)
     # A ValueError from inside the pipeline is an internal error, not a bad camera frame.
     monkeypatch.setattr(*broken, _raise(ValueError(f"{stage} broke")))
@@ -94,8 +94,8 @@ def test_an_exception_in_any_stage_drops_the_frame_and_is_counted_under_its_stag
     snap = node.stats.snapshot(time.monotonic())
     assert snap.failed_by_stage == {stage: 3}
     assert snap.rejected == 0 and snap.processed == 0
-    level, message = node._status(snap.problem_ages_s)
-    assert level == DiagnosticStatus.WARN and f"frames failing in {stage}: ValueError: {stage} broke" == message
+    level, message = status(node.node_state(), snap.problem_ages_s)
+    assert level == Level.WARN and f"frames failing in {stage}: ValueError: {stage} broke" == message
     log = capfd.readouterr().err
     lines = [line for line in log.splitlines() if f"[failed.{stage}:" in line]
     assert len(lines) == 1 and "1 so far" in lines[0], log  # throttled
@@ -110,11 +110,11 @@ def test_an_exception_in_any_stage_drops_the_frame_and_is_counted_under_its_stag
 
 def test_a_problem_warns_only_while_it_recurs(make_node, mot_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     node = active(make_node)
-    monkeypatch.setattr(node.tracker, "update", _raise(RuntimeError("boom")))
+    monkeypatch.setattr(node.pipeline.tracker, "update", _raise(RuntimeError("boom")))
     node._on_image(frame(mot_dir), None)
     ages = node.stats.snapshot(time.monotonic()).problem_ages_s
-    assert node._status(ages)[0] == DiagnosticStatus.WARN
-    assert node._status({kind: age + 10.0 for kind, age in ages.items()}) == (DiagnosticStatus.OK, "running")
+    assert status(node.node_state(), ages)[0] == Level.WARN
+    assert status(node.node_state(), {kind: age + 10.0 for kind, age in ages.items()}) == (Level.OK, "running")
 
 
 def test_bad_input_is_rejected_not_failed(make_node, mot_dir: Path) -> None:
@@ -131,10 +131,10 @@ def test_no_publisher_check_runs_without_subscription_publisher_count(
     """Humble's Subscription has no get_publisher_count (rclpy < 4): the input check must not need it."""
     monkeypatch.delattr(Subscription, "get_publisher_count", raising=False)
     node = active(make_node, input_timeout=0.5, input_topic="/resilience_no_camera")
-    node._activated_at -= 1.0
+    node.input._since -= 1.0
     node._on_diagnostics_timer()
     assert "no publisher on /resilience_no_camera" in capfd.readouterr().err
-    assert node._status({})[0] == DiagnosticStatus.WARN
+    assert status(node.node_state(), {})[0] == Level.WARN
 
 
 def test_the_diagnostics_timer_survives_an_exception(make_node, monkeypatch: pytest.MonkeyPatch,
@@ -149,12 +149,12 @@ def test_a_failed_activate_is_shown_on_diagnostics(make_node) -> None:
     node = make_node(input_topic="not a valid topic!")
     assert succeeds(node.trigger_configure())
     assert not succeeds(node.trigger_activate())
-    level, message = node._status({})
-    assert level == DiagnosticStatus.ERROR and "activate failed: cannot subscribe to input_topic" in message
+    level, message = status(node.node_state(), {})
+    assert level == Level.ERROR and "activate failed: cannot subscribe to input_topic" in message
     assert succeeds(node.trigger_cleanup())
     assert node.set_parameters([Parameter("input_topic", value="image_raw")])[0].successful
     assert succeeds(node.trigger_configure()) and succeeds(node.trigger_activate())
-    assert node._status({}) == (DiagnosticStatus.OK, "running")
+    assert status(node.node_state(), {}) == (Level.OK, "running")
 
 
 def test_an_empty_class_list_of_any_array_type_means_all_classes(make_node) -> None:
@@ -162,9 +162,9 @@ def test_an_empty_class_list_of_any_array_type_means_all_classes(make_node) -> N
     node = active(make_node)
     for array_type in (Parameter.Type.BOOL_ARRAY, Parameter.Type.INTEGER_ARRAY, Parameter.Type.STRING_ARRAY):
         assert node.set_parameters([Parameter("classes", Parameter.Type.STRING_ARRAY, ["car"])])[0].successful
-        assert node.detector.config.classes == ("car",)
+        assert node.pipeline.detector.config.classes == ("car",)
         assert node.set_parameters([Parameter("classes", array_type, [])])[0].successful, array_type
-        assert node.detector.config.classes == ()
+        assert node.pipeline.detector.config.classes == ()
     result = node.set_parameters([Parameter("classes", Parameter.Type.INTEGER_ARRAY, [1, 2])])[0]
     assert not result.successful and "list of strings" in result.reason
 
@@ -172,14 +172,14 @@ def test_an_empty_class_list_of_any_array_type_means_all_classes(make_node) -> N
 def test_wide_frames_are_detected_tracked_and_drawn(make_node, monkeypatch: pytest.MonkeyPatch) -> None:
     """A 1 x 21,900,000 frame with a detection and an annotated-image subscriber (it killed the node)."""
     node = active(make_node)
-    monkeypatch.setattr(node, "_wants_annotated", lambda: True)
+    monkeypatch.setattr(node.outputs, "wants_annotated", lambda: True)
     published: list[object] = []
-    monkeypatch.setattr(node, "_publish", lambda publisher, msg: published.append(msg))
+    monkeypatch.setattr(node.outputs, "_publish", lambda publisher, msg: published.append(msg))
     wide = np.full((1, 21_900_000, 3), 200, np.uint8)
     msg = array_to_image(wide, "bgr8", Image())
     msg.header.stamp.sec = 1
     box = Detections(np.array([[1e6, 0, 5e6, 1]], np.float32), np.array([0.9], np.float32), np.array([0]))
-    monkeypatch.setattr(type(node.detector), "__call__", lambda *_: box)
+    monkeypatch.setattr(type(node.pipeline.detector), "__call__", lambda *_: box)
     node._on_image(msg, None)
     snap = node.stats.snapshot(time.monotonic())
     assert snap.failed_by_stage == {} and snap.processed == 1

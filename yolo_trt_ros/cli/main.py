@@ -11,18 +11,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yolo_trt_ros.evaluation import mot as mot_eval
-from yolo_trt_ros.inference import export
-from yolo_trt_ros.inference.tensorrt import builder as engine_builder
-from yolo_trt_ros.inference.selection import CHOICES as BACKEND_CHOICES
+from yolo_trt_ros.cli import eval_mot
+from yolo_trt_ros.cli import build_engine, export
 from yolo_trt_ros.sources import SourceError
-from yolo_trt_ros.tracking.assignment import add_tracker_options, tracker_config
+from yolo_trt_ros.cli.options import PROG, add_detector_options, add_tracker_options, load_pipeline, tracker_config
 
 if TYPE_CHECKING:
     from yolo_trt_ros.detection.detections import Detections
-    from yolo_trt_ros.detection.detector import Detector
-
-PROG = "yolo-trt-ros"
 
 
 class CliError(RuntimeError):
@@ -53,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect = sub.add_parser("detect", help="detect objects in images and print them",
                             description="Run the detector on images; print a table, or JSON with --json.")
     detect.add_argument("images", nargs="+", metavar="IMAGE", type=Path)
-    _add_detector_options(detect)
+    add_detector_options(detect)
     detect.add_argument("--json", action="store_true", help="print JSON: class name, score and xyxy box per object")
     detect.set_defaults(run=run_detect)
 
@@ -67,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "and OUT/summary.json. While tracking, the detector runs at min(--conf, --track-low-thresh) "
                     "for ByteTrack's low-score association.")
     track.add_argument("source", metavar="SOURCE", type=Path)
-    _add_detector_options(track)
+    add_detector_options(track)
     track.add_argument("--no-tracking", dest="tracking", action="store_false",
                        help="detections only (track id -1), as without a tracker")
     add_tracker_options(track, exclude=("frame_rate",))
@@ -97,9 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="namespace of the demo's nodes and topics (%(default)s), kept apart from a robot's")
     demo.add_argument("--conf", type=float, default=0.25, help="confidence threshold (%(default)s)")
     demo.set_defaults(run=run_demo)
-    engine_builder.register(sub)
+    build_engine.register(sub)
     export.register(sub)
-    mot_eval.register(sub)
+    eval_mot.register(sub)
     return parser
 
 
@@ -108,35 +103,6 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
-
-
-def _add_detector_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, required=True,
-                        help="YOLOv8 detection model: .onnx (Ultralytics export) or TensorRT .engine")
-    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
-                        help="inference backend; auto: TensorRT when it imports and sees a GPU, else ONNX Runtime "
-                             "(%(default)s)")
-    parser.add_argument("--names-file", type=Path, help="class names file (default: names in the model metadata)")
-    parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold (%(default)s)")
-    parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (%(default)s)")
-    parser.add_argument("--classes", default="", metavar="NAMES",
-                        help="comma-separated class names to keep, e.g. person,car (default: all)")
-
-
-def _load_detector(args: argparse.Namespace, conf_threshold: float | None = None) -> Detector:
-    """The detector of ``args`` (``conf_threshold`` instead of ``--conf`` if given)."""
-    from yolo_trt_ros.detection.detector import Detector, DetectorConfig
-
-    classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
-    config = DetectorConfig(conf_threshold=args.conf if conf_threshold is None else conf_threshold,
-                            iou_threshold=args.iou, classes=classes)
-    detector = Detector.from_model(args.model, backend=args.backend,
-                                   names_file=str(args.names_file) if args.names_file else None, config=config)
-    print(f"{PROG}: {detector.backend_reason}", file=sys.stderr)
-    if detector.names_source == "fallback":
-        print(f"{PROG}: warning: {args.model} has no class names; using class_<i> (give --names-file)",
-              file=sys.stderr)
-    return detector
 
 
 def _detection_records(detections: Detections, names: list[str]) -> list[dict[str, Any]]:
@@ -150,7 +116,7 @@ def _detection_records(detections: Detections, names: list[str]) -> list[dict[st
 def run_detect(args: argparse.Namespace) -> int:
     from yolo_trt_ros.sources import read_image
 
-    detector = _load_detector(args)
+    pipeline = load_pipeline(args)
     results: list[dict[str, Any]] = []
     failed = 0
     try:
@@ -161,19 +127,19 @@ def run_detect(args: argparse.Namespace) -> int:
                 print(f"{PROG}: error: {exc}", file=sys.stderr)
                 failed += 1
                 continue
-            detections = detector(image)
-            times = detector.last_times
+            result = pipeline(image, None)
             record = {"image": str(path), "width": image.shape[1], "height": image.shape[0],
-                      "detections": _detection_records(detections, detector.names),
-                      "times_ms": {"preprocess": round(times.preprocess, 2), "infer": round(times.infer, 2),
-                                   "postprocess": round(times.postprocess, 2)}}
+                      "detections": _detection_records(result.detections, pipeline.names),
+                      "times_ms": {stage: round(result.times_ms[stage], 2)
+                                   for stage in ("preprocess", "infer", "postprocess")}}
             results.append(record)
             if not args.json:
                 _print_table(record)
     finally:
-        detector.close()
+        pipeline.close()
     if args.json:
-        print(json.dumps({"model": str(args.model), "backend": detector.backend.name, "images": results}, indent=2))
+        print(json.dumps({"model": str(args.model), "backend": pipeline.detector.backend.name, "images": results},
+                         indent=2))
     return 1 if failed else 0
 
 
@@ -194,47 +160,37 @@ def run_track(args: argparse.Namespace) -> int:
     import itertools
 
     import cv2
-    import numpy as np
 
     from yolo_trt_ros.detection.annotate import Annotator
-    from yolo_trt_ros.tracking.bytetrack import ByteTracker
     from yolo_trt_ros.evaluation.mot_format import rows_from_boxes, write_rows
     from yolo_trt_ros.sources import open_source
-    from yolo_trt_ros.tracking.assignment import assign_ids, detector_threshold
 
     source = open_source(args.source)
     fps = args.fps or source.fps
     config = tracker_config(args, frame_rate=source.fps) if args.tracking else None
-    tracker = ByteTracker(config) if config is not None else None
     args.out.mkdir(parents=True, exist_ok=True)
     video_path, results_path = args.out / "annotated.mp4", args.out / "results.txt"
-    detector = _load_detector(args, detector_threshold(args.conf, config))
+    pipeline = load_pipeline(args, config)
     annotate = Annotator()
     track_ids: set[int] = set()
     writer: cv2.VideoWriter | None = None
     size: tuple[int, int] = (0, 0)
     counts: Counter[str] = Counter()
-    stage_ms = np.zeros(4)  # preprocess, infer, postprocess, track
+    stage_ms: Counter[str] = Counter()
     frames = 0
-    print(f"tracking {source.description} with {args.model} ({detector.backend.name})", file=sys.stderr)
+    print(f"tracking {source.description} with {args.model} ({pipeline.detector.backend.name})", file=sys.stderr)
     started = time.monotonic()
     try:
         with open(results_path, "w") as results:
             for index, frame in itertools.islice(source, args.max_frames or None):
-                detections = detector(frame)
-                t = detector.last_times
-                stage_ms[:3] += (t.preprocess, t.infer, t.postprocess)
-                ids = None
-                if tracker is not None:
-                    started_track = time.perf_counter()
-                    tracks = tracker.update(detections.boxes, detections.scores, detections.class_ids,
-                                            index / source.fps)
-                    detections, ids = assign_ids(detections, tracks, args.conf)
-                    stage_ms[3] += (time.perf_counter() - started_track) * 1e3
+                result = pipeline(frame, index / source.fps)
+                detections, ids = result.detections, result.track_ids
+                stage_ms.update(result.times_ms)
+                if ids is not None:
                     track_ids.update(ids.tolist())
-                counts.update(detector.names[int(c)] for c in detections.class_ids)
+                counts.update(pipeline.names[int(c)] for c in detections.class_ids)
                 write_rows(results, rows_from_boxes(index + 1, detections.boxes, detections.scores, ids))
-                image = annotate(frame, "bgr8", detections, detector.names, ids)
+                image = annotate(frame, "bgr8", detections, pipeline.names, ids)
                 if writer is None:
                     size = (image.shape[1], image.shape[0])
                     writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
@@ -245,15 +201,16 @@ def run_track(args: argparse.Namespace) -> int:
                 writer.write(image)
                 frames += 1
     finally:
-        detector.close()
+        pipeline.close()
         if writer is not None:
             writer.release()
     elapsed = time.monotonic() - started
     summary: dict[str, Any] = {
-        "source": str(args.source), "model": str(args.model), "backend": detector.backend.name, "frames": frames,
+        "source": str(args.source), "model": str(args.model), "backend": pipeline.detector.backend.name,
+        "frames": frames,
         "detections": sum(counts.values()), "per_class": dict(counts.most_common()),
-        "mean_ms": dict(zip(("preprocess", "infer", "postprocess", "track"),
-                            (round(float(v), 2) for v in stage_ms / max(frames, 1)))),
+        "mean_ms": {stage: round(stage_ms[stage] / max(frames, 1), 2)
+                    for stage in ("preprocess", "infer", "postprocess", "track")},
         "fps": round(frames / elapsed, 2) if elapsed > 0 else None,
         "video": str(video_path), "video_fps": fps, "results": str(results_path),
         "tracker": None if config is None else asdict(config), "distinct_track_ids": len(track_ids),

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from yolo_trt_ros.detection.encodings import ENCODINGS
+
 if TYPE_CHECKING:
     from yolo_trt_ros.detection.detections import Detections
 
@@ -18,12 +20,6 @@ _PALETTE_HEX = (
 )
 PALETTE_BGR = tuple((int(h[4:6], 16), int(h[2:4], 16), int(h[0:2], 16)) for h in _PALETTE_HEX)
 
-_TO_BGR = {
-    "rgb8": cv2.COLOR_RGB2BGR,
-    "bgra8": cv2.COLOR_BGRA2BGR,
-    "rgba8": cv2.COLOR_RGBA2BGR,
-    "mono8": cv2.COLOR_GRAY2BGR,
-}
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _MAX_THICKNESS = 32767  # OpenCV rejects thicker lines
 
@@ -114,11 +110,11 @@ class Annotator:
         height, width = image.shape[:2]
         if self._canvas is None or self._canvas.shape != (height, width, 3):
             self._canvas = np.empty((height, width, 3), np.uint8)
-        if encoding == "bgr8":
+        code = ENCODINGS[encoding].to_bgr if encoding in ENCODINGS else -1
+        if code is None:
             np.copyto(self._canvas, image)
+        elif code < 0:
+            raise ValueError(f"cannot annotate encoding '{encoding}'")
         else:
-            code = _TO_BGR.get(encoding)
-            if code is None:
-                raise ValueError(f"cannot annotate encoding '{encoding}'")
             cv2.cvtColor(image, code, dst=self._canvas)
         return self._canvas

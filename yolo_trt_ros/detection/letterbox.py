@@ -7,11 +7,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from yolo_trt_ros.errors import ImageRejected
+from yolo_trt_ros.detection.encodings import ENCODINGS, checked_frame
 
-CHANNEL_ORDER = {"bgr8": (2, 1, 0), "bgra8": (2, 1, 0), "rgb8": (0, 1, 2), "rgba8": (0, 1, 2), "mono8": (0, 0, 0)}
-"""For each supported encoding, the source channel of the model's R, G and B planes."""
-_CHANNELS = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1}
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ class Letterbox:
 
     def __call__(self, image: np.ndarray, encoding: str = "bgr8") -> tuple[np.ndarray, LetterboxTransform]:
         """Letterbox ``image`` (HxWx3 bgr8/rgb8, HxWx4 bgra8/rgba8, HxW or HxWx1 mono8; uint8, any strides)."""
-        image = _checked(image, encoding)
+        image = checked_frame(image, encoding)
         t = self._transform
         if t is None or t.src_hw != image.shape[:2]:
             t = self._transform = letterbox_geometry(image.shape[:2], self.input_hw)
@@ -97,7 +94,7 @@ class Letterbox:
             np.copyto(region[2], region[0])
         else:
             planes = self._split(resized)
-            for dst, src in zip(region, CHANNEL_ORDER[encoding]):
+            for dst, src in zip(region, ENCODINGS[encoding].rgb):
                 self._normalize(planes[src], dst)
         return self._output, t
 
@@ -120,19 +117,3 @@ class Letterbox:
             np.multiply(src, np.float32(1 / 255), out=dst)
         else:  # numpy's float16 arithmetic is slow; a 256-entry table through cv2.LUT is not
             cv2.LUT(src, self._lut16, dst=dst)
-
-
-def _checked(image: np.ndarray, encoding: str) -> np.ndarray:
-    channels = _CHANNELS.get(encoding)
-    if channels is None:
-        raise ImageRejected("unsupported_encoding",
-                            f"unsupported encoding {encoding!r}; supported: {', '.join(_CHANNELS)}")
-    if image.dtype != np.uint8:
-        raise ImageRejected("bad_layout", f"{encoding} image must be uint8, got {image.dtype}")
-    if channels == 1 and image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    expected = image.ndim == 2 if channels == 1 else image.ndim == 3 and image.shape[2] == channels
-    if not expected or image.shape[0] == 0 or image.shape[1] == 0:
-        layout = "HxW" if channels == 1 else f"HxWx{channels}"
-        raise ImageRejected("bad_layout", f"{encoding} image has shape {image.shape}, expected {layout}")
-    return image

@@ -15,10 +15,8 @@ installed with ``--no-deps``). py-motmetrics was not used: 1.4.0 calls ``np.asfa
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +28,6 @@ import numpy as np
 from yolo_trt_ros.tracking.bytetrack import ByteTracker, TrackerConfig
 from yolo_trt_ros.evaluation.mot_format import MotRow, rows_from_boxes, write_rows
 from yolo_trt_ros.sources import read_seqinfo as _read_seqinfo_section
-from yolo_trt_ros.tracking.assignment import add_tracker_options, tracker_config
 
 Frames = Sequence[tuple[np.ndarray, np.ndarray]]  # per frame: boxes xyxy (N, 4), scores (N,)
 
@@ -184,73 +181,3 @@ def _import_trackeval() -> Any:
 
 # ---------------------------------------------------------------------------------------------------------------
 # ``yolo-trt-ros eval-mot``
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``eval-mot`` subcommand to the ``yolo-trt-ros`` parser (it calls ``args.run(args)``)."""
-    parser = subparsers.add_parser(
-        "eval-mot", help="track a MOTChallenge sequence and print HOTA, MOTA, IDF1 and ID switches",
-        description="Run the ByteTrack tracker over a MOTChallenge sequence, from its public detections "
-                    "(det/det.txt, scores min-max normalised) or through the detector (--model, on the frames "
-                    "that have images), and score it against gt/gt.txt with TrackEval under the MOTChallenge "
-                    "rules: pedestrians (class 1) with flag 1 at IoU 0.5; tracker boxes on distractor classes "
-                    "(2, 7, 8, 12) removed; flag-0 rows and other classes ignored. Tracker boxes are clipped to "
-                    "the image (imWidth x imHeight of seqinfo.ini) before scoring and writing.")
-    parser.add_argument("--seq", type=Path, required=True,
-                        help="sequence folder with seqinfo.ini, gt/, det/, img1/")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--dets", type=Path, help="MOTChallenge detections file (default: SEQ/det/det.txt)")
-    source.add_argument("--model", type=Path, help="run this detector model on SEQ/img1 instead")
-    parser.add_argument("--backend", default="auto", help="detector backend with --model (%(default)s)")
-    parser.add_argument("--conf", type=float, default=0.1,
-                        help="detector confidence threshold with --model (%(default)s, as Ultralytics' track mode)")
-    parser.add_argument("--frames", type=int, default=0, metavar="N", help="only frames 1..N (0 = all)")
-    parser.add_argument("--out", type=Path, help="also write the tracker's MOTChallenge result rows here (boxes "
-                        "clipped to the image, as scored)")
-    add_tracker_options(parser)
-    parser.add_argument("--stamps", action="store_true",
-                        help="stamp frames at the sequence's frame rate (frame i at i/fps s) instead of counting "
-                             "updates; use with --frame-rate equal to it for a time-scaled lost buffer")
-    parser.set_defaults(run=run_eval_mot)
-
-
-def run_eval_mot(args: argparse.Namespace) -> int:
-    info = read_seqinfo(args.seq)
-    if args.model is not None:
-        frames = _detect_sequence(args)
-    else:
-        frames = load_detections(args.dets or args.seq / "det" / "det.txt", info.length)
-    if args.frames:
-        frames = frames[: args.frames]
-    config = tracker_config(args)
-    rows = track_sequence(frames, config, info.frame_rate if args.stamps else None, (info.width, info.height))
-    if args.out is not None:
-        with open(args.out, "w") as f:
-            write_rows(f, rows)
-    scores = evaluate(args.seq / "gt" / "gt.txt", {"bytetrack": rows}, len(frames))["bytetrack"]
-    source = f"detector {args.model}" if args.model else "public detections"
-    print(f"{info.name}, frames 1-{len(frames)}, {source}; {config}")
-    print(TABLE_HEADER)
-    print(scores.row("yolo_trt_ros ByteTracker"))
-    return 0
-
-
-def _detect_sequence(args: argparse.Namespace) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Person detections of every frame that has an image (the detector's own boxes and scores)."""
-    from yolo_trt_ros.detection.detector import Detector, DetectorConfig
-    from yolo_trt_ros.sources import open_mot_sequence
-
-    detector = Detector.from_model(
-        args.model, backend=args.backend, config=DetectorConfig(conf_threshold=args.conf, classes=("person",))
-    )
-    print(f"eval-mot: {detector.backend_reason}", file=sys.stderr)
-    frames = []
-    try:
-        for _, image in open_mot_sequence(args.seq):
-            detections = detector(image)
-            frames.append((detections.boxes, detections.scores))
-            if args.frames and len(frames) >= args.frames:
-                break
-    finally:
-        detector.close()
-    return frames

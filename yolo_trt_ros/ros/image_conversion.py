@@ -15,10 +15,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from yolo_trt_ros.detection.encodings import ENCODINGS, lookup
 from yolo_trt_ros.errors import ImageRejected
 
-SUPPORTED_ENCODINGS = ("bgr8", "rgb8", "bgra8", "rgba8", "mono8")
-CHANNELS = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1}
 DEFAULT_MAX_PIXELS = 8192 * 8192
 
 MsgT = TypeVar("MsgT")
@@ -31,11 +30,7 @@ def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
     ``data_too_short``, ``bad_data``) instead of reading past the buffer or allocating absurd arrays.
     """
     encoding = msg.encoding
-    channels = CHANNELS.get(encoding)
-    if channels is None:
-        raise ImageRejected(
-            "unsupported_encoding",
-            f"unsupported encoding '{encoding}' (supported: {', '.join(SUPPORTED_ENCODINGS)})")
+    channels = lookup(encoding).channels
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
         raise ImageRejected("zero_size", f"image has zero size ({width}x{height})")
@@ -59,9 +54,9 @@ def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
 
 def array_to_image(arr: np.ndarray, encoding: str, msg: MsgT) -> MsgT:
     """Fill ``msg`` (a sensor_msgs/Image) from an HxWxC / HxW uint8 array; one memcpy into the message buffer."""
-    channels = CHANNELS.get(encoding)
-    if channels is None:
-        raise ValueError(f"unsupported encoding '{encoding}' (supported: {', '.join(SUPPORTED_ENCODINGS)})")
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})")
+    channels = ENCODINGS[encoding].channels
     expected_ndim = 2 if channels == 1 else 3
     if arr.dtype != np.uint8 or arr.ndim != expected_ndim or (channels > 1 and arr.shape[2] != channels):
         raise ValueError(f"array {arr.dtype} {arr.shape} does not match encoding {encoding}")
@@ -74,3 +69,8 @@ def array_to_image(arr: np.ndarray, encoding: str, msg: MsgT) -> MsgT:
     image.is_bigendian = 0
     image.data = data
     return msg
+
+
+def image_frame(msg: Any) -> tuple[np.ndarray, str]:
+    """The frame pipeline's converter for a sensor_msgs/Image: (``image_to_array`` view, encoding)."""
+    return image_to_array(msg), str(msg.encoding)

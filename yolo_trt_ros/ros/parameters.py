@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import array
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,10 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 
+from yolo_trt_ros.detection.detector import DetectorConfig
 from yolo_trt_ros.inference.selection import CHOICES as BACKEND_CHOICES
+from yolo_trt_ros.pipeline import PipelineConfig
+from yolo_trt_ros.tracking.assignment import TRACKER_FIELDS
 from yolo_trt_ros.tracking.bytetrack import TrackerConfig
 
 RELIABILITIES = ("best_effort", "reliable")
@@ -164,3 +167,22 @@ def declare_all(node: Node) -> dict[str, str]:
         if problem:
             problems[spec.name] = problem
     return problems
+
+
+def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:
+    """The frame pipeline's settings from checked, coerced values (``Spec.coerce``) of every parameter; ValueError
+    when the tracker parameters do not fit together."""
+    return PipelineConfig(
+        detector=DetectorConfig(conf_threshold=values["conf_threshold"], iou_threshold=values["iou_threshold"],
+                                max_detections=values["max_detections"], classes=values["classes"],
+                                agnostic_nms=values["agnostic_nms"]),
+        tracker=TrackerConfig(**{name: values[name] for name in TRACKER_FIELDS}),
+        tracking=values["tracking"], publish_untracked=values["publish_untracked"])
+
+
+def backend_options(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per backend, its keyword arguments (``create_backend``) from the parameter values."""
+    return {"tensorrt": {"precision": values["trt_precision"], "device": values["cuda_device"],
+                         "gpu_preprocess": values["gpu_preprocess"]},
+            "onnxruntime": {"intra_op_threads": values["ort_threads"],
+                            "allow_spinning": values["ort_allow_spinning"]}}

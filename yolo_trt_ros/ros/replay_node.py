@@ -24,32 +24,19 @@ from rclpy.exceptions import ParameterException
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
 from rclpy.timer import Timer
 from sensor_msgs.msg import Image
 
 from yolo_trt_ros.ros.image_conversion import array_to_image
+from yolo_trt_ros.ros.qos import image_qos
 from yolo_trt_ros.sources import FrameSource, SourceError, open_source
 
 ACK_TIMEOUT_S = 5.0
-RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 
 
 class ReplayError(ValueError):
     """Bad parameters or an unusable source; the message says which and why."""
-
-
-def image_qos(reliability: str, depth: int) -> QoSProfile:
-    """Volatile keep-last QoS for images; ``reliability`` is ``best_effort`` (sensor data) or ``reliable``."""
-    if reliability not in RELIABILITY:
-        raise ReplayError(f"qos_reliability must be one of {sorted(RELIABILITY)}, got {reliability!r}")
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=RELIABILITY[reliability],
-        durability=DurabilityPolicy.VOLATILE,
-    )
 
 
 class ImageReplay(Node):
@@ -58,7 +45,10 @@ class ImageReplay(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("image_replay", **kwargs)
         p = self._declare_parameters()
-        qos = image_qos(p["qos_reliability"], p["qos_depth"])
+        try:
+            qos = image_qos(p["qos_reliability"], p["qos_depth"])
+        except ValueError as exc:
+            raise ReplayError(str(exc)) from exc
         if not p["source"]:
             raise ReplayError("parameter 'source' is required: a video file, an image folder or a MOT sequence")
         try:

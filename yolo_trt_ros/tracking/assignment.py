@@ -14,10 +14,7 @@ truck keeps its ID and is published as a truck in that frame); ``class_aware`` g
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Collection
 from dataclasses import fields
-from typing import Any
 
 import numpy as np
 
@@ -43,25 +40,3 @@ def assign_ids(detections: Detections, tracks: Tracks, conf_threshold: float,
     if include_untracked:
         keep |= detections.scores >= conf_threshold
     return Detections(detections.boxes[keep], detections.scores[keep], detections.class_ids[keep]), ids[keep]
-
-
-def add_tracker_options(parser: argparse.ArgumentParser, exclude: Collection[str] = ()) -> None:
-    """Add ``--track-high-thresh`` etc., one flag per ``TrackerConfig`` field (default: the field's default)."""
-    group = parser.add_argument_group("tracker (ByteTrack) options")
-    defaults = TrackerConfig()
-    for name in TRACKER_FIELDS:
-        if name in exclude:
-            continue
-        flag = "--" + name.replace("_", "-")
-        default = getattr(defaults, name)
-        if isinstance(default, bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                               help="tracker parameter (%(default)s)")
-        else:
-            group.add_argument(flag, type=type(default), default=default, help="tracker parameter (%(default)s)")
-
-
-def tracker_config(args: argparse.Namespace, **fixed: Any) -> TrackerConfig:
-    """``TrackerConfig`` from the flags of ``add_tracker_options``, ``fixed`` for excluded or overridden fields."""
-    values = {name: getattr(args, name) for name in TRACKER_FIELDS if name not in fixed}
-    return TrackerConfig(**values, **fixed)

@@ -19,6 +19,7 @@ import pytest
 
 import fake_tensorrt as fake
 from fake_pycuda import make_fake_pycuda
+from yolo_trt_ros.cli import build_engine
 from yolo_trt_ros.inference.tensorrt import builder as engine_builder
 from yolo_trt_ros.inference.tensorrt import engine_cache as ec
 from yolo_trt_ros.inference.base import ModelError
@@ -48,7 +49,7 @@ def tiny_onnx(tmp_path: Path, make_yolo_onnx) -> Path:
 
 def _cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="yolo-trt-ros")
-    engine_builder.register(parser.add_subparsers(dest="command", required=True))
+    build_engine.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(list(argv))
     return int(args.run(args))
 

@@ -19,7 +19,8 @@ from yolo_trt_ros.inference.base import ModelError, check_output_shape, resolve_
 from yolo_trt_ros.inference.tensorrt.cuda_context import CudaContext
 from yolo_trt_ros.inference.tensorrt.builder import DEFAULT_WORKSPACE_MB, BuildOptions, ensure_engine
 from yolo_trt_ros.inference.tensorrt.engine_cache import read_engine_plan
-from yolo_trt_ros.inference.tensorrt.gpu_preprocess import frame_channels, free_pinned
+from yolo_trt_ros.detection.encodings import checked_frame
+from yolo_trt_ros.inference.tensorrt.gpu_preprocess import free_pinned
 from yolo_trt_ros.detection.letterbox import LetterboxTransform
 from yolo_trt_ros.inference.tensorrt.compat import EngineRunner, TensorInfo, load_engine
 
@@ -272,7 +273,7 @@ class _GpuPath:
             return None
 
     def run(self, image: np.ndarray, encoding: str, conf: float) -> tuple[np.ndarray, LetterboxTransform]:
-        frame_channels(image, encoding)
+        image = checked_frame(image, encoding)
         b = self._backend
         stream = b._stream
         events = self._events

@@ -9,11 +9,8 @@
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -26,8 +23,6 @@ from yolo_trt_ros.inference.tensorrt.cuda_context import CudaContext
 from yolo_trt_ros.inference.tensorrt.engine_cache import (
     EngineSpec,
     Platform,
-    cached_engine_path,
-    decide,
     profile_for,
     read_engine_plan,
     resolve_engine,
@@ -193,87 +188,3 @@ def adopt_engine(engine_path: Path, precision: str, cuda: CudaContext, log: logg
     spec = EngineSpec("", platform.tensorrt_version, platform.gpu_name, platform.compute_capability, precision,
                       profile)
     return write_sidecar(engine_path, spec, {"metadata": header, "adopted": True})
-
-
-# -- CLI -------------------------------------------------------------------------------------------------------
-
-
-def register(subparsers: Any) -> None:
-    """Add ``build-engine`` to the ``yolo-trt-ros`` subcommands (``add_subparsers()`` result)."""
-    p = subparsers.add_parser(
-        "build-engine", help="build a TensorRT engine from an ONNX model (cached beside it, with a JSON sidecar)",
-        description="Build a TensorRT engine with TensorRT's ONNX parser. By default it is written beside the ONNX "
-                    "as MODEL.<precision>.engine with a MODEL.<precision>.engine.json sidecar (ONNX sha256, "
-                    "TensorRT version, GPU, precision, profile): the node reuses it when given the .onnx or the "
-                    ".engine. An up-to-date engine is not rebuilt unless --force.")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--onnx", type=Path, metavar="MODEL.onnx", help="ONNX model to build")
-    source.add_argument("--adopt", type=Path, metavar="MODEL.engine",
-                        help="write a sidecar for an engine built on this machine by another tool "
-                             "(e.g. `yolo export format=engine`) after checking that it loads here")
-    precision = p.add_mutually_exclusive_group()
-    precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16", help="FP16 kernels")
-    precision.add_argument("--int8", dest="precision", action="store_const", const="int8",
-                           help="INT8 kernels (with FP16 fallback), calibrated on --calib-dir images")
-    p.set_defaults(precision="fp32")
-    p.add_argument("--calib-dir", type=Path, metavar="DIR", help="calibration images (.jpg/.png/.bmp) for --int8")
-    p.add_argument("--calib-cache", type=Path, metavar="FILE",
-                   help="INT8 calibration cache (default: ENGINE with .calib suffix; reused when present)")
-    p.add_argument("--workspace", type=int, default=DEFAULT_WORKSPACE_MB, metavar="MB",
-                   help="builder workspace limit in MiB (default: %(default)s)")
-    p.add_argument("--max-batch", type=int, default=1, metavar="N",
-                   help="largest batch for a dynamic-batch ONNX (default: %(default)s)")
-    p.add_argument("--imgsz", type=int, nargs="+", metavar="N", help="input size (H [W]) for a dynamic-H/W ONNX")
-    p.add_argument("--output", type=Path, metavar="FILE", help="engine path (default: MODEL.<precision>.engine)")
-    p.add_argument("--device", type=int, default=0, help="CUDA device index (default: %(default)s)")
-    p.add_argument("--force", action="store_true", help="rebuild even when the cached engine is up to date")
-    p.set_defaults(run=run_build_engine)
-
-
-def run_build_engine(args: argparse.Namespace) -> int:
-    """``build-engine`` entry point; problems are raised as ModelError (one line, no traceback)."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    log = logging.getLogger("yolo_trt_ros.build_engine")
-    try:
-        importlib.import_module("tensorrt")
-    except ImportError as exc:
-        raise ModelError(f"TensorRT's Python bindings are not installed ({exc}); see docs/tensorrt.md") from exc
-    imgsz = None
-    if args.imgsz:
-        imgsz = (args.imgsz[0], args.imgsz[-1])
-    options = BuildOptions(args.precision, args.workspace, args.max_batch, imgsz, args.calib_dir, args.calib_cache)
-    try:
-        cuda = CudaContext(args.device)
-    except Exception as exc:  # pycuda missing, no GPU, driver problems
-        raise ModelError(f"no usable CUDA GPU: {exc}") from exc
-    try:
-        with cuda.active():
-            path = _run(args, options, cuda, log)
-    except (BuildError, trt_compat.TensorRTError, ValueError) as exc:
-        raise ModelError(str(exc)) from exc
-    finally:
-        cuda.close()
-    print(path)
-    return 0
-
-
-def _run(args: argparse.Namespace, options: BuildOptions, cuda: CudaContext, log: logging.Logger) -> Path:
-    if args.adopt is not None:
-        sidecar = adopt_engine(args.adopt, args.precision, cuda, log)
-        log.info("wrote %s", sidecar)
-        return Path(args.adopt)
-    onnx = Path(args.onnx)
-    if not onnx.is_file():
-        raise ModelError(f"model {onnx}: file not found")
-    spec = engine_spec(onnx, options, current_platform(cuda))
-    engine = args.output or cached_engine_path(onnx, options.precision)
-    if args.output is None and not args.force:
-        decision = decide(onnx, spec)
-        if decision.action == "reuse":
-            log.info("%s is up to date (%s); --force rebuilds it", engine, decision.reason)
-            return engine
-        log.info("building %s: %s", engine, decision.reason)
-    extra = build_engine(onnx, engine, spec, options, log)
-    write_sidecar(engine, spec, extra)
-    return engine
-

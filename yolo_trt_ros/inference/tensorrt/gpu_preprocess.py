@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from yolo_trt_ros.errors import ImageRejected
-from yolo_trt_ros.detection.letterbox import CHANNEL_ORDER, LetterboxTransform, letterbox_geometry
+from yolo_trt_ros.detection.encodings import ENCODINGS
+from yolo_trt_ros.detection.letterbox import LetterboxTransform, letterbox_geometry
 
-CHANNELS = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1}
 PAD_VALUE = 114
 _BLOCK_2D = (32, 8, 1)
 _BLOCK_1D = 256
@@ -239,21 +238,6 @@ class GpuKernels:
         self._module = None
 
 
-def frame_channels(image: np.ndarray, encoding: str) -> int:
-    """Channels of a raw frame in ``encoding``; ImageRejected for a mismatching array."""
-    channels = CHANNELS.get(encoding)
-    if channels is None:
-        raise ImageRejected("unsupported_encoding",
-                            f"unsupported encoding {encoding!r}; supported: {', '.join(CHANNELS)}")
-    if image.dtype != np.uint8:
-        raise ImageRejected("bad_layout", f"{encoding} image must be uint8, got {image.dtype}")
-    shape_ok = image.ndim == 3 and image.shape[2] == channels or channels == 1 and image.ndim == 2
-    if not shape_ok or image.shape[0] == 0 or image.shape[1] == 0:
-        expected = "HxW" if channels == 1 else f"HxWx{channels}"
-        raise ImageRejected("bad_layout", f"{encoding} image has shape {image.shape}, expected {expected}")
-    return channels
-
-
 class FrameUploader:
     """Copies raw frames into one device buffer (grown to the largest frame).
 
@@ -327,11 +311,11 @@ class GpuLetterbox:
 
     def _prepare(self, src: int, src_hw: tuple[int, int], encoding: str, dst: int,
                  src_step: int | None) -> tuple[_Launch, LetterboxTransform]:
-        channels = CHANNELS[encoding]
+        channels = ENCODINGS[encoding].channels
         t = letterbox_geometry(src_hw, self.input_hw)
         h, w = self.input_hw
         res_h, res_w = t.resized_hw
-        r_c, g_c, b_c = CHANNEL_ORDER[encoding]
+        r_c, g_c, b_c = ENCODINGS[encoding].rgb
         grid = ((w + _BLOCK_2D[0] - 1) // _BLOCK_2D[0], (h + _BLOCK_2D[1] - 1) // _BLOCK_2D[1], 1)
         step = src_step if src_step is not None else src_hw[1] * channels
         i32 = np.int32

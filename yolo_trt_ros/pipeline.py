@@ -1,0 +1,153 @@
+"""The frame path, implemented once: image -> detections -> track IDs, with per-stage timings.
+
+``FramePipeline`` is what the node (``ros.tracker_node``), ``yolo-trt-ros track``, ``eval-mot --model``,
+``bench/bench_stages.py`` and the tests run for every frame:
+
+    convert      the caller's frame (a sensor_msgs/Image, a decoded video frame) to a uint8 array + encoding
+    preprocess   letterbox to the model input           \
+    infer        the backend (ONNX Runtime or TensorRT)   } ``Detector``
+    postprocess  decode + NMS, boxes back to the image    /
+    track        ``ByteTracker.update`` + ``assign_ids`` (what is published, see ``tracking.assignment``)
+
+While tracking, the detector runs at ``min(conf_threshold, track_low_thresh)`` (ByteTrack's second association
+needs the low-score detections) and what is published follows ``tracking.assignment``. Bad input raises
+``ImageRejected`` as it is; any other exception is re-raised as ``StageFailed`` naming the stage it came from, so a
+caller can drop the frame and count it per stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from yolo_trt_ros.detection.detections import Detections
+from yolo_trt_ros.detection.detector import Detector, DetectorConfig
+from yolo_trt_ros.errors import ImageRejected
+from yolo_trt_ros.tracking.assignment import assign_ids, detector_threshold
+from yolo_trt_ros.tracking.bytetrack import ByteTracker, TrackerConfig
+
+STAGES = ("convert", "preprocess", "infer", "postprocess", "track")
+"""The timed stages, in order; ``FrameResult.times_ms`` has each one that ran."""
+
+Converter = Callable[[Any], "tuple[np.ndarray, str]"]
+"""A frame -> (uint8 image array, encoding such as "bgr8"); raises ImageRejected for an unusable frame."""
+
+
+def bgr_frame(frame: np.ndarray) -> tuple[np.ndarray, str]:
+    """The default converter: frames are BGR arrays already (OpenCV video and image reads)."""
+    return frame, "bgr8"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What a user sets: detection thresholds (``detector.conf_threshold`` is the published threshold), tracking."""
+
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    tracking: bool = True
+    publish_untracked: bool = False
+    """While tracking, also publish detections no confirmed track took (scoring at least conf_threshold)."""
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One frame's output, ready to publish."""
+
+    image: np.ndarray
+    """The converted input image (for drawing)."""
+    encoding: str
+    detections: Detections
+    """In original-image pixels, in detection order."""
+    track_ids: np.ndarray | None
+    """Per detection: its track ID, or ``UNTRACKED``; None while not tracking."""
+    times_ms: dict[str, float]
+    """Milliseconds per stage of ``STAGES`` that ran (GPU preprocessing counts as ``infer``)."""
+
+
+class StageFailed(RuntimeError):
+    """An internal error in pipeline stage ``stage`` ("convert", "detect" or "track"); the cause is chained."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(f"{stage} failed: {type(cause).__name__}: {cause}")
+        self.stage = stage
+
+
+class FramePipeline:
+    """Detector + ByteTracker for one camera (see the module docstring)."""
+
+    def __init__(self, detector: Detector, config: PipelineConfig | None = None,
+                 convert: Converter = bgr_frame) -> None:
+        config = config or PipelineConfig()
+        self.detector = detector
+        self.convert = convert
+        self.tracker = ByteTracker(config.tracker)
+        self.config = config
+        self.configure(config)
+
+    @classmethod
+    def from_model(cls, model_path: str | Path, config: PipelineConfig | None = None, backend: str = "auto",
+                   names_file: str | Path | None = None,
+                   backend_options: Mapping[str, Mapping[str, Any]] | None = None,
+                   convert: Converter = bgr_frame) -> FramePipeline:
+        """Load the model (``Detector.from_model``: ModelError naming the file and the problem) into a pipeline."""
+        detector = Detector.from_model(model_path, backend=backend, names_file=names_file,
+                                       backend_options=backend_options)
+        try:
+            return cls(detector, config, convert)
+        except Exception:
+            detector.close()
+            raise
+
+    @property
+    def names(self) -> list[str]:
+        """Class names, indexed by class id."""
+        return self.detector.names
+
+    def configure(self, config: PipelineConfig) -> None:
+        """Apply ``config`` (the tracks are kept); ValueError naming the bad value leaves everything unchanged."""
+        published = config.detector.conf_threshold
+        if not 0.0 <= published <= 1.0:
+            raise ValueError(f"conf_threshold must be in [0, 1], got {published}")
+        conf = detector_threshold(published, config.tracker if config.tracking else None)
+        self.detector.set_config(replace(config.detector, conf_threshold=conf))
+        self.tracker.set_config(config.tracker)
+        self.config = config
+
+    def reset(self) -> None:
+        """Forget every track; IDs restart at 1."""
+        self.tracker.reset()
+
+    def __call__(self, frame: Any, stamp: float | None) -> FrameResult:
+        """Run one frame stamped ``stamp`` (seconds; None: one frame period after the previous frame)."""
+        stage = "convert"
+        try:
+            t0 = time.perf_counter()
+            image, encoding = self.convert(frame)
+            t1 = time.perf_counter()
+            stage = "detect"
+            detections = self.detector(image, encoding)
+            detected = self.detector.last_times
+            times = {"convert": (t1 - t0) * 1e3, "preprocess": detected.preprocess, "infer": detected.infer,
+                     "postprocess": detected.postprocess}
+            track_ids = None
+            if self.config.tracking:
+                stage = "track"
+                t2 = time.perf_counter()
+                tracks = self.tracker.update(detections.boxes, detections.scores, detections.class_ids, stamp)
+                detections, track_ids = assign_ids(detections, tracks, self.config.detector.conf_threshold,
+                                                   self.config.publish_untracked)
+                times["track"] = (time.perf_counter() - t2) * 1e3
+        except ImageRejected:
+            raise
+        except Exception as exc:
+            raise StageFailed(stage, exc) from exc
+        return FrameResult(image, encoding, detections, track_ids, times)
+
+    def close(self) -> None:
+        """Release the model (with TensorRT: its device memory and CUDA context)."""
+        self.detector.close()

@@ -1,0 +1,74 @@
+"""The tracker node's outputs: detections (vision_msgs/Detection2DArray) and the annotated image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rclpy._rclpy_pybind11 import RCLError
+from rclpy.lifecycle import LifecycleNode
+from rclpy.lifecycle.publisher import LifecyclePublisher
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray
+
+from yolo_trt_ros.detection.annotate import Annotator
+from yolo_trt_ros.pipeline import FrameResult
+from yolo_trt_ros.ros.detection_msgs import DetectionArrayBuilder
+from yolo_trt_ros.ros.image_conversion import array_to_image
+
+
+class Outputs:
+    """Lifecycle publishers ``detections`` and ``annotated_image`` of ``node``; a failed publish is logged
+    (throttled), never raised, so a shutting-down context or a congested reliable reader costs one message."""
+
+    def __init__(self, node: LifecycleNode, log_period_s: float) -> None:
+        self._node = node
+        self._log_period_s = log_period_s
+        self.build = DetectionArrayBuilder()
+        self.annotate = Annotator()
+        self._detections: LifecyclePublisher[Detection2DArray] | None = None
+        self._annotated: LifecyclePublisher[Image] | None = None
+
+    def create(self) -> None:
+        self._detections = self._node.create_lifecycle_publisher(Detection2DArray, "detections", 10)
+        # Reliable depth 1: matches reliable and best-effort viewers (rviz), never queues stale images.
+        self._annotated = self._node.create_lifecycle_publisher(Image, "annotated_image", 1)
+
+    def destroy(self) -> None:
+        for publisher in (self._detections, self._annotated):
+            if publisher is not None:
+                self._node.destroy_lifecycle_publisher(publisher)
+        self._detections = self._annotated = None
+
+    @property
+    def ready(self) -> bool:
+        return self._detections is not None
+
+    @property
+    def detections_topic(self) -> str:
+        return self._detections.topic_name if self._detections is not None else "detections"
+
+    def publish_detections(self, msg: Detection2DArray) -> None:
+        self._publish(self._detections, msg)
+
+    def wants_annotated(self) -> bool:
+        """Draw only while someone subscribes (False once the context is shutting down)."""
+        if self._annotated is None:
+            return False
+        try:
+            return self._annotated.get_subscription_count() > 0
+        except RCLError:
+            return False
+
+    def publish_annotated(self, header: Header, result: FrameResult, names: list[str]) -> None:
+        canvas = self.annotate(result.image, result.encoding, result.detections, names, result.track_ids)
+        self._publish(self._annotated, array_to_image(canvas, "bgr8", Image(header=header)))
+
+    def _publish(self, publisher: LifecyclePublisher[Any] | None, msg: Any) -> None:
+        if publisher is None:
+            return
+        try:
+            publisher.publish(msg)
+        except RCLError as exc:
+            self._node.get_logger().warning(f"publishing on {publisher.topic_name} failed: {exc}",
+                                            throttle_duration_sec=self._log_period_s)
