@@ -25,17 +25,21 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
-from gpu_engine_stub import NoOpEngine, install_fake_tensorrt, write_engine  # first: repo + test/ on sys.path
 import data_paths
+from gpu_engine_stub import (  # first: repo + test/ on sys.path
+    NoOpEngine,
+    install_fake_tensorrt,
+    write_engine,
+)
 from yolo_trt_ros.detection.decode import decode_yolov8
 from yolo_trt_ros.detection.letterbox import Letterbox
-
 
 SPIN_SOURCE = """
 __global__ void spin(long long cycles) { const long long t0 = clock64(); while (clock64() - t0 < cycles) {} }
@@ -51,7 +55,13 @@ class Bench:
         self._spin_module = SourceModule(SPIN_SOURCE)
         self._spin = self._spin_module.get_function("spin")
 
-    def wall(self, name: str, fn: Callable[[], Any], note: str = "", prep: Callable[[], Any] | None = None) -> float:
+    def wall(
+        self,
+        name: str,
+        fn: Callable[[], Any],
+        note: str = "",
+        prep: Callable[[], Any] | None = None,
+    ) -> float:
         """Wall time of ``fn``; ``prep`` (untimed) runs right before each call."""
         samples = []
         for i in range(self.warmup + self.iters):
@@ -70,7 +80,9 @@ class Bench:
         self.stream.synchronize()
         samples = []
         for _ in range(self.iters):
-            self._spin(np.int64(1_000_000), block=(1, 1, 1), grid=(1, 1), stream=self.stream)  # ~0.5 ms busy
+            self._spin(
+                np.int64(1_000_000), block=(1, 1, 1), grid=(1, 1), stream=self.stream
+            )  # ~0.5 ms busy
             start.record(self.stream)
             enqueue()
             end.record(self.stream)
@@ -78,7 +90,9 @@ class Bench:
             samples.append(end.time_since(start) / 1e3)
         return self._add(name, "GPU", samples, note)
 
-    def paced(self, name: str, fn: Callable[[], Any], prep: Callable[[], Any], period: float, runs: int) -> float:
+    def paced(
+        self, name: str, fn: Callable[[], Any], prep: Callable[[], Any], period: float, runs: int
+    ) -> float:
         """Wall time of ``fn`` called once every ``period`` seconds, ``prep`` (untimed) right before each call."""
         samples = []
         tick = time.perf_counter()
@@ -120,8 +134,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--paced-runs", type=int, default=300, help="runs of the rows at 30 Hz")
     parser.add_argument("--markdown", type=Path, help="also write the result table here")
-    parser.add_argument("--spin-up", type=float, default=2.0, metavar="S",
-                        help="seconds of back-to-back kernels first, so the GPU leaves its idle clock")
+    parser.add_argument(
+        "--spin-up",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds of back-to-back kernels first, so the GPU leaves its idle clock",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -130,7 +149,12 @@ def main() -> int:
     import pycuda.driver as cuda
 
     from yolo_trt_ros.inference.tensorrt.backend import TensorRTBackend
-    from yolo_trt_ros.inference.tensorrt.gpu_preprocess import CandidateReducer, FrameUploader, GpuKernels, GpuLetterbox
+    from yolo_trt_ros.inference.tensorrt.gpu_preprocess import (
+        CandidateReducer,
+        FrameUploader,
+        GpuKernels,
+        GpuLetterbox,
+    )
 
     cuda.init()
     device = cuda.Device(0)
@@ -142,10 +166,12 @@ def main() -> int:
     letterbox = Letterbox((640, 640))
     session = ort.InferenceSession(str(args.model), providers=["CPUExecutionProvider"])
     real = session.run(None, {"images": letterbox(frame, "bgr8")[0]})[0]
-    header = (f"{gpu[0]} (compute {gpu[1]}), driver CUDA {cuda.get_driver_version()}, pycuda {pycuda.VERSION_TEXT}, "
-              f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
-              f"CPU threads {cv2.getNumThreads()}; frame {frame_path.name} {frame.shape[1]}x{frame.shape[0]} bgr8; "
-              f"{args.iters} runs after {args.warmup} warm-up")
+    header = (
+        f"{gpu[0]} (compute {gpu[1]}), driver CUDA {cuda.get_driver_version()}, pycuda {pycuda.VERSION_TEXT}, "
+        f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
+        f"CPU threads {cv2.getNumThreads()}; frame {frame_path.name} {frame.shape[1]}x{frame.shape[0]} bgr8; "
+        f"{args.iters} runs after {args.warmup} warm-up"
+    )
     print(header)
     stream = cuda.Stream()
     bench = Bench(cuda, stream, args.iters, args.warmup)
@@ -160,7 +186,9 @@ def main() -> int:
             for _ in range(100):
                 spin_lb(int(spin_src), frame.shape[:2], "bgr8", int(spin_dst), stream)
             stream.synchronize()
-        print(f"SM clock: {idle} before, {sm_clock()} after {args.spin_up:.0f} s of back-to-back letterbox kernels")
+        print(
+            f"SM clock: {idle} before, {sm_clock()} after {args.spin_up:.0f} s of back-to-back letterbox kernels"
+        )
         spin_src.free()
         spin_dst.free()
         # -- preprocessing + upload ------------------------------------------------------------------------
@@ -174,7 +202,10 @@ def main() -> int:
             stream.synchronize()
 
         bench.wall("CPU letterbox (OpenCV) only", lambda: letterbox(frame, "bgr8"))
-        bench.gpu("H2D float32 tensor 4.9 MB (pinned)", lambda: cuda.memcpy_htod_async(d_tensor, tensor_pinned, stream))
+        bench.gpu(
+            "H2D float32 tensor 4.9 MB (pinned)",
+            lambda: cuda.memcpy_htod_async(d_tensor, tensor_pinned, stream),
+        )
         cpu_pre_us = bench.wall("A. CPU letterbox + copy to pinned + H2D 4.9 MB + sync", cpu_pre)
 
         uploader = FrameUploader()
@@ -183,12 +214,22 @@ def main() -> int:
         src = uploader.upload(frame, stream)
         raw_pinned = cuda.pagelocked_empty(frame.nbytes, np.uint8)
         d_raw = cuda.mem_alloc(frame.nbytes)
-        bench.wall("copy frame to pinned staging (CPU memcpy 0.9 MB)", lambda: np.copyto(raw_pinned, frame.reshape(-1)))
-        bench.gpu("H2D raw frame 0.9 MB (pinned)", lambda: cuda.memcpy_htod_async(d_raw, raw_pinned, stream))
-        bench.gpu("letterbox kernel -> float32 tensor",
-                  lambda: gpu_lb(src, frame.shape[:2], "bgr8", int(d_tensor), stream))
-        bench.gpu("letterbox kernel -> float16 tensor",
-                  lambda: gpu_lb16(src, frame.shape[:2], "bgr8", int(d_tensor), stream))
+        bench.wall(
+            "copy frame to pinned staging (CPU memcpy 0.9 MB)",
+            lambda: np.copyto(raw_pinned, frame.reshape(-1)),
+        )
+        bench.gpu(
+            "H2D raw frame 0.9 MB (pinned)",
+            lambda: cuda.memcpy_htod_async(d_raw, raw_pinned, stream),
+        )
+        bench.gpu(
+            "letterbox kernel -> float32 tensor",
+            lambda: gpu_lb(src, frame.shape[:2], "bgr8", int(d_tensor), stream),
+        )
+        bench.gpu(
+            "letterbox kernel -> float16 tensor",
+            lambda: gpu_lb16(src, frame.shape[:2], "bgr8", int(d_tensor), stream),
+        )
 
         def gpu_pre() -> None:
             pointer = uploader.upload(frame, stream)
@@ -201,11 +242,19 @@ def main() -> int:
             gpu_lb(int(d_raw), frame.shape[:2], "bgr8", int(d_tensor), stream)
             stream.synchronize()
 
-        gpu_pre_us = bench.wall("B. H2D 0.9 MB from the frame (pageable) + letterbox kernel + sync", gpu_pre)
-        bench.wall("B'. copy to pinned staging + H2D 0.9 MB + letterbox kernel + sync", gpu_pre_staged)
-        bench.gpu("B. on the GPU: H2D 0.9 MB (pinned) + letterbox kernel", lambda: (
-            cuda.memcpy_htod_async(d_raw, raw_pinned, stream),
-            gpu_lb(int(d_raw), frame.shape[:2], "bgr8", int(d_tensor), stream)))
+        gpu_pre_us = bench.wall(
+            "B. H2D 0.9 MB from the frame (pageable) + letterbox kernel + sync", gpu_pre
+        )
+        bench.wall(
+            "B'. copy to pinned staging + H2D 0.9 MB + letterbox kernel + sync", gpu_pre_staged
+        )
+        bench.gpu(
+            "B. on the GPU: H2D 0.9 MB (pinned) + letterbox kernel",
+            lambda: (
+                cuda.memcpy_htod_async(d_raw, raw_pinned, stream),
+                gpu_lb(int(d_raw), frame.shape[:2], "bgr8", int(d_tensor), stream),
+            ),
+        )
 
         # -- output copy -------------------------------------------------------------------------------------
         d_out = cuda.mem_alloc(real.nbytes)
@@ -225,24 +274,44 @@ def main() -> int:
         candidates = reduced_copy()
         k = candidates.shape[2]
         full_us = bench.wall("C. D2H full output 2.8 MB + sync", full_copy)
-        bench.gpu("D2H full output 2.8 MB (pinned)", lambda: cuda.memcpy_dtoh_async(out_pinned, d_out, stream))
-        reduced_us = bench.wall(f"D. compaction kernels writing count + candidates to mapped host memory "
-                                f"({(k + 1) * 84 * 4 / 1e3:.1f} kB; K = {k}) + sync", reduced_copy)
-        bench.gpu("compaction kernels, candidates written to mapped host memory",
-                  lambda: reducer.enqueue(int(d_out), 0.25, stream))
+        bench.gpu(
+            "D2H full output 2.8 MB (pinned)",
+            lambda: cuda.memcpy_dtoh_async(out_pinned, d_out, stream),
+        )
+        reduced_us = bench.wall(
+            f"D. compaction kernels writing count + candidates to mapped host memory "
+            f"({(k + 1) * 84 * 4 / 1e3:.1f} kB; K = {k}) + sync",
+            reduced_copy,
+        )
+        bench.gpu(
+            "compaction kernels, candidates written to mapped host memory",
+            lambda: reducer.enqueue(int(d_out), 0.25, stream),
+        )
         flag, gather = reducer._launches
         bench.gpu("  flag kernel (a candidate bit mask per 32 anchors)", lambda: flag(stream))
-        bench.gpu("  gather kernel (count + candidates into mapped host memory)", lambda: gather(stream))
-        bench.wall("decode (NMS) of the full output on the CPU", lambda: decode_yolov8(real, 0.25, 0.7, 300))
-        bench.wall(f"decode (NMS) of the {k} candidates on the CPU", lambda: decode_yolov8(candidates, 0.25, 0.7, 300))
+        bench.gpu(
+            "  gather kernel (count + candidates into mapped host memory)", lambda: gather(stream)
+        )
+        bench.wall(
+            "decode (NMS) of the full output on the CPU",
+            lambda: decode_yolov8(real, 0.25, 0.7, 300),
+        )
+        bench.wall(
+            f"decode (NMS) of the {k} candidates on the CPU",
+            lambda: decode_yolov8(candidates, 0.25, 0.7, 300),
+        )
         same = decode_yolov8(real, 0.25, 0.7, 300)
         other = decode_yolov8(candidates, 0.25, 0.7, 300)
-        assert np.array_equal(same.boxes, other.boxes) and np.array_equal(same.class_ids, other.class_ids)
+        assert np.array_equal(same.boxes, other.boxes) and np.array_equal(
+            same.class_ids, other.class_ids
+        )
 
         # -- end to end through TensorRTBackend (engine enqueues nothing) ---------------------------------
         install_fake_tensorrt("10.3.0", NoOpEngine())
         with tempfile.TemporaryDirectory() as tmp:
-            engine = write_engine(Path(tmp) / "noop.engine", "10.3.0", *gpu, [1, 3, 640, 640], [1, 84, 8400])
+            engine = write_engine(
+                Path(tmp) / "noop.engine", "10.3.0", *gpu, [1, 3, 640, 640], [1, 84, 8400]
+            )
             backend = TensorRTBackend(engine)
             with backend._ctx.active():
                 cuda.memcpy_htod(backend._out_buf.device, real)
@@ -258,42 +327,80 @@ def main() -> int:
             assert np.array_equal(cpu_path().boxes, gpu_path().boxes)
             e2e_cpu = bench.wall("E. backend.infer(CPU letterbox) + decode, no engine", cpu_path)
             e2e_gpu = bench.wall("F. backend.infer_image (GPU path) + decode, no engine", gpu_path)
-            e2e_gpu_only = bench.wall("G. backend.infer_image (GPU path) alone, no engine",
-                                      lambda: backend.infer_image(frame, "bgr8", 0.25))
+            e2e_gpu_only = bench.wall(
+                "G. backend.infer_image (GPU path) alone, no engine",
+                lambda: backend.infer_image(frame, "bgr8", 0.25),
+            )
             # where G's wall-clock time goes: host time of each call (the GPU work is queued, not waited for)
             path = backend._gpu
-            bench.wall("  G1. FrameUploader.upload (pageable H2D 0.9 MB call)",
-                       lambda: path.uploader.upload(frame, backend._stream), "host blocked while the driver stages")
-            bench.wall("  G2. letterbox kernel launch (arguments packed once)",
-                       lambda: path.letterbox(src, frame.shape[:2], "bgr8", int(d_tensor), backend._stream))
-            bench.wall("  G3. execute_async through trt_compat (fake engine, no-op)", backend._execute)
-            bench.wall("  G4. CandidateReducer.enqueue (2 launches, no copy call)",
-                       lambda: path.reducer.enqueue(int(backend._out_buf.device), 0.25, backend._stream))
+            bench.wall(
+                "  G1. FrameUploader.upload (pageable H2D 0.9 MB call)",
+                lambda: path.uploader.upload(frame, backend._stream),
+                "host blocked while the driver stages",
+            )
+            bench.wall(
+                "  G2. letterbox kernel launch (arguments packed once)",
+                lambda: path.letterbox(
+                    src, frame.shape[:2], "bgr8", int(d_tensor), backend._stream
+                ),
+            )
+            bench.wall(
+                "  G3. execute_async through trt_compat (fake engine, no-op)", backend._execute
+            )
+            bench.wall(
+                "  G4. CandidateReducer.enqueue (2 launches, no copy call)",
+                lambda: path.reducer.enqueue(int(backend._out_buf.device), 0.25, backend._stream),
+            )
             bench.wall("  G5. stream.synchronize() of an idle stream", backend._stream.synchronize)
             backend._stream.synchronize()
             received = frame.copy()
             paced = (lambda: np.copyto(received, frame), 1 / 30, args.paced_runs)
-            paced_pre = bench.paced("B at 30 Hz. H2D 0.9 MB (pageable) + letterbox kernel + sync", lambda: (
-                gpu_lb(uploader.upload(received, stream), received.shape[:2], "bgr8", int(d_tensor), stream),
-                stream.synchronize()), *paced)
-            paced_gpu = bench.paced("G at 30 Hz. backend.infer_image (GPU path) alone, no engine",
-                                    lambda: backend.infer_image(received, "bgr8", 0.25), *paced)
+            paced_pre = bench.paced(
+                "B at 30 Hz. H2D 0.9 MB (pageable) + letterbox kernel + sync",
+                lambda: (
+                    gpu_lb(
+                        uploader.upload(received, stream),
+                        received.shape[:2],
+                        "bgr8",
+                        int(d_tensor),
+                        stream,
+                    ),
+                    stream.synchronize(),
+                ),
+                *paced,
+            )
+            paced_gpu = bench.paced(
+                "G at 30 Hz. backend.infer_image (GPU path) alone, no engine",
+                lambda: backend.infer_image(received, "bgr8", 0.25),
+                *paced,
+            )
             backend.close()
-        gpu_path_device = bench.gpu("H. on the GPU: H2D 0.9 MB + letterbox + compaction to mapped host memory", lambda: (
-            cuda.memcpy_htod_async(d_raw, raw_pinned, stream),
-            gpu_lb(int(d_raw), frame.shape[:2], "bgr8", int(d_tensor), stream),
-            reducer.enqueue(int(d_out), 0.25, stream)))
+        gpu_path_device = bench.gpu(
+            "H. on the GPU: H2D 0.9 MB + letterbox + compaction to mapped host memory",
+            lambda: (
+                cuda.memcpy_htod_async(d_raw, raw_pinned, stream),
+                gpu_lb(int(d_raw), frame.shape[:2], "bgr8", int(d_tensor), stream),
+                reducer.enqueue(int(d_out), 0.25, stream),
+            ),
+        )
         print(f"SM clock at the end: {sm_clock()}")
-        summary = (f"preprocessing+upload: CPU {cpu_pre_us:.0f} us vs GPU {gpu_pre_us:.0f} us "
-                   f"({cpu_pre_us / gpu_pre_us:.1f}x); output copy: full {full_us:.0f} us vs compacted "
-                   f"{reduced_us:.0f} us ({full_us / reduced_us:.1f}x); end to end without engine: CPU path "
-                   f"{e2e_cpu:.0f} us vs GPU path {e2e_gpu:.0f} us ({e2e_cpu / e2e_gpu:.1f}x); GPU path "
-                   f"pre+transfers {e2e_gpu_only:.0f} us per frame wall-clock, {gpu_path_device:.0f} us on the GPU; "
-                   f"at 30 Hz with a newly written frame: upload+letterbox {paced_pre:.0f} us, GPU path "
-                   f"{paced_gpu:.0f} us wall-clock")
+        summary = (
+            f"preprocessing+upload: CPU {cpu_pre_us:.0f} us vs GPU {gpu_pre_us:.0f} us "
+            f"({cpu_pre_us / gpu_pre_us:.1f}x); output copy: full {full_us:.0f} us vs compacted "
+            f"{reduced_us:.0f} us ({full_us / reduced_us:.1f}x); end to end without engine: CPU path "
+            f"{e2e_cpu:.0f} us vs GPU path {e2e_gpu:.0f} us ({e2e_cpu / e2e_gpu:.1f}x); GPU path "
+            f"pre+transfers {e2e_gpu_only:.0f} us per frame wall-clock, {gpu_path_device:.0f} us on the GPU; "
+            f"at 30 Hz with a newly written frame: upload+letterbox {paced_pre:.0f} us, GPU path "
+            f"{paced_gpu:.0f} us wall-clock"
+        )
         print(summary)
         if args.markdown:
-            lines = [f"Machine: {header}", "", "| step | clock | median (us) | p90 (us) |", "|---|---|---:|---:|"]
+            lines = [
+                f"Machine: {header}",
+                "",
+                "| step | clock | median (us) | p90 (us) |",
+                "|---|---|---:|---:|",
+            ]
             lines += [f"| {n} | {kind} | {m:.1f} | {p:.1f} |" for n, kind, m, p in bench.rows]
             lines += ["", summary, ""]
             args.markdown.write_text("\n".join(lines))

@@ -64,7 +64,16 @@ except (KeyboardInterrupt, ExternalShutdownException, RuntimeError):  # RuntimeE
     pass
 print(f"subscriber received {counts}", file=sys.stderr)
 """
-STAGES = ("receive", "convert", "preprocess", "infer", "postprocess", "track", "publish", "annotate")
+STAGES = (
+    "receive",
+    "convert",
+    "preprocess",
+    "infer",
+    "postprocess",
+    "track",
+    "publish",
+    "annotate",
+)
 OVERHEAD = ("convert", "preprocess", "postprocess", "track", "publish")
 
 
@@ -79,7 +88,9 @@ def start_subscriber(node: Node) -> subprocess.Popen[bytes]:
     """A process subscribing to (and spinning on) both topics; returns once both publishers see it."""
     proc = subprocess.Popen([sys.executable, "-c", SUBSCRIBER], env=ros_env())
     deadline = time.monotonic() + 30.0
-    while node.count_subscribers("detections") < 1 or node.count_subscribers("annotated_image") < 1:
+    while (
+        node.count_subscribers("detections") < 1 or node.count_subscribers("annotated_image") < 1
+    ):
         if time.monotonic() > deadline or proc.poll() is not None:
             stop_process(proc)
             raise SystemExit("the subscriber process did not come up")
@@ -92,8 +103,13 @@ def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     out = {}
     for name, values in samples.items():
         v = np.asarray(values)
-        out[name] = {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99)),
-                     "mean": float(v.mean()), "max": float(v.max()), "n": int(v.size)}
+        out[name] = {
+            "p50": float(np.percentile(v, 50)),
+            "p99": float(np.percentile(v, 99)),
+            "mean": float(v.mean()),
+            "max": float(v.max()),
+            "n": int(v.size),
+        }
     return out
 
 
@@ -101,14 +117,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sequence", type=Path, default=data_paths.mot_sequence())
     parser.add_argument("--model", type=Path, default=data_paths.default_model())
-    parser.add_argument("--passes", type=int, default=5, help="passes over the 48 frames (after one warm-up pass)")
-    parser.add_argument("--subscriber", choices=("none", "process"), default="none",
-                        help="'process': a subscriber process on both topics (as rviz or a planner would be)")
-    parser.add_argument("--no-tracking", action="store_true", help="detection only (the node's tracking:=false)")
+    parser.add_argument(
+        "--passes", type=int, default=5, help="passes over the 48 frames (after one warm-up pass)"
+    )
+    parser.add_argument(
+        "--subscriber",
+        choices=("none", "process"),
+        default="none",
+        help="'process': a subscriber process on both topics (as rviz or a planner would be)",
+    )
+    parser.add_argument(
+        "--no-tracking", action="store_true", help="detection only (the node's tracking:=false)"
+    )
     parser.add_argument("--domain-id", type=int, default=140 + os.getpid() % 30)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    os.environ.update(ros_env(domain_id=args.domain_id))  # LARGE_DATA transports, as the node is run
+    os.environ.update(
+        ros_env(domain_id=args.domain_id)
+    )  # LARGE_DATA transports, as the node is run
 
     frames = load_frames(args.sequence)
     wire = []
@@ -118,8 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         msg.header.stamp.sec, msg.header.stamp.nanosec = i, 0
         wire.append(serialize_message(msg))
 
-    pipeline = FramePipeline.from_model(args.model, PipelineConfig(tracking=not args.no_tracking),
-                                        backend="onnxruntime", convert=image_frame)
+    pipeline = FramePipeline.from_model(
+        args.model,
+        PipelineConfig(tracking=not args.no_tracking),
+        backend="onnxruntime",
+        convert=image_frame,
+    )
     annotator = Annotator()
     build_detections = DetectionArrayBuilder()
     rclpy.init()
@@ -138,15 +168,24 @@ def main(argv: list[str] | None = None) -> int:
             t1 = time.perf_counter()
             result = pipeline(msg, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
             t2 = time.perf_counter()
-            det_pub.publish(build_detections(msg.header, result.detections, pipeline.names, result.track_ids))
+            det_pub.publish(
+                build_detections(msg.header, result.detections, pipeline.names, result.track_ids)
+            )
             t3 = time.perf_counter()
-            canvas = annotator(result.image, result.encoding, result.detections, pipeline.names, result.track_ids)
+            canvas = annotator(
+                result.image, result.encoding, result.detections, pipeline.names, result.track_ids
+            )
             img_pub.publish(array_to_image(canvas, "bgr8", Image(header=msg.header)))
             t4 = time.perf_counter()
             if p == 0:
                 continue  # warm-up pass
-            row = {"receive": (t1 - t0) * 1e3, "publish": (t3 - t2) * 1e3, "annotate": (t4 - t3) * 1e3,
-                   "track": 0.0, **result.times_ms}
+            row = {
+                "receive": (t1 - t0) * 1e3,
+                "publish": (t3 - t2) * 1e3,
+                "annotate": (t4 - t3) * 1e3,
+                "track": 0.0,
+                **result.times_ms,
+            }
             row["overhead"] = sum(row[k] for k in OVERHEAD)
             row["total"] = row["overhead"] + row["infer"]
             for k, v in row.items():
@@ -161,22 +200,36 @@ def main(argv: list[str] | None = None) -> int:
 
     stats = summarize(samples)
     load = os.getloadavg()
-    print(f"\nstages per frame (ms), {len(frames)} MOT16-05 frames x {args.passes} passes, "
-          f"{np.mean(counts):.1f} detections/frame published, tracking={not args.no_tracking} (detector conf "
-          f"{detector.config.conf_threshold}), subscriber={args.subscriber}, "
-          f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(
+        f"\nstages per frame (ms), {len(frames)} MOT16-05 frames x {args.passes} passes, "
+        f"{np.mean(counts):.1f} detections/frame published, tracking={not args.no_tracking} (detector conf "
+        f"{detector.config.conf_threshold}), subscriber={args.subscriber}, "
+        f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
     print(f"{'stage':12s}{'p50':>9s}{'p99':>9s}{'mean':>9s}{'max':>9s}")
     for name in (*STAGES, "overhead", "total"):
         s = stats[name]
         print(f"{name:12s}{s['p50']:9.3f}{s['p99']:9.3f}{s['mean']:9.3f}{s['max']:9.3f}")
-    print(f"node overhead beyond inference ({'+'.join(OVERHEAD)}): p50 "
-          f"{stats['overhead']['p50']:.2f} ms, p99 {stats['overhead']['p99']:.2f} ms (target < 2 ms)")
+    print(
+        f"node overhead beyond inference ({'+'.join(OVERHEAD)}): p50 "
+        f"{stats['overhead']['p50']:.2f} ms, p99 {stats['overhead']['p99']:.2f} ms (target < 2 ms)"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"stages": stats, "detections_per_frame": float(np.mean(counts)),
-                                         "passes": args.passes, "frames": len(frames),
-                                         "subscriber": args.subscriber, "tracking": not args.no_tracking,
-                                         "loadavg": load,
-                                         "python": platform.python_version()}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "stages": stats,
+                    "detections_per_frame": float(np.mean(counts)),
+                    "passes": args.passes,
+                    "frames": len(frames),
+                    "subscriber": args.subscriber,
+                    "tracking": not args.no_tracking,
+                    "loadavg": load,
+                    "python": platform.python_version(),
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -60,7 +60,11 @@ class OrtTimer:
 
 def stats(values: list[float]) -> dict[str, float]:
     v = np.asarray(values)
-    return {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99)), "mean": float(v.mean())}
+    return {
+        "p50": float(np.percentile(v, 50)),
+        "p99": float(np.percentile(v, 99)),
+        "mean": float(v.mean()),
+    }
 
 
 def compare(ours: list[tuple], theirs: list[tuple]) -> dict[str, float]:
@@ -73,8 +77,12 @@ def compare(ours: list[tuple], theirs: list[tuple]) -> dict[str, float]:
             if len(c1):
                 box_diff = max(box_diff, float(np.abs(b1[o1] - b2[o2]).max()))
                 score_diff = max(score_diff, float(np.abs(s1[o1] - s2[o2]).max()))
-    return {"frames_identical_classes": same, "frames": len(ours), "max_box_diff_px": box_diff,
-            "max_score_diff": score_diff}
+    return {
+        "frames_identical_classes": same,
+        "frames": len(ours),
+        "max_box_diff_px": box_diff,
+        "max_score_diff": score_diff,
+    }
 
 
 def _worker(side: str, model: str, sequence: str, conn: Connection) -> None:
@@ -87,7 +95,9 @@ def _worker(side: str, model: str, sequence: str, conn: Connection) -> None:
         yolo = YOLO(model, task="detect")
 
         def call(frame: np.ndarray) -> tuple:
-            r = yolo.predict(frame, imgsz=640, conf=0.25, iou=0.7, max_det=300, device="cpu", verbose=False)
+            r = yolo.predict(
+                frame, imgsz=640, conf=0.25, iou=0.7, max_det=300, device="cpu", verbose=False
+            )
             b = r[0].boxes
             return b.xyxy.numpy(), b.conf.numpy(), b.cls.numpy().astype(np.int64)
     else:
@@ -115,11 +125,15 @@ def measure(model: Path, sequence: Path, passes: int) -> dict[str, object]:
     conns, procs = {}, []
     for side in sides:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(side, str(model), str(sequence), child), daemon=True)
+        proc = ctx.Process(
+            target=_worker, args=(side, str(model), str(sequence), child), daemon=True
+        )
         proc.start()
         conns[side] = parent
         procs.append(proc)
-    times: dict[str, dict[str, list[float]]] = {k: {"total": [], "ort": [], "outside": []} for k in sides}
+    times: dict[str, dict[str, list[float]]] = {
+        k: {"total": [], "ort": [], "outside": []} for k in sides
+    }
     outputs: dict[str, list[tuple]] = {}
     for p in range(passes + 1):
         for side in sides if p % 2 == 0 else reversed(sides):
@@ -136,7 +150,9 @@ def measure(model: Path, sequence: Path, passes: int) -> dict[str, object]:
         conns[side].send("stop")
     for proc in procs:
         proc.join(30)
-    result: dict[str, object] = {name: {k: stats(v) for k, v in t.items()} for name, t in times.items()}
+    result: dict[str, object] = {
+        name: {k: stats(v) for k, v in t.items()} for name, t in times.items()
+    }
     for name in sides:
         result[name]["fps"] = 1000.0 / result[name]["total"]["mean"]  # type: ignore[index]
     result["agreement"] = compare(outputs["ours"], outputs["ultralytics"])
@@ -145,8 +161,18 @@ def measure(model: Path, sequence: Path, passes: int) -> dict[str, object]:
 
 def ros_throughput(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        cmd = [str(args.ros_python), str(REPO / "bench" / "ros_throughput.py"), "--rate", str(args.rate),
-               "--duration", str(args.duration), "--model", str(args.model), "--json", f.name]
+        cmd = [
+            str(args.ros_python),
+            str(REPO / "bench" / "ros_throughput.py"),
+            "--rate",
+            str(args.rate),
+            "--duration",
+            str(args.duration),
+            "--model",
+            str(args.model),
+            "--json",
+            f.name,
+        ]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=args.duration + 300)
         return json.loads(Path(f.name).read_text())
 
@@ -157,11 +183,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=data_paths.default_model())
     parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--no-ros", action="store_true", help="skip the end-to-end ROS part")
-    parser.add_argument("--ros-python", type=Path, default=REPO / ".venv" / "bin" / "python",
-                        help="Python of the venv with rclpy (the main .venv)")
-    parser.add_argument("--rate", type=float, default=30.0, help="replay rate for the ROS part (Hz)")
-    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds of each ROS run")
-    parser.add_argument("--ros-runs", type=int, default=3, help="ROS runs (the median is reported)")
+    parser.add_argument(
+        "--ros-python",
+        type=Path,
+        default=REPO / ".venv" / "bin" / "python",
+        help="Python of the venv with rclpy (the main .venv)",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=30.0, help="replay rate for the ROS part (Hz)"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=20.0, help="measured seconds of each ROS run"
+    )
+    parser.add_argument(
+        "--ros-runs", type=int, default=3, help="ROS runs (the median is reported)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -170,38 +206,59 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_ros:
         runs = [ros_throughput(args) for _ in range(args.ros_runs)]
         fps = sorted(r["fps"] for r in runs)
-        result["ros"] = {"runs": runs, "fps_median": float(np.median(fps)), "fps_min": fps[0], "fps_max": fps[-1]}
+        result["ros"] = {
+            "runs": runs,
+            "fps_median": float(np.median(fps)),
+            "fps_min": fps[0],
+            "fps_max": fps[-1],
+        }
     result["loadavg_before"] = load_before
     result["loadavg_after"] = os.getloadavg()
 
     u, o = result["ultralytics"], result["ours"]
     n_frames = result["agreement"]["frames"]
-    print(f"\n{n_frames} MOT16-05 frames x {args.passes} passes ({n_frames * args.passes} calls each), "
-          f"model {args.model.name}, "
-          f"conf 0.25, IoU 0.7; load before {load_before[0]:.2f}, after {result['loadavg_after'][0]:.2f}")
+    print(
+        f"\n{n_frames} MOT16-05 frames x {args.passes} passes ({n_frames * args.passes} calls each), "
+        f"model {args.model.name}, "
+        f"conf 0.25, IoU 0.7; load before {load_before[0]:.2f}, after {result['loadavg_after'][0]:.2f}"
+    )
     print(f"{'per frame (ms)':32s}{'p50':>9s}{'p99':>9s}{'mean':>9s}")
     for name, r in (("Ultralytics predict", u), ("our Detector", o)):
         for part in ("total", "ort", "outside"):
             s = r[part]
             print(f"{name + ' ' + part:32s}{s['p50']:9.2f}{s['p99']:9.2f}{s['mean']:9.2f}")
-    print(f"outside ORT, p50: Ultralytics {u['outside']['p50']:.2f} ms vs ours {o['outside']['p50']:.2f} ms "
-          f"(x{u['outside']['p50'] / o['outside']['p50']:.1f}); total p50 ratio Ultralytics/ours "
-          f"{u['total']['p50'] / o['total']['p50']:.3f}")
+    print(
+        f"outside ORT, p50: Ultralytics {u['outside']['p50']:.2f} ms vs ours {o['outside']['p50']:.2f} ms "
+        f"(x{u['outside']['p50'] / o['outside']['p50']:.1f}); total p50 ratio Ultralytics/ours "
+        f"{u['total']['p50'] / o['total']['p50']:.3f}"
+    )
     a = result["agreement"]
-    print(f"agreement: {a['frames_identical_classes']}/{a['frames']} frames with identical classes; max box diff "
-          f"{a['max_box_diff_px']:.3f} px, max score diff {a['max_score_diff']:.4f}")
-    print(f"frames/s (1000 / mean per-frame ms): Ultralytics predict {u['fps']:.2f}, our Detector {o['fps']:.2f}")
+    print(
+        f"agreement: {a['frames_identical_classes']}/{a['frames']} frames with identical classes; max box diff "
+        f"{a['max_box_diff_px']:.3f} px, max score diff {a['max_score_diff']:.4f}"
+    )
+    print(
+        f"frames/s (1000 / mean per-frame ms): Ultralytics predict {u['fps']:.2f}, our Detector {o['fps']:.2f}"
+    )
     if "ros" in result:
         ros, first = result["ros"], result["ros"]["runs"][0]
         lat = [r["latency_ms"]["p50"] for r in ros["runs"]]
         infer = [r["node_diagnostics"].get("stage_p50_ms.infer", "?") for r in ros["runs"]]
-        print(f"frames/s through ROS (replay {first['replay_rate_hz']:.0f} Hz -> yolo_tracker -> receiver, "
-              f"{len(ros['runs'])} runs of {first['duration_s']:.0f} s): median {ros['fps_median']:.2f} "
-              f"(min {ros['fps_min']:.2f}, max {ros['fps_max']:.2f}); latency p50 per run "
-              f"{', '.join(f'{v:.0f}' for v in lat)} ms; node infer p50 per run {', '.join(infer)} ms")
-        print("CPU % per process (100 = one core), per run: " + "; ".join(
-            ", ".join(f"{k} {v:.0f}" for k, v in r["cpu_percent"].items()) for r in ros["runs"]))
-        print(f"ROS end to end / Ultralytics predict frames/s = {ros['fps_median'] / u['fps']:.3f}")
+        print(
+            f"frames/s through ROS (replay {first['replay_rate_hz']:.0f} Hz -> yolo_tracker -> receiver, "
+            f"{len(ros['runs'])} runs of {first['duration_s']:.0f} s): median {ros['fps_median']:.2f} "
+            f"(min {ros['fps_min']:.2f}, max {ros['fps_max']:.2f}); latency p50 per run "
+            f"{', '.join(f'{v:.0f}' for v in lat)} ms; node infer p50 per run {', '.join(infer)} ms"
+        )
+        print(
+            "CPU % per process (100 = one core), per run: "
+            + "; ".join(
+                ", ".join(f"{k} {v:.0f}" for k, v in r["cpu_percent"].items()) for r in ros["runs"]
+            )
+        )
+        print(
+            f"ROS end to end / Ultralytics predict frames/s = {ros['fps_median'] / u['fps']:.3f}"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

@@ -27,13 +27,20 @@ import cv2
 import numpy as np
 
 import data_paths
-from yolo_trt_ros.evaluation.coco_metrics import MapEvaluator, MapResult, read_yolo_labels, yolo_dataset_items
-from yolo_trt_ros.detection.detector import Detector, DetectorConfig
 from yolo_trt_ros.detection.decode import decode_yolov8
+from yolo_trt_ros.detection.detector import Detector, DetectorConfig
 from yolo_trt_ros.detection.letterbox import Letterbox
+from yolo_trt_ros.evaluation.coco_metrics import (
+    MapEvaluator,
+    MapResult,
+    read_yolo_labels,
+    yolo_dataset_items,
+)
 
 SPLITS = {"all 8": ("train", "val"), "val 4": ("val",)}
-VAL_CONFIG = DetectorConfig(conf_threshold=0.001, iou_threshold=0.7, max_detections=300, multi_label=True)
+VAL_CONFIG = DetectorConfig(
+    conf_threshold=0.001, iou_threshold=0.7, max_detections=300, multi_label=True
+)
 
 
 def predict_all(detector: Detector, root: Path) -> dict[str, dict]:
@@ -52,7 +59,10 @@ def predict_all(detector: Detector, root: Path) -> dict[str, dict]:
         gt_boxes, gt_classes = read_yolo_labels(label_path, w, h)
         tensor, transform = letterbox(image)
         raw = decode_yolov8(
-            detector.backend.infer(tensor), cfg.conf_threshold, cfg.iou_threshold, cfg.max_detections,
+            detector.backend.infer(tensor),
+            cfg.conf_threshold,
+            cfg.iou_threshold,
+            cfg.max_detections,
             multi_label=True,
         )
         out[str(image_path)] = {
@@ -72,7 +82,9 @@ def predict_all(detector: Detector, root: Path) -> dict[str, dict]:
     return out
 
 
-def score(preds: dict[str, dict], root: Path, splits: tuple[str, ...], space: str = "original") -> MapResult:
+def score(
+    preds: dict[str, dict], root: Path, splits: tuple[str, ...], space: str = "original"
+) -> MapResult:
     evaluator = MapEvaluator()
     for image_path, _ in yolo_dataset_items(root, splits):
         p = preds[str(image_path)]
@@ -81,7 +93,9 @@ def score(preds: dict[str, dict], root: Path, splits: tuple[str, ...], space: st
     return evaluator.result()
 
 
-def score_with_ultralytics_metric(preds: dict[str, dict], root: Path, splits: tuple[str, ...]) -> tuple[float, float]:
+def score_with_ultralytics_metric(
+    preds: dict[str, dict], root: Path, splits: tuple[str, ...]
+) -> tuple[float, float]:
     """Our detections scored by Ultralytics' match_predictions + ap_per_class."""
     import torch
     from ultralytics.engine.validator import BaseValidator
@@ -93,7 +107,9 @@ def score_with_ultralytics_metric(preds: dict[str, dict], root: Path, splits: tu
     tps, confs, classes, targets = [], [], [], []
     for image_path, _ in yolo_dataset_items(root, splits):
         p = preds[str(image_path)]
-        order = np.argsort(-p["scores"], kind="stable")  # match_predictions expects descending confidence
+        order = np.argsort(
+            -p["scores"], kind="stable"
+        )  # match_predictions expects descending confidence
         boxes, conf, cls = p["boxes"][order], p["scores"][order], p["classes"][order]
         if len(cls) and len(p["gt_classes"]):
             iou = box_iou(torch.tensor(p["gt_boxes"], dtype=torch.float32), torch.tensor(boxes))
@@ -103,7 +119,12 @@ def score_with_ultralytics_metric(preds: dict[str, dict], root: Path, splits: tu
         else:
             tp = np.zeros((len(cls), 10), dtype=bool)
         tps.append(tp), confs.append(conf), classes.append(cls), targets.append(p["gt_classes"])
-    ap = ap_per_class(np.concatenate(tps), np.concatenate(confs), np.concatenate(classes), np.concatenate(targets))[5]
+    ap = ap_per_class(
+        np.concatenate(tps),
+        np.concatenate(confs),
+        np.concatenate(classes),
+        np.concatenate(targets),
+    )[5]
     return float(ap.mean()), float(ap[:, 0].mean())
 
 
@@ -127,12 +148,26 @@ def ultralytics_val(model: Path, root: Path, work: Path) -> dict[str, tuple[floa
         val_list = ", ".join(f"images/{s}" for s in splits)
         yaml.write_text(
             f"path: {work}\ntrain: images/train\nval: [{val_list}]\n"
-            + "names:\n" + "".join(f"  {i}: {json.dumps(n)}\n" for i, n in enumerate(names))
+            + "names:\n"
+            + "".join(f"  {i}: {json.dumps(n)}\n" for i, n in enumerate(names))
         )
         metrics = YOLO(str(model), task="detect").val(
-            data=str(yaml), imgsz=640, batch=1, conf=0.001, iou=0.7, max_det=300, rect=False, device="cpu",
-            half=False, plots=False, save_json=False, verbose=False, workers=0, project=str(work / "runs"),
-            name=label.replace(" ", "_"), exist_ok=True,
+            data=str(yaml),
+            imgsz=640,
+            batch=1,
+            conf=0.001,
+            iou=0.7,
+            max_det=300,
+            rect=False,
+            device="cpu",
+            half=False,
+            plots=False,
+            save_json=False,
+            verbose=False,
+            workers=0,
+            project=str(work / "runs"),
+            name=label.replace(" ", "_"),
+            exist_ok=True,
         )
         results[label] = (float(metrics.box.map), float(metrics.box.map50))
     return results
@@ -140,16 +175,23 @@ def ultralytics_val(model: Path, root: Path, work: Path) -> dict[str, tuple[floa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=data_paths.data_dir() / "coco8" / "extracted" / "coco8")
+    parser.add_argument(
+        "--data", type=Path, default=data_paths.data_dir() / "coco8" / "extracted" / "coco8"
+    )
     parser.add_argument("--model", type=Path, default=data_paths.default_model())
-    parser.add_argument("--no-reference", action="store_true", help="skip Ultralytics even if installed")
+    parser.add_argument(
+        "--no-reference", action="store_true", help="skip Ultralytics even if installed"
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
 
     detector = Detector.from_model(args.model, config=VAL_CONFIG)
     preds = predict_all(detector, args.data)
     detector.close()
-    rows: dict[str, dict[str, tuple[float, float]]] = {"ours": {}, "ours (input px, unclipped)": {}}
+    rows: dict[str, dict[str, tuple[float, float]]] = {
+        "ours": {},
+        "ours (input px, unclipped)": {},
+    }
     for label, splits in SPLITS.items():
         r = score(preds, args.data, splits)
         rows["ours"][label] = (r.map50_95, r.map50)
@@ -159,15 +201,24 @@ def main(argv: list[str] | None = None) -> int:
     with_reference = not args.no_reference and importlib.util.find_spec("ultralytics") is not None
     if with_reference:
         rows["ours + Ultralytics metric"] = {
-            label: score_with_ultralytics_metric(preds, args.data, splits) for label, splits in SPLITS.items()
+            label: score_with_ultralytics_metric(preds, args.data, splits)
+            for label, splits in SPLITS.items()
         }
         with tempfile.TemporaryDirectory(prefix="coco8_val_") as tmp:
             rows["Ultralytics val"] = ultralytics_val(args.model, args.data, Path(tmp))
 
-    print(f"\ncoco8 mAP, model {args.model.name}, conf 0.001, IoU 0.7, max_det 300, multi-label NMS")
-    print(f"{'':30s}" + "".join(f"{label + ' mAP50-95':>18s}{label + ' mAP50':>15s}" for label in SPLITS))
+    print(
+        f"\ncoco8 mAP, model {args.model.name}, conf 0.001, IoU 0.7, max_det 300, multi-label NMS"
+    )
+    print(
+        f"{'':30s}"
+        + "".join(f"{label + ' mAP50-95':>18s}{label + ' mAP50':>15s}" for label in SPLITS)
+    )
     for name, by_split in rows.items():
-        print(f"{name:30s}" + "".join(f"{by_split[s][0]:18.4f}{by_split[s][1]:15.4f}" for s in SPLITS))
+        print(
+            f"{name:30s}"
+            + "".join(f"{by_split[s][0]:18.4f}{by_split[s][1]:15.4f}" for s in SPLITS)
+        )
     if with_reference:
         for label in SPLITS:
             diff = rows["ours"][label][0] - rows["Ultralytics val"][label][0]

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 import data_paths
-from yolo_trt_ros.tracking.bytetrack import TrackerConfig
 from yolo_trt_ros.evaluation.mot import (
     TABLE_HEADER,
     Frames,
@@ -34,6 +33,8 @@ from yolo_trt_ros.evaluation.mot import (
     track_sequence,
 )
 from yolo_trt_ros.evaluation.mot_format import MotRow, rows_from_boxes
+from yolo_trt_ros.tracking.bytetrack import TrackerConfig
+
 
 def ours(fps: float) -> list[tuple[str, TrackerConfig, bool]]:
     """Our variants at a sequence rate of ``fps``: (name, config, stamp frames at ``fps``?)."""
@@ -42,10 +43,21 @@ def ours(fps: float) -> list[tuple[str, TrackerConfig, bool]]:
         ("yolo_trt_ros, Ultralytics-equivalent (defaults, no stamps)", TrackerConfig(), False),
         (f"yolo_trt_ros, node defaults, frame_rate={fps:g}", node, True),
         ("yolo_trt_ros, node defaults, frame_rate left at 30", TrackerConfig(), True),
-        (f"yolo_trt_ros, node, frame_rate={fps:g}, match_thresh=0.9", replace(node, match_thresh=0.9), True),
-        (f"yolo_trt_ros, node, frame_rate={fps:g}, fuse_score=False", replace(node, fuse_score=False), True),
-        (f"yolo_trt_ros, node, frame_rate={fps:g}, fuse_score=False, match_thresh=0.9",
-         replace(node, fuse_score=False, match_thresh=0.9), True),
+        (
+            f"yolo_trt_ros, node, frame_rate={fps:g}, match_thresh=0.9",
+            replace(node, match_thresh=0.9),
+            True,
+        ),
+        (
+            f"yolo_trt_ros, node, frame_rate={fps:g}, fuse_score=False",
+            replace(node, fuse_score=False),
+            True,
+        ),
+        (
+            f"yolo_trt_ros, node, frame_rate={fps:g}, fuse_score=False, match_thresh=0.9",
+            replace(node, fuse_score=False, match_thresh=0.9),
+            True,
+        ),
     ]
 
 
@@ -60,7 +72,9 @@ def ultralytics_rows(frames: Frames, image_hw: tuple[int, int]) -> list[MotRow]:
     for index, (boxes, scores) in enumerate(frames):
         data = np.column_stack((boxes, scores, np.zeros_like(scores))).astype(np.float32)
         out = tracker.update(Boxes(data, image_hw)).reshape(-1, 8)
-        rows += rows_from_boxes(index + 1, out[:, :4], out[:, 5], out[:, 4].astype(int).tolist(), image_hw[::-1])
+        rows += rows_from_boxes(
+            index + 1, out[:, :4], out[:, 5], out[:, 4].astype(int).tolist(), image_hw[::-1]
+        )
     return rows
 
 
@@ -72,10 +86,15 @@ def supervision_rows(frames: Frames, image_hw: tuple[int, int]) -> list[MotRow]:
         tracker = sv.ByteTrack()
     rows: list[MotRow] = []
     for index, (boxes, scores) in enumerate(frames):
-        detections = sv.Detections(xyxy=boxes.astype(np.float64), confidence=scores,
-                                   class_id=np.zeros(len(scores), dtype=int))
+        detections = sv.Detections(
+            xyxy=boxes.astype(np.float64),
+            confidence=scores,
+            class_id=np.zeros(len(scores), dtype=int),
+        )
         out = tracker.update_with_detections(detections)
-        rows += rows_from_boxes(index + 1, out.xyxy, out.confidence, out.tracker_id.tolist(), image_hw[::-1])
+        rows += rows_from_boxes(
+            index + 1, out.xyxy, out.confidence, out.tracker_id.tolist(), image_hw[::-1]
+        )
     return rows
 
 
@@ -83,18 +102,26 @@ def detector_frames(seq_dir: Path, model: Path) -> Frames:
     from yolo_trt_ros.detection.detector import Detector, DetectorConfig
     from yolo_trt_ros.sources import open_mot_sequence
 
-    detector = Detector.from_model(model, backend="onnxruntime",
-                                   config=DetectorConfig(conf_threshold=0.1, classes=("person",)))
+    detector = Detector.from_model(
+        model,
+        backend="onnxruntime",
+        config=DetectorConfig(conf_threshold=0.1, classes=("person",)),
+    )
     try:
-        return [(d.boxes, d.scores) for d in (detector(image) for _, image in open_mot_sequence(seq_dir))]
+        return [
+            (d.boxes, d.scores)
+            for d in (detector(image) for _, image in open_mot_sequence(seq_dir))
+        ]
     finally:
         detector.close()
 
 
 def table(title: str, gt: Path, frames: Frames, fps: float, image_hw: tuple[int, int]) -> None:
     size = (image_hw[1], image_hw[0])
-    results = {name: track_sequence(frames, config, fps if stamps else None, size)
-               for name, config, stamps in ours(fps)}
+    results = {
+        name: track_sequence(frames, config, fps if stamps else None, size)
+        for name, config, stamps in ours(fps)
+    }
     results["Ultralytics BYTETracker (bytetrack.yaml)"] = ultralytics_rows(frames, image_hw)
     results["supervision ByteTrack (defaults)"] = supervision_rows(frames, image_hw)
     # TrackEval wants file-system-safe tracker names
@@ -108,10 +135,14 @@ def table(title: str, gt: Path, frames: Frames, fps: float, image_hw: tuple[int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seq", type=Path, default=data_paths.mot_sequence("MOT16-05"))
     parser.add_argument("--model", type=Path, default=data_paths.default_model())
-    parser.add_argument("--skip-detector", action="store_true", help="only the public-detection table")
+    parser.add_argument(
+        "--skip-detector", action="store_true", help="only the public-detection table"
+    )
     args = parser.parse_args()
     info = read_seqinfo(args.seq)
     gt = args.seq / "gt" / "gt.txt"
@@ -119,8 +150,13 @@ def main() -> None:
     public = load_detections(args.seq / "det" / "det.txt", info.length)
     table(f"{info.name}, public DPM detections", gt, public, info.frame_rate, hw)
     if not args.skip_detector:
-        table(f"{info.name}, YOLOv8n detections ({args.model.name}, person, conf 0.1)", gt,
-              detector_frames(args.seq, args.model), info.frame_rate, hw)
+        table(
+            f"{info.name}, YOLOv8n detections ({args.model.name}, person, conf 0.1)",
+            gt,
+            detector_frames(args.seq, args.model),
+            info.frame_rate,
+            hw,
+        )
 
 
 if __name__ == "__main__":

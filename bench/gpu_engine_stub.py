@@ -73,9 +73,16 @@ class DriverKernels:
         from pycuda.compiler import compile as nvcc_compile
 
         self._lib = ctypes.CDLL("libcuda.so.1")
-        self._lib.cuLaunchKernel.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [
-            ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
-        self._lib.cuModuleGetFunction.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_char_p]
+        self._lib.cuLaunchKernel.argtypes = (
+            [ctypes.c_void_p]
+            + [ctypes.c_uint] * 7
+            + [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
+        )
+        self._lib.cuModuleGetFunction.argtypes = [
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+        ]
         self._lib.cuModuleLoadData.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p]
         self._lib.cuModuleUnload.argtypes = [ctypes.c_void_p]
         self._cubin = nvcc_compile(SOURCE, no_extern_c=True, options=["-O3"])
@@ -90,18 +97,38 @@ class DriverKernels:
     def launch(self, name: str, total: int, stream_handle: int, args: list[Any]) -> None:
         if self._module is None:
             module = ctypes.c_void_p()
-            self._check(self._lib.cuModuleLoadData(ctypes.byref(module), self._cubin), "cuModuleLoadData")
+            self._check(
+                self._lib.cuModuleLoadData(ctypes.byref(module), self._cubin), "cuModuleLoadData"
+            )
             self._module = module
             self.loads += 1
         if name not in self._functions:
             function = ctypes.c_void_p()
-            self._check(self._lib.cuModuleGetFunction(ctypes.byref(function), self._module, name.encode()),
-                        "cuModuleGetFunction")
+            self._check(
+                self._lib.cuModuleGetFunction(ctypes.byref(function), self._module, name.encode()),
+                "cuModuleGetFunction",
+            )
             self._functions[name] = function
-        params = (ctypes.c_void_p * len(args))(*[ctypes.cast(ctypes.pointer(a), ctypes.c_void_p) for a in args])
+        params = (ctypes.c_void_p * len(args))(
+            *[ctypes.cast(ctypes.pointer(a), ctypes.c_void_p) for a in args]
+        )
         blocks = max(1, min((total + 255) // 256, 4096))
-        self._check(self._lib.cuLaunchKernel(self._functions[name], blocks, 1, 1, 256, 1, 1, 0,
-                                             ctypes.c_void_p(stream_handle), params, None), "cuLaunchKernel")
+        self._check(
+            self._lib.cuLaunchKernel(
+                self._functions[name],
+                blocks,
+                1,
+                1,
+                256,
+                1,
+                1,
+                0,
+                ctypes.c_void_p(stream_handle),
+                params,
+                None,
+            ),
+            "cuLaunchKernel",
+        )
 
     def release(self) -> None:
         if self._module is not None:
@@ -125,9 +152,20 @@ class FormulaEngine:
         batch = int(y_shape[0])
         in_size, out_size = int(np.prod(x_shape[1:])), int(np.prod(y_shape[1:]))
         name = "formula_f16" if x_dtype == np.float16 else "formula_f32"
-        self.kernels.launch(name, batch * out_size, stream, [
-            ctypes.c_uint64(x), ctypes.c_uint64(y), ctypes.c_int64(in_size), ctypes.c_int64(out_size),
-            ctypes.c_int64(int(y_shape[-1])), ctypes.c_int32(batch), ctypes.c_int64(self.spin_cycles)])
+        self.kernels.launch(
+            name,
+            batch * out_size,
+            stream,
+            [
+                ctypes.c_uint64(x),
+                ctypes.c_uint64(y),
+                ctypes.c_int64(in_size),
+                ctypes.c_int64(out_size),
+                ctypes.c_int64(int(y_shape[-1])),
+                ctypes.c_int32(batch),
+                ctypes.c_int64(self.spin_cycles),
+            ],
+        )
 
     def release(self) -> None:
         self.kernels.release()
@@ -143,8 +181,12 @@ class ReplayEngine:
     def __call__(self, inputs: list[fake.Bound], outputs: list[fake.Bound], stream: int) -> None:
         y, y_shape, _ = outputs[0]
         count = int(np.prod(y_shape))
-        self.kernels.launch("replay_f32", count, stream,
-                            [ctypes.c_uint64(self.source), ctypes.c_uint64(y), ctypes.c_int64(count)])
+        self.kernels.launch(
+            "replay_f32",
+            count,
+            stream,
+            [ctypes.c_uint64(self.source), ctypes.c_uint64(y), ctypes.c_int64(count)],
+        )
 
     def release(self) -> None:
         self.kernels.release()
@@ -157,13 +199,27 @@ class NoOpEngine:
         pass
 
 
-def write_engine(path: Path, version: str, gpu_name: str, compute_capability: str, input_shape: list[int],
-                 output_shape: list[int], dtype: str = "FLOAT", profile: list[list[int]] | None = None) -> Path:
+def write_engine(
+    path: Path,
+    version: str,
+    gpu_name: str,
+    compute_capability: str,
+    input_shape: list[int],
+    output_shape: list[int],
+    dtype: str = "FLOAT",
+    profile: list[list[int]] | None = None,
+) -> Path:
     """A fake plan plus the sidecar that makes the backend accept it on this GPU."""
     path.write_bytes(fake.make_plan(version, input_shape, output_shape, profile, dtype, dtype))
     low, opt, high = profile or [input_shape] * 3
-    spec = ec.EngineSpec("", version, gpu_name, compute_capability, "fp32",
-                         {"images": {"min": low, "opt": opt, "max": high}})
+    spec = ec.EngineSpec(
+        "",
+        version,
+        gpu_name,
+        compute_capability,
+        "fp32",
+        {"images": {"min": low, "opt": opt, "max": high}},
+    )
     ec.write_sidecar(path, spec, {"metadata": {"imgsz": repr(input_shape[2:])}})
     return path
 

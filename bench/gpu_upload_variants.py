@@ -26,14 +26,15 @@ import ctypes
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
-from bench_gpu import Bench  # first: puts the repo on sys.path
 import data_paths
+from bench_gpu import Bench  # first: puts the repo on sys.path
 
 PAGE = 4096
 CU_MEMHOSTREGISTER_READ_ONLY = 0x08
@@ -43,7 +44,11 @@ class Variants:
     """Device buffers, kernels and host staging for one frame; ``full(upload)`` is one frame's GPU path."""
 
     def __init__(self, cuda: Any, stream: Any, frame: np.ndarray):
-        from yolo_trt_ros.inference.tensorrt.gpu_preprocess import CandidateReducer, GpuKernels, GpuLetterbox
+        from yolo_trt_ros.inference.tensorrt.gpu_preprocess import (
+            CandidateReducer,
+            GpuKernels,
+            GpuLetterbox,
+        )
 
         self.cuda, self.stream, self.frame = cuda, stream, frame
         self.current = frame
@@ -55,10 +60,16 @@ class Variants:
         self.d_in = cuda.mem_alloc(3 * 640 * 640 * 4)
         self.d_out = cuda.mem_alloc(84 * 8400 * 4)
         self.pinned = cuda.pagelocked_empty(self.nbytes, np.uint8)
-        self.mapped = cuda.pagelocked_empty(self.nbytes, np.uint8, mem_flags=cuda.host_alloc_flags.DEVICEMAP)
+        self.mapped = cuda.pagelocked_empty(
+            self.nbytes, np.uint8, mem_flags=cuda.host_alloc_flags.DEVICEMAP
+        )
         self.mapped_device = int(self.mapped.base.get_device_pointer())
         self.libcuda = ctypes.CDLL("libcuda.so.1")
-        self.libcuda.cuMemHostRegister_v2.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint]
+        self.libcuda.cuMemHostRegister_v2.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+        ]
         self.libcuda.cuMemHostUnregister.argtypes = [ctypes.c_void_p]
         self._jobs: queue.SimpleQueue[tuple[np.ndarray, np.ndarray] | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[bool] = queue.SimpleQueue()
@@ -68,7 +79,9 @@ class Variants:
     def set_output(self, output: np.ndarray) -> None:
         self.cuda.memcpy_htod(self.d_out, output)
 
-    def full(self, upload: Callable[[], int], after: Callable[[], None] | None = None) -> Callable[[], np.ndarray]:
+    def full(
+        self, upload: Callable[[], int], after: Callable[[], None] | None = None
+    ) -> Callable[[], np.ndarray]:
         """upload (returns the address the letterbox kernel reads) + letterbox + compaction + synchronize."""
 
         def run() -> np.ndarray:
@@ -110,7 +123,9 @@ class Variants:
         return self.mapped_device
 
     def registered(self) -> int:
-        result = self.libcuda.cuMemHostRegister_v2(self.current.ctypes.data, self.nbytes, CU_MEMHOSTREGISTER_READ_ONLY)
+        result = self.libcuda.cuMemHostRegister_v2(
+            self.current.ctypes.data, self.nbytes, CU_MEMHOSTREGISTER_READ_ONLY
+        )
         if result != 0:
             raise RuntimeError(f"cuMemHostRegister failed: CUresult {result}")
         self.cuda.memcpy_htod_async(self.d_raw, self.current, self.stream)
@@ -165,24 +180,53 @@ def launch_rows(bench: Bench, v: Variants) -> None:
 
     lib = v.libcuda
     lib.cuModuleLoadData.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p]
-    lib.cuModuleGetFunction.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_char_p]
+    lib.cuModuleGetFunction.argtypes = [
+        ctypes.POINTER(ctypes.c_void_p),
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+    ]
     lib.cuModuleUnload.argtypes = [ctypes.c_void_p]
     lib.cuLaunchKernel.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [ctypes.c_void_p] * 3
     module, function = ctypes.c_void_p(), ctypes.c_void_p()
     cubin = nvcc_compile(KERNEL_SOURCE, no_extern_c=True, options=["-O3"])
     if lib.cuModuleLoadData(ctypes.byref(module), cubin) or lib.cuModuleGetFunction(
-            ctypes.byref(function), module, b"flag_candidates_f32"):
+        ctypes.byref(function), module, b"flag_candidates_f32"
+    ):
         raise RuntimeError("cannot load the kernels through the driver API")
     masks = ctypes.c_uint64(int(v.reducer._masks))
-    values = [ctypes.c_uint64(int(v.d_out)), ctypes.c_int32(84), ctypes.c_int32(8400), ctypes.c_float(0.25), masks]
-    params = (ctypes.c_void_p * len(values))(*[ctypes.cast(ctypes.pointer(x), ctypes.c_void_p) for x in values])
-    args = (function, (8400 + 31) // 32, 1, 1, 32, 8, 1, 0, ctypes.c_void_p(v.stream.handle), params, None)
+    values = [
+        ctypes.c_uint64(int(v.d_out)),
+        ctypes.c_int32(84),
+        ctypes.c_int32(8400),
+        ctypes.c_float(0.25),
+        masks,
+    ]
+    params = (ctypes.c_void_p * len(values))(
+        *[ctypes.cast(ctypes.pointer(x), ctypes.c_void_p) for x in values]
+    )
+    args = (
+        function,
+        (8400 + 31) // 32,
+        1,
+        1,
+        32,
+        8,
+        1,
+        0,
+        ctypes.c_void_p(v.stream.handle),
+        params,
+        None,
+    )
     flag = v.reducer._launches[0]
-    bench.wall("launch of one kernel: pycuda _launch_kernel, arguments packed once (production)",
-               lambda: flag(v.stream))
+    bench.wall(
+        "launch of one kernel: pycuda _launch_kernel, arguments packed once (production)",
+        lambda: flag(v.stream),
+    )
     v.stream.synchronize()
-    bench.wall("launch of one kernel: ctypes cuLaunchKernel, arguments prepared once",
-               lambda: lib.cuLaunchKernel(*args))
+    bench.wall(
+        "launch of one kernel: ctypes cuLaunchKernel, arguments prepared once",
+        lambda: lib.cuLaunchKernel(*args),
+    )
     v.stream.synchronize()
     lib.cuModuleUnload(module)
 
@@ -231,27 +275,45 @@ def main() -> int:
             ("chunked x2: copy + H2D per chunk", v.full(v.chunked(2))),
             ("chunked x4: copy + H2D per chunk", v.full(v.chunked(4))),
             ("zero-copy: copy to mapped pinned, kernel reads host memory", v.full(v.zero_copy)),
-            ("registered: frame page-locked for the call + H2D", v.full(v.registered, v.unregister)),
+            (
+                "registered: frame page-locked for the call + H2D",
+                v.full(v.registered, v.unregister),
+            ),
             ("2 threads: copy to pinned split over 2 threads + H2D", v.full(v.two_threads)),
         ]
-        bench.wall("CPU copy of the frame into pinned memory (hot)", lambda: np.copyto(v.pinned, frame.reshape(-1)))
-        bench.wall("CPU copy of the frame into pinned memory (fresh)",
-                   lambda: np.copyto(v.pinned, received.reshape(-1)), prep=fresh)
-        bench.wall("page-lock + unlock the frame (cuMemHostRegister + cuMemHostUnregister)",
-                   lambda: (v.registered(), v.stream.synchronize(), v.unregister()), prep=hot)
+        bench.wall(
+            "CPU copy of the frame into pinned memory (hot)",
+            lambda: np.copyto(v.pinned, frame.reshape(-1)),
+        )
+        bench.wall(
+            "CPU copy of the frame into pinned memory (fresh)",
+            lambda: np.copyto(v.pinned, received.reshape(-1)),
+            prep=fresh,
+        )
+        bench.wall(
+            "page-lock + unlock the frame (cuMemHostRegister + cuMemHostUnregister)",
+            lambda: (v.registered(), v.stream.synchronize(), v.unregister()),
+            prep=hot,
+        )
         for name, run in variants:
             bench.wall(f"{name} [hot]", run, prep=hot)
             bench.wall(f"{name} [fresh]", run, prep=fresh)
             v.poison()
             got = run()
-            if not (np.array_equal(got, reference) and np.array_equal(v.engine_input(), reference_input)):
+            if not (
+                np.array_equal(got, reference)
+                and np.array_equal(v.engine_input(), reference_input)
+            ):
                 failures.append(name)
         launch_rows(bench, v)
     finally:
         v.close()
         cuda.Context.pop()
         context.detach()
-    print("results equal to the production path's:", "all" if not failures else f"NOT for {', '.join(failures)}")
+    print(
+        "results equal to the production path's:",
+        "all" if not failures else f"NOT for {', '.join(failures)}",
+    )
     if args.markdown:
         lines = ["| step (wall-clock) | median (us) | p90 (us) |", "|---|---:|---:|"]
         lines += [f"| {name} | {median:.1f} | {p90:.1f} |" for name, _, median, p90 in bench.rows]

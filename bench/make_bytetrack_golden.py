@@ -33,7 +33,9 @@ REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "test" / "golden"
 TRACKS_HEADER = "frame,id,x1,y1,x2,y2,score,cls,det"
 INPUT_HEADER = "frame,x1,y1,x2,y2,score,cls"
-Frames = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per frame: boxes xyxy (N, 4), scores (N,), classes (N,)
+Frames = list[
+    tuple[np.ndarray, np.ndarray, np.ndarray]
+]  # per frame: boxes xyxy (N, 4), scores (N,), classes (N,)
 
 
 def ultralytics_bytetrack_args() -> Any:
@@ -41,8 +43,14 @@ def ultralytics_bytetrack_args() -> Any:
     return get_cfg(ROOT / "cfg" / "trackers" / "bytetrack.yaml")
 
 
-def synthetic_sequence(seed: int = 0, frames: int = 300, walkers: int = 24, pairs: int = 8, width: int = 640,
-                       height: int = 480) -> Frames:
+def synthetic_sequence(
+    seed: int = 0,
+    frames: int = 300,
+    walkers: int = 24,
+    pairs: int = 8,
+    width: int = 640,
+    height: int = 480,
+) -> Frames:
     """Random walkers with missed, low-score and class-flipped detections, clutter and empty frames, plus `pairs`
     scripted encounters: an object stands still, vanishes, and another of about its size walks onto its spot and
     stays there (a tracked and a lost track then coincide: ByteTrack's duplicate rule)."""
@@ -60,9 +68,22 @@ def synthetic_sequence(seed: int = 0, frames: int = 300, walkers: int = 24, pair
         vanish = int(rng.integers(40, frames - 40))
         arrive = vanish + int(rng.integers(2, 12))
         stand_from = vanish - (40 if p % 2 else 4)  # older or younger than the walker
-        walk = rng.normal(0, 1, 2); walk *= 3 / np.linalg.norm(walk)
+        walk = rng.normal(0, 1, 2)
+        walk *= 3 / np.linalg.norm(walk)
         walk_from = arrive - 15
-        scripted.append((spot, wh, stand_from, vanish, walk, walk_from, arrive, arrive + 25, int(rng.integers(0, 2))))
+        scripted.append(
+            (
+                spot,
+                wh,
+                stand_from,
+                vanish,
+                walk,
+                walk_from,
+                arrive,
+                arrive + 25,
+                int(rng.integers(0, 2)),
+            )
+        )
     out = []
     for f in range(1, frames + 1):
         objects = []  # (center, size, class)
@@ -93,13 +114,22 @@ def synthetic_sequence(seed: int = 0, frames: int = 300, walkers: int = 24, pair
             classes.append(int(rng.integers(0, 2)))
         if f % 97 == 0:
             boxes, scores, classes = [], [], []
-        out.append((np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(scores, dtype=np.float32), np.array(classes, dtype=np.int64)))
+        out.append(
+            (
+                np.array(boxes, dtype=np.float32).reshape(-1, 4),
+                np.array(scores, dtype=np.float32),
+                np.array(classes, dtype=np.int64),
+            )
+        )
     return out
 
 
 def mot_frames(seq_dir: Path) -> tuple[Frames, tuple[int, int]]:
     info = read_seqinfo(seq_dir)
-    frames = [(b, s, np.zeros(len(s))) for b, s in load_detections(seq_dir / "det" / "det.txt", info.length)]
+    frames = [
+        (b, s, np.zeros(len(s)))
+        for b, s in load_detections(seq_dir / "det" / "det.txt", info.length)
+    ]
     return frames, (info.height, info.width)
 
 
@@ -114,8 +144,11 @@ def write_input(path: Path, frames: Frames) -> Frames:
         f.write(INPUT_HEADER + "\n" + "\n".join(lines) + "\n")
     rows = np.array([line.split(",") for line in lines], dtype=np.float64).reshape(-1, 7)
     return [
-        (rows[rows[:, 0] == f, 1:5].astype(np.float32), rows[rows[:, 0] == f, 5].astype(np.float32),
-         rows[rows[:, 0] == f, 6])
+        (
+            rows[rows[:, 0] == f, 1:5].astype(np.float32),
+            rows[rows[:, 0] == f, 5].astype(np.float32),
+            rows[rows[:, 0] == f, 6],
+        )
         for f in range(1, len(frames) + 1)
     ]
 
@@ -137,8 +170,14 @@ def write_tracks(path: Path, lines: list[str], source: str) -> None:
     cfg = ultralytics_bytetrack_args()
     params = ", ".join(
         f"{k}={getattr(cfg, k)}"
-        for k in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "track_buffer", "match_thresh",
-                  "fuse_score")
+        for k in (
+            "track_high_thresh",
+            "track_low_thresh",
+            "new_track_thresh",
+            "track_buffer",
+            "match_thresh",
+            "fuse_score",
+        )
     )
     with gzip.open(path, "wt") as f:
         f.write(f"# ultralytics {ultralytics.__version__} BYTETracker on {source}; {params}\n")
@@ -147,17 +186,25 @@ def write_tracks(path: Path, lines: list[str], source: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seq", type=Path, default=data_paths.mot_sequence("MOT16-05"))
     parser.add_argument("--out-dir", type=Path, default=GOLDEN)
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     frames, image_hw = mot_frames(args.seq)
-    write_tracks(args.out_dir / "bytetrack_mot16-05_ultralytics.csv.gz", track(frames, image_hw),
-                 f"{args.seq.name} det.txt (scores min-max normalised)")
+    write_tracks(
+        args.out_dir / "bytetrack_mot16-05_ultralytics.csv.gz",
+        track(frames, image_hw),
+        f"{args.seq.name} det.txt (scores min-max normalised)",
+    )
     frames = write_input(args.out_dir / "bytetrack_synthetic_input.csv.gz", synthetic_sequence())
-    write_tracks(args.out_dir / "bytetrack_synthetic_ultralytics.csv.gz", track(frames, (480, 640)),
-                 "bytetrack_synthetic_input.csv.gz (synthetic_sequence(seed=0))")
+    write_tracks(
+        args.out_dir / "bytetrack_synthetic_ultralytics.csv.gz",
+        track(frames, (480, 640)),
+        "bytetrack_synthetic_input.csv.gz (synthetic_sequence(seed=0))",
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ from rclpy.node import Node
 from vision_msgs.msg import Detection2DArray
 
 import data_paths
-from yolo_trt_ros.ros.lifecycle_client import LifecycleClient
 from yolo_trt_ros.demo.processes import ros_env, start_node, stop_process
+from yolo_trt_ros.ros.lifecycle_client import LifecycleClient
 
 NAMESPACE = "/bench_ros"
 
@@ -64,9 +64,22 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     logs = args.log_dir
     logs.mkdir(parents=True, exist_ok=True)
     ns = ["-r", f"__ns:={NAMESPACE}"]
-    children = {"yolo_tracker": start_node("yolo_trt_ros.ros.tracker_node", [
-        *ns, "-p", f"model_path:={args.model}", "-p", "backend:=onnxruntime", "-p", "input_topic:=image_raw"],
-        env, logs / "yolo_tracker.log")}
+    children = {
+        "yolo_tracker": start_node(
+            "yolo_trt_ros.ros.tracker_node",
+            [
+                *ns,
+                "-p",
+                f"model_path:={args.model}",
+                "-p",
+                "backend:=onnxruntime",
+                "-p",
+                "input_topic:=image_raw",
+            ],
+            env,
+            logs / "yolo_tracker.log",
+        )
+    }
     rclpy.init()
     try:
         receiver = Receiver()
@@ -75,22 +88,41 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         client = LifecycleClient(f"{NAMESPACE}/yolo_tracker", node_name="bench_lifecycle")
         try:
             if not client.wait_for_services(60.0):
-                raise SystemExit(f"yolo_tracker services did not appear; see {logs / 'yolo_tracker.log'}")
+                raise SystemExit(
+                    f"yolo_tracker services did not appear; see {logs / 'yolo_tracker.log'}"
+                )
             for transition in ("configure", "activate"):
                 if not client.change_state(transition, 120.0):
-                    raise SystemExit(f"yolo_tracker {transition} failed; see {logs / 'yolo_tracker.log'}")
+                    raise SystemExit(
+                        f"yolo_tracker {transition} failed; see {logs / 'yolo_tracker.log'}"
+                    )
         finally:
             client.destroy_node()
-        children["image_replay"] = start_node("yolo_trt_ros.ros.replay_node", [
-            *ns, "-p", f"source:={args.sequence}", "-p", f"rate:={args.rate}", "-p", "loop:=true",
-            "-p", "wait_for_subscribers:=1"], env, logs / "image_replay.log")
+        children["image_replay"] = start_node(
+            "yolo_trt_ros.ros.replay_node",
+            [
+                *ns,
+                "-p",
+                f"source:={args.sequence}",
+                "-p",
+                f"rate:={args.rate}",
+                "-p",
+                "loop:=true",
+                "-p",
+                "wait_for_subscribers:=1",
+            ],
+            env,
+            logs / "image_replay.log",
+        )
         start = time.monotonic()
         cpu_start: dict[str, float] = {}
         while time.monotonic() - start < args.warmup + args.duration:
             executor.spin_once(timeout_sec=0.05)
             for name, proc in children.items():
                 if proc.poll() is not None:
-                    raise SystemExit(f"{name} exited with {proc.returncode}; see {logs / (name + '.log')}")
+                    raise SystemExit(
+                        f"{name} exited with {proc.returncode}; see {logs / (name + '.log')}"
+                    )
             if not cpu_start and time.monotonic() - start >= args.warmup:
                 cpu_start = {name: cpu_seconds(proc.pid) for name, proc in children.items()}
                 cpu_start["receiver"] = time.process_time()
@@ -110,8 +142,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "duration_s": args.duration,
         "frames_out": len(window),
         "fps": len(window) / args.duration,
-        "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
-                       "mean": float(lat.mean())},
+        "latency_ms": {
+            "p50": float(np.percentile(lat, 50)),
+            "p99": float(np.percentile(lat, 99)),
+            "mean": float(lat.mean()),
+        },
         "cpu_percent": {name: 100.0 * seconds / args.duration for name, seconds in cpu.items()},
         "node_diagnostics": diagnostics,
         "loadavg": os.getloadavg(),
@@ -122,9 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sequence", type=Path, default=data_paths.mot_sequence())
     parser.add_argument("--model", type=Path, default=data_paths.default_model())
-    parser.add_argument("--rate", type=float, default=30.0, help="replay rate (Hz), above what the node can take")
+    parser.add_argument(
+        "--rate", type=float, default=30.0, help="replay rate (Hz), above what the node can take"
+    )
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds ignored after the replay starts")
+    parser.add_argument(
+        "--warmup", type=float, default=5.0, help="seconds ignored after the replay starts"
+    )
     parser.add_argument("--domain-id", type=int, default=170 + os.getpid() % 30)
     parser.add_argument("--log-dir", type=Path, default=Path("/tmp/yolo_trt_ros_bench_logs"))
     parser.add_argument("--json", type=Path, help="also write the result here")

@@ -12,8 +12,14 @@ transports drop most best-effort camera frames between processes.
 """
 
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
-from launch import Condition, LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, GroupAction, LogInfo, OpaqueFunction, RegisterEventHandler
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    GroupAction,
+    LogInfo,
+    OpaqueFunction,
+    RegisterEventHandler,
+)
 from launch.conditions import IfCondition
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -24,16 +30,33 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
+from launch import Condition, LaunchContext, LaunchDescription
+
 PACKAGE = "yolo_trt_ros"
 
 ARGUMENTS = (
     ("namespace", "", "namespace of the nodes and their topics"),
-    ("model", None, "model file for yolo_tracker (.onnx or TensorRT .engine; overrides model_path of params_file)"),
-    ("params_file", PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "tracker.yaml"]),
-     "yolo_tracker parameters (YAML)"),
-    ("image_topic", "image_raw", "input sensor_msgs/Image topic (relative names are in the namespace)"),
+    (
+        "model",
+        None,
+        "model file for yolo_tracker (.onnx or TensorRT .engine; overrides model_path of params_file)",
+    ),
+    (
+        "params_file",
+        PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "tracker.yaml"]),
+        "yolo_tracker parameters (YAML)",
+    ),
+    (
+        "image_topic",
+        "image_raw",
+        "input sensor_msgs/Image topic (relative names are in the namespace)",
+    ),
     ("autostart", "true", "configure, then activate yolo_tracker at start"),
-    ("replay_source", "", "video, image folder or MOT sequence to publish on image_topic (empty: no replay)"),
+    (
+        "replay_source",
+        "",
+        "video, image folder or MOT sequence to publish on image_topic (empty: no replay)",
+    ),
     ("replay_loop", "true", "loop the replay_source"),
     ("rviz", "false", "open rviz2 showing the annotated image"),
     ("log_level", "info", "log level of the nodes (debug, info, warn, error)"),
@@ -48,11 +71,16 @@ def _string(name: str) -> ParameterValue:
 def _activate_if_configured(context: LaunchContext, tracker: LifecycleNode) -> list:
     """Activate after the first configure if it succeeded (configuring -> inactive); nothing if it failed."""
     if context.locals.event.goal_state != "inactive":
-        return [LogInfo(msg="yolo_tracker: configure at start failed; not activating it (autostart is done)")]
+        return [
+            LogInfo(
+                msg="yolo_tracker: configure at start failed; not activating it (autostart is done)"
+            )
+        ]
     return [
         EmitEvent(
             event=ChangeState(
-                lifecycle_node_matcher=matches_action(tracker), transition_id=Transition.TRANSITION_ACTIVATE
+                lifecycle_node_matcher=matches_action(tracker),
+                transition_id=Transition.TRANSITION_ACTIVATE,
             )
         )
     ]
@@ -63,8 +91,12 @@ def _rviz_if_installed(context: LaunchContext, rviz: Node) -> list:
     try:
         get_package_prefix("rviz2")
     except PackageNotFoundError:
-        return [LogInfo(msg="WARNING: rviz:=true but the rviz2 package is not installed (ros-$ROS_DISTRO-rviz2); "
-                            "not starting rviz2")]
+        return [
+            LogInfo(
+                msg="WARNING: rviz:=true but the rviz2 package is not installed (ros-$ROS_DISTRO-rviz2); "
+                "not starting rviz2"
+            )
+        ]
     return [rviz]
 
 
@@ -87,7 +119,8 @@ def generate_launch_description() -> LaunchDescription:
     )
     configure = EmitEvent(
         event=ChangeState(
-            lifecycle_node_matcher=matches_action(tracker), transition_id=Transition.TRANSITION_CONFIGURE
+            lifecycle_node_matcher=matches_action(tracker),
+            transition_id=Transition.TRANSITION_CONFIGURE,
         )
     )
     # One shot: the outcome of the configure above (inactive: activate it). Left registered, the handler would
@@ -101,29 +134,41 @@ def generate_launch_description() -> LaunchDescription:
         )
     )
     # Conditions go on the group: EmitEvent and RegisterEventHandler take none in older launch releases (Humble).
-    autostart = GroupAction([configure, activate_when_configured], scoped=False,
-                            condition=IfCondition(LaunchConfiguration("autostart")))
+    autostart = GroupAction(
+        [configure, activate_when_configured],
+        scoped=False,
+        condition=IfCondition(LaunchConfiguration("autostart")),
+    )
     replay = Node(
         package=PACKAGE,
         executable="image_replay",
         name="image_replay",
         namespace=namespace,
-        parameters=[{"source": _string("replay_source"), "loop": LaunchConfiguration("replay_loop")}],
+        parameters=[
+            {"source": _string("replay_source"), "loop": LaunchConfiguration("replay_loop")}
+        ],
         remappings=[("image_raw", image_topic)],
         arguments=ros_args,
         output="screen",
-        condition=Condition(predicate=lambda context: context.launch_configurations["replay_source"] != ""),
+        condition=Condition(
+            predicate=lambda context: context.launch_configurations["replay_source"] != ""
+        ),
     )
     rviz = Node(
         package="rviz2",
         executable="rviz2",
         name="rviz2",
         namespace=namespace,  # the config's topics are relative: they follow the namespace
-        arguments=["-d", PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "tracker.rviz"])],
+        arguments=[
+            "-d",
+            PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "tracker.rviz"]),
+        ],
         output="screen",
     )
     rviz_if_installed = OpaqueFunction(
-        function=_rviz_if_installed, args=[rviz], condition=IfCondition(LaunchConfiguration("rviz"))
+        function=_rviz_if_installed,
+        args=[rviz],
+        condition=IfCondition(LaunchConfiguration("rviz")),
     )
     declared = [
         DeclareLaunchArgument(name, description=description)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import data_paths
 import numpy as np
 import pytest
+
+import data_paths
 from onnx_models import save_model
 from yolo_trt_ros.detection.model_layout import anchor_count
 
@@ -15,7 +16,9 @@ from yolo_trt_ros.detection.model_layout import anchor_count
 def data_dir() -> Path:
     path = data_paths.data_dir()
     if not path.is_dir():
-        pytest.fail(f"test data not found at {path}: set {data_paths.DATA_ENV} or place shared/data beside the repo")
+        pytest.fail(
+            f"test data not found at {path}: set {data_paths.DATA_ENV} or place shared/data beside the repo"
+        )
     return path
 
 
@@ -61,13 +64,17 @@ def sample_images() -> dict[str, Path]:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
             if not _pypi_reachable():
-                pytest.skip(f"PyPI is unreachable: cannot fetch the Ultralytics sample images ({ULTRALYTICS_WHEEL})")
+                pytest.skip(
+                    f"PyPI is unreachable: cannot fetch the Ultralytics sample images ({ULTRALYTICS_WHEEL})"
+                )
             pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
         (wheel,) = Path(tmp).glob("ultralytics-*.whl")
         cache.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(wheel) as zf:
             for name, path in files.items():
-                part = path.with_suffix(f".{os.getpid()}.part")  # parallel sessions never share a partial file
+                part = path.with_suffix(
+                    f".{os.getpid()}.part"
+                )  # parallel sessions never share a partial file
                 part.write_bytes(zf.read(f"ultralytics/assets/{name}.jpg"))
                 part.replace(path)
     return files
@@ -99,7 +106,9 @@ def make_yolo_onnx():
     ) -> Path:
         n = anchor_count(input_hw)
         if boxes_cxcywh.shape[0] > n:
-            raise ValueError(f"{boxes_cxcywh.shape[0]} anchors given but a YOLOv8 head at {input_hw} has only {n}")
+            raise ValueError(
+                f"{boxes_cxcywh.shape[0]} anchors given but a YOLOv8 head at {input_hw} has only {n}"
+            )
         pad = ((0, n - boxes_cxcywh.shape[0]), (0, 0))
         boxes_cxcywh = np.pad(boxes_cxcywh, pad)
         weights = np.pad(weights, pad[::-1])
@@ -119,7 +128,9 @@ def make_yolo_onnx():
             helper.make_node("Cast", ["output"], ["output0"], to=output_type),
         ]
         inits = [
-            numpy_helper.from_array(np.ascontiguousarray(boxes_cxcywh.T[None], np.float32), "boxes"),
+            numpy_helper.from_array(
+                np.ascontiguousarray(boxes_cxcywh.T[None], np.float32), "boxes"
+            ),
             numpy_helper.from_array(weights[None].astype(np.float32), "weights"),
             numpy_helper.from_array(channel, "channel"),
         ]

@@ -28,8 +28,11 @@ class FakeCudaState:
         self.copies = 0
 
 
-def make_fake_pycuda(gpu_name: str = "Fake Orin", compute_capability: tuple[int, int] = (8, 7),
-                     total_memory: int = 8 << 30) -> tuple[types.ModuleType, types.ModuleType, FakeCudaState]:
+def make_fake_pycuda(
+    gpu_name: str = "Fake Orin",
+    compute_capability: tuple[int, int] = (8, 7),
+    total_memory: int = 8 << 30,
+) -> tuple[types.ModuleType, types.ModuleType, FakeCudaState]:
     """(pycuda package, pycuda.driver, state) to install in ``sys.modules``."""
     state = FakeCudaState(gpu_name, compute_capability, total_memory)
     handles = itertools.count(0x1000)
@@ -60,7 +63,9 @@ def make_fake_pycuda(gpu_name: str = "Fake Orin", compute_capability: tuple[int,
         def free(self) -> None:
             state.pinned.pop(id(self), None)
 
-        def get_device_pointer(self) -> int:  # mapped (DEVICEMAP) memory: "device" memory is host memory here
+        def get_device_pointer(
+            self,
+        ) -> int:  # mapped (DEVICEMAP) memory: "device" memory is host memory here
             return ctypes.addressof(ctypes.c_char.from_buffer(self))
 
     host_alloc_flags = types.SimpleNamespace(PORTABLE=1, DEVICEMAP=2, WRITECOMBINED=4)
@@ -119,7 +124,9 @@ def make_fake_pycuda(gpu_name: str = "Fake Orin", compute_capability: tuple[int,
     def mem_alloc(nbytes: int) -> DeviceAllocation:
         return DeviceAllocation(nbytes)
 
-    def pagelocked_empty(shape: Any, dtype: Any, order: str = "C", mem_flags: int = 0) -> np.ndarray:
+    def pagelocked_empty(
+        shape: Any, dtype: Any, order: str = "C", mem_flags: int = 0
+    ) -> np.ndarray:
         dtype = np.dtype(dtype)
         count = int(np.prod(shape))
         host = HostAllocation(max(count * dtype.itemsize, 1))
@@ -146,11 +153,21 @@ def make_fake_pycuda(gpu_name: str = "Fake Orin", compute_capability: tuple[int,
 
     driver = types.ModuleType("pycuda.driver")
     for name, value in {
-        "Error": Error, "Device": Device, "Context": Context, "Stream": Stream, "Event": Event,
-        "DeviceAllocation": DeviceAllocation, "init": lambda: None, "mem_alloc": mem_alloc,
-        "pagelocked_empty": pagelocked_empty, "host_alloc_flags": host_alloc_flags, "mem_get_info": mem_get_info,
-        "memcpy_htod_async": memcpy_htod_async, "memcpy_dtoh_async": memcpy_dtoh_async,
-        "memcpy_htod": memcpy_htod_async, "memcpy_dtoh": memcpy_dtoh_async,
+        "Error": Error,
+        "Device": Device,
+        "Context": Context,
+        "Stream": Stream,
+        "Event": Event,
+        "DeviceAllocation": DeviceAllocation,
+        "init": lambda: None,
+        "mem_alloc": mem_alloc,
+        "pagelocked_empty": pagelocked_empty,
+        "host_alloc_flags": host_alloc_flags,
+        "mem_get_info": mem_get_info,
+        "memcpy_htod_async": memcpy_htod_async,
+        "memcpy_dtoh_async": memcpy_dtoh_async,
+        "memcpy_htod": memcpy_htod_async,
+        "memcpy_dtoh": memcpy_dtoh_async,
     }.items():
         setattr(driver, name, value)
     package = types.ModuleType("pycuda")

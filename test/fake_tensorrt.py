@@ -21,7 +21,8 @@ import ctypes
 import enum
 import json
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,12 @@ class DataType(enum.Enum):
     BF16 = 7
 
 
-_NP = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8, DataType.INT32: np.int32}
+_NP = {
+    DataType.FLOAT: np.float32,
+    DataType.HALF: np.float16,
+    DataType.INT8: np.int8,
+    DataType.INT32: np.int32,
+}
 
 
 class TensorIOMode(enum.Enum):
@@ -98,7 +104,9 @@ def expected_output(x: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
     """What ``host_executor`` writes for input ``x`` (float32 result)."""
     flat = x.reshape(x.shape[0], -1).astype(np.float32)
     k = np.arange(int(np.prod(out_shape[1:])))
-    return (2 * flat[:, k % flat.shape[1]] + (k // out_shape[-1]).astype(np.float32)).reshape(out_shape)
+    return (2 * flat[:, k % flat.shape[1]] + (k // out_shape[-1]).astype(np.float32)).reshape(
+        out_shape
+    )
 
 
 def _host_array(addr: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -140,7 +148,12 @@ class _ContextBase:
         if t["mode"] == "input":
             return Dims(self._shapes.get(name, t["shape"]))
         batch = next((s[0] for s in self._shapes.values()), None)
-        return Dims([batch if d < 0 and i == 0 and batch is not None else d for i, d in enumerate(t["shape"])])
+        return Dims(
+            [
+                batch if d < 0 and i == 0 and batch is not None else d
+                for i, d in enumerate(t["shape"])
+            ]
+        )
 
     def _run(self, stream: int) -> bool:
         bound: dict[str, list[Bound]] = {"input": [], "output": []}
@@ -150,7 +163,9 @@ class _ContextBase:
             shape = tuple(self._shape(t["name"]))
             if any(d < 0 for d in shape):
                 return False
-            bound[t["mode"]].append((self._addresses[t["name"]], shape, np.dtype(_NP[DataType[t["dtype"]]])))
+            bound[t["mode"]].append(
+                (self._addresses[t["name"]], shape, np.dtype(_NP[DataType[t["dtype"]]]))
+            )
         self._executor(bound["input"], bound["output"], stream)
         return True
 
@@ -176,7 +191,9 @@ class _Engine10(_EngineBase):
         return self._plan.tensors[index]["name"]
 
     def get_tensor_mode(self, name: str) -> TensorIOMode:
-        return TensorIOMode.INPUT if self._plan.find(name)["mode"] == "input" else TensorIOMode.OUTPUT
+        return (
+            TensorIOMode.INPUT if self._plan.find(name)["mode"] == "input" else TensorIOMode.OUTPUT
+        )
 
     def get_tensor_shape(self, name: str) -> Dims:
         return Dims(self._plan.find(name)["shape"])
@@ -260,10 +277,14 @@ class _Runtime:
             data = json.loads(bytes(serialized_engine).decode())
             plan = _Plan(data)
         except (UnicodeDecodeError, ValueError, KeyError, TypeError):
-            self._logger.log(Severity.ERROR, "1: [runtime.cpp::deserializeCudaEngine] invalid plan")
+            self._logger.log(
+                Severity.ERROR, "1: [runtime.cpp::deserializeCudaEngine] invalid plan"
+            )
             return None
         if data.get("version") != self.version:
-            self._logger.log(Severity.ERROR, f"plan built by TensorRT {data.get('version')}, not {self.version}")
+            self._logger.log(
+                Severity.ERROR, f"plan built by TensorRT {data.get('version')}, not {self.version}"
+            )
             return None
         return self.engine_class(plan, type(self).executor)
 
@@ -354,7 +375,9 @@ class _Builder:
                 names = [t["name"] for t in network.inputs]
                 shape = (calibrator.get_batch_size(), *network.inputs[0]["shape"][1:])
                 while pointers := calibrator.get_batch(names):
-                    batch = _host_array(pointers[0], shape, np.dtype(_NP[DataType[network.inputs[0]["dtype"]]]))
+                    batch = _host_array(
+                        pointers[0], shape, np.dtype(_NP[DataType[network.inputs[0]["dtype"]]])
+                    )
                     self.calibration_sums.append(float(batch.astype(np.float64).sum()))
                     calibrated += 1
                 if not calibrated:
@@ -365,12 +388,22 @@ class _Builder:
         for t in network.inputs:
             shape = t["shape"]
             if -1 in shape and t["name"] not in profile:
-                self._logger.log(Severity.ERROR, f"input {t['name']} is dynamic but has no profile")
+                self._logger.log(
+                    Severity.ERROR, f"input {t['name']} is dynamic but has no profile"
+                )
                 return None
-            tensors.append({**t, "mode": "input", "profile": profile.get(t["name"], [shape, shape, shape])})
+            tensors.append(
+                {**t, "mode": "input", "profile": profile.get(t["name"], [shape, shape, shape])}
+            )
         tensors += [{**t, "mode": "output"} for t in network.outputs]
-        info = {"version": self.version, "tensors": tensors, "flags": sorted(f.name for f in config.flags),
-                "workspace": config.workspace, "network_flags": network.flags, "calibrated_batches": calibrated}
+        info = {
+            "version": self.version,
+            "tensors": tensors,
+            "flags": sorted(f.name for f in config.flags),
+            "workspace": config.workspace,
+            "network_flags": network.flags,
+            "calibrated_batches": calibrated,
+        }
         type(self).built.append(info)
         return json.dumps(info).encode()
 
@@ -390,7 +423,9 @@ class _OnnxParser:
     def parse_from_file(self, model: str) -> bool:
         import onnx
 
-        if self.version < (10,) and not self._network.flags & (1 << int(NetworkDefinitionCreationFlag.EXPLICIT_BATCH)):
+        if self.version < (10,) and not self._network.flags & (
+            1 << int(NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        ):
             self.errors.append("ONNX models need an explicit batch network (EXPLICIT_BATCH flag)")
             return False
         try:
@@ -400,13 +435,20 @@ class _OnnxParser:
             return False
         inits = {i.name for i in model_proto.graph.initializer}
         dtypes = {1: "FLOAT", 10: "HALF"}
-        for dst, values in ((self._network.inputs, model_proto.graph.input),
-                            (self._network.outputs, model_proto.graph.output)):
+        for dst, values in (
+            (self._network.inputs, model_proto.graph.input),
+            (self._network.outputs, model_proto.graph.output),
+        ):
             for v in values:
                 if v.name in inits:
                     continue
-                dims = [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
-                dst.append({"name": v.name, "shape": dims, "dtype": dtypes[v.type.tensor_type.elem_type]})
+                dims = [
+                    d.dim_value if d.HasField("dim_value") else -1
+                    for d in v.type.tensor_type.shape.dim
+                ]
+                dst.append(
+                    {"name": v.name, "shape": dims, "dtype": dtypes[v.type.tensor_type.elem_type]}
+                )
         return True
 
 
@@ -419,22 +461,45 @@ class IInt8EntropyCalibrator2(IInt8Calibrator):
     pass
 
 
-def make_fake_tensorrt(version: str = "10.3.0", executor: Executor = host_executor,
-                       legacy_workspace: bool = False) -> types.ModuleType:
+def make_fake_tensorrt(
+    version: str = "10.3.0", executor: Executor = host_executor, legacy_workspace: bool = False
+) -> types.ModuleType:
     """A fresh fake ``tensorrt`` module of ``version`` (8.x: bindings API; 10+: tensor API)."""
     major = int(version.split(".")[0])
     parsed = tuple(int(p) for p in version.split("."))
     mod = types.ModuleType("tensorrt")
     mod.__version__ = version  # type: ignore[attr-defined]
-    runtime = type("Runtime", (_Runtime,), {"engine_class": _Engine86 if major < 10 else _Engine10,
-                                            "executor": staticmethod(executor), "version": version})
-    builder = type("Builder", (_Builder,), {"config_class": _LegacyConfig if legacy_workspace else _Config,
-                                            "built": [], "calibration_sums": [], "version": version})
+    runtime = type(
+        "Runtime",
+        (_Runtime,),
+        {
+            "engine_class": _Engine86 if major < 10 else _Engine10,
+            "executor": staticmethod(executor),
+            "version": version,
+        },
+    )
+    builder = type(
+        "Builder",
+        (_Builder,),
+        {
+            "config_class": _LegacyConfig if legacy_workspace else _Config,
+            "built": [],
+            "calibration_sums": [],
+            "version": version,
+        },
+    )
     parser = type("OnnxParser", (_OnnxParser,), {"version": parsed})
     attrs = {
-        "Runtime": runtime, "Builder": builder, "OnnxParser": parser, "ILogger": ILogger, "Dims": Dims,
-        "DataType": DataType, "TensorIOMode": TensorIOMode, "MemoryPoolType": MemoryPoolType,
-        "NetworkDefinitionCreationFlag": NetworkDefinitionCreationFlag, "IInt8Calibrator": IInt8Calibrator,
+        "Runtime": runtime,
+        "Builder": builder,
+        "OnnxParser": parser,
+        "ILogger": ILogger,
+        "Dims": Dims,
+        "DataType": DataType,
+        "TensorIOMode": TensorIOMode,
+        "MemoryPoolType": MemoryPoolType,
+        "NetworkDefinitionCreationFlag": NetworkDefinitionCreationFlag,
+        "IInt8Calibrator": IInt8Calibrator,
         "IInt8EntropyCalibrator2": IInt8EntropyCalibrator2,
     }
     if major < 11:
@@ -444,12 +509,35 @@ def make_fake_tensorrt(version: str = "10.3.0", executor: Executor = host_execut
     return mod
 
 
-def make_plan(version: str, input_shape: list[int], output_shape: list[int], profile: list[list[int]] | None = None,
-              input_dtype: str = "FLOAT", output_dtype: str = "FLOAT", input_name: str = "images",
-              output_name: str = "output0") -> bytes:
+def make_plan(
+    version: str,
+    input_shape: list[int],
+    output_shape: list[int],
+    profile: list[list[int]] | None = None,
+    input_dtype: str = "FLOAT",
+    output_dtype: str = "FLOAT",
+    input_name: str = "images",
+    output_name: str = "output0",
+) -> bytes:
     """A serialized fake engine with one input and one output (-1 dims are dynamic, ``profile`` min/opt/max)."""
     profile = profile or [input_shape, input_shape, input_shape]
-    return json.dumps({"version": version, "tensors": [
-        {"name": input_name, "mode": "input", "shape": input_shape, "dtype": input_dtype, "profile": profile},
-        {"name": output_name, "mode": "output", "shape": output_shape, "dtype": output_dtype},
-    ]}).encode()
+    return json.dumps(
+        {
+            "version": version,
+            "tensors": [
+                {
+                    "name": input_name,
+                    "mode": "input",
+                    "shape": input_shape,
+                    "dtype": input_dtype,
+                    "profile": profile,
+                },
+                {
+                    "name": output_name,
+                    "mode": "output",
+                    "shape": output_shape,
+                    "dtype": output_dtype,
+                },
+            ],
+        }
+    ).encode()

@@ -23,8 +23,8 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from yolo_trt_ros.ros.lifecycle_client import LifecycleClient
 from yolo_trt_ros.demo.processes import stop_process
+from yolo_trt_ros.ros.lifecycle_client import LifecycleClient
 
 TIMEOUT_S = 60.0
 """Upper bound for any single wait: generous for a loaded 2-core CI machine."""
@@ -33,19 +33,41 @@ TIMEOUT_S = 60.0
 class FramePublisher:
     """Publishes Images from a separate process; ``publish(**fields)`` returns once the message is sent."""
 
-    def __init__(self, env: Mapping[str, str], log: Path, topic: str = "image_raw", reliable: bool = True) -> None:
+    def __init__(
+        self, env: Mapping[str, str], log: Path, topic: str = "image_raw", reliable: bool = True
+    ) -> None:
         self._log = open(log, "wb")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), topic, "reliable" if reliable else "best_effort"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=dict(env))
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                topic,
+                "reliable" if reliable else "best_effort",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=dict(env),
+        )
 
-    def publish(self, image: Path | None = None, frame_id: str = "camera_optical", stamp_ns: int | None = None,
-                data_len: int | None = None, **fields: Any) -> int:
+    def publish(
+        self,
+        image: Path | None = None,
+        frame_id: str = "camera_optical",
+        stamp_ns: int | None = None,
+        data_len: int | None = None,
+        **fields: Any,
+    ) -> int:
         """Publish ``image`` (bgr8, read with OpenCV) or zeros of ``data_len`` bytes; ``fields`` override
         height/width/step/encoding. Returns the stamp (ns) put in the header: now, unless given."""
         stamp_ns = time.time_ns() if stamp_ns is None else stamp_ns
-        command = {"image": str(image) if image else None, "frame_id": frame_id, "stamp_ns": stamp_ns,
-                   "data_len": data_len, "fields": fields}
+        command = {
+            "image": str(image) if image else None,
+            "frame_id": frame_id,
+            "stamp_ns": stamp_ns,
+            "data_len": data_len,
+            "fields": fields,
+        }
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write((json.dumps(command) + "\n").encode())
         self.proc.stdin.flush()
@@ -76,11 +98,15 @@ class RosListener:
         self.executor.add_node(self.node)
         self.lifecycle = LifecycleClient(target_node, timeout_s=TIMEOUT_S, context=self.context)
 
-    def collect(self, msg_type: Any, topic: str, depth: int = 100, reliable: bool = True) -> list[Any]:
+    def collect(
+        self, msg_type: Any, topic: str, depth: int = 100, reliable: bool = True
+    ) -> list[Any]:
         """Subscribe to ``topic``; received messages are appended to the returned list while spinning."""
         received: list[Any] = []
-        qos = QoSProfile(depth=depth,
-                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(
+            depth=depth,
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        )
         self.node.create_subscription(msg_type, topic, received.append, qos)
         return received
 
@@ -117,7 +143,9 @@ def _publisher_main(topic: str, reliability: str) -> None:
 
     rclpy.init()
     node = rclpy.create_node("test_frame_publisher")
-    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    policy = (
+        ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    )
     publisher = node.create_publisher(Image, topic, QoSProfile(depth=1, reliability=policy))
     for line in sys.stdin:
         command = json.loads(line)
@@ -125,7 +153,10 @@ def _publisher_main(topic: str, reliability: str) -> None:
         if command["image"]:
             frame = cv2.imread(command["image"])
             if frame is None:
-                print(json.dumps({"ok": False, "error": f"cannot read {command['image']}"}), flush=True)
+                print(
+                    json.dumps({"ok": False, "error": f"cannot read {command['image']}"}),
+                    flush=True,
+                )
                 continue
             array_to_image(frame, "bgr8", msg)
         if command["data_len"] is not None:

@@ -28,7 +28,11 @@ HEADER = ("header", "std_msgs/Header")
 EXPECTED_FIELDS: dict[str, list[tuple[str, str]]] = {
     "Point2D": [("x", "double"), ("y", "double")],
     "Pose2D": [("position", "vision_msgs/Point2D"), ("theta", "double")],
-    "BoundingBox2D": [("center", "vision_msgs/Pose2D"), ("size_x", "double"), ("size_y", "double")],
+    "BoundingBox2D": [
+        ("center", "vision_msgs/Pose2D"),
+        ("size_x", "double"),
+        ("size_y", "double"),
+    ],
     "BoundingBox2DArray": [HEADER, ("boxes", "sequence<vision_msgs/BoundingBox2D>")],
     "BoundingBox3D": [("center", "geometry_msgs/Pose"), ("size", "geometry_msgs/Vector3")],
     "BoundingBox3DArray": [HEADER, ("boxes", "sequence<vision_msgs/BoundingBox3D>")],
@@ -53,7 +57,11 @@ EXPECTED_FIELDS: dict[str, list[tuple[str, str]]] = {
     "Detection3DArray": [HEADER, ("detections", "sequence<vision_msgs/Detection3D>")],
     "Classification": [HEADER, ("results", "sequence<vision_msgs/ObjectHypothesis>")],
     "VisionClass": [("class_id", "uint16"), ("class_name", "string")],
-    "LabelInfo": [HEADER, ("class_map", "sequence<vision_msgs/VisionClass>"), ("threshold", "float")],
+    "LabelInfo": [
+        HEADER,
+        ("class_map", "sequence<vision_msgs/VisionClass>"),
+        ("threshold", "float"),
+    ],
     "VisionInfo": [
         HEADER,
         ("method", "string"),
@@ -135,7 +143,9 @@ def _share_dir(package: str) -> Path:
 @pytest.mark.parametrize("name", sorted(UPSTREAM_TYPE_HASHES))
 def test_vision_msgs_type_hash_matches_upstream(name: str) -> None:
     path = _share_dir("vision_msgs") / "msg" / f"{name}.json"
-    hashes = {h["type_name"]: h["hash_string"] for h in json.loads(path.read_text())["type_hashes"]}
+    hashes = {
+        h["type_name"]: h["hash_string"] for h in json.loads(path.read_text())["type_hashes"]
+    }
     assert hashes[f"vision_msgs/msg/{name}"] == UPSTREAM_TYPE_HASHES[name]
 
 
@@ -199,7 +209,9 @@ def test_detection2darray_crosses_processes(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_package_versions_agree() -> None:
-    xml_version = re.search(r"<version>([^<]+)</version>", (REPO / "package.xml").read_text()).group(1)
+    xml_version = re.search(
+        r"<version>([^<]+)</version>", (REPO / "package.xml").read_text()
+    ).group(1)
     import yolo_trt_ros
 
     assert yolo_trt_ros.__version__ == xml_version
@@ -208,7 +220,9 @@ def test_package_versions_agree() -> None:
 
 def test_console_scripts_resolve() -> None:
     def ours(ep: metadata.EntryPoint) -> bool:
-        return ep.dist is not None and re.sub(r"[-_.]+", "_", ep.dist.name).lower() == "yolo_trt_ros"
+        return (
+            ep.dist is not None and re.sub(r"[-_.]+", "_", ep.dist.name).lower() == "yolo_trt_ros"
+        )
 
     eps = {ep.name: ep for ep in metadata.entry_points(group="console_scripts") if ours(ep)}
     assert sorted(eps) == ["image_replay", "yolo-trt-ros", "yolo_tracker"]

@@ -27,7 +27,9 @@ def pipeline(model_path: Path):
     pipeline.close()
 
 
-def test_detection_only_is_the_detector_at_the_published_threshold(model_path: Path, frames) -> None:
+def test_detection_only_is_the_detector_at_the_published_threshold(
+    model_path: Path, frames
+) -> None:
     config = PipelineConfig(DetectorConfig(conf_threshold=0.4), tracking=False)
     with_pipeline = FramePipeline.from_model(model_path, config, backend="onnxruntime")
     detector = Detector.from_model(model_path, config=DetectorConfig(conf_threshold=0.4))
@@ -44,11 +46,15 @@ def test_detection_only_is_the_detector_at_the_published_threshold(model_path: P
     assert all(v >= 0 for v in result.times_ms.values()) and result.encoding == "bgr8"
 
 
-def test_tracking_lowers_the_detector_threshold_and_numbers_tracks_from_one(pipeline, frames) -> None:
+def test_tracking_lowers_the_detector_threshold_and_numbers_tracks_from_one(
+    pipeline, frames
+) -> None:
     assert pipeline.detector.config.conf_threshold == TrackerConfig().track_low_thresh == 0.1
     first = pipeline(frames[0], 0.0)
     assert list(first.times_ms) == list(STAGES)
-    ids = first.track_ids.tolist()  # as Ultralytics, the first frame's tracks are confirmed at once
+    ids = (
+        first.track_ids.tolist()
+    )  # as Ultralytics, the first frame's tracks are confirmed at once
     assert len(ids) > 3 and UNTRACKED not in ids and sorted(ids) == list(range(1, len(ids) + 1))
     later = pipeline(frames[2], 2 / 30)
     assert set(later.track_ids.tolist()) >= set(ids[: len(ids) // 2])  # people keep their IDs
@@ -57,8 +63,12 @@ def test_tracking_lowers_the_detector_threshold_and_numbers_tracks_from_one(pipe
     assert sorted(again.track_ids.tolist()) == list(range(1, len(again.detections) + 1))
 
 
-def test_publish_untracked_adds_unconfirmed_detections_above_the_published_threshold(pipeline, frames) -> None:
-    mirrored = np.ascontiguousarray(frames[0][:, ::-1])  # new objects: unconfirmed tracks on the second frame
+def test_publish_untracked_adds_unconfirmed_detections_above_the_published_threshold(
+    pipeline, frames
+) -> None:
+    mirrored = np.ascontiguousarray(
+        frames[0][:, ::-1]
+    )  # new objects: unconfirmed tracks on the second frame
     pipeline(frames[0], 0.0)
     tracked_only = pipeline(mirrored, 1 / 30)
     pipeline.reset()
@@ -66,7 +76,10 @@ def test_publish_untracked_adds_unconfirmed_detections_above_the_published_thres
     pipeline(frames[0], 0.0)
     result = pipeline(mirrored, 1 / 30)
     untracked = result.track_ids == UNTRACKED
-    assert untracked.sum() > 0 and len(result.detections) == len(tracked_only.detections) + untracked.sum()
+    assert (
+        untracked.sum() > 0
+        and len(result.detections) == len(tracked_only.detections) + untracked.sum()
+    )
     assert result.detections.scores[untracked].min() >= 0.25
 
 
@@ -79,7 +92,9 @@ def test_configure_checks_before_it_changes_anything(pipeline) -> None:
     assert pipeline.config is before and pipeline.detector.config.conf_threshold == 0.1
 
 
-def test_bad_input_is_rejected_and_internal_errors_name_their_stage(model_path: Path, frames) -> None:
+def test_bad_input_is_rejected_and_internal_errors_name_their_stage(
+    model_path: Path, frames
+) -> None:
     def convert(frame: object) -> tuple[np.ndarray, str]:
         if frame == "broken":
             raise KeyError("no such field")

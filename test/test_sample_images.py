@@ -31,7 +31,9 @@ MANIFEST = {  # (class, score, [x1, y1, x2, y2]) in original pixels
 }
 
 
-def reference_detect(session: ort.InferenceSession, bgr: np.ndarray, conf: float = 0.25, iou: float = 0.7):
+def reference_detect(
+    session: ort.InferenceSession, bgr: np.ndarray, conf: float = 0.25, iou: float = 0.7
+):
     """Plain letterbox with OpenCV, raw ORT session, argmax decode and per-class cv2.dnn.NMSBoxes."""
     h, w = bgr.shape[:2]
     size = session.get_inputs()[0].shape[2]
@@ -39,7 +41,9 @@ def reference_detect(session: ort.InferenceSession, bgr: np.ndarray, conf: float
     nw, nh = round(w * r), round(h * r)
     top, left = round((size - nh) / 2 - 0.1), round((size - nw) / 2 - 0.1)
     canvas = np.full((size, size, 3), 114, np.uint8)
-    canvas[top : top + nh, left : left + nw] = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    canvas[top : top + nh, left : left + nw] = cv2.resize(
+        bgr, (nw, nh), interpolation=cv2.INTER_LINEAR
+    )
     blob = cv2.dnn.blobFromImage(canvas, scalefactor=1 / 255, swapRB=True)
     pred = session.run(None, {session.get_inputs()[0].name: blob})[0][0].T  # (N, 4+nc)
     cls, score = pred[:, 4:].argmax(1), pred[:, 4:].max(1)
@@ -50,7 +54,12 @@ def reference_detect(session: ort.InferenceSession, bgr: np.ndarray, conf: float
         rects = np.stack([cx - bw / 2, cy - bh / 2, bw, bh], axis=1).tolist()
         for k in np.asarray(cv2.dnn.NMSBoxes(rects, score[idx].tolist(), conf, iou)).reshape(-1):
             x, y, rw, rh = rects[k]
-            box = [(x - left) / (nw / w), (y - top) / (nh / h), (x + rw - left) / (nw / w), (y + rh - top) / (nh / h)]
+            box = [
+                (x - left) / (nw / w),
+                (y - top) / (nh / h),
+                (x + rw - left) / (nw / w),
+                (y + rh - top) / (nh / h),
+            ]
             box = [min(max(v, 0), lim) for v, lim in zip(box, (w, h, w, h))]
             found.append((int(c), float(score[idx[k]]), box))
     return sorted(found, key=lambda d: -d[1])
@@ -63,8 +72,12 @@ def detector(model_path: Path):
     det.close()
 
 
-@pytest.mark.parametrize("name, expected", [("bus", {"person": 4, "bus": 1}), ("zidane", {"person": 2, "tie": 1})])
-def test_sample_image(detector: Detector, model_path: Path, sample_images: dict[str, Path], name, expected) -> None:
+@pytest.mark.parametrize(
+    "name, expected", [("bus", {"person": 4, "bus": 1}), ("zidane", {"person": 2, "tie": 1})]
+)
+def test_sample_image(
+    detector: Detector, model_path: Path, sample_images: dict[str, Path], name, expected
+) -> None:
     image = cv2.imread(str(sample_images[name]))
     dets = detector(image)
     names = [detector.names[c] for c in dets.class_ids]

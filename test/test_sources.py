@@ -76,7 +76,9 @@ def test_shared_demo_video(data_dir: Path) -> None:
 
 def test_image_folder_natural_order_and_default_rate(tmp_path: Path) -> None:
     for n in (10, 2, 1):
-        cv2.imwrite(str(tmp_path / f"f{n}.png"), np.full((8, 8), n, np.uint8))  # gray files come back as BGR
+        cv2.imwrite(
+            str(tmp_path / f"f{n}.png"), np.full((8, 8), n, np.uint8)
+        )  # gray files come back as BGR
     (tmp_path / "notes.txt").write_text("not an image")
     source = open_source(tmp_path)
     assert isinstance(source, ImageFolderSource)

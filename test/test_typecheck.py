@@ -29,13 +29,30 @@ def _index_reachable() -> bool:
 @pytest.fixture(scope="module")
 def mypy_cmd() -> list[str]:
     env = {**os.environ, "PYTHON": sys.executable}
-    proc = subprocess.run(["bash", str(REPO / "tools" / "prepare_trt_stubs.sh")], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        ["bash", str(REPO / "tools" / "prepare_trt_stubs.sh")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if proc.returncode != 0:
         if not _index_reachable():
-            pytest.skip(f"mypy/tensorrt-stubs not installable (no package index): {proc.stderr[-300:]}")
-        pytest.fail(f"tools/prepare_trt_stubs.sh failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return [sys.executable, "-m", "mypy", "--config-file", str(REPO / "mypy.ini"), "--no-error-summary"]
+            pytest.skip(
+                f"mypy/tensorrt-stubs not installable (no package index): {proc.stderr[-300:]}"
+            )
+        pytest.fail(
+            f"tools/prepare_trt_stubs.sh failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
+    return [
+        sys.executable,
+        "-m",
+        "mypy",
+        "--config-file",
+        str(REPO / "mypy.ini"),
+        "--no-error-summary",
+    ]
 
 
 def _mypy(cmd: list[str], *files: str) -> subprocess.CompletedProcess[str]:
@@ -62,5 +79,8 @@ def test_stubs_catch_calls_tensorrt_lacks(mypy_cmd: list[str], tmp_path: Path) -
     assert proc.returncode == 1, out + proc.stderr
     assert '"ICudaEngine" has no attribute "get_binding_name"' in out
     assert '"IExecutionContext" has no attribute "execute_async_v2"' in out
-    assert 'Argument 1 to "execute_async_v3" of "IExecutionContext" has incompatible type "str"' in out
+    assert (
+        'Argument 1 to "execute_async_v3" of "IExecutionContext" has incompatible type "str"'
+        in out
+    )
     assert 'Revealed type is "bool"' in out  # the stubs' `bool` shadowing is patched

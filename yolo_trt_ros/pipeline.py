@@ -80,8 +80,12 @@ class StageFailed(RuntimeError):
 class FramePipeline:
     """Detector + ByteTracker for one camera (see the module docstring)."""
 
-    def __init__(self, detector: Detector, config: PipelineConfig | None = None,
-                 convert: Converter = bgr_frame) -> None:
+    def __init__(
+        self,
+        detector: Detector,
+        config: PipelineConfig | None = None,
+        convert: Converter = bgr_frame,
+    ) -> None:
         config = config or PipelineConfig()
         self.detector = detector
         self.convert = convert
@@ -90,13 +94,19 @@ class FramePipeline:
         self.configure(config)
 
     @classmethod
-    def from_model(cls, model_path: str | Path, config: PipelineConfig | None = None, backend: str = "auto",
-                   names_file: str | Path | None = None,
-                   backend_options: Mapping[str, Mapping[str, Any]] | None = None,
-                   convert: Converter = bgr_frame) -> FramePipeline:
+    def from_model(
+        cls,
+        model_path: str | Path,
+        config: PipelineConfig | None = None,
+        backend: str = "auto",
+        names_file: str | Path | None = None,
+        backend_options: Mapping[str, Mapping[str, Any]] | None = None,
+        convert: Converter = bgr_frame,
+    ) -> FramePipeline:
         """Load the model (``Detector.from_model``: ModelError naming the file and the problem) into a pipeline."""
-        detector = Detector.from_model(model_path, backend=backend, names_file=names_file,
-                                       backend_options=backend_options)
+        detector = Detector.from_model(
+            model_path, backend=backend, names_file=names_file, backend_options=backend_options
+        )
         try:
             return cls(detector, config, convert)
         except Exception:
@@ -132,15 +142,25 @@ class FramePipeline:
             stage = "detect"
             detections = self.detector(image, encoding)
             detected = self.detector.last_times
-            times = {"convert": (t1 - t0) * 1e3, "preprocess": detected.preprocess, "infer": detected.infer,
-                     "postprocess": detected.postprocess}
+            times = {
+                "convert": (t1 - t0) * 1e3,
+                "preprocess": detected.preprocess,
+                "infer": detected.infer,
+                "postprocess": detected.postprocess,
+            }
             track_ids = None
             if self.config.tracking:
                 stage = "track"
                 t2 = time.perf_counter()
-                tracks = self.tracker.update(detections.boxes, detections.scores, detections.class_ids, stamp)
-                detections, track_ids = assign_ids(detections, tracks, self.config.detector.conf_threshold,
-                                                   self.config.publish_untracked)
+                tracks = self.tracker.update(
+                    detections.boxes, detections.scores, detections.class_ids, stamp
+                )
+                detections, track_ids = assign_ids(
+                    detections,
+                    tracks,
+                    self.config.detector.conf_threshold,
+                    self.config.publish_untracked,
+                )
                 times["track"] = (time.perf_counter() - t2) * 1e3
         except ImageRejected:
             raise

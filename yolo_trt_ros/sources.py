@@ -16,7 +16,9 @@ import cv2
 import numpy as np
 
 DEFAULT_FOLDER_FPS = 30.0
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+)
 
 
 class SourceError(RuntimeError):
@@ -52,7 +54,11 @@ class VideoSource(FrameSource):
         finally:
             capture.release()
         if fps is None:
-            fps = container_fps if math.isfinite(container_fps) and container_fps > 0 else DEFAULT_FOLDER_FPS
+            fps = (
+                container_fps
+                if math.isfinite(container_fps) and container_fps > 0
+                else DEFAULT_FOLDER_FPS
+            )
         self.fps = _check_fps(fps, self.path)
         self.frame_count = count if count > 0 else None
         self.height, self.width = frame.shape[:2]
@@ -61,7 +67,9 @@ class VideoSource(FrameSource):
     def _open(self) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
-            raise SourceError(f"video {self.path}: OpenCV cannot open it (not a video, or codec missing)")
+            raise SourceError(
+                f"video {self.path}: OpenCV cannot open it (not a video, or codec missing)"
+            )
         return capture
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
@@ -81,12 +89,18 @@ class VideoSource(FrameSource):
 class ImageFolderSource(FrameSource):
     """Image files of one folder in natural sort order (``2.jpg`` before ``10.jpg``)."""
 
-    def __init__(self, folder: str | Path, fps: float | None = None, what: str = "image folder") -> None:
+    def __init__(
+        self, folder: str | Path, fps: float | None = None, what: str = "image folder"
+    ) -> None:
         self.path = Path(folder)
         if not self.path.is_dir():
             raise SourceError(f"{what} {self.path}: no such directory")
         self.files = sorted(
-            (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+            (
+                p
+                for p in self.path.iterdir()
+                if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+            ),
             key=_natural_key,
         )
         if not self.files:
@@ -134,12 +148,16 @@ def open_mot_sequence(path: str | Path, fps: float | None = None) -> ImageFolder
     info = read_seqinfo(seq_dir)
     image_dir = seq_dir / info.get("imdir", "img1")
     if path != seq_dir and path.resolve() != image_dir.resolve():
-        raise SourceError(f"MOT sequence {seq_dir}: seqinfo.ini names image folder {image_dir.name!r}, not {path.name!r}")
+        raise SourceError(
+            f"MOT sequence {seq_dir}: seqinfo.ini names image folder {image_dir.name!r}, not {path.name!r}"
+        )
     if fps is None:
         try:
             fps = float(info["framerate"])
         except (KeyError, ValueError) as exc:
-            raise SourceError(f"MOT sequence {seq_dir}: seqinfo.ini has no valid frameRate") from exc
+            raise SourceError(
+                f"MOT sequence {seq_dir}: seqinfo.ini has no valid frameRate"
+            ) from exc
     return ImageFolderSource(image_dir, fps, what=f"MOT sequence {info.get('name', seq_dir.name)}")
 
 
@@ -165,4 +183,6 @@ def _check_fps(fps: float, path: Path) -> float:
 
 
 def _natural_key(path: Path) -> list[object]:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+    return [
+        int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)
+    ]

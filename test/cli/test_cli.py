@@ -12,15 +12,20 @@ from pathlib import Path
 import cv2
 import pytest
 
-from yolo_trt_ros.inference.selection import select_backend
 from yolo_trt_ros.evaluation.mot_format import read_rows
+from yolo_trt_ros.inference.selection import select_backend
 
 TIMEOUT = 300
 
 
 def _cli(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "yolo_trt_ros.cli.main", *map(str, args)], capture_output=True,
-                          text=True, timeout=TIMEOUT, env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "yolo_trt_ros.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=dict(os.environ),
+    )
 
 
 def _frame_count(video: Path) -> int:
@@ -46,9 +51,13 @@ def test_detect_table(model_path: Path, mot_dir: Path) -> None:
 def test_detect_json_with_filters(model_path: Path, mot_dir: Path) -> None:
     images = [mot_dir / "img1" / "000001.jpg", mot_dir / "img1" / "000002.jpg"]
     everything = json.loads(_cli("detect", *images, "--model", model_path, "--json").stdout)
-    result = _cli("detect", *images, "--model", model_path, "--json", "--classes", "person", "--conf", "0.5")
+    result = _cli(
+        "detect", *images, "--model", model_path, "--json", "--classes", "person", "--conf", "0.5"
+    )
     assert result.returncode == 0, result.stderr
-    name, reason = select_backend("auto")  # what --backend auto (the default) must pick and say on this machine
+    name, reason = select_backend(
+        "auto"
+    )  # what --backend auto (the default) must pick and say on this machine
     assert f"yolo-trt-ros: {reason}" in result.stderr.splitlines()
     report = json.loads(result.stdout)
     assert report["backend"] == name
@@ -77,13 +86,23 @@ def test_detect_bad_model_is_a_clean_error(tmp_path: Path, mot_dir: Path) -> Non
 
 def test_detect_missing_model_and_image(model_path: Path, tmp_path: Path) -> None:
     result = _cli("detect", tmp_path / "x.jpg", "--model", tmp_path / "missing.onnx")
-    assert result.returncode == 1 and "missing.onnx" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 1
+        and "missing.onnx" in result.stderr
+        and "Traceback" not in result.stderr
+    )
     result = _cli("detect", tmp_path / "x.jpg", "--model", model_path)
-    assert result.returncode == 1 and "x.jpg: no such file" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 1
+        and "x.jpg: no such file" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 def test_unknown_class_is_a_clean_error(model_path: Path, mot_dir: Path) -> None:
-    result = _cli("detect", mot_dir / "img1" / "000001.jpg", "--model", model_path, "--classes", "persn")
+    result = _cli(
+        "detect", mot_dir / "img1" / "000001.jpg", "--model", model_path, "--classes", "persn"
+    )
     assert result.returncode == 1 and "persn" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -94,7 +113,10 @@ def test_track_mot_frames(model_path: Path, mot_dir: Path, tmp_path: Path) -> No
     assert _frame_count(out / "annotated.mp4") == 10
     capture = cv2.VideoCapture(str(out / "annotated.mp4"))
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(14.0)
-    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (640, 480)
+    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (
+        640,
+        480,
+    )
     rows = read_rows(out / "results.txt")
     assert rows and {r.frame for r in rows} <= set(range(1, 11)) and 1 in {r.frame for r in rows}
     assert all(r.w > 0 and r.h > 0 and 0 < r.conf <= 1 for r in rows)
@@ -106,10 +128,15 @@ def test_track_mot_frames(model_path: Path, mot_dir: Path, tmp_path: Path) -> No
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 10 and summary["detections"] == len(rows)
     assert summary["distinct_track_ids"] == len({r.track_id for r in rows})
-    assert summary["tracker"]["frame_rate"] == pytest.approx(14.0) and summary["per_class"]["person"] > 0
+    assert (
+        summary["tracker"]["frame_rate"] == pytest.approx(14.0)
+        and summary["per_class"]["person"] > 0
+    )
     assert "results.txt" in result.stdout and "annotated.mp4" in result.stdout
 
-    result = _cli("track", mot_dir, "--model", model_path, "--out", out, "--max-frames", 2, "--no-tracking")
+    result = _cli(
+        "track", mot_dir, "--model", model_path, "--out", out, "--max-frames", 2, "--no-tracking"
+    )
     assert result.returncode == 0, result.stderr
     assert {r.track_id for r in read_rows(out / "results.txt")} == {-1}
 
@@ -135,19 +162,28 @@ def test_build_engine_without_tensorrt_is_one_clear_line(model_path: Path) -> No
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
         "yolo-trt-ros: error: TensorRT's Python bindings are not installed (No module named 'tensorrt'); "
-        "see docs/tensorrt.md"]
+        "see docs/tensorrt.md"
+    ]
 
 
 def test_track_help_lists_tracker_options() -> None:
     result = _cli("track", "--help")
     assert result.returncode == 0, result.stderr
-    for option in ("--no-tracking", "--track-high-thresh", "--track-buffer", "--no-fuse-score", "--class-aware"):
+    for option in (
+        "--no-tracking",
+        "--track-high-thresh",
+        "--track-buffer",
+        "--no-fuse-score",
+        "--class-aware",
+    ):
         assert option in result.stdout
     assert "--frame-rate" not in result.stdout  # the source's frame rate
 
 
 def test_eval_mot_on_public_detections(mot_dir: Path) -> None:
-    result = _cli("eval-mot", "--seq", mot_dir, "--dets", mot_dir / "det" / "det.txt", "--frames", 50)
+    result = _cli(
+        "eval-mot", "--seq", mot_dir, "--dets", mot_dir / "det" / "det.txt", "--frames", 50
+    )
     assert result.returncode == 0, result.stderr
     header, _, row = result.stdout.splitlines()[1:4]
     assert [c.strip() for c in header.split("|")[2:6]] == ["HOTA", "DetA", "AssA", "MOTA"]

@@ -20,9 +20,24 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return capsys.readouterr().out
 
 
-def test_eval_mot_command_public_detections(mot_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = run_cli(["--seq", str(mot_dir), "--frames", "100", "--match-thresh", "0.9", "--no-fuse-score",
-                   "--stamps", "--out", str(tmp_path / "res.txt")], capsys)
+def test_eval_mot_command_public_detections(
+    mot_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = run_cli(
+        [
+            "--seq",
+            str(mot_dir),
+            "--frames",
+            "100",
+            "--match-thresh",
+            "0.9",
+            "--no-fuse-score",
+            "--stamps",
+            "--out",
+            str(tmp_path / "res.txt"),
+        ],
+        capsys,
+    )
     assert "frames 1-100" in out and "match_thresh=0.9" in out and "fuse_score=False" in out
     row = [line for line in out.splitlines() if line.startswith("| yolo_trt_ros")]
     assert len(row) == 1 and 0.0 < float(row[0].split("|")[2]) <= 1.0  # HOTA
@@ -45,8 +60,21 @@ def test_eval_mot_out_boxes_are_clipped_to_the_image(
 def test_eval_mot_command_through_the_detector(
     mot_dir: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = run_cli(["--seq", str(mot_dir), "--model", str(model_path), "--backend", "onnxruntime", "--frames", "6"],
-                  capsys)
+    out = run_cli(
+        [
+            "--seq",
+            str(mot_dir),
+            "--model",
+            str(model_path),
+            "--backend",
+            "onnxruntime",
+            "--frames",
+            "6",
+        ],
+        capsys,
+    )
     assert "frames 1-6, detector" in out
     row = [line for line in out.splitlines() if line.startswith("| yolo_trt_ros")]
-    assert len(row) == 1 and float(row[0].split("|")[5]) > 0.0  # MOTA: YOLOv8n finds these pedestrians
+    assert (
+        len(row) == 1 and float(row[0].split("|")[5]) > 0.0
+    )  # MOTA: YOLOv8n finds these pedestrians

@@ -31,9 +31,14 @@ def _env() -> dict[str, str]:
 
 
 def _demo(*args: object) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "yolo_trt_ros.cli.main", "demo", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "yolo_trt_ros.cli.main", "demo", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+        start_new_session=True,
+    )
 
 
 def _processes_with(marker: str) -> list[int]:
@@ -73,8 +78,20 @@ def _frame_count(video: Path) -> int:
 
 def test_demo_on_mot_slice(model_path: Path, mot_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    code, output = _finish(_demo("--model", model_path, "--source", mot_dir, "--max-frames", 30, "--out", out,
-                                 "--namespace", f"{RUN}_slice"))
+    code, output = _finish(
+        _demo(
+            "--model",
+            model_path,
+            "--source",
+            mot_dir,
+            "--max-frames",
+            30,
+            "--out",
+            out,
+            "--namespace",
+            f"{RUN}_slice",
+        )
+    )
     assert code == 0, output
     assert "Traceback" not in output
     summary = json.loads((out / "summary.json").read_text())
@@ -99,9 +116,11 @@ def test_demo_on_mot_slice(model_path: Path, mot_dir: Path, tmp_path: Path) -> N
         for det in record["detections"]:
             x1, y1, x2, y2 = det["box_xyxy"]
             assert -1 <= x1 < x2 <= 641 and -1 <= y1 < y2 <= 481
-            assert 0 < det["score"] <= 1 and det["class"] and int(det["id"]) >= 1  # tracked: track IDs
+            assert (
+                0 < det["score"] <= 1 and det["class"] and int(det["id"]) >= 1
+            )  # tracked: track IDs
 
-    assert f"frames in      30 published" in output
+    assert "frames in      30 published" in output
     ids = {det["id"] for record in records for det in record["detections"]}
     assert summary["distinct_track_ids"] == len(ids) > 0
     assert f"tracks         {len(ids)} distinct IDs" in output
@@ -111,8 +130,12 @@ def test_demo_on_mot_slice(model_path: Path, mot_dir: Path, tmp_path: Path) -> N
 
 def test_ctrl_c_stops_every_node(model_path: Path, data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    video = data_dir / "videos" / "one-by-one-person-detection.mp4"  # long enough to be interrupted
-    proc = _demo("--model", model_path, "--source", video, "--out", out, "--namespace", f"{RUN}_ctrl_c")
+    video = (
+        data_dir / "videos" / "one-by-one-person-detection.mp4"
+    )  # long enough to be interrupted
+    proc = _demo(
+        "--model", model_path, "--source", video, "--out", out, "--namespace", f"{RUN}_ctrl_c"
+    )
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + TIMEOUT_S
@@ -144,19 +167,47 @@ def test_ctrl_c_stops_every_node(model_path: Path, data_dir: Path, tmp_path: Pat
 
 def test_demo_on_a_live_topic(model_path: Path, mot_dir: Path, tmp_path: Path) -> None:
     """--topic: no replay of its own; the tracker reads a camera topic published by someone else."""
-    camera = start_node("yolo_trt_ros.ros.replay_node", [
-        "-p", f"source:={mot_dir}", "-p", "loop:=true", "-p", "frame_id:=live_cam", "-r", f"image_raw:=/{RUN}/live_cam"],
-        ros_env(DOMAIN_ID), tmp_path / "camera.log")
+    camera = start_node(
+        "yolo_trt_ros.ros.replay_node",
+        [
+            "-p",
+            f"source:={mot_dir}",
+            "-p",
+            "loop:=true",
+            "-p",
+            "frame_id:=live_cam",
+            "-r",
+            f"image_raw:=/{RUN}/live_cam",
+        ],
+        ros_env(DOMAIN_ID),
+        tmp_path / "camera.log",
+    )
     try:
         out = tmp_path / "out"
-        code, output = _finish(_demo("--model", model_path, "--topic", f"{RUN}/live_cam", "--max-frames", 5,
-                                     "--out", out, "--namespace", f"{RUN}_topic"))
+        code, output = _finish(
+            _demo(
+                "--model",
+                model_path,
+                "--topic",
+                f"{RUN}/live_cam",
+                "--max-frames",
+                5,
+                "--out",
+                out,
+                "--namespace",
+                f"{RUN}_topic",
+            )
+        )
     finally:
         stop_process(camera)
     assert code == 0, output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "topic" and summary["input_topic"] == f"/{RUN}/live_cam"
-    assert summary["frames_published"] is None and summary["frames_out"] >= 5 and summary["frames_in"] >= 5
+    assert (
+        summary["frames_published"] is None
+        and summary["frames_out"] >= 5
+        and summary["frames_in"] >= 5
+    )
     records = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
     assert records and all(r["frame_id"] == "live_cam" for r in records)
     assert _frame_count(out / "annotated.mp4") == summary["annotated_frames"] > 0
@@ -166,8 +217,18 @@ def test_demo_on_a_live_topic(model_path: Path, mot_dir: Path, tmp_path: Path) -
 def test_bad_model_fails_cleanly(tmp_path: Path, mot_dir: Path) -> None:
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"not a model")
-    code, output = _finish(_demo("--model", bad, "--source", mot_dir, "--out", tmp_path / "out",
-                                 "--namespace", f"{RUN}_bad_model"))
+    code, output = _finish(
+        _demo(
+            "--model",
+            bad,
+            "--source",
+            mot_dir,
+            "--out",
+            tmp_path / "out",
+            "--namespace",
+            f"{RUN}_bad_model",
+        )
+    )
     assert code == 1, output
     assert "configure failed" in output and "broken.onnx" in output
     assert output.count("Traceback") == 0
@@ -175,7 +236,13 @@ def test_bad_model_fails_cleanly(tmp_path: Path, mot_dir: Path) -> None:
 
 
 def test_missing_model_and_source(tmp_path: Path, model_path: Path) -> None:
-    code, output = _finish(_demo("--model", tmp_path / "none.onnx", "--source", tmp_path, "--out", tmp_path / "o"))
+    code, output = _finish(
+        _demo("--model", tmp_path / "none.onnx", "--source", tmp_path, "--out", tmp_path / "o")
+    )
     assert code == 1 and "none.onnx: no such file" in output and "Traceback" not in output
-    code, output = _finish(_demo("--model", model_path, "--source", tmp_path / "none.mp4", "--out", tmp_path / "o"))
-    assert code == 1 and "none.mp4: no such file or directory" in output and "Traceback" not in output
+    code, output = _finish(
+        _demo("--model", model_path, "--source", tmp_path / "none.mp4", "--out", tmp_path / "o")
+    )
+    assert (
+        code == 1 and "none.mp4: no such file or directory" in output and "Traceback" not in output
+    )

@@ -38,8 +38,14 @@ def test_colours_are_deterministic_and_distinct() -> None:
 def test_box_drawn_on_a_copy_and_only_near_the_box() -> None:
     image = np.full((200, 300, 3), 40, np.uint8)
     before = image.copy()
-    out = Annotator(line_width=2)(image, "bgr8", _Dets(np.array([[100, 80, 200, 160]], np.float32),
-                                                       np.array([0.9], np.float32), np.array([2])), NAMES)
+    out = Annotator(line_width=2)(
+        image,
+        "bgr8",
+        _Dets(
+            np.array([[100, 80, 200, 160]], np.float32), np.array([0.9], np.float32), np.array([2])
+        ),
+        NAMES,
+    )
     np.testing.assert_array_equal(image, before)
     assert not np.shares_memory(out, image)
     changed = np.any(out != before, axis=2)
@@ -54,39 +60,69 @@ def test_box_drawn_on_a_copy_and_only_near_the_box() -> None:
 
 def test_label_goes_inside_when_box_touches_top() -> None:
     image = np.zeros((100, 100, 3), np.uint8)
-    out = Annotator(line_width=1)(image, "bgr8", _Dets(np.array([[10, 0, 90, 90]], np.float32),
-                                                       np.array([0.5], np.float32), np.array([0])), NAMES)
+    out = Annotator(line_width=1)(
+        image,
+        "bgr8",
+        _Dets(np.array([[10, 0, 90, 90]], np.float32), np.array([0.5], np.float32), np.array([0])),
+        NAMES,
+    )
     assert np.any(out[2:12, 12:40] != 0)  # label background inside the box's top edge
 
 
 def test_label_text_rendered_matches_reference() -> None:
     image = np.zeros((120, 300, 3), np.uint8)
     annotator = Annotator(line_width=3)
-    with_track = annotator(image, "bgr8", _Dets(np.array([[20, 60, 150, 110]], np.float32),
-                                                np.array([0.75], np.float32), np.array([0])), NAMES,
-                           track_ids=[7]).copy()
-    without = annotator(image, "bgr8", _Dets(np.array([[20, 60, 150, 110]], np.float32),
-                                             np.array([0.75], np.float32), np.array([0])), NAMES)
+    with_track = annotator(
+        image,
+        "bgr8",
+        _Dets(
+            np.array([[20, 60, 150, 110]], np.float32), np.array([0.75], np.float32), np.array([0])
+        ),
+        NAMES,
+        track_ids=[7],
+    ).copy()
+    without = annotator(
+        image,
+        "bgr8",
+        _Dets(
+            np.array([[20, 60, 150, 110]], np.float32), np.array([0.75], np.float32), np.array([0])
+        ),
+        NAMES,
+    )
     width_of = lambda img: np.ptp(np.nonzero(np.any(img[:55] != 0, axis=(0, 2)))[0]) + 1  # noqa: E731
     text_w = lambda text: cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)[0][0]  # noqa: E731
     assert width_of(with_track) == pytest.approx(text_w("person #7 0.75"), abs=4)
     assert width_of(without) == pytest.approx(text_w("person 0.75"), abs=4)
-    untracked = annotator(image, "bgr8", _Dets(np.array([[20, 60, 150, 110]], np.float32),
-                                               np.array([0.75], np.float32), np.array([0])), NAMES, track_ids=[0])
+    untracked = annotator(
+        image,
+        "bgr8",
+        _Dets(
+            np.array([[20, 60, 150, 110]], np.float32), np.array([0.75], np.float32), np.array([0])
+        ),
+        NAMES,
+        track_ids=[0],
+    )
     assert width_of(untracked) == pytest.approx(text_w("person 0.75"), abs=4)
 
 
-@pytest.mark.parametrize(("encoding", "shape", "expect"), [
-    ("rgb8", (50, 60, 3), (30, 20, 10)),
-    ("bgra8", (50, 60, 4), (10, 20, 30)),
-    ("rgba8", (50, 60, 4), (30, 20, 10)),
-    ("mono8", (50, 60), (10, 10, 10)),
-])
+@pytest.mark.parametrize(
+    ("encoding", "shape", "expect"),
+    [
+        ("rgb8", (50, 60, 3), (30, 20, 10)),
+        ("bgra8", (50, 60, 4), (10, 20, 30)),
+        ("rgba8", (50, 60, 4), (30, 20, 10)),
+        ("mono8", (50, 60), (10, 10, 10)),
+    ],
+)
 def test_other_encodings_become_bgr(encoding: str, shape: tuple, expect: tuple) -> None:
     image = np.zeros(shape, np.uint8)
     image[...] = (10, 20, 30, 255)[: shape[2]] if len(shape) == 3 else 10
-    out = Annotator()(image, encoding, _Dets(np.empty((0, 4), np.float32), np.empty(0, np.float32),
-                                             np.empty(0, np.int64)), NAMES)
+    out = Annotator()(
+        image,
+        encoding,
+        _Dets(np.empty((0, 4), np.float32), np.empty(0, np.float32), np.empty(0, np.int64)),
+        NAMES,
+    )
     assert out.shape == (50, 60, 3)
     assert tuple(out[25, 30]) == expect
 
@@ -105,8 +141,14 @@ def test_padded_view_input_and_buffer_reuse() -> None:
 
 def test_unknown_class_id_uses_number() -> None:
     image = np.zeros((100, 200, 3), np.uint8)
-    out = Annotator(line_width=2)(image, "bgr8", _Dets(np.array([[10, 40, 190, 90]], np.float32),
-                                                       np.array([0.5], np.float32), np.array([99])), NAMES)
+    out = Annotator(line_width=2)(
+        image,
+        "bgr8",
+        _Dets(
+            np.array([[10, 40, 190, 90]], np.float32), np.array([0.5], np.float32), np.array([99])
+        ),
+        NAMES,
+    )
     assert np.any(out != 0)
 
 
@@ -128,19 +170,29 @@ def test_extremely_elongated_image_is_annotated(shape: tuple[int, int, int]) -> 
     long_side = max(shape[:2])
     start, end = long_side // 3, long_side // 2
     box = [start, 0, end, 1] if shape[0] == 1 else [0, start, 1, end]
-    out = Annotator()(image, "bgr8", _Dets(np.array([box], np.float32), np.array([0.9], np.float32),
-                                           np.array([0])), NAMES)
+    out = Annotator()(
+        image,
+        "bgr8",
+        _Dets(np.array([box], np.float32), np.array([0.9], np.float32), np.array([0])),
+        NAMES,
+    )
     assert out.shape == shape
     drawn = np.flatnonzero(np.any(out.reshape(long_side, 3) != 0, axis=1))
-    assert len(drawn) and drawn.min() >= start - 32 and drawn.max() <= end + 2  # box and label, nothing else
+    assert (
+        len(drawn) and drawn.min() >= start - 32 and drawn.max() <= end + 2
+    )  # box and label, nothing else
 
 
 def test_out_of_range_box_coordinates_are_clipped_without_warnings() -> None:
     boxes = np.array([[-1e12, -1e12, 1e12, 1e12], [np.nan, 10, 3e9, 60]], np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        out = Annotator(line_width=3)(np.zeros((200, 200, 3), np.uint8), "bgr8",
-                                      _Dets(boxes, np.array([0.5, 0.6], np.float32), np.array([0, 1])), NAMES)
+        out = Annotator(line_width=3)(
+            np.zeros((200, 200, 3), np.uint8),
+            "bgr8",
+            _Dets(boxes, np.array([0.5, 0.6], np.float32), np.array([0, 1])),
+            NAMES,
+        )
     assert tuple(out[150, 0]) == class_color(0)  # left edge of the first box, clipped to the image
 
 
@@ -159,14 +211,20 @@ def test_label_placement_stays_in_the_image_and_is_bounded() -> None:
     assert all(_disjoint(a, b) for a, b in itertools.combinations(rects, 2))
     assert (rects[:, 0] == 260).all() and (rects[:, 1] >= 0).all() and (rects[:, 3] <= 240).all()
     crowded = annotate.place_labels([(0, 0)] * 5, [(30, 10)] * 5, (100, 25), max_tries=2)
-    assert len(crowded) == 5 and (crowded[:, 3] <= 25).all()  # no room left: falls back, never fails
+    assert (
+        len(crowded) == 5 and (crowded[:, 3] <= 25).all()
+    )  # no room left: falls back, never fails
 
 
 def test_overlapping_boxes_keep_every_label_visible() -> None:
     names = ["cat", "dog", "cow", "ant", "bee"]
     boxes = np.tile(np.array([[60, 100, 160, 220]], np.float32), (5, 1))
-    out = Annotator(line_width=3)(np.zeros((300, 300, 3), np.uint8), "bgr8",
-                                  _Dets(boxes, np.full(5, 0.5, np.float32), np.arange(5)), names)
+    out = Annotator(line_width=3)(
+        np.zeros((300, 300, 3), np.uint8),
+        "bgr8",
+        _Dets(boxes, np.full(5, 0.5, np.float32), np.arange(5)),
+        names,
+    )
     (text_w, text_h), baseline = cv2.getTextSize("cat 0.50", cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)
     for class_id in range(5):
         background = np.all(out == class_color(class_id), axis=2).sum()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from yolo_trt_ros.inference.onnxruntime import OnnxRuntimeBackend
 from yolo_trt_ros.detection.class_names import fallback_names, load_names_file, names_from_metadata
+from yolo_trt_ros.inference.onnxruntime import OnnxRuntimeBackend
 
 
 def test_names_from_real_model_metadata(model_path: Path) -> None:
@@ -50,7 +50,10 @@ def test_text_names_file(tmp_path: Path) -> None:
     [
         ("names: [cat, dog]\n", ["cat", "dog"]),
         ("names:\n  - cat\n  - dog\n", ["cat", "dog"]),
-        ("path: ../datasets/x\ntrain: images/train\nnames:\n  0: cat\n  1: dog\n  2: 'no'\n", ["cat", "dog", "no"]),
+        (
+            "path: ../datasets/x\ntrain: images/train\nnames:\n  0: cat\n  1: dog\n  2: 'no'\n",
+            ["cat", "dog", "no"],
+        ),
         ("- a\n- b\n", ["a", "b"]),
         ("names: {1: b, 0: a}\n", ["a", "b"]),
     ],

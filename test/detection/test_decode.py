@@ -12,7 +12,9 @@ from yolo_trt_ros.detection import decode as postprocess
 from yolo_trt_ros.detection.decode import decode_yolov8
 
 
-def reference_decode(out, conf, iou, max_det, class_filter=None, agnostic=False, multi_label=False, max_nms=30000):
+def reference_decode(
+    out, conf, iou, max_det, class_filter=None, agnostic=False, multi_label=False, max_nms=30000
+):
     """Anchor by anchor, class by class, greedy NMS with plain loops; returns [(box, score, class)].
 
     Scores are compared with the threshold in float32, as torch (and numpy) compare a float32 tensor with a
@@ -32,7 +34,9 @@ def reference_decode(out, conf, iou, max_det, class_filter=None, agnostic=False,
         if multi_label:
             cands += [(box, s[c], c) for c in allowed if s[c] > conf]
         else:
-            best = max(allowed, key=lambda c: (s[c], -c))  # highest score, lowest class on ties (argmax)
+            best = max(
+                allowed, key=lambda c: (s[c], -c)
+            )  # highest score, lowest class on ties (argmax)
             if s[best] > conf:
                 cands.append((box, s[best], best))
     order = sorted(range(len(cands)), key=lambda i: -cands[i][1])[:max_nms]
@@ -62,10 +66,16 @@ def random_output(rng: np.random.Generator, nc: int, n: int, span: float = 640.0
 def assert_same(dets, ref) -> None:
     assert len(dets) == len(ref)
     if ref:
-        np.testing.assert_allclose(dets.boxes, np.array([r[0] for r in ref], np.float32), atol=1e-4)
+        np.testing.assert_allclose(
+            dets.boxes, np.array([r[0] for r in ref], np.float32), atol=1e-4
+        )
         np.testing.assert_array_equal(dets.scores, np.array([r[1] for r in ref], np.float32))
         np.testing.assert_array_equal(dets.class_ids, [r[2] for r in ref])
-    assert dets.boxes.dtype == np.float32 and dets.scores.dtype == np.float32 and dets.class_ids.dtype == np.int64
+    assert (
+        dets.boxes.dtype == np.float32
+        and dets.scores.dtype == np.float32
+        and dets.class_ids.dtype == np.int64
+    )
     assert dets.boxes.shape == (len(ref), 4)
 
 
@@ -91,8 +101,12 @@ def test_agnostic_and_max_detections(nc, n, multi_label) -> None:
     out = random_output(np.random.default_rng(7), nc, n)
     for agnostic in (False, True):
         for max_det in (1, 5, 300):
-            dets = decode_yolov8(out, 0.1, 0.6, max_det, agnostic=agnostic, multi_label=multi_label)
-            ref = reference_decode(out, 0.1, 0.6, max_det, agnostic=agnostic, multi_label=multi_label)
+            dets = decode_yolov8(
+                out, 0.1, 0.6, max_det, agnostic=agnostic, multi_label=multi_label
+            )
+            ref = reference_decode(
+                out, 0.1, 0.6, max_det, agnostic=agnostic, multi_label=multi_label
+            )
             assert_same(dets, ref)
 
 
@@ -100,9 +114,14 @@ def test_agnostic_and_max_detections(nc, n, multi_label) -> None:
 def test_class_filter(multi_label: bool) -> None:
     out = random_output(np.random.default_rng(11), 80, 500)
     for allowed in ([0], [2, 5, 79], [79, 3]):
-        dets = decode_yolov8(out, 0.2, 0.7, 300, class_filter=np.array(allowed), multi_label=multi_label)
+        dets = decode_yolov8(
+            out, 0.2, 0.7, 300, class_filter=np.array(allowed), multi_label=multi_label
+        )
         assert set(dets.class_ids.tolist()) <= set(allowed)
-        assert_same(dets, reference_decode(out, 0.2, 0.7, 300, class_filter=allowed, multi_label=multi_label))
+        assert_same(
+            dets,
+            reference_decode(out, 0.2, 0.7, 300, class_filter=allowed, multi_label=multi_label),
+        )
     assert len(decode_yolov8(out, 0.2, 0.7, 300, class_filter=np.array([], np.int64))) == 0
 
 
@@ -154,7 +173,9 @@ def test_candidate_cap_keeps_top_scores_before_nms(monkeypatch) -> None:
     out = random_output(np.random.default_rng(9), 3, 400)
     for multi_label in (False, True):
         dets = decode_yolov8(out, 0.05, 0.7, 300, multi_label=multi_label)
-        assert_same(dets, reference_decode(out, 0.05, 0.7, 300, multi_label=multi_label, max_nms=25))
+        assert_same(
+            dets, reference_decode(out, 0.05, 0.7, 300, multi_label=multi_label, max_nms=25)
+        )
         assert len(dets) < len(reference_decode(out, 0.05, 0.7, 300, multi_label=multi_label))
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 
-from yolo_trt_ros.inference.base import ModelError
-from yolo_trt_ros.inference.onnxruntime import OnnxRuntimeBackend
 from yolo_trt_ros.detection.detector import Detector, DetectorConfig
 from yolo_trt_ros.detection.letterbox import Letterbox
+from yolo_trt_ros.inference.base import ModelError
+from yolo_trt_ros.inference.onnxruntime import OnnxRuntimeBackend
 
 NAMES_META = {"names": "{0: 'red', 1: 'green', 2: 'blue'}", "imgsz": "[320, 256]"}
 # anchors (cx, cy, w, h in input pixels) and (class, weight): score = weight * mean of that class's RGB channel
@@ -40,10 +40,14 @@ def weights_matrix() -> np.ndarray:
 
 @pytest.fixture
 def tiny_model(tmp_path: Path, make_yolo_onnx) -> Path:
-    return make_yolo_onnx(tmp_path / "tiny.onnx", ANCHORS, weights_matrix(), (320, 256), NAMES_META)
+    return make_yolo_onnx(
+        tmp_path / "tiny.onnx", ANCHORS, weights_matrix(), (320, 256), NAMES_META
+    )
 
 
-def expected(image_hw: tuple[int, int], rgb: tuple[int, int, int], conf: float = 0.25, iou: float = 0.7):
+def expected(
+    image_hw: tuple[int, int], rgb: tuple[int, int, int], conf: float = 0.25, iou: float = 0.7
+):
     """What the tiny model must yield, from first principles: letterbox area fractions and box arithmetic."""
     h, w = image_hw
     r = min(320 / h, 256 / w)
@@ -57,26 +61,40 @@ def expected(image_hw: tuple[int, int], rgb: tuple[int, int, int], conf: float =
         if score <= conf:
             continue
         x1, y1, x2, y2 = cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2
-        box = [(x1 - left) * w / nw, (y1 - top) * h / nh, (x2 - left) * w / nw, (y2 - top) * h / nh]
+        box = [
+            (x1 - left) * w / nw,
+            (y1 - top) * h / nh,
+            (x2 - left) * w / nw,
+            (y2 - top) * h / nh,
+        ]
         box = [min(max(v, 0.0), lim) for v, lim in zip(box, (w, h, w, h))]
         rows.append((k, score, CLASSES[k], box))
     if iou < 1 and any(r[0] == 0 for r in rows):
-        rows = [r for r in rows if r[0] != 1]  # anchor 1 overlaps anchor 0 (same class) with IoU ~0.9
+        rows = [
+            r for r in rows if r[0] != 1
+        ]  # anchor 1 overlaps anchor 0 (same class) with IoU ~0.9
     rows.sort(key=lambda r: -r[1])
     return rows
 
 
 def check(dets, rows) -> None:
     assert dets.class_ids.tolist() == [r[2] for r in rows]
-    np.testing.assert_allclose(dets.scores, [r[1] for r in rows], rtol=2e-4)  # float32 ReduceMean over the input
-    np.testing.assert_allclose(dets.boxes, np.array([r[3] for r in rows]).reshape(-1, 4), atol=1e-3)
+    np.testing.assert_allclose(
+        dets.scores, [r[1] for r in rows], rtol=2e-4
+    )  # float32 ReduceMean over the input
+    np.testing.assert_allclose(
+        dets.boxes, np.array([r[3] for r in rows]).reshape(-1, 4), atol=1e-3
+    )
 
 
 @pytest.mark.parametrize(
     "image_hw, rgb",
     [
         ((640, 512), (255, 0, 0)),  # scale 0.5, no padding: pure red
-        ((480, 640), (255, 255, 0)),  # landscape into the portrait input: scale 0.4, 64 px top/bottom padding
+        (
+            (480, 640),
+            (255, 255, 0),
+        ),  # landscape into the portrait input: scale 0.4, 64 px top/bottom padding
         ((1000, 300), (200, 30, 250)),  # tall: side padding
         ((77, 61), (255, 255, 255)),  # upscaled
     ],
@@ -97,7 +115,12 @@ def test_custom_model_boxes_in_original_pixels(tiny_model: Path, image_hw, rgb) 
 
 def test_custom_model_mono_and_float16(tmp_path: Path, make_yolo_onnx) -> None:
     path = make_yolo_onnx(
-        tmp_path / "fp16.onnx", ANCHORS, weights_matrix(), (320, 256), NAMES_META, input_type=TensorProto.FLOAT16
+        tmp_path / "fp16.onnx",
+        ANCHORS,
+        weights_matrix(),
+        (320, 256),
+        NAMES_META,
+        input_type=TensorProto.FLOAT16,
     )
     detector = Detector.from_model(path)
     assert detector.backend.input_dtype == np.float16
@@ -105,12 +128,16 @@ def test_custom_model_mono_and_float16(tmp_path: Path, make_yolo_onnx) -> None:
     rows = expected((480, 640), (200, 200, 200))
     dets = detector(gray, "mono8")
     assert dets.class_ids.tolist() == [r[2] for r in rows]
-    np.testing.assert_allclose(dets.scores, [r[1] for r in rows], rtol=2e-3)  # float16 input precision
+    np.testing.assert_allclose(
+        dets.scores, [r[1] for r in rows], rtol=2e-3
+    )  # float16 input precision
     np.testing.assert_allclose(dets.boxes, np.array([r[3] for r in rows]), atol=1e-3)
 
 
 def test_dynamic_custom_model(tmp_path: Path, make_yolo_onnx) -> None:
-    path = make_yolo_onnx(tmp_path / "dyn.onnx", ANCHORS, weights_matrix(), (320, 256), NAMES_META, dynamic=True)
+    path = make_yolo_onnx(
+        tmp_path / "dyn.onnx", ANCHORS, weights_matrix(), (320, 256), NAMES_META, dynamic=True
+    )
     detector = Detector.from_model(path)
     assert detector.backend.input_shape == (1, 3, 320, 256)
     image = np.full((480, 640, 3), 255, np.uint8)
@@ -123,7 +150,9 @@ def test_config_thresholds_allow_list_and_agnostic(tiny_model: Path) -> None:
     assert set(detector(white).class_ids.tolist()) == {1, 2}
     detector.set_config(DetectorConfig(conf_threshold=0.85))
     assert detector(white).scores.tolist() == pytest.approx([1.0, 0.95, 0.9])
-    detector.set_config(DetectorConfig(conf_threshold=0.85, agnostic_nms=True))  # green box 4 suppresses red 0
+    detector.set_config(
+        DetectorConfig(conf_threshold=0.85, agnostic_nms=True)
+    )  # green box 4 suppresses red 0
     assert detector(white).class_ids.tolist() == [1, 2]
     detector.set_config(DetectorConfig(max_detections=2))
     assert len(detector(white)) == 2
@@ -142,7 +171,9 @@ def test_config_thresholds_allow_list_and_agnostic(tiny_model: Path) -> None:
         (DetectorConfig(classes=("red", "purple")), "unknown class 'purple'"),
     ],
 )
-def test_set_config_rejects_bad_values(tiny_model: Path, config: DetectorConfig, match: str) -> None:
+def test_set_config_rejects_bad_values(
+    tiny_model: Path, config: DetectorConfig, match: str
+) -> None:
     detector = Detector.from_model(tiny_model)
     before = detector.config
     with pytest.raises(ValueError, match=match):
@@ -159,7 +190,9 @@ def test_from_model_unknown_class_is_model_error(tiny_model: Path) -> None:
 def test_names_count_mismatch(tmp_path: Path, make_yolo_onnx) -> None:
     meta = {"names": "{0: 'red', 1: 'green'}"}
     path = make_yolo_onnx(tmp_path / "two_names.onnx", ANCHORS, weights_matrix(), (320, 256), meta)
-    with pytest.raises(ModelError, match="2 class names given but the model outputs 3 classes") as info:
+    with pytest.raises(
+        ModelError, match="2 class names given but the model outputs 3 classes"
+    ) as info:
         Detector.from_model(path)
     assert str(path) in str(info.value)
     with pytest.raises(ModelError, match="2 class names given but the model outputs 3"):
@@ -180,7 +213,9 @@ def test_names_file_overrides_metadata(tiny_model: Path, tmp_path: Path) -> None
 
 
 def test_backend_options_reach_the_backend(tiny_model: Path) -> None:
-    detector = Detector.from_model(tiny_model, backend_options={"onnxruntime": {"intra_op_threads": 1}})
+    detector = Detector.from_model(
+        tiny_model, backend_options={"onnxruntime": {"intra_op_threads": 1}}
+    )
     assert detector.backend._session.get_session_options().intra_op_num_threads == 1
 
 
@@ -204,7 +239,9 @@ class FrameBackendProbe:
         self.calls.append(f"infer_image {encoding} {conf_threshold}")
         tensor, transform = self._letterbox(image, encoding)
         output = self._ort.infer(tensor)
-        keep = output[0, 4:].max(axis=0) > conf_threshold  # candidates only, as the GPU reduction returns
+        keep = (
+            output[0, 4:].max(axis=0) > conf_threshold
+        )  # candidates only, as the GPU reduction returns
         return np.ascontiguousarray(output[:, :, keep]), transform
 
     def close(self) -> None:
@@ -232,11 +269,15 @@ def test_frame_backend_path(tiny_model: Path, gpu_preprocessing: bool) -> None:
 def test_fallback_names_when_model_has_none(tmp_path: Path, make_yolo_onnx) -> None:
     path = make_yolo_onnx(tmp_path / "anon.onnx", ANCHORS, weights_matrix(), (320, 256), {})
     detector = Detector.from_model(path)
-    assert detector.names == ["class_0", "class_1", "class_2"] and detector.names_source == "fallback"
+    assert (
+        detector.names == ["class_0", "class_1", "class_2"] and detector.names_source == "fallback"
+    )
 
 
 def test_bad_metadata_names(tmp_path: Path, make_yolo_onnx) -> None:
-    path = make_yolo_onnx(tmp_path / "bad.onnx", ANCHORS, weights_matrix(), (320, 256), {"names": "{0: 'a'"})
+    path = make_yolo_onnx(
+        tmp_path / "bad.onnx", ANCHORS, weights_matrix(), (320, 256), {"names": "{0: 'a'"}
+    )
     with pytest.raises(ModelError, match="metadata 'names'") as info:
         Detector.from_model(path)
     assert str(path) in str(info.value)
@@ -260,7 +301,11 @@ def test_real_model_on_mot_frame(model_path: Path, mot_dir: Path) -> None:
     assert times.total == pytest.approx(times.preprocess + times.infer + times.postprocess)
     people = dets.class_ids == 0
     assert people.sum() >= 2  # two pedestrians in front (more in the back, below 0.25)
-    assert (dets.boxes[:, [0, 2]] <= 640).all() and (dets.boxes[:, [1, 3]] <= 480).all() and (dets.boxes >= 0).all()
+    assert (
+        (dets.boxes[:, [0, 2]] <= 640).all()
+        and (dets.boxes[:, [1, 3]] <= 480).all()
+        and (dets.boxes >= 0).all()
+    )
     assert (np.diff(dets.scores) <= 0).all() and (dets.scores > 0.25).all()
 
     detector.set_config(DetectorConfig(classes=("person",)))

@@ -14,16 +14,24 @@ def reference_letterbox(bgr: np.ndarray, input_hw: tuple[int, int]) -> np.ndarra
     h, w = bgr.shape[:2]
     r = min(input_hw[0] / h, input_hw[1] / w)
     new_w, new_h = max(int(round(w * r)), 1), max(int(round(h * r)), 1)
-    img = bgr if (new_w, new_h) == (w, h) else cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    img = (
+        bgr
+        if (new_w, new_h) == (w, h)
+        else cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    )
     dw, dh = (input_hw[1] - new_w) / 2, (input_hw[0] - new_h) / 2
     top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
     left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
-    img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114))
+    img = cv2.copyMakeBorder(
+        img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114)
+    )
     assert img.shape[:2] == input_hw
     return img[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float64) / 255.0
 
 
-def encode(bgr: np.ndarray, encoding: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def encode(
+    bgr: np.ndarray, encoding: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """``bgr`` in ``encoding`` (numpy channel indexing only), plus the BGR image the reference should see."""
     alpha = rng.integers(0, 256, bgr.shape[:2] + (1,), dtype=np.uint8)
     if encoding == "bgr8":
@@ -47,24 +55,40 @@ def random_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return noise
 
 
-SIZES = [(480, 640), (640, 480), (1, 1), (1000, 17), (17, 1000), (1080, 1920), (333, 517), (640, 640), (2, 3000)]
+SIZES = [
+    (480, 640),
+    (640, 480),
+    (1, 1),
+    (1000, 17),
+    (17, 1000),
+    (1080, 1920),
+    (333, 517),
+    (640, 640),
+    (2, 3000),
+]
 ENCODINGS = ["bgr8", "rgb8", "bgra8", "rgba8", "mono8"]
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("input_hw", [(640, 640), (320, 256)])
-def test_letterbox_matches_reference(encoding: str, size: tuple[int, int], input_hw: tuple[int, int]) -> None:
+def test_letterbox_matches_reference(
+    encoding: str, size: tuple[int, int], input_hw: tuple[int, int]
+) -> None:
     rng = np.random.default_rng(1)
     image, bgr = encode(random_image(*size), encoding, rng)
     tensor, _ = Letterbox(input_hw)(image, encoding)
     assert tensor.shape == (1, 3, *input_hw) and tensor.dtype == np.float32
-    np.testing.assert_allclose(tensor, reference_letterbox(bgr, input_hw), rtol=0, atol=1 / 255 + 1e-6)
+    np.testing.assert_allclose(
+        tensor, reference_letterbox(bgr, input_hw), rtol=0, atol=1 / 255 + 1e-6
+    )
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("size", [(480, 640), (640, 480), (1000, 17)])
-def test_letterbox_matches_reference_exactly_where_no_resampling_differs(encoding: str, size) -> None:
+def test_letterbox_matches_reference_exactly_where_no_resampling_differs(
+    encoding: str, size
+) -> None:
     """Same OpenCV resize underneath: values agree to float rounding, not just within one gray level."""
     image, bgr = encode(random_image(*size, seed=3), encoding, np.random.default_rng(2))
     tensor, _ = Letterbox((640, 640))(image, encoding)
@@ -90,7 +114,9 @@ def test_non_contiguous_views() -> None:
         "reversed channels": (big[:480, :640, ::-1], "rgb8", big[:480, :640]),
         "flipped rows": (big[::-1, :640], "bgr8", big[::-1, :640]),
     }
-    readonly = np.frombuffer(big.tobytes(), np.uint8).reshape(big.shape)  # like an Image message's bytes
+    readonly = np.frombuffer(big.tobytes(), np.uint8).reshape(
+        big.shape
+    )  # like an Image message's bytes
     cases["read-only buffer"] = (readonly[:480, :640], "bgr8", big[:480, :640])
     for name, (view, encoding, bgr) in cases.items():
         assert not view.flags.c_contiguous or not view.flags.writeable, name
@@ -115,7 +141,9 @@ def test_buffer_reused_and_padding_refreshed_when_size_changes() -> None:
     for image in (landscape, portrait, landscape, random_image(100, 100, seed=3)):
         tensor, _ = lb(image)
         assert tensor is first  # one preallocated buffer, no per-frame allocation
-        np.testing.assert_allclose(tensor, reference_letterbox(image, (640, 640)), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            tensor, reference_letterbox(image, (640, 640)), rtol=0, atol=1e-6
+        )
     with pytest.raises(ValueError):
         first[0, 0, 0, 0] = 1.0  # read-only: callers cannot corrupt the cached padding
 
@@ -125,7 +153,9 @@ def test_encoding_change_with_same_size() -> None:
     bgr = random_image(300, 200)
     for encoding in ENCODINGS + ["bgr8"]:
         image, ref_bgr = encode(bgr, encoding, np.random.default_rng(0))
-        np.testing.assert_allclose(lb(image, encoding)[0], reference_letterbox(ref_bgr, (320, 320)), atol=1e-6)
+        np.testing.assert_allclose(
+            lb(image, encoding)[0], reference_letterbox(ref_bgr, (320, 320)), atol=1e-6
+        )
 
 
 @pytest.mark.parametrize(
@@ -160,7 +190,13 @@ def test_bad_dtype_rejected() -> None:
         ((720, 1280), (640, 640), 0.5, (0, 140), (360, 640)),  # zidane.jpg
         ((1000, 17), (640, 640), 0.64, (314, 0), (640, 11)),  # dw = 314.5 -> left 314, right 315
         ((1, 1), (320, 256), 256.0, (0, 32), (256, 256)),
-        ((3000, 2), (640, 640), 640 / 3000, (319, 0), (640, 1)),  # width rounds to 0 -> kept at 1 px
+        (
+            (3000, 2),
+            (640, 640),
+            640 / 3000,
+            (319, 0),
+            (640, 1),
+        ),  # width rounds to 0 -> kept at 1 px
     ],
 )
 def test_geometry_hand_computed(src_hw, dst_hw, scale, pad_xy, resized_hw) -> None:
@@ -199,7 +235,11 @@ def test_transform_round_trip_and_clipping() -> None:
 
 def test_transform_maps_a_drawn_rectangle_back() -> None:
     """A white rectangle in the original image is found in the tensor and mapped back to where it was drawn."""
-    for src_hw, input_hw in (((480, 640), (640, 640)), ((1080, 810), (640, 640)), ((300, 900), (320, 256))):
+    for src_hw, input_hw in (
+        ((480, 640), (640, 640)),
+        ((1080, 810), (640, 640)),
+        ((300, 900), (320, 256)),
+    ):
         image = np.zeros((*src_hw, 3), np.uint8)
         x1, y1 = src_hw[1] // 4, src_hw[0] // 3
         x2, y2 = src_hw[1] * 3 // 4, src_hw[0] * 2 // 3

@@ -14,16 +14,24 @@ import pytest
 import fake_tensorrt as fake
 from fake_pycuda import make_fake_pycuda
 from onnx_models import constant_model
+from yolo_trt_ros.detection.detector import Detector
+from yolo_trt_ros.detection.model_layout import (
+    LayoutKind,
+    anchor_count,
+    check_layout,
+    classify_layout,
+    strides_from_metadata,
+)
+from yolo_trt_ros.inference.base import ModelError
+from yolo_trt_ros.inference.onnx_info import read_onnx_info
 from yolo_trt_ros.inference.tensorrt import builder as engine_builder
 from yolo_trt_ros.inference.tensorrt import engine_cache as ec
-from yolo_trt_ros.inference.base import ModelError
 from yolo_trt_ros.inference.tensorrt.backend import TensorRTBackend
-from yolo_trt_ros.detection.detector import Detector
-from yolo_trt_ros.detection.model_layout import LayoutKind, anchor_count, check_layout, classify_layout, strides_from_metadata
-from yolo_trt_ros.inference.onnx_info import read_onnx_info
 
-SUPPORTED = ("supported are YOLOv8/YOLO11 detection models exported by Ultralytics: output [1, 4+nc, anchors], "
-             "anchors = sum over strides s = 8, 16, 32 of ceil(H/s)*ceil(W/s) = 8400 at 640x640")
+SUPPORTED = (
+    "supported are YOLOv8/YOLO11 detection models exported by Ultralytics: output [1, 4+nc, anchors], "
+    "anchors = sum over strides s = 8, 16, 32 of ceil(H/s)*ceil(W/s) = 8400 at 640x640"
+)
 END_TO_END = "end-to-end model with NMS inside, output [1, max_det, 6]"
 PLATFORM = ec.Platform("10.3.0", "Orin", "8.7")
 
@@ -43,8 +51,10 @@ def test_real_end_to_end_exports_are_refused(data_dir: Path, name: str) -> None:
 
 
 def test_end_to_end_shape_without_metadata_is_refused(tmp_path: Path) -> None:
-    assert_refused(constant_model(tmp_path / "e2e.onnx", [1, 300, 6]),
-                   f"an {END_TO_END} (YOLOv10/YOLO26 or an nms=True export)")
+    assert_refused(
+        constant_model(tmp_path / "e2e.onnx", [1, 300, 6]),
+        f"an {END_TO_END} (YOLOv10/YOLO26 or an nms=True export)",
+    )
 
 
 def test_metadata_end2end_and_task_are_refused(tmp_path: Path, make_yolo_onnx) -> None:
@@ -53,25 +63,36 @@ def test_metadata_end2end_and_task_are_refused(tmp_path: Path, make_yolo_onnx) -
     assert_refused(e2e, f"an {END_TO_END} (metadata end2end=True)", supported="1680 at 320x256")
     seg = make_yolo_onnx(tmp_path / "seg.onnx", boxes, weights, metadata={"task": "segment"})
     assert_refused(seg, "a segment model (metadata task 'segment'), not a detection model")
-    detect = make_yolo_onnx(tmp_path / "detect.onnx", boxes, weights, metadata={"task": "detect", "end2end": "False"})
+    detect = make_yolo_onnx(
+        tmp_path / "detect.onnx", boxes, weights, metadata={"task": "detect", "end2end": "False"}
+    )
     assert Detector.from_model(detect).names == ["class_0", "class_1"]
 
 
 @pytest.mark.parametrize(
     "shape, looks_like",
     [
-        ([1, 25200, 85], "a YOLOv5-style anchor-based model, output [1, 3*anchors, 5+nc] (3 x 8400 = 25200 rows"),
+        (
+            [1, 25200, 85],
+            "a YOLOv5-style anchor-based model, output [1, 3*anchors, 5+nc] (3 x 8400 = 25200 rows",
+        ),
         ([1, 8400, 84], "a transposed output [1, anchors, 4+nc] (8400 anchors first at 640x640)"),
         ([1, 84, 8000], "8000 anchors where a YOLOv8 head at 640x640 has 8400"),
-        ([1, 84, 2100], "2100 anchors where a YOLOv8 head at 640x640 has 8400"),  # a 320x320 export, resized
+        (
+            [1, 84, 2100],
+            "2100 anchors where a YOLOv8 head at 640x640 has 8400",
+        ),  # a 320x320 export, resized
     ],
 )
-def test_foreign_layouts_without_names_are_refused(tmp_path: Path, shape: list[int], looks_like: str) -> None:
+def test_foreign_layouts_without_names_are_refused(
+    tmp_path: Path, shape: list[int], looks_like: str
+) -> None:
     assert_refused(constant_model(tmp_path / "foreign.onnx", shape), looks_like)
 
 
-@pytest.mark.parametrize("name", ["yolov8n-coco-fp32.onnx", "yolov8n-coco-dynamic.onnx",
-                                  "formats/yolo11n-random.onnx"])
+@pytest.mark.parametrize(
+    "name", ["yolov8n-coco-fp32.onnx", "yolov8n-coco-dynamic.onnx", "formats/yolo11n-random.onnx"]
+)
 def test_yolov8_and_yolo11_exports_are_accepted(data_dir: Path, name: str) -> None:
     path = data_dir / "models" / name
     detector = Detector.from_model(path)
@@ -79,36 +100,55 @@ def test_yolov8_and_yolo11_exports_are_accepted(data_dir: Path, name: str) -> No
     detector.close()
     info = read_onnx_info(path)
     layout = check_layout(path, (1, 3, 640, 640), info.outputs[0].shape, info.metadata)
-    assert layout.kind is LayoutKind.YOLOV8 and layout.supported and layout.expected_anchors == 8400
+    assert (
+        layout.kind is LayoutKind.YOLOV8 and layout.supported and layout.expected_anchors == 8400
+    )
     assert layout.num_classes == 80 and layout.strides == (8, 16, 32)
     engine_builder.engine_spec(path, engine_builder.BuildOptions("fp16"), PLATFORM)
 
 
 @pytest.mark.parametrize("hw", [(384, 640), (320, 480), (640, 384)])
 def test_anchor_count_matches_the_real_dynamic_model(data_dir: Path, hw: tuple[int, int]) -> None:
-    session = ort.InferenceSession(str(data_dir / "models" / "yolov8n-coco-dynamic.onnx"),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(data_dir / "models" / "yolov8n-coco-dynamic.onnx"), providers=["CPUExecutionProvider"]
+    )
     out = session.run(None, {"images": np.zeros((1, 3, *hw), np.float32)})[0]
     assert out.shape == (1, 84, anchor_count(hw))
 
 
 def test_rectangular_input(tmp_path: Path) -> None:
     assert anchor_count((384, 640)) == 48 * 80 + 24 * 40 + 12 * 20 == 5040
-    good = constant_model(tmp_path / "rect.onnx", [1, 6, 5040], (384, 640), {"names": "{0: 'a', 1: 'b'}"})
+    good = constant_model(
+        tmp_path / "rect.onnx", [1, 6, 5040], (384, 640), {"names": "{0: 'a', 1: 'b'}"}
+    )
     assert Detector.from_model(good).names == ["a", "b"]
-    bad = constant_model(tmp_path / "rect8400.onnx", [1, 6, 8400], (384, 640), {"names": "{0: 'a', 1: 'b'}"})
-    assert_refused(bad, "8400 anchors where a YOLOv8 head at 384x640 has 5040", supported="8400 at 640x640, 5040 at "
-                                                                                          "384x640")
+    bad = constant_model(
+        tmp_path / "rect8400.onnx", [1, 6, 8400], (384, 640), {"names": "{0: 'a', 1: 'b'}"}
+    )
+    assert_refused(
+        bad,
+        "8400 anchors where a YOLOv8 head at 384x640 has 5040",
+        supported="8400 at 640x640, 5040 at 384x640",
+    )
 
 
 def test_p6_stride_metadata() -> None:
     meta = {"stride": "64"}
-    assert strides_from_metadata(meta) == (8, 16, 32, 64) and strides_from_metadata({}) == (8, 16, 32)
+    assert strides_from_metadata(meta) == (8, 16, 32, 64) and strides_from_metadata({}) == (
+        8,
+        16,
+        32,
+    )
     assert anchor_count((640, 640), strides_from_metadata(meta)) == 8500
     assert classify_layout((1, 3, 640, 640), (1, 84, 8500), meta).kind is LayoutKind.YOLOV8
     assert classify_layout((1, 3, 640, 640), (1, 84, 8400), meta).kind is LayoutKind.UNKNOWN
-    with pytest.raises(ModelError, match=re.escape("model p6.onnx: output [1, 84, 8400] looks like 8400 anchors where "
-                                                   "a YOLOv8 head at 640x640 has 8500; supported are")) as info:
+    with pytest.raises(
+        ModelError,
+        match=re.escape(
+            "model p6.onnx: output [1, 84, 8400] looks like 8400 anchors where "
+            "a YOLOv8 head at 640x640 has 8500; supported are"
+        ),
+    ) as info:
         check_layout("p6.onnx", (1, 3, 640, 640), (1, 84, 8400), meta)
     assert "strides s = 8, 16, 32, 64 of ceil(H/s)*ceil(W/s) = 8500 at 640x640" in str(info.value)
     for bad in ("'big'", "4", "[8, 0]"):
@@ -128,16 +168,26 @@ def test_layout_is_a_reusable_value() -> None:
     }
     for shape, (kind, nc) in cases.items():
         layout = classify_layout((1, 3, 640, 640), shape, {})
-        assert (layout.kind, layout.num_classes, layout.supported) == (kind, nc, kind is LayoutKind.YOLOV8), shape
+        assert (layout.kind, layout.num_classes, layout.supported) == (
+            kind,
+            nc,
+            kind is LayoutKind.YOLOV8,
+        ), shape
     pose = classify_layout((1, 3, 640, 640), (1, 56, 8400), {"task": "pose"})
     assert pose.kind is LayoutKind.OTHER_TASK and pose.task == "pose" and not pose.supported
 
 
-@pytest.mark.parametrize("name, looks_like", [("yolo26n-random.onnx", END_TO_END),
-                                              ("yolov10n-random.onnx", END_TO_END),
-                                              ("yolov8n-seg-random.onnx", "a segment model")])
-def test_engine_build_refused_before_tensorrt_runs(data_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    name: str, looks_like: str) -> None:
+@pytest.mark.parametrize(
+    "name, looks_like",
+    [
+        ("yolo26n-random.onnx", END_TO_END),
+        ("yolov10n-random.onnx", END_TO_END),
+        ("yolov8n-seg-random.onnx", "a segment model"),
+    ],
+)
+def test_engine_build_refused_before_tensorrt_runs(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, name: str, looks_like: str
+) -> None:
     path = data_dir / "models" / "formats" / name
     with pytest.raises(ModelError, match=re.escape(f"model {path}: output [1, ")) as info:
         engine_builder.engine_spec(path, engine_builder.BuildOptions("fp16"), PLATFORM)

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from yolo_trt_ros.detection.detector import Detector
 from yolo_trt_ros.detection.decode import decode_yolov8
+from yolo_trt_ros.detection.detector import Detector
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "ultralytics_detections.npz"
 
@@ -26,10 +26,14 @@ def image_path(key: str, data_dir: Path, sample_images: dict[str, Path]) -> Path
 
 
 def rows(dets) -> np.ndarray:
-    return np.concatenate([dets.boxes, dets.scores[:, None], dets.class_ids[:, None].astype(np.float32)], axis=1)
+    return np.concatenate(
+        [dets.boxes, dets.scores[:, None], dets.class_ids[:, None].astype(np.float32)], axis=1
+    )
 
 
-def assert_same_rows(got: np.ndarray, expected: np.ndarray, box_tol: float, score_tol: float) -> None:
+def assert_same_rows(
+    got: np.ndarray, expected: np.ndarray, box_tol: float, score_tol: float
+) -> None:
     """One-to-one match of (x1, y1, x2, y2, score, cls) rows: same class, close score and box. Tie order is free."""
     assert got.shape == expected.shape
     free = np.ones(len(got), bool)

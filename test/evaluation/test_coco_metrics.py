@@ -29,12 +29,16 @@ def evaluate(*images) -> tuple[float, float]:
 
 
 def test_box_iou_values() -> None:
-    iou = box_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]]))
+    iou = box_iou(
+        np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])
+    )
     np.testing.assert_allclose(iou, [[1.0, 50 / 150, 0.0]], atol=1e-9)
 
 
 def test_perfect_predictions() -> None:
-    assert evaluate((GT, [0.9, 0.8], GT_CLS, GT, GT_CLS)) == pytest.approx((PERFECT, PERFECT), abs=1e-9)
+    assert evaluate((GT, [0.9, 0.8], GT_CLS, GT, GT_CLS)) == pytest.approx(
+        (PERFECT, PERFECT), abs=1e-9
+    )
 
 
 def test_no_predictions_is_zero() -> None:
@@ -43,7 +47,9 @@ def test_no_predictions_is_zero() -> None:
 
 def test_false_positive_below_all_true_positives_costs_nothing() -> None:
     preds = np.vstack([GT, [[500, 500, 600, 600]]])
-    assert evaluate((preds, [0.9, 0.8, 0.1], [0, 1, 0], GT, GT_CLS)) == pytest.approx((PERFECT, PERFECT))
+    assert evaluate((preds, [0.9, 0.8, 0.1], [0, 1, 0], GT, GT_CLS)) == pytest.approx(
+        (PERFECT, PERFECT)
+    )
 
 
 def test_false_positive_ranked_first_halves_precision() -> None:
@@ -83,7 +89,9 @@ def test_greedy_match_falls_back_to_the_next_unclaimed_box() -> None:
     gt = np.array([[0, 0, 100, 100], [60, 0, 160, 100]], dtype=float)
     preds = np.array([[0, 0, 100, 100], [28, 0, 128, 100]], dtype=float)
     np.testing.assert_allclose(box_iou(preds[1:], gt), [[72 / 128, 68 / 132]])
-    correct = match_predictions(preds, np.array([0.9, 0.8]), np.array([0, 0]), gt, np.array([0, 0]))
+    correct = match_predictions(
+        preds, np.array([0.9, 0.8]), np.array([0, 0]), gt, np.array([0, 0])
+    )
     assert correct[0].all()
     assert correct[1].tolist() == [True] + [False] * 9
 

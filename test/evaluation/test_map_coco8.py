@@ -11,10 +11,12 @@ from pathlib import Path
 import cv2
 import pytest
 
-from yolo_trt_ros.evaluation.coco_metrics import MapEvaluator, read_yolo_labels, yolo_dataset_items
 from yolo_trt_ros.detection.detector import Detector, DetectorConfig
+from yolo_trt_ros.evaluation.coco_metrics import MapEvaluator, read_yolo_labels, yolo_dataset_items
 
-VAL_CONFIG = DetectorConfig(conf_threshold=0.001, iou_threshold=0.7, max_detections=300, multi_label=True)
+VAL_CONFIG = DetectorConfig(
+    conf_threshold=0.001, iou_threshold=0.7, max_detections=300, multi_label=True
+)
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from yolo_trt_ros.evaluation.mot_format import MotRow, clip_boxes, parse_row, read_rows, rows_from_boxes, write_rows
+from yolo_trt_ros.evaluation.mot_format import (
+    MotRow,
+    clip_boxes,
+    parse_row,
+    read_rows,
+    rows_from_boxes,
+    write_rows,
+)
 
 
 def test_rows_from_xyxy_boxes() -> None:
-    rows = rows_from_boxes(3, np.array([[10, 20, 40, 80], [0.5, 1.5, 2.5, 3.5]]), np.array([0.9, 0.3]))
+    rows = rows_from_boxes(
+        3, np.array([[10, 20, 40, 80], [0.5, 1.5, 2.5, 3.5]]), np.array([0.9, 0.3])
+    )
     assert rows[0] == MotRow(3, -1, 10.0, 20.0, 30.0, 60.0, pytest.approx(0.9))
     assert rows[1].w == pytest.approx(2.0) and rows[1].h == pytest.approx(2.0)
     assert rows[0].format() == "3,-1,10.00,20.00,30.00,60.00,0.9000,-1,-1,-1"
@@ -21,7 +30,11 @@ def test_rows_from_xyxy_boxes() -> None:
 def test_rows_clipped_to_the_image() -> None:
     boxes = np.array([[-5, 10, 50, 500], [600, -2, 700, 30], [10, 20, 40, 80]])
     rows = rows_from_boxes(1, boxes, np.ones(3), image_size=(640, 480))
-    assert [(r.x, r.y, r.x + r.w, r.y + r.h) for r in rows] == [(0, 10, 50, 480), (600, 0, 640, 30), (10, 20, 40, 80)]
+    assert [(r.x, r.y, r.x + r.w, r.y + r.h) for r in rows] == [
+        (0, 10, 50, 480),
+        (600, 0, 640, 30),
+        (10, 20, 40, 80),
+    ]
     np.testing.assert_array_equal(clip_boxes(boxes, (640, 480))[0], [0, 10, 50, 480])
     assert rows_from_boxes(1, boxes, np.ones(3))[0].x == -5  # no image size: boxes as given
 
@@ -31,12 +44,22 @@ def test_round_trip_with_ids(tmp_path: Path) -> None:
     xy = rng.uniform(0, 600, (5, 2))
     boxes = np.hstack([xy, xy + rng.uniform(1, 100, (5, 2))])
     scores = rng.uniform(0, 1, 5)
-    rows = rows_from_boxes(1, boxes, scores, track_ids=[1, 2, 3, 4, 5]) + rows_from_boxes(2, boxes[:2], scores[:2])
+    rows = rows_from_boxes(1, boxes, scores, track_ids=[1, 2, 3, 4, 5]) + rows_from_boxes(
+        2, boxes[:2], scores[:2]
+    )
     path = tmp_path / "results.txt"
     with open(path, "w") as f:
         assert write_rows(f, rows) == 7
     back = read_rows(path)
-    assert [(r.frame, r.track_id) for r in back] == [(1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (2, -1), (2, -1)]
+    assert [(r.frame, r.track_id) for r in back] == [
+        (1, 1),
+        (1, 2),
+        (1, 3),
+        (1, 4),
+        (1, 5),
+        (2, -1),
+        (2, -1),
+    ]
     for a, b in zip(rows, back):
         np.testing.assert_allclose([b.x, b.y, b.w, b.h], [a.x, a.y, a.w, a.h], atol=0.006)
         assert b.conf == pytest.approx(a.conf, abs=6e-5)

@@ -46,10 +46,15 @@ def main() -> None:
     arrays: dict[str, np.ndarray] = {}
     for key, path in images().items():
         if not path.is_file():
-            sys.exit(f"missing {path} (bus/zidane: run test/test_sample_images.py once to fetch them)")
+            sys.exit(
+                f"missing {path} (bus/zidane: run test/test_sample_images.py once to fetch them)"
+            )
         img = cv2.imread(str(path))
         canvas = letterbox(image=img)
-        tensor = np.ascontiguousarray(canvas[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255
+        tensor = (
+            np.ascontiguousarray(canvas[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32)
+            / 255
+        )
         pred = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: tensor})[0])
         predict = non_max_suppression(pred.clone(), 0.25, 0.7, max_det=300)[0]
         predict[:, :4] = scale_boxes((640, 640), predict[:, :4], img.shape[:2])

@@ -16,12 +16,11 @@ pytest.importorskip("ultralytics")
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from yolo_trt_ros.inference.tensorrt import builder as engine_builder
-
 from yolo_trt_ros.cli import export as export_cli  # noqa: E402
-from yolo_trt_ros.inference import export  # noqa: E402
-from yolo_trt_ros.inference.tensorrt import engine_cache as ec  # noqa: E402
 from yolo_trt_ros.detection.class_names import names_from_metadata  # noqa: E402
+from yolo_trt_ros.inference import export  # noqa: E402
+from yolo_trt_ros.inference.tensorrt import builder as engine_builder
+from yolo_trt_ros.inference.tensorrt import engine_cache as ec  # noqa: E402
 
 
 def _cli(*argv: str) -> int:
@@ -34,7 +33,19 @@ def _cli(*argv: str) -> int:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("export") / "yolov8n-random.onnx"
-    assert _cli("export", "--weights", "yolov8n.yaml", "--opset", "12", "--no-simplify", "--output", str(out)) == 0
+    assert (
+        _cli(
+            "export",
+            "--weights",
+            "yolov8n.yaml",
+            "--opset",
+            "12",
+            "--no-simplify",
+            "--output",
+            str(out),
+        )
+        == 0
+    )
     return out
 
 
@@ -60,12 +71,18 @@ def test_runs_and_feeds_the_engine_builder(exported: Path) -> None:
     (y,) = session.run(None, {"images": x})
     assert y.shape == (1, 84, 8400) and np.isfinite(y).all()
     assert ((y[0, 4:] >= 0) & (y[0, 4:] <= 1)).all()  # class scores come out sigmoid-activated
-    spec = engine_builder.engine_spec(exported, engine_builder.BuildOptions("fp16"), ec.Platform("10.3", "g", "8.7"))
-    assert spec.profile == {"images": {"min": [1, 3, 640, 640], "opt": [1, 3, 640, 640], "max": [1, 3, 640, 640]}}
+    spec = engine_builder.engine_spec(
+        exported, engine_builder.BuildOptions("fp16"), ec.Platform("10.3", "g", "8.7")
+    )
+    assert spec.profile == {
+        "images": {"min": [1, 3, 640, 640], "opt": [1, 3, 640, 640], "max": [1, 3, 640, 640]}
+    }
 
 
 def test_other_input_size(tmp_path: Path) -> None:
-    path = export.export_onnx("yolov8n.yaml", imgsz=320, simplify=False, output=tmp_path / "small.onnx")
+    path = export.export_onnx(
+        "yolov8n.yaml", imgsz=320, simplify=False, output=tmp_path / "small.onnx"
+    )
     line = export.check_exported(path)
     assert "input images [1, 3, 320, 320], output output0 [1, 84, 2100], 80 class names" in line
 

@@ -10,10 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from yolo_trt_ros.inference.base import ModelError
-from yolo_trt_ros.inference.selection import BACKENDS, create_backend
-from yolo_trt_ros.inference.onnxruntime import OnnxRuntimeBackend
 from yolo_trt_ros.detection.model_layout import anchor_count
+from yolo_trt_ros.inference.base import ModelError
+from yolo_trt_ros.inference.onnxruntime import OnnxRuntimeBackend
+from yolo_trt_ros.inference.selection import BACKENDS, create_backend
 
 
 def simple_model(path: Path, inputs: list[tuple[int, list]], outputs: list[list]) -> Path:
@@ -29,7 +29,9 @@ def simple_model(path: Path, inputs: list[tuple[int, list]], outputs: list[list]
         total = f"t{i}"
     value_outputs = []
     for j, shape in enumerate(outputs):
-        const = helper.make_tensor(f"c{j}", TensorProto.FLOAT, shape, np.zeros(shape, np.float32).ravel().tolist())
+        const = helper.make_tensor(
+            f"c{j}", TensorProto.FLOAT, shape, np.zeros(shape, np.float32).ravel().tolist()
+        )
         nodes.append(helper.make_node("Constant", [], [f"k{j}"], value=const))
         nodes.append(helper.make_node("Add", [f"k{j}", total], [f"out{j}"]))
         value_outputs.append(helper.make_tensor_value_info(f"out{j}", TensorProto.FLOAT, shape))
@@ -62,8 +64,10 @@ def test_real_model(model_path: Path) -> None:
 
 
 def test_session_options(model_path: Path) -> None:
-    options = {"onnxruntime": {"intra_op_threads": 1, "allow_spinning": False},
-               "tensorrt": {"precision": "int8"}}  # only its own are used
+    options = {
+        "onnxruntime": {"intra_op_threads": 1, "allow_spinning": False},
+        "tensorrt": {"precision": "int8"},
+    }  # only its own are used
     backend, _ = create_backend("onnxruntime", model_path, options)
     assert isinstance(backend, OnnxRuntimeBackend)
     options = backend._session.get_session_options()
@@ -96,11 +100,16 @@ def test_corrupt_files(tmp_path: Path, model_path: Path) -> None:
     assert_model_error(empty, "ONNX Runtime cannot load it")
 
 
-@pytest.mark.parametrize("shape", [[1, 6], [1, 84], [1, 4, 100], [2, 84, 100], [1, 84, 100, 1], [84]])
+@pytest.mark.parametrize(
+    "shape", [[1, 6], [1, 84], [1, 4, 100], [2, 84, 100], [1, 84, 100, 1], [84]]
+)
 def test_wrong_output_shape(tmp_path: Path, shape: list) -> None:
     path = simple_model(tmp_path / "bad_out.onnx", [IMAGE], [shape])
     shown = "[" + ", ".join(map(str, shape)) + "]"
-    assert_model_error(path, f"output 'out0' has shape \\{shown[:-1]}\\] but YOLOv8 detection needs \\[1, 4\\+nc, N\\]")
+    assert_model_error(
+        path,
+        f"output 'out0' has shape \\{shown[:-1]}\\] but YOLOv8 detection needs \\[1, 4\\+nc, N\\]",
+    )
 
 
 @pytest.mark.parametrize(
@@ -108,7 +117,11 @@ def test_wrong_output_shape(tmp_path: Path, shape: list) -> None:
     [
         ([IMAGE, IMAGE], [[1, 84, 10]], "has 2 inputs \\(in0, in1\\)"),
         ([IMAGE], [[1, 84, 10], [1, 32, 8, 8]], "has 2 outputs"),
-        ([(TensorProto.FLOAT, [3, 64, 64])], [[1, 84, 10]], "input 'in0' has shape \\[3, 64, 64\\]"),
+        (
+            [(TensorProto.FLOAT, [3, 64, 64])],
+            [[1, 84, 10]],
+            "input 'in0' has shape \\[3, 64, 64\\]",
+        ),
         ([(TensorProto.FLOAT, [4, 3, 64, 64])], [[1, 84, 10]], "batch size 4"),
         ([(TensorProto.FLOAT, [1, 1, 64, 64])], [[1, 84, 10]], "1 channels"),
         ([(TensorProto.UINT8, [1, 3, 64, 64])], [[1, 84, 10]], "input 'in0' is tensor\\(uint8\\)"),
@@ -119,17 +132,23 @@ def test_wrong_inputs_or_outputs(tmp_path: Path, inputs, outputs, match) -> None
 
 
 def test_static_custom_shape(tmp_path: Path, make_yolo_onnx) -> None:
-    path = make_yolo_onnx(tmp_path / "m.onnx", np.ones((5, 4)), np.ones((3, 5)), input_hw=(320, 256))
+    path = make_yolo_onnx(
+        tmp_path / "m.onnx", np.ones((5, 4)), np.ones((3, 5)), input_hw=(320, 256)
+    )
     backend = OnnxRuntimeBackend(path)
     assert backend.input_shape == (1, 3, 320, 256)
     assert backend.output_shape == (1, 7, 1680)  # 5 anchors padded to 40*32 + 20*16 + 10*8
     assert backend.metadata == {}
 
 
-@pytest.mark.parametrize("imgsz, expected", [(None, (640, 640)), ("[320, 256]", (320, 256)), ("480", (480, 480))])
+@pytest.mark.parametrize(
+    "imgsz, expected", [(None, (640, 640)), ("[320, 256]", (320, 256)), ("480", (480, 480))]
+)
 def test_dynamic_shapes(tmp_path: Path, make_yolo_onnx, imgsz, expected) -> None:
     metadata = {} if imgsz is None else {"imgsz": imgsz}
-    path = make_yolo_onnx(tmp_path / "dyn.onnx", np.ones((9, 4)), np.ones((2, 9)), expected, metadata, dynamic=True)
+    path = make_yolo_onnx(
+        tmp_path / "dyn.onnx", np.ones((9, 4)), np.ones((2, 9)), expected, metadata, dynamic=True
+    )
     backend = OnnxRuntimeBackend(path)
     assert backend.input_shape == (1, 3, *expected)
     assert backend.output_shape == (1, 6, anchor_count(expected))  # learned from a dry run
@@ -138,15 +157,21 @@ def test_dynamic_shapes(tmp_path: Path, make_yolo_onnx, imgsz, expected) -> None
 @pytest.mark.parametrize("imgsz", ["[320]", "'big'", "[0, 640]", "[320, 256"])
 def test_bad_imgsz_metadata(tmp_path: Path, make_yolo_onnx, imgsz: str) -> None:
     meta = {"imgsz": imgsz}
-    path = make_yolo_onnx(tmp_path / "dyn.onnx", np.ones((9, 4)), np.ones((2, 9)), metadata=meta, dynamic=True)
+    path = make_yolo_onnx(
+        tmp_path / "dyn.onnx", np.ones((9, 4)), np.ones((2, 9)), metadata=meta, dynamic=True
+    )
     assert_model_error(path, "metadata imgsz")
 
 
 def test_float16_input_and_output(tmp_path: Path, make_yolo_onnx) -> None:
     boxes = np.array([[10, 20, 4, 6]], np.float32)
     path = make_yolo_onnx(
-        tmp_path / "fp16.onnx", boxes, np.ones((1, 1)), input_hw=(32, 32),
-        input_type=TensorProto.FLOAT16, output_type=TensorProto.FLOAT16,
+        tmp_path / "fp16.onnx",
+        boxes,
+        np.ones((1, 1)),
+        input_hw=(32, 32),
+        input_type=TensorProto.FLOAT16,
+        output_type=TensorProto.FLOAT16,
     )
     backend = OnnxRuntimeBackend(path)
     assert backend.input_dtype == np.float16
@@ -161,8 +186,12 @@ def test_create_backend_kinds(model_path: Path, monkeypatch: pytest.MonkeyPatch)
     backend, reason = create_backend("auto", model_path, {"tensorrt": {"precision": "int8"}})
     assert isinstance(backend, OnnxRuntimeBackend)
     assert reason.startswith("backend auto -> onnxruntime: TensorRT is not importable (")
-    with pytest.raises(ModelError, match="backend tensorrt was requested but TensorRT is not importable") as info:
+    with pytest.raises(
+        ModelError, match="backend tensorrt was requested but TensorRT is not importable"
+    ) as info:
         create_backend("tensorrt", model_path)
     assert str(model_path) in str(info.value)
-    with pytest.raises(ModelError, match="unknown backend 'openvino'; choose one of auto, tensorrt, onnxruntime"):
+    with pytest.raises(
+        ModelError, match="unknown backend 'openvino'; choose one of auto, tensorrt, onnxruntime"
+    ):
         create_backend("openvino", model_path)

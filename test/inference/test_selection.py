@@ -21,7 +21,9 @@ def test_without_tensorrt(monkeypatch: pytest.MonkeyPatch) -> None:
     name, reason = select_backend("auto")
     assert name == "onnxruntime"
     assert reason.startswith("backend auto -> onnxruntime: TensorRT is not importable (")
-    with pytest.raises(ModelError, match="backend tensorrt was requested but TensorRT is not importable"):
+    with pytest.raises(
+        ModelError, match="backend tensorrt was requested but TensorRT is not importable"
+    ):
         select_backend("tensorrt")
 
 
@@ -30,7 +32,9 @@ def test_without_pycuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pycuda", None)
     monkeypatch.setitem(sys.modules, "pycuda.driver", None)
     name, reason = select_backend("auto")
-    assert name == "onnxruntime" and reason.startswith("backend auto -> onnxruntime: pycuda is not importable (")
+    assert name == "onnxruntime" and reason.startswith(
+        "backend auto -> onnxruntime: pycuda is not importable ("
+    )
 
 
 def _gpu(monkeypatch: pytest.MonkeyPatch, count: int = 1):
@@ -53,18 +57,28 @@ def test_with_tensorrt_and_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_no_gpu_or_broken_driver(monkeypatch: pytest.MonkeyPatch) -> None:
     driver = _gpu(monkeypatch, count=0)
-    assert select_backend("auto") == ("onnxruntime", "backend auto -> onnxruntime: CUDA sees no GPU")
+    assert select_backend("auto") == (
+        "onnxruntime",
+        "backend auto -> onnxruntime: CUDA sees no GPU",
+    )
 
     def broken() -> None:
-        raise driver.Error("cuInit failed: CUDA driver version is insufficient for CUDA runtime version")
+        raise driver.Error(
+            "cuInit failed: CUDA driver version is insufficient for CUDA runtime version"
+        )
 
     driver.init = broken
     name, reason = select_backend("auto")
-    assert name == "onnxruntime" and "CUDA is not usable (cuInit failed: CUDA driver version" in reason
+    assert (
+        name == "onnxruntime"
+        and "CUDA is not usable (cuInit failed: CUDA driver version" in reason
+    )
 
 
 def test_unknown_kind() -> None:
-    with pytest.raises(ModelError, match="backend must be one of auto, tensorrt, onnxruntime, got 'cuda'"):
+    with pytest.raises(
+        ModelError, match="backend must be one of auto, tensorrt, onnxruntime, got 'cuda'"
+    ):
         select_backend("cuda")
 
 

@@ -18,8 +18,9 @@ NAMES = ["person", "bicycle", "car"]
 def fresh(header: Header, dets: Detections, ids: list[str]) -> Detection2DArray:
     """The straightforward construction, one new message object per detection."""
     out = Detection2DArray(header=header)
-    for (x1, y1, x2, y2), score, cls, track_id in zip(dets.boxes.tolist(), dets.scores.tolist(),
-                                                      dets.class_ids.tolist(), ids):
+    for (x1, y1, x2, y2), score, cls, track_id in zip(
+        dets.boxes.tolist(), dets.scores.tolist(), dets.class_ids.tolist(), ids
+    ):
         det = Detection2D(header=header, id=track_id)
         det.bbox.center.position.x, det.bbox.center.position.y = (x1 + x2) / 2, (y1 + y2) / 2
         det.bbox.size_x, det.bbox.size_y = x2 - x1, y2 - y1
@@ -46,7 +47,9 @@ def test_reused_messages_serialize_like_fresh_ones() -> None:
         track_ids = np.arange(1, n + 1, dtype=np.int64)
         track_ids[::2] = UNTRACKED
         msg = build(header, dets, NAMES, track_ids)
-        expected = fresh(header, dets, ["" if i == UNTRACKED else str(i) for i in track_ids.tolist()])
+        expected = fresh(
+            header, dets, ["" if i == UNTRACKED else str(i) for i in track_ids.tolist()]
+        )
         assert len(msg.detections) == n
         assert msg == expected
         assert deserialize_message(serialize_message(msg), Detection2DArray) == expected

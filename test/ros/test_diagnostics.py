@@ -2,45 +2,103 @@
 
 from __future__ import annotations
 
-from yolo_trt_ros.ros.diagnostics import (WARN_FOR_S, Level, ModelInfo, NodeState, TrackerInfo, report,
-                                          status)
+from yolo_trt_ros.ros.diagnostics import (
+    WARN_FOR_S,
+    Level,
+    ModelInfo,
+    NodeState,
+    TrackerInfo,
+    report,
+    status,
+)
 from yolo_trt_ros.ros.frame_stats import StatsSnapshot
 
-IDLE = StatsSnapshot(input_hz=0.0, processed_hz=0.0, latency_p50_ms=None, latency_p99_ms=None, received=0,
-                     processed=0, dropped=0, drops_known=False, rejected=0)
-BUSY = StatsSnapshot(input_hz=30.0, processed_hz=29.5, latency_p50_ms=41.234, latency_p99_ms=80.0, received=100,
-                     processed=95, dropped=2, drops_known=True, rejected=3,
-                     rejected_by_reason={"zero_size": 2, "bad_data": 1}, failed_by_stage={"track": 1},
-                     stamp_glitches={"zero": 4}, latency_excluded=4,
-                     stage_p50_ms={"annotate": 2.0, "infer": 30.0, "convert": 0.01})
-MODEL = ModelInfo("tensorrt", "backend auto -> tensorrt: GPU found", 640, 480, 80, {"gpu": "Orin", "engine": "x"})
+IDLE = StatsSnapshot(
+    input_hz=0.0,
+    processed_hz=0.0,
+    latency_p50_ms=None,
+    latency_p99_ms=None,
+    received=0,
+    processed=0,
+    dropped=0,
+    drops_known=False,
+    rejected=0,
+)
+BUSY = StatsSnapshot(
+    input_hz=30.0,
+    processed_hz=29.5,
+    latency_p50_ms=41.234,
+    latency_p99_ms=80.0,
+    received=100,
+    processed=95,
+    dropped=2,
+    drops_known=True,
+    rejected=3,
+    rejected_by_reason={"zero_size": 2, "bad_data": 1},
+    failed_by_stage={"track": 1},
+    stamp_glitches={"zero": 4},
+    latency_excluded=4,
+    stage_p50_ms={"annotate": 2.0, "infer": 30.0, "convert": 0.01},
+)
+MODEL = ModelInfo(
+    "tensorrt", "backend auto -> tensorrt: GPU found", 640, 480, 80, {"gpu": "Orin", "engine": "x"}
+)
 
 
 def active(**fields: object) -> NodeState:
-    return NodeState(**{"state": "active", "input_topic": "/cam/image_raw", "model_path": "/m.onnx",
-                        "backend": "auto", "tracking": True, **fields})
+    return NodeState(
+        **{
+            "state": "active",
+            "input_topic": "/cam/image_raw",
+            "model_path": "/m.onnx",
+            "backend": "auto",
+            "tracking": True,
+            **fields,
+        }
+    )
 
 
 def test_unconfigured_node_reports_its_parameters() -> None:
-    node = NodeState(state="unconfigured", input_topic="image_raw", model_path="", backend="auto", tracking=True)
+    node = NodeState(
+        state="unconfigured", input_topic="image_raw", model_path="", backend="auto", tracking=True
+    )
     result = report(node, IDLE)
     assert (result.level, result.message) == (Level.OK, "unconfigured")
     values = dict(result.values)
-    assert values["backend"] == "auto" and values["dropped"] == "unknown" and values["latency_p50_ms"] == "n/a"
+    assert (
+        values["backend"] == "auto"
+        and values["dropped"] == "unknown"
+        and values["latency_p50_ms"] == "n/a"
+    )
     assert "tracks_active" not in values and "input_publishers" not in values
 
 
 def test_active_node_reports_model_tracks_rates_counts_and_stage_times_in_pipeline_order() -> None:
     node = active(model=MODEL, tracks=TrackerInfo(3, 1, 7), input_publishers=1)
     result = report(node, BUSY)
-    assert (result.level, result.message) == (Level.OK, "running")  # the failure is not recent (no problem ages)
+    assert (result.level, result.message) == (
+        Level.OK,
+        "running",
+    )  # the failure is not recent (no problem ages)
     keys = [k for k, _ in result.values]
     assert len(keys) == len(set(keys))
     values = dict(result.values)
     assert values["backend"] == "tensorrt" and values["model_input_size"] == "640x480"
-    assert values["class_count"] == "80" and values["gpu"] == "Orin" and values["input_publishers"] == "1"
-    assert (values["tracks_active"], values["tracks_lost"], values["track_id_max"]) == ("3", "1", "7")
-    assert values["latency_p50_ms"] == "41.23" and values["dropped"] == "2" and values["failed"] == "1"
+    assert (
+        values["class_count"] == "80"
+        and values["gpu"] == "Orin"
+        and values["input_publishers"] == "1"
+    )
+    assert (values["tracks_active"], values["tracks_lost"], values["track_id_max"]) == (
+        "3",
+        "1",
+        "7",
+    )
+    assert (
+        values["latency_p50_ms"] == "41.23"
+        and values["dropped"] == "2"
+        and values["failed"] == "1"
+    )
     assert values["rejected.zero_size"] == "2" and values["stamp_glitches.zero"] == "4"
     stages = [k for k in keys if k.startswith("stage_p50_ms.")]
     assert stages == ["stage_p50_ms.convert", "stage_p50_ms.infer", "stage_p50_ms.annotate"]
@@ -48,12 +106,22 @@ def test_active_node_reports_model_tracks_rates_counts_and_stage_times_in_pipeli
 
 def test_the_most_serious_current_problem_sets_the_level() -> None:
     fresh = {"failed": 1.0, "rejected": 1.0, "stamp": 1.0}
-    assert status(active(error="configure failed: model x: file not found"), fresh) == \
-        (Level.ERROR, "configure failed: model x: file not found")
-    assert status(active(qos_problem="BEST_EFFORT vs RELIABLE"), fresh) == (Level.WARN, "BEST_EFFORT vs RELIABLE")
-    assert status(active(last_failure="frames failing in track: ValueError: x"), fresh) == \
-        (Level.WARN, "frames failing in track: ValueError: x")
-    assert status(active(), {"rejected": 1.0, "stamp": 1.0})[1] == "dropping bad frames (see rejected.*)"
+    assert status(active(error="configure failed: model x: file not found"), fresh) == (
+        Level.ERROR,
+        "configure failed: model x: file not found",
+    )
+    assert status(active(qos_problem="BEST_EFFORT vs RELIABLE"), fresh) == (
+        Level.WARN,
+        "BEST_EFFORT vs RELIABLE",
+    )
+    assert status(active(last_failure="frames failing in track: ValueError: x"), fresh) == (
+        Level.WARN,
+        "frames failing in track: ValueError: x",
+    )
+    assert (
+        status(active(), {"rejected": 1.0, "stamp": 1.0})[1]
+        == "dropping bad frames (see rejected.*)"
+    )
     assert status(active(), {"stamp": 1.0})[1].startswith("header stamp glitches")
     assert status(active(input_silent=True), {}) == (Level.WARN, "no input on /cam/image_raw")
     assert status(active(), {}) == (Level.OK, "running")
@@ -65,6 +133,9 @@ def test_a_problem_warns_only_while_it_recurs() -> None:
 
 
 def test_an_inactive_node_is_ok_unless_a_transition_failed() -> None:
-    assert status(active(state="inactive", qos_problem="x", input_silent=True), {"failed": 0.0}) == \
-        (Level.OK, "inactive")
-    assert status(active(state="inactive", error="activate failed: bad topic"), {})[0] == Level.ERROR
+    assert status(
+        active(state="inactive", qos_problem="x", input_silent=True), {"failed": 0.0}
+    ) == (Level.OK, "inactive")
+    assert (
+        status(active(state="inactive", error="activate failed: bad topic"), {})[0] == Level.ERROR
+    )

@@ -111,7 +111,9 @@ def test_failures_by_stage_and_stamp_glitches_by_kind_are_apart_from_rejects() -
 
 def test_input_rate_is_the_published_rate_with_drops() -> None:
     stats = FrameStats(window_s=5.0)
-    for i in range(31):  # the camera publishes at 30 Hz for 3 s; every third frame reaches the callback
+    for i in range(
+        31
+    ):  # the camera publishes at 30 Hz for 3 s; every third frame reaches the callback
         if i % 3 == 0:
             stats.received(10.0 + i / 30, publisher=b"cam", sequence=i + 1)
             stats.processed(10.0 + i / 30, latency_ms=1.0, stage_ms={})

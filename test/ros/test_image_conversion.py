@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from yolo_trt_ros.errors import ImageRejected
 from yolo_trt_ros.detection.encodings import ENCODINGS
+from yolo_trt_ros.errors import ImageRejected
 from yolo_trt_ros.ros.image_conversion import array_to_image, image_to_array
 
 SUPPORTED_ENCODINGS = tuple(ENCODINGS)
@@ -21,7 +21,9 @@ except ImportError:  # the plain tests also run without ROS, on a stand-in with 
     Image = None
 
 
-def make_msg(arr: np.ndarray, encoding: str, pad: int = 0, data_type=array.array) -> SimpleNamespace:
+def make_msg(
+    arr: np.ndarray, encoding: str, pad: int = 0, data_type=array.array
+) -> SimpleNamespace:
     """A message as rclpy delivers it: rows of ``step`` bytes (optionally padded) in ``data``."""
     height, width = arr.shape[:2]
     rows = arr.reshape(height, -1)
@@ -29,8 +31,14 @@ def make_msg(arr: np.ndarray, encoding: str, pad: int = 0, data_type=array.array
     padded[:, : rows.shape[1]] = rows
     raw = padded.tobytes()
     data = array.array("B", raw) if data_type is array.array else data_type(raw)
-    return SimpleNamespace(height=height, width=width, step=padded.shape[1], encoding=encoding, is_bigendian=0,
-                           data=data)
+    return SimpleNamespace(
+        height=height,
+        width=width,
+        step=padded.shape[1],
+        encoding=encoding,
+        is_bigendian=0,
+        data=data,
+    )
 
 
 def sample(encoding: str, height: int = 7, width: int = 5) -> np.ndarray:

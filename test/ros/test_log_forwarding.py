@@ -47,8 +47,12 @@ def test_forwards_by_severity_until_detached() -> None:
     finally:
         handler.detach()
     log.error("after detach")
-    assert ros.lines == [("info", "building m.fp16.engine"), ("warning", "GPU preprocessing disabled"),
-                         ("error", "refused"), ("error", "fatal")]
+    assert ros.lines == [
+        ("info", "building m.fp16.engine"),
+        ("warning", "GPU preprocessing disabled"),
+        ("error", "refused"),
+        ("error", "fatal"),
+    ]
     assert handler not in log.handlers
 
 

@@ -13,7 +13,9 @@ def test_plain_text_is_unchanged() -> None:
 def test_control_characters_are_escaped() -> None:
     forged = "cam\n[ERROR] [0.0] [yolo_tracker]: fake\r\x1b[31m\u2028\x00"
     shown = printable(forged)
-    assert "\n" not in shown and "\r" not in shown and "\x1b" not in shown and "\u2028" not in shown
+    assert (
+        "\n" not in shown and "\r" not in shown and "\x1b" not in shown and "\u2028" not in shown
+    )
     assert shown == "cam\\n[ERROR] [0.0] [yolo_tracker]: fake\\r\\x1b[31m\\u2028\\x00"
 
 
@@ -38,6 +40,8 @@ def test_problem_log_logs_each_key_at_most_once_per_period(monkeypatch) -> None:
     log("stamp_glitches.zero", 1, "stamp glitch", error=False)
     now[0] += 10.0
     log("rejected.zero_size", 3, "dropped bad frame")
-    assert errors == ["dropped bad frame [rejected.zero_size: 1 so far; logged at most every 10 s]\nmore",
-                      "dropped bad frame [rejected.zero_size: 3 so far; logged at most every 10 s]"]
+    assert errors == [
+        "dropped bad frame [rejected.zero_size: 1 so far; logged at most every 10 s]\nmore",
+        "dropped bad frame [rejected.zero_size: 3 so far; logged at most every 10 s]",
+    ]
     assert warnings == ["stamp glitch [stamp_glitches.zero: 1 so far; logged at most every 10 s]"]

@@ -18,8 +18,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from yolo_trt_ros.ros.image_conversion import image_to_array
 from yolo_trt_ros.demo.processes import ros_env, start_node, stop_process
+from yolo_trt_ros.ros.image_conversion import image_to_array
 
 DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
 NAMESPACE = f"/replay_test_{os.getpid()}"  # unique to this run: another run of this file may share the domain
@@ -33,7 +33,10 @@ class Receiver:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=DOMAIN_ID)
         self.node = rclpy.create_node("replay_test_receiver", context=self.context)
-        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(
+            depth=100,
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        )
         self.messages: list[Image] = []
         self.node.create_subscription(Image, topic, self.messages.append, qos)
         self.executor = SingleThreadedExecutor(context=self.context)
@@ -77,7 +80,12 @@ def receiver_factory() -> Iterator:
 
 
 def _replay(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    return start_node("yolo_trt_ros.ros.replay_node", ["-r", f"__ns:={NAMESPACE}", *args], ros_env(DOMAIN_ID), log)
+    return start_node(
+        "yolo_trt_ros.ros.replay_node",
+        ["-r", f"__ns:={NAMESPACE}", *args],
+        ros_env(DOMAIN_ID),
+        log,
+    )
 
 
 def _replay_to_end(receiver, args: list[str], tmp_path: Path) -> str:
@@ -100,9 +108,20 @@ def _sha1(path: Path) -> str:
 @pytest.mark.ros
 def test_replays_mot_img1_best_effort(receiver_factory, mot_dir: Path, tmp_path: Path) -> None:
     receiver = receiver_factory(f"{NAMESPACE}/cam_a")
-    output = _replay_to_end(receiver, ["-p", f"source:={mot_dir / 'img1'}", "-p", "frame_id:=test_cam",
-                                       "-p", "wait_for_subscribers:=1", "-r", f"image_raw:={NAMESPACE}/cam_a"],
-                            tmp_path)
+    output = _replay_to_end(
+        receiver,
+        [
+            "-p",
+            f"source:={mot_dir / 'img1'}",
+            "-p",
+            "frame_id:=test_cam",
+            "-p",
+            "wait_for_subscribers:=1",
+            "-r",
+            f"image_raw:={NAMESPACE}/cam_a",
+        ],
+        tmp_path,
+    )
     assert "published 48 frames" in output
     assert "at 14 fps" in output  # seqinfo.ini frameRate
     frames = receiver.frames
@@ -117,19 +136,42 @@ def test_replays_mot_img1_best_effort(receiver_factory, mot_dir: Path, tmp_path:
     expected = [_sha1(p) for p in sorted((mot_dir / "img1").glob("*.jpg"))]
     received = [h for _, h in frames]
     positions = [expected.index(h) for h in received]
-    assert positions == sorted(positions)  # best effort may miss the first frames while discovery completes
+    assert positions == sorted(
+        positions
+    )  # best effort may miss the first frames while discovery completes
 
 
 @pytest.mark.ros
 def test_reliable_loop_and_max_frames(receiver_factory, mot_dir: Path, tmp_path: Path) -> None:
     receiver = receiver_factory(f"{NAMESPACE}/image_raw", reliable=True)
-    output = _replay_to_end(receiver, ["-p", f"source:={mot_dir}", "-p", "rate:=40.0", "-p", "loop:=true",
-                                       "-p", "max_frames:=55", "-p", "qos_reliability:=reliable", "-p", "qos_depth:=60",
-                                       "-p", "wait_for_subscribers:=1"], tmp_path)
+    output = _replay_to_end(
+        receiver,
+        [
+            "-p",
+            f"source:={mot_dir}",
+            "-p",
+            "rate:=40.0",
+            "-p",
+            "loop:=true",
+            "-p",
+            "max_frames:=55",
+            "-p",
+            "qos_reliability:=reliable",
+            "-p",
+            "qos_depth:=60",
+            "-p",
+            "wait_for_subscribers:=1",
+        ],
+        tmp_path,
+    )
     assert "published 55 frames" in output and "loop" in output
     hashes = [h for _, h in receiver.frames]
-    assert len(hashes) == 55  # reliable, history deeper than the run, acknowledged before exit: every frame
-    assert hashes[48] == hashes[0] == _sha1(mot_dir / "img1" / "000001.jpg")  # looped back to frame 1
+    assert (
+        len(hashes) == 55
+    )  # reliable, history deeper than the run, acknowledged before exit: every frame
+    assert (
+        hashes[48] == hashes[0] == _sha1(mot_dir / "img1" / "000001.jpg")
+    )  # looped back to frame 1
     assert hashes[54] == hashes[6]
     assert all(m.header.frame_id == "camera" for m, _ in receiver.frames)
 
@@ -139,9 +181,24 @@ def test_video_source_geometry(receiver_factory, data_dir: Path, tmp_path: Path)
     import data_paths
 
     receiver = receiver_factory(f"{NAMESPACE}/image_raw", reliable=True)
-    _replay_to_end(receiver, ["-p", f"source:={data_paths.default_video()}", "-p", "max_frames:=5", "-p", "rate:=20.0",
-                              "-p", "qos_reliability:=reliable", "-p", "qos_depth:=5", "-p", "wait_for_subscribers:=1"],
-                   tmp_path)
+    _replay_to_end(
+        receiver,
+        [
+            "-p",
+            f"source:={data_paths.default_video()}",
+            "-p",
+            "max_frames:=5",
+            "-p",
+            "rate:=20.0",
+            "-p",
+            "qos_reliability:=reliable",
+            "-p",
+            "qos_depth:=5",
+            "-p",
+            "wait_for_subscribers:=1",
+        ],
+        tmp_path,
+    )
     assert len(receiver.frames) == 5
     msg, _ = receiver.frames[0]
     assert (msg.width, msg.height, msg.step) == (768, 432, 768 * 3)
@@ -152,9 +209,15 @@ def test_video_source_geometry(receiver_factory, data_dir: Path, tmp_path: Path)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-p", "source:=/nonexistent/video.mp4"], "/nonexistent/video.mp4: no such file or directory"),
+        (
+            ["-p", "source:=/nonexistent/video.mp4"],
+            "/nonexistent/video.mp4: no such file or directory",
+        ),
         ([], "parameter 'source' is required"),
-        (["-p", "source:=/tmp", "-p", "qos_reliability:=sometimes"], "qos_reliability must be one of"),
+        (
+            ["-p", "source:=/tmp", "-p", "qos_reliability:=sometimes"],
+            "qos_reliability must be one of",
+        ),
     ],
 )
 def test_bad_parameters_exit_with_reason(args: list[str], message: str, tmp_path: Path) -> None:
@@ -181,11 +244,26 @@ def test_mot_frame_equals_array(mot_dir: Path) -> None:
 @pytest.mark.ros
 def test_stays_up_at_the_end_without_exit_on_end(mot_dir: Path, tmp_path: Path) -> None:
     log = tmp_path / "replay.log"
-    proc = _replay(["-p", f"source:={mot_dir}", "-p", "max_frames:=3", "-p", "rate:=50.0",
-                    "-p", "exit_on_end:=false"], log)
+    proc = _replay(
+        [
+            "-p",
+            f"source:={mot_dir}",
+            "-p",
+            "max_frames:=3",
+            "-p",
+            "rate:=50.0",
+            "-p",
+            "exit_on_end:=false",
+        ],
+        log,
+    )
     try:
         deadline = time.monotonic() + TIMEOUT
-        while "published 3 frames" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+        while (
+            "published 3 frames" not in log.read_text()
+            and proc.poll() is None
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.1)
         assert "published 3 frames" in log.read_text()
         assert proc.poll() is None, "must keep running at the end of the source"

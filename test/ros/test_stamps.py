@@ -11,7 +11,9 @@ RATE = 30.0
 START = 1_700_000_000.0  # seconds since the epoch, as a camera stamps
 
 
-def camera(n: int, start: float = START, delay: float = 0.03, seed: int = 0) -> list[tuple[float, float]]:
+def camera(
+    n: int, start: float = START, delay: float = 0.03, seed: int = 0
+) -> list[tuple[float, float]]:
     """(stamp, receive) of ``n`` frames at ``RATE`` Hz, received after ``delay`` s plus up to 20 ms of jitter."""
     jitter = np.random.default_rng(seed).uniform(0, 0.02, n)
     return [(start + i / RATE, start + i / RATE + delay + j) for i, j in enumerate(jitter)]
@@ -38,19 +40,26 @@ def test_good_stamps_pass_unchanged() -> None:
 
 
 def test_a_replayed_recording_with_a_constant_offset_is_good() -> None:
-    frames = [(stamp - 5 * 365 * 86400, receive) for stamp, receive in camera(50)]  # recorded five years ago
+    frames = [
+        (stamp - 5 * 365 * 86400, receive) for stamp, receive in camera(50)
+    ]  # recorded five years ago
     checks = run(StampGuard(), stamped(frames))
     assert all(c.glitch is None for c in checks)
 
 
-@pytest.mark.parametrize(("glitch", "sec", "nanosec"), [
-    ("zero", 0, 0),
-    ("jump", int(START) - 3600, 0),  # one hour back
-    ("jump", int(START) + 3600 + 60, 0),  # one hour ahead
-    ("invalid", int(START) + 1, 2_000_000_000),
-    ("backwards", int(START) + 1, 0),  # an older stamp, within the tolerance
-])
-def test_one_glitch_between_good_frames_costs_one_typical_interval(glitch: str, sec: int, nanosec: int) -> None:
+@pytest.mark.parametrize(
+    ("glitch", "sec", "nanosec"),
+    [
+        ("zero", 0, 0),
+        ("jump", int(START) - 3600, 0),  # one hour back
+        ("jump", int(START) + 3600 + 60, 0),  # one hour ahead
+        ("invalid", int(START) + 1, 2_000_000_000),
+        ("backwards", int(START) + 1, 0),  # an older stamp, within the tolerance
+    ],
+)
+def test_one_glitch_between_good_frames_costs_one_typical_interval(
+    glitch: str, sec: int, nanosec: int
+) -> None:
     frames = stamped(camera(60))
     clean = run(StampGuard(), frames)
     frames[40] = (sec, nanosec, frames[40][2])
@@ -58,16 +67,22 @@ def test_one_glitch_between_good_frames_costs_one_typical_interval(glitch: str, 
     assert [i for i, c in enumerate(checks) if c.glitch] == [40]
     assert checks[40].glitch == glitch and checks[40].detail
     assert checks[40].time == pytest.approx(clean[39].time + 1 / RATE, abs=1e-6)
-    np.testing.assert_allclose([c.time for c in checks[41:]], [c.time for c in clean[41:]], atol=1e-9)
+    np.testing.assert_allclose(
+        [c.time for c in checks[41:]], [c.time for c in clean[41:]], atol=1e-9
+    )
 
 
 def test_a_clock_that_is_set_forward_becomes_the_new_time_line() -> None:
-    frames = camera(30) + [(stamp + 3600, receive) for stamp, receive in camera(30, start=START + 1)]
+    frames = camera(30) + [
+        (stamp + 3600, receive) for stamp, receive in camera(30, start=START + 1)
+    ]
     checks = run(StampGuard(), stamped(frames))
     assert [c.glitch for c in checks[30:32]] == ["jump", None]
     assert all(c.glitch is None for c in checks[32:])
     steps = np.diff([c.time for c in checks])
-    np.testing.assert_allclose(steps, 1 / RATE, atol=1e-6)  # continuous: no hour-long step for the tracker
+    np.testing.assert_allclose(
+        steps, 1 / RATE, atol=1e-6
+    )  # continuous: no hour-long step for the tracker
 
 
 def test_zero_stamps_throughout_follow_the_receive_clock() -> None:

@@ -26,15 +26,21 @@ from vision_msgs.msg import Detection2DArray
 
 from onnx_models import constant_model
 from ros_processes import TIMEOUT_S, FramePublisher, RosListener
+from yolo_trt_ros.demo.processes import (
+    FASTDDS_TRANSPORTS,
+    FASTDDS_TRANSPORTS_ENV,
+    ros_env,
+    start_node,
+    stop_process,
+)
 from yolo_trt_ros.detection.annotate import class_color
-from yolo_trt_ros.inference.selection import select_backend, tensorrt_status
 from yolo_trt_ros.detection.detector import Detector
+from yolo_trt_ros.inference.selection import select_backend, tensorrt_status
 from yolo_trt_ros.pipeline import FramePipeline, PipelineConfig
-from yolo_trt_ros.tracking.bytetrack import TrackerConfig
 from yolo_trt_ros.ros.image_conversion import image_to_array
-from yolo_trt_ros.demo.processes import FASTDDS_TRANSPORTS, FASTDDS_TRANSPORTS_ENV, ros_env, start_node, stop_process
 from yolo_trt_ros.ros.tracker_node import LOG_PERIOD_S
 from yolo_trt_ros.tracking.assignment import TRACKER_FIELDS
+from yolo_trt_ros.tracking.bytetrack import TrackerConfig
 
 pytestmark = pytest.mark.ros
 DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
@@ -45,13 +51,22 @@ FRAMES = (1, 7, 13, 19, 25, 31, 37, 43)
 class Harness:
     """The node process, the publisher process and this process's listener for one test."""
 
-    def __init__(self, tmp_path: Path, node_args: list[str], publisher: bool = True, reliable: bool = True) -> None:
+    def __init__(
+        self, tmp_path: Path, node_args: list[str], publisher: bool = True, reliable: bool = True
+    ) -> None:
         self.env = ros_env(DOMAIN_ID)
         self.node_log = tmp_path / "node.log"
-        self.node = start_node("yolo_trt_ros.ros.tracker_node", ["-p", "diagnostics_period:=0.25", *node_args],
-                               self.env, self.node_log)
-        self.publisher = FramePublisher(self.env, tmp_path / "publisher.log", reliable=reliable) if publisher \
+        self.node = start_node(
+            "yolo_trt_ros.ros.tracker_node",
+            ["-p", "diagnostics_period:=0.25", *node_args],
+            self.env,
+            self.node_log,
+        )
+        self.publisher = (
+            FramePublisher(self.env, tmp_path / "publisher.log", reliable=reliable)
+            if publisher
             else None
+        )
         self.ros = RosListener(DOMAIN_ID, NODE)
         self.detections: list[Detection2DArray] = self.ros.collect(Detection2DArray, "detections")
         self.diagnostics: list[DiagnosticArray] = self.ros.collect(DiagnosticArray, "/diagnostics")
@@ -59,7 +74,9 @@ class Harness:
         if not self.ros.lifecycle.wait_for_services(TIMEOUT_S):
             alive, nodes = self.node.poll() is None, self.ros.node.get_node_names_and_namespaces()
             self.close()
-            raise AssertionError(f"node services not seen (node alive: {alive}, nodes seen: {nodes}):\n{self.log()}")
+            raise AssertionError(
+                f"node services not seen (node alive: {alive}, nodes seen: {nodes}):\n{self.log()}"
+            )
 
     def log(self) -> str:
         return self.node_log.read_text(errors="replace")
@@ -83,8 +100,9 @@ class Harness:
         return {kv.key: kv.value for kv in status.values} if status else {}
 
     def wait_diagnostics(self, condition: Callable[[dict[str, str]], bool]) -> dict[str, str]:
-        assert self.ros.spin_until(lambda: condition(self.values())), \
+        assert self.ros.spin_until(lambda: condition(self.values())), (
             f"diagnostics never satisfied the condition; last: {self.values()}\n{self.log()}"
+        )
         return self.values()
 
     def send_until(self, condition: Callable[[set[int]], bool], **frame: object) -> set[int]:
@@ -97,7 +115,9 @@ class Harness:
             if self.ros.spin_until(lambda: condition(stamps), 0.5):
                 return stamps
             assert self.node.poll() is None, f"node exited:\n{self.log()}"
-        raise AssertionError(f"condition not met after {TIMEOUT_S} s of sending {frame}:\n{self.log()}")
+        raise AssertionError(
+            f"condition not met after {TIMEOUT_S} s of sending {frame}:\n{self.log()}"
+        )
 
     def send_silently(self, image: Path, count: int = 6) -> set[int]:
         """Send ``image`` ``count`` times, 0.3 s apart, then keep listening 2 s; return the stamps sent."""
@@ -129,9 +149,15 @@ def _stamp_ns(msg: Detection2DArray) -> int:
 
 
 def _xyxy(msg: Detection2DArray) -> np.ndarray:
-    rows = [(d.bbox.center.position.x - d.bbox.size_x / 2, d.bbox.center.position.y - d.bbox.size_y / 2,
-             d.bbox.center.position.x + d.bbox.size_x / 2, d.bbox.center.position.y + d.bbox.size_y / 2)
-            for d in msg.detections]
+    rows = [
+        (
+            d.bbox.center.position.x - d.bbox.size_x / 2,
+            d.bbox.center.position.y - d.bbox.size_y / 2,
+            d.bbox.center.position.x + d.bbox.size_x / 2,
+            d.bbox.center.position.y + d.bbox.size_y / 2,
+        )
+        for d in msg.detections
+    ]
     return np.array(rows, np.float64).reshape(-1, 4)
 
 
@@ -160,7 +186,9 @@ def _set_parameter(harness: Harness, name: str, value: ParameterValue) -> tuple[
     client = harness.ros.node.create_client(SetParameters, f"/{NODE}/set_parameters")
     try:
         assert client.wait_for_service(TIMEOUT_S)
-        future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)]))
+        future = client.call_async(
+            SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)])
+        )
         assert harness.ros.spin_until(future.done)
         result = future.result().results[0]
         return result.successful, result.reason
@@ -185,7 +213,9 @@ def _string(value: str) -> ParameterValue:
 
 
 @pytest.fixture
-def harness_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Harness]]:
+def harness_factory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Harness]]:
     # This process must use the same FastDDS transports as the children, or they never discover each other.
     monkeypatch.setenv(FASTDDS_TRANSPORTS_ENV, FASTDDS_TRANSPORTS)
     made: list[Harness] = []
@@ -199,7 +229,9 @@ def harness_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         harness.close()
 
 
-def test_lifecycle_detections_and_reconfigure(harness_factory, model_path: Path, mot_dir: Path) -> None:
+def test_lifecycle_detections_and_reconfigure(
+    harness_factory, model_path: Path, mot_dir: Path
+) -> None:
     h = harness_factory(["-p", f"model_path:={model_path}", "-p", "tracking:=false"])
     frame1 = mot_dir / "img1" / "000001.jpg"
     assert h.state() == "unconfigured"
@@ -213,7 +245,9 @@ def test_lifecycle_detections_and_reconfigure(harness_factory, model_path: Path,
         assert not h.detections_for(h.send_silently(frame1)), f"published while {state}"
         assert h.detections == []
     values = h.wait_diagnostics(lambda v: v.get("state") == "inactive")
-    backend, why = select_backend("auto")  # backend defaults to auto: on a machine without TensorRT, onnxruntime
+    backend, why = select_backend(
+        "auto"
+    )  # backend defaults to auto: on a machine without TensorRT, onnxruntime
     assert (values["backend"], values["backend_reason"]) == (backend, why)
     assert f"[{NODE}]: {why}" in h.log()
     assert values["model_input_size"] == "640x640"
@@ -229,19 +263,24 @@ def test_lifecycle_detections_and_reconfigure(harness_factory, model_path: Path,
         path = mot_dir / "img1" / f"{index:06d}.jpg"
         msg = h.detect(path)
         assert msg.header.frame_id == "camera_optical"
-        assert all(d.header.frame_id == "camera_optical" and d.header.stamp == msg.header.stamp
-                   for d in msg.detections)
+        assert all(
+            d.header.frame_id == "camera_optical" and d.header.stamp == msg.header.stamp
+            for d in msg.detections
+        )
         expected = reference(cv2.imread(str(path)))
         assert _labels(msg) == [reference.names[c] for c in expected.class_ids]
         np.testing.assert_allclose(_xyxy(msg), expected.boxes, atol=1e-2)
-        np.testing.assert_allclose([d.results[0].hypothesis.score for d in msg.detections], expected.scores,
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            [d.results[0].hypothesis.score for d in msg.detections], expected.scores, atol=1e-4
+        )
         people = _xyxy(msg)[[label == "person" for label in _labels(msg)]]
         assert len(people), f"no person detected in frame {index}"
         best = _iou(people, _gt_person_boxes(mot_dir, index)).max(axis=1)
         matched += int((best > 0.5).sum())
         total += len(people)
-    assert matched / total > 0.5, f"only {matched} of {total} person boxes overlap a gt box with IoU > 0.5"
+    assert matched / total > 0.5, (
+        f"only {matched} of {total} person boxes overlap a gt box with IoU > 0.5"
+    )
 
     # The annotated image (someone subscribes) carries the input header and has the boxes drawn on it.
     last = msg
@@ -251,7 +290,9 @@ def test_lifecycle_detections_and_reconfigure(harness_factory, model_path: Path,
     assert annotated.encoding == "bgr8" and image.shape == (480, 640, 3)
     assert annotated.header.frame_id == "camera_optical"
     x1, _, _, y2 = np.rint(_xyxy(last)[0]).astype(int)
-    assert tuple(image[y2 - 5, x1]) == class_color(reference.names.index(_labels(last)[0]))  # left box edge
+    assert tuple(image[y2 - 5, x1]) == class_color(
+        reference.names.index(_labels(last)[0])
+    )  # left box edge
     original = cv2.imread(str(mot_dir / "img1" / f"{FRAMES[-1]:06d}.jpg"))
     assert 0 < np.mean(np.any(image != original, axis=2)) < 0.3
     reference.close()
@@ -263,10 +304,14 @@ def test_lifecycle_detections_and_reconfigure(harness_factory, model_path: Path,
         h.publisher.publish(image=frame1)
     h.detect(frame1)
     total_before = int(before["received"]) + int(before["dropped"])
-    after = h.wait_diagnostics(lambda v: int(v["received"]) + int(v["dropped"]) >= total_before + 16)
+    after = h.wait_diagnostics(
+        lambda v: int(v["received"]) + int(v["dropped"]) >= total_before + 16
+    )
     assert int(after["dropped"]) > int(before["dropped"])
 
-    values = h.wait_diagnostics(lambda v: v.get("state") == "active" and int(v.get("processed", 0)) >= len(FRAMES))
+    values = h.wait_diagnostics(
+        lambda v: v.get("state") == "active" and int(v.get("processed", 0)) >= len(FRAMES)
+    )
     assert float(values["processing_rate_hz"]) > 0
     assert float(values["latency_p50_ms"]) > 0
     for stage in ("convert", "preprocess", "infer", "postprocess", "publish"):
@@ -277,19 +322,30 @@ def test_lifecycle_detections_and_reconfigure(harness_factory, model_path: Path,
     assert h.status().level == DiagnosticStatus.OK
 
     # Runtime parameters apply at once; structural ones are refused while configured.
-    ok, reason = _set_parameter(h, "classes", ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY,
-                                                             string_array_value=["car"]))
+    ok, reason = _set_parameter(
+        h,
+        "classes",
+        ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=["car"]),
+    )
     assert ok, reason
     assert set(_labels(h.detect(frame1))) == {"car"}
-    ok, reason = _set_parameter(h, "classes", ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY,
-                                                             string_array_value=["unicorn"]))
+    ok, reason = _set_parameter(
+        h,
+        "classes",
+        ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=["unicorn"]),
+    )
     assert not ok and "unicorn" in reason
     # `ros2 param set /yolo_tracker classes "[]"` sends an empty bool array: back to all classes.
-    ok, reason = _set_parameter(h, "classes", ParameterValue(type=ParameterType.PARAMETER_BOOL_ARRAY))
+    ok, reason = _set_parameter(
+        h, "classes", ParameterValue(type=ParameterType.PARAMETER_BOOL_ARRAY)
+    )
     assert ok, reason
     assert "person" in _labels(h.detect(frame1))
-    ok, reason = _set_parameter(h, "classes", ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY,
-                                                             string_array_value=["car"]))
+    ok, reason = _set_parameter(
+        h,
+        "classes",
+        ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=["car"]),
+    )
     assert ok, reason
     for name in ("model_path", "trt_precision"):
         ok, reason = _set_parameter(h, name, _string("fp32"))
@@ -325,15 +381,23 @@ class TrackingReference:
     """What the node should publish: the frame pipeline with the node's defaults, in this process."""
 
     def __init__(self, model_path: Path) -> None:
-        self.pipeline = FramePipeline.from_model(model_path, PipelineConfig(tracker=TrackerConfig(
-            frame_rate=MOT_RATE_HZ)), backend="onnxruntime")
+        self.pipeline = FramePipeline.from_model(
+            model_path,
+            PipelineConfig(tracker=TrackerConfig(frame_rate=MOT_RATE_HZ)),
+            backend="onnxruntime",
+        )
 
     def __call__(self, path: Path, stamp_ns: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Boxes, track IDs and class names of the tracked detections of one frame."""
-        sec, nanosec = divmod(stamp_ns, 1_000_000_000)  # the stamp as the node reads it from the header
+        sec, nanosec = divmod(
+            stamp_ns, 1_000_000_000
+        )  # the stamp as the node reads it from the header
         result = self.pipeline(cv2.imread(str(path)), sec + nanosec * 1e-9)
-        return result.detections.boxes, result.track_ids, [self.pipeline.names[c]
-                                                            for c in result.detections.class_ids]
+        return (
+            result.detections.boxes,
+            result.track_ids,
+            [self.pipeline.names[c] for c in result.detections.class_ids],
+        )
 
 
 def _send_in_lockstep(h: Harness, frames: list[tuple[Path, int]]) -> list[Detection2DArray]:
@@ -341,8 +405,10 @@ def _send_in_lockstep(h: Harness, frames: list[tuple[Path, int]]) -> list[Detect
     for image, stamp in frames:
         count = len(h.detections)
         h.publisher.publish(image=image, stamp_ns=stamp)
-        assert h.ros.spin_until(lambda: len(h.detections) > count), f"no result for {image}:\n{h.log()}"
-    return h.detections[-len(frames):]
+        assert h.ros.spin_until(lambda: len(h.detections) > count), (
+            f"no result for {image}:\n{h.log()}"
+        )
+    return h.detections[-len(frames) :]
 
 
 def _gt_identities(mot_dir: Path, frame: int) -> tuple[np.ndarray, np.ndarray]:
@@ -352,9 +418,19 @@ def _gt_identities(mot_dir: Path, frame: int) -> tuple[np.ndarray, np.ndarray]:
     return rows[:, 1].astype(int), np.c_[rows[:, 2:4] - 1, rows[:, 2:4] - 1 + rows[:, 4:6]]
 
 
-def test_tracking_ids_follow_people_and_reset(harness_factory, model_path: Path, mot_dir: Path) -> None:
-    h = harness_factory(["-p", f"model_path:={model_path}", "-p", f"frame_rate:={float(MOT_RATE_HZ)}",
-                         "-p", "qos_reliability:=reliable"])
+def test_tracking_ids_follow_people_and_reset(
+    harness_factory, model_path: Path, mot_dir: Path
+) -> None:
+    h = harness_factory(
+        [
+            "-p",
+            f"model_path:={model_path}",
+            "-p",
+            f"frame_rate:={float(MOT_RATE_HZ)}",
+            "-p",
+            "qos_reliability:=reliable",
+        ]
+    )
     response = _reset_tracker(h)
     assert not response.success and "unconfigured" in response.message
     assert h.change_state("configure") and h.change_state("activate")
@@ -407,14 +483,25 @@ def test_tracking_ids_follow_people_and_reset(harness_factory, model_path: Path,
     assert h.wait_diagnostics(lambda v: int(v["track_id_max"]) < 50)
 
 
-def test_glitched_stamps_keep_track_ids_and_latency_plausible(harness_factory, model_path: Path, mot_dir: Path,
-                                                              tmp_path: Path) -> None:
+def test_glitched_stamps_keep_track_ids_and_latency_plausible(
+    harness_factory, model_path: Path, mot_dir: Path, tmp_path: Path
+) -> None:
     """A recorded sequence with glitched stamps (zero, an hour back, an hour ahead, repeated) between good ones keeps
     the IDs it has without them; the glitches are counted and kept out of the latency figures."""
     # A wide stamp tolerance: frames sent in lockstep arrive slower than their stamps advance, and a loaded
     # machine must not turn that into glitches the counts below do not expect.
-    h = harness_factory(["-p", f"model_path:={model_path}", "-p", f"frame_rate:={float(MOT_RATE_HZ)}",
-                         "-p", "qos_reliability:=reliable", "-p", "stamp_tolerance:=30.0"])
+    h = harness_factory(
+        [
+            "-p",
+            f"model_path:={model_path}",
+            "-p",
+            f"frame_rate:={float(MOT_RATE_HZ)}",
+            "-p",
+            "qos_reliability:=reliable",
+            "-p",
+            "stamp_tolerance:=30.0",
+        ]
+    )
     assert h.change_state("configure") and h.change_state("activate")
     black = tmp_path / "black.png"
     cv2.imwrite(str(black), np.zeros((480, 640, 3), np.uint8))
@@ -424,7 +511,12 @@ def test_glitched_stamps_keep_track_ids_and_latency_plausible(harness_factory, m
     stamps = [start + round(i * 1e9 / MOT_RATE_HZ) for i in range(len(paths))]
     hour = 3600 * 1_000_000_000
     glitched = list(stamps)
-    glitched[7], glitched[10], glitched[13], glitched[16] = 0, stamps[10] - hour, stamps[13] + hour, stamps[15]
+    glitched[7], glitched[10], glitched[13], glitched[16] = (
+        0,
+        stamps[10] - hour,
+        stamps[13] + hour,
+        stamps[15],
+    )
     results = _send_in_lockstep(h, list(zip(paths, glitched)))
 
     reference = TrackingReference(model_path)
@@ -437,19 +529,45 @@ def test_glitched_stamps_keep_track_ids_and_latency_plausible(harness_factory, m
     assert results[4].detections == []
 
     values = h.wait_diagnostics(lambda v: int(v.get("processed", 0)) >= len(paths))
-    assert (values["stamp_glitches.zero"], values["stamp_glitches.jump"], values["stamp_glitches.backwards"]) == \
-        ("1", "2", "1")
+    assert (
+        values["stamp_glitches.zero"],
+        values["stamp_glitches.jump"],
+        values["stamp_glitches.backwards"],
+    ) == ("1", "2", "1")
     assert int(values["latency_excluded"]) >= 4
     assert 0 < float(values["latency_p99_ms"]) < 10_000
 
 
 BAD_FRAMES = {  # reason -> fields of a malformed frame
-    "unsupported_encoding": {"height": 480, "width": 640, "step": 2560, "encoding": "32FC1",
-                             "data_len": 640 * 480 * 4},
-    "data_too_short": {"height": 480, "width": 640, "step": 1920, "encoding": "bgr8", "data_len": 1000},
+    "unsupported_encoding": {
+        "height": 480,
+        "width": 640,
+        "step": 2560,
+        "encoding": "32FC1",
+        "data_len": 640 * 480 * 4,
+    },
+    "data_too_short": {
+        "height": 480,
+        "width": 640,
+        "step": 1920,
+        "encoding": "bgr8",
+        "data_len": 1000,
+    },
     "zero_size": {"height": 0, "width": 0, "step": 0, "encoding": "bgr8", "data_len": 0},
-    "too_large": {"height": 100000, "width": 100000, "step": 300000, "encoding": "bgr8", "data_len": 64},
-    "step_too_small": {"height": 480, "width": 640, "step": 640, "encoding": "bgr8", "data_len": 640 * 480},
+    "too_large": {
+        "height": 100000,
+        "width": 100000,
+        "step": 300000,
+        "encoding": "bgr8",
+        "data_len": 64,
+    },
+    "step_too_small": {
+        "height": 480,
+        "width": 640,
+        "step": 640,
+        "encoding": "bgr8",
+        "data_len": 640 * 480,
+    },
 }
 LOG_WORDS = {
     "unsupported_encoding": "unsupported encoding '32FC1'",
@@ -460,8 +578,12 @@ LOG_WORDS = {
 }
 
 
-def test_bad_frames_are_rejected_counted_and_logged_once(harness_factory, model_path: Path, mot_dir: Path) -> None:
-    h = harness_factory(["-p", f"model_path:={model_path}", "-p", "tracking:=false"])  # same detections each time
+def test_bad_frames_are_rejected_counted_and_logged_once(
+    harness_factory, model_path: Path, mot_dir: Path
+) -> None:
+    h = harness_factory(
+        ["-p", f"model_path:={model_path}", "-p", "tracking:=false"]
+    )  # same detections each time
     assert h.change_state("configure") and h.change_state("activate")
     frame = mot_dir / "img1" / "000001.jpg"
     first = h.detect(frame)
@@ -486,22 +608,36 @@ def test_bad_frames_are_rejected_counted_and_logged_once(harness_factory, model_
     assert h.state() == "active"
 
 
-def test_bad_model_fails_configure_with_reason(harness_factory, model_path: Path, tmp_path: Path) -> None:
+def test_bad_model_fails_configure_with_reason(
+    harness_factory, model_path: Path, tmp_path: Path
+) -> None:
     missing = tmp_path / "missing.onnx"
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     wrong = constant_model(tmp_path / "wrong_shape.onnx", [1, 6], input_hw=(64, 64))
     h = harness_factory(["-p", f"model_path:={missing}"], publisher=False)
 
-    for path, words in ((missing, "not found"), (corrupt, ""), (wrong, "[1, 6]"), (tmp_path, "is a directory")):
+    for path, words in (
+        (missing, "not found"),
+        (corrupt, ""),
+        (wrong, "[1, 6]"),
+        (tmp_path, "is a directory"),
+    ):
         if path != missing:
             ok, reason = _set_parameter(h, "model_path", _string(str(path)))
             assert ok, reason
         assert not h.change_state("configure")
         assert h.state() == "unconfigured"
-        assert h.ros.spin_until(lambda: any(str(path) in line for line in h.log().splitlines()
-                                            if "configure failed" in line)), h.log()
-        line = [line for line in h.log().splitlines() if "configure failed" in line and str(path) in line][-1]
+        assert h.ros.spin_until(
+            lambda: any(
+                str(path) in line for line in h.log().splitlines() if "configure failed" in line
+            )
+        ), h.log()
+        line = [
+            line
+            for line in h.log().splitlines()
+            if "configure failed" in line and str(path) in line
+        ][-1]
         assert "ERROR" in line and words in line
         assert h.ros.spin_until(lambda: str(path) in getattr(h.status(), "message", ""))
         status = h.status()
@@ -510,19 +646,25 @@ def test_bad_model_fails_configure_with_reason(harness_factory, model_path: Path
     ok, reason = _set_parameter(h, "model_path", _string(str(model_path)))
     assert ok, reason
     ok, reason = _set_parameter(h, "backend", _string("cuda"))
-    assert not ok and reason == "backend = 'cuda' is not allowed: one of auto, tensorrt, onnxruntime"
+    assert (
+        not ok and reason == "backend = 'cuda' is not allowed: one of auto, tensorrt, onnxruntime"
+    )
     usable, why = tensorrt_status()
     if not usable:  # backend tensorrt where it cannot run: configure fails and says why
         ok, reason = _set_parameter(h, "backend", _string("tensorrt"))
         assert ok, reason
         assert not h.change_state("configure")
-        expected = f"configure failed: model {model_path}: backend tensorrt was requested but {why}"
+        expected = (
+            f"configure failed: model {model_path}: backend tensorrt was requested but {why}"
+        )
         assert h.ros.spin_until(lambda: getattr(h.status(), "message", "") == expected), h.values()
         ok, reason = _set_parameter(h, "backend", _string("auto"))
         assert ok, reason
     assert h.change_state("configure")
     assert h.state() == "inactive"
-    assert h.ros.spin_until(lambda: h.status() is not None and h.status().level == DiagnosticStatus.OK)
+    assert h.ros.spin_until(
+        lambda: h.status() is not None and h.status().level == DiagnosticStatus.OK
+    )
 
 
 def test_empty_model_path_names_the_parameter(harness_factory) -> None:
@@ -531,34 +673,61 @@ def test_empty_model_path_names_the_parameter(harness_factory) -> None:
     assert h.ros.spin_until(lambda: "model_path is empty" in h.log()), h.log()
 
 
-def test_silent_input_with_an_incompatible_publisher_names_the_qos(harness_factory, model_path: Path,
-                                                                   mot_dir: Path, tmp_path: Path) -> None:
+def test_silent_input_with_an_incompatible_publisher_names_the_qos(
+    harness_factory, model_path: Path, mot_dir: Path, tmp_path: Path
+) -> None:
     """A best-effort camera and a reliable subscription: the input warning says so, not "no publisher"."""
-    h = harness_factory(["-p", f"model_path:={model_path}", "-p", "qos_reliability:=reliable",
-                         "-p", "input_timeout:=3600.0"], publisher=False)
+    h = harness_factory(
+        [
+            "-p",
+            f"model_path:={model_path}",
+            "-p",
+            "qos_reliability:=reliable",
+            "-p",
+            "input_timeout:=3600.0",
+        ],
+        publisher=False,
+    )
     camera = FramePublisher(h.env, tmp_path / "best_effort_publisher.log", reliable=False)
     try:
-        camera.publish(image=mot_dir / "img1" / "000001.jpg")  # returns once the camera process is up
+        camera.publish(
+            image=mot_dir / "img1" / "000001.jpg"
+        )  # returns once the camera process is up
         assert h.change_state("configure") and h.change_state("activate")
         # Once the node's graph has the camera (discovery can take seconds on a loaded machine), let the input
         # timeout run out.
         h.wait_diagnostics(lambda v: v.get("input_publishers") == "1")
-        ok, reason = _set_parameter(h, "input_timeout", ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
-                                                                       double_value=1.0))
+        ok, reason = _set_parameter(
+            h,
+            "input_timeout",
+            ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=1.0),
+        )
         assert ok, reason
         assert h.ros.spin_until(lambda: "but no frame for" in h.log()), h.log()
         line = next(line for line in h.log().splitlines() if "but no frame for" in line)
-        assert "1 publisher(s) on /image_raw" in line and "BEST_EFFORT but this subscription requires RELIABLE" \
-            in line, line
+        assert (
+            "1 publisher(s) on /image_raw" in line
+            and "BEST_EFFORT but this subscription requires RELIABLE" in line
+        ), line
         assert "no publisher on" not in h.log()
     finally:
         camera.close()
 
 
-def test_no_publisher_and_qos_mismatch_warnings(harness_factory, model_path: Path, mot_dir: Path,
-                                                tmp_path: Path) -> None:
-    h = harness_factory(["-p", f"model_path:={model_path}", "-p", "qos_reliability:=reliable",
-                         "-p", "input_timeout:=1.0"], publisher=False)
+def test_no_publisher_and_qos_mismatch_warnings(
+    harness_factory, model_path: Path, mot_dir: Path, tmp_path: Path
+) -> None:
+    h = harness_factory(
+        [
+            "-p",
+            f"model_path:={model_path}",
+            "-p",
+            "qos_reliability:=reliable",
+            "-p",
+            "input_timeout:=1.0",
+        ],
+        publisher=False,
+    )
     assert h.change_state("configure") and h.change_state("activate")
     assert h.ros.spin_until(lambda: "no publisher on /image_raw" in h.log()), h.log()
     h.wait_diagnostics(lambda v: h.status().level == DiagnosticStatus.WARN)
@@ -575,18 +744,32 @@ def test_no_publisher_and_qos_mismatch_warnings(harness_factory, model_path: Pat
         best_effort.close()
 
 
-def test_wide_frame_with_annotated_subscriber_keeps_the_node_serving(harness_factory, make_yolo_onnx,
-                                                                      mot_dir: Path, tmp_path: Path) -> None:
+def test_wide_frame_with_annotated_subscriber_keeps_the_node_serving(
+    harness_factory, make_yolo_onnx, mot_dir: Path, tmp_path: Path
+) -> None:
     """A 1 x 21,900,000 bgr8 frame (within the size limit) with a detection, while annotated_image has a subscriber
     (this test's listener): it is drawn and published, and the next good frame is answered."""
-    model = make_yolo_onnx(tmp_path / "always.onnx", np.array([[320.0, 320.0, 200.0, 200.0]]), np.ones((1, 1)),
-                           input_hw=(640, 640), metadata={"names": "{0: 'thing'}"})
+    model = make_yolo_onnx(
+        tmp_path / "always.onnx",
+        np.array([[320.0, 320.0, 200.0, 200.0]]),
+        np.ones((1, 1)),
+        input_hw=(640, 640),
+        metadata={"names": "{0: 'thing'}"},
+    )
     # Reliable both ways: a lost 66 MB best-effort frame would only cost time, but time is what a CI run has least.
-    h = harness_factory(["-p", f"model_path:={model}", "-p", "tracking:=false", "-p", "qos_reliability:=reliable"])
+    h = harness_factory(
+        ["-p", f"model_path:={model}", "-p", "tracking:=false", "-p", "qos_reliability:=reliable"]
+    )
     assert h.ros.spin_until(lambda: h.ros.node.count_publishers("/image_raw") > 0)
     assert h.change_state("configure") and h.change_state("activate")
     assert h.ros.spin_until(lambda: h.ros.node.count_subscribers("/annotated_image") > 0)
-    wide = {"height": 1, "width": 21_900_000, "step": 65_700_000, "encoding": "bgr8", "data_len": 65_700_000}
+    wide = {
+        "height": 1,
+        "width": 21_900_000,
+        "step": 65_700_000,
+        "encoding": "bgr8",
+        "data_len": 65_700_000,
+    }
     stamps = h.send_until(lambda s: bool(h.detections_for(s)), **wide)
     assert h.detections_for(stamps)[0].detections
     assert h.ros.spin_until(lambda: any(a.width == 21_900_000 for a in h.annotated))
@@ -603,25 +786,37 @@ def _integer(value: int) -> ParameterValue:
     return ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
 
 
-def test_bad_parameters_at_start_leave_the_node_unconfigured_until_fixed(harness_factory, model_path: Path,
-                                                                         tmp_path: Path) -> None:
+def test_bad_parameters_at_start_leave_the_node_unconfigured_until_fixed(
+    harness_factory, model_path: Path, tmp_path: Path
+) -> None:
     params = tmp_path / "params.yaml"
-    params.write_text(f"/**/{NODE}:\n  ros__parameters:\n    track_buffer: -3\n    iou_threshold: 5.0\n")
-    bad = {"conf_threshold": "2.0", "max_detections": "0", "qos_depth": "0", "diagnostics_period": "0.0",
-           "trt_precision": "int4", "input_timeout": "abc", "frame_rate": "14"}
+    params.write_text(
+        f"/**/{NODE}:\n  ros__parameters:\n    track_buffer: -3\n    iou_threshold: 5.0\n"
+    )
+    bad = {
+        "conf_threshold": "2.0",
+        "max_detections": "0",
+        "qos_depth": "0",
+        "diagnostics_period": "0.0",
+        "trt_precision": "int4",
+        "input_timeout": "abc",
+        "frame_rate": "14",
+    }
     args = ["-p", f"model_path:={model_path}", "--params-file", str(params)]
     for name, value in bad.items():
         args += ["-p", f"{name}:={value}"]
     h = harness_factory(args, publisher=False)
     assert h.state() == "unconfigured" and h.node.poll() is None
-    expected = ["conf_threshold = 2.0 is out of range: allowed [0, 1]",
-                "iou_threshold = 5.0 is out of range: allowed [0, 1]",
-                "max_detections = 0 is out of range: allowed [1, 10000]",
-                "qos_depth = 0 is out of range: allowed [1, 100]",
-                "diagnostics_period = 0.0 is out of range: allowed [0.1, 60]",
-                "track_buffer = -3 is out of range: allowed [1, 100000]",
-                "trt_precision = 'int4' is not allowed: one of fp16, fp32, int8",
-                "input_timeout = 'abc' (str) must be a double"]
+    expected = [
+        "conf_threshold = 2.0 is out of range: allowed [0, 1]",
+        "iou_threshold = 5.0 is out of range: allowed [0, 1]",
+        "max_detections = 0 is out of range: allowed [1, 10000]",
+        "qos_depth = 0 is out of range: allowed [1, 100]",
+        "diagnostics_period = 0.0 is out of range: allowed [0.1, 60]",
+        "track_buffer = -3 is out of range: allowed [1, 100000]",
+        "trt_precision = 'int4' is not allowed: one of fp16, fp32, int8",
+        "input_timeout = 'abc' (str) must be a double",
+    ]
     for _ in range(2):  # configure keeps failing until the values are fixed
         assert not h.change_state("configure")
         assert h.state() == "unconfigured"
@@ -629,13 +824,24 @@ def test_bad_parameters_at_start_leave_the_node_unconfigured_until_fixed(harness
         assert h.status().level == DiagnosticStatus.ERROR
         for words in expected:
             assert words in h.status().message, h.status().message
-    assert "frame_rate" not in h.status().message  # an integer for a double is taken as that double
+    assert (
+        "frame_rate" not in h.status().message
+    )  # an integer for a double is taken as that double
 
-    ok, reason = _set_parameter(h, "conf_threshold", _double(1.5))  # a bad value at run time is refused
+    ok, reason = _set_parameter(
+        h, "conf_threshold", _double(1.5)
+    )  # a bad value at run time is refused
     assert not ok and "conf_threshold = 1.5 is out of range" in reason
-    fixes = {"conf_threshold": _double(0.25), "iou_threshold": _double(0.7), "max_detections": _integer(300),
-             "qos_depth": _integer(1), "diagnostics_period": _double(0.25), "track_buffer": _integer(30),
-             "trt_precision": _string("fp16"), "input_timeout": _double(5.0)}
+    fixes = {
+        "conf_threshold": _double(0.25),
+        "iou_threshold": _double(0.7),
+        "max_detections": _integer(300),
+        "qos_depth": _integer(1),
+        "diagnostics_period": _double(0.25),
+        "track_buffer": _integer(30),
+        "trt_precision": _string("fp16"),
+        "input_timeout": _double(5.0),
+    }
     for name, value in fixes.items():
         ok, reason = _set_parameter(h, name, value)
         assert ok, f"{name}: {reason}"
@@ -648,21 +854,31 @@ def test_message_text_in_logs_is_bounded_and_escaped(harness_factory, model_path
     h = harness_factory(["-p", f"model_path:={model_path}", "-p", "tracking:=false"])
     assert h.change_state("configure") and h.change_state("activate")
     forged = "cam\n[ERROR] [0.000000000] [yolo_tracker]: forged line"
-    sends = {"zero_size": {"frame_id": forged, **BAD_FRAMES["zero_size"]},
-             "data_too_short": {"frame_id": "f" * (1 << 20), **BAD_FRAMES["data_too_short"]},
-             "unsupported_encoding": {"height": 2, "width": 2, "step": 6, "data_len": 12,
-                                      "encoding": "e" * 100_000 + "\n[ERROR] [0.000000000] [yolo_tracker]: forged"}}
+    sends = {
+        "zero_size": {"frame_id": forged, **BAD_FRAMES["zero_size"]},
+        "data_too_short": {"frame_id": "f" * (1 << 20), **BAD_FRAMES["data_too_short"]},
+        "unsupported_encoding": {
+            "height": 2,
+            "width": 2,
+            "step": 6,
+            "data_len": 12,
+            "encoding": "e" * 100_000 + "\n[ERROR] [0.000000000] [yolo_tracker]: forged",
+        },
+    }
     for reason, fields in sends.items():
         h.send_until(lambda _, r=reason: int(h.values().get(f"rejected.{r}", 0)) >= 1, **fields)
     lines = h.log().splitlines()
     assert not [line for line in lines if line.startswith("[ERROR] [0.000000000]")]
     assert "frame_id 'cam\\n[ERROR] [0.000000000] [yolo_tracker]: forged line'" in h.log()
     assert max(len(line) for line in lines) < 1500
-    assert any("more characters]" in line and "[rejected.data_too_short:" in line for line in lines)
+    assert any(
+        "more characters]" in line and "[rejected.data_too_short:" in line for line in lines
+    )
 
 
-def test_config_file_lists_every_parameter_with_its_default(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_file_lists_every_parameter_with_its_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """config/tracker.yaml loads through rcl's parser, names every parameter and repeats the code's defaults."""
     import rclpy
     import yaml
@@ -678,9 +894,13 @@ def test_config_file_lists_every_parameter_with_its_default(tmp_path: Path,
     assert set(TRACKER_FIELDS) <= set(defaults)  # every TrackerConfig field is a node parameter
     # A copy with one non-default value proves the file reaches the node, also under a namespace (namespace:=robot1).
     changed = tmp_path / "tracker.yaml"
-    changed.write_text(config.read_text().replace("conf_threshold: 0.25", "conf_threshold: 0.5", 1))
+    changed.write_text(
+        config.read_text().replace("conf_threshold: 0.25", "conf_threshold: 0.5", 1)
+    )
     args = ["--ros-args", "--params-file", str(changed)]
-    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "DEFAULT")  # in-process only: a teardown that cannot hang
+    monkeypatch.setenv(
+        "FASTDDS_BUILTIN_TRANSPORTS", "DEFAULT"
+    )  # in-process only: a teardown that cannot hang
     context = rclpy.Context()
     rclpy.init(context=context, args=args, domain_id=DOMAIN_ID)
     try:

@@ -39,8 +39,10 @@ def make_node(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     nodes: list[TrackerNode] = []
 
     def make(**parameters: object) -> TrackerNode:
-        overrides = [Parameter(name, value=value) for name, value in {"model_path": str(model_path),
-                                                                       **parameters}.items()]
+        overrides = [
+            Parameter(name, value=value)
+            for name, value in {"model_path": str(model_path), **parameters}.items()
+        ]
         nodes.append(TrackerNode(context=context, parameter_overrides=overrides))
         return nodes[-1]
 
@@ -73,19 +75,28 @@ def active(make_node, **parameters: object) -> TrackerNode:
 def _raise(exc: Exception):
     def fail(*_: object, **__: object) -> None:
         raise exc
+
     return fail
 
 
 @pytest.mark.parametrize("stage", ["detect", "track", "build", "annotate"])
 def test_an_exception_in_any_stage_drops_the_frame_and_is_counted_under_its_stage(
-        make_node, mot_dir: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
-        stage: str) -> None:
+    make_node,
+    mot_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    stage: str,
+) -> None:
     node = active(make_node)
     monkeypatch.setattr(node.outputs, "wants_annotated", lambda: True)  # as if rviz were watching
     published: list[object] = []
     monkeypatch.setattr(node.outputs, "_publish", lambda publisher, msg: published.append(msg))
-    broken = {"detect": (node.pipeline.detector.backend, "infer"), "track": (node.pipeline.tracker, "update"),
-              "build": (node.outputs, "build"), "annotate": (node.outputs, "annotate")}[stage]
+    broken = {
+        "detect": (node.pipeline.detector.backend, "infer"),
+        "track": (node.pipeline.tracker, "update"),
+        "build": (node.outputs, "build"),
+        "annotate": (node.outputs, "annotate"),
+    }[stage]
     good = getattr(*broken)
     # A ValueError from inside the pipeline is an internal error, not a bad camera frame.
     monkeypatch.setattr(*broken, _raise(ValueError(f"{stage} broke")))
@@ -95,11 +106,16 @@ def test_an_exception_in_any_stage_drops_the_frame_and_is_counted_under_its_stag
     assert snap.failed_by_stage == {stage: 3}
     assert snap.rejected == 0 and snap.processed == 0
     level, message = status(node.node_state(), snap.problem_ages_s)
-    assert level == Level.WARN and f"frames failing in {stage}: ValueError: {stage} broke" == message
+    assert (
+        level == Level.WARN and f"frames failing in {stage}: ValueError: {stage} broke" == message
+    )
     log = capfd.readouterr().err
     lines = [line for line in log.splitlines() if f"[failed.{stage}:" in line]
     assert len(lines) == 1 and "1 so far" in lines[0], log  # throttled
-    assert f"{stage} failed: ValueError: {stage} broke" in log and "Traceback (most recent call last)" in log
+    assert (
+        f"{stage} failed: ValueError: {stage} broke" in log
+        and "Traceback (most recent call last)" in log
+    )
 
     monkeypatch.setattr(*broken, good)
     published.clear()
@@ -108,13 +124,18 @@ def test_an_exception_in_any_stage_drops_the_frame_and_is_counted_under_its_stag
     assert len(published) == 2 and published[0].detections  # detections, then the annotated image
 
 
-def test_a_problem_warns_only_while_it_recurs(make_node, mot_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_problem_warns_only_while_it_recurs(
+    make_node, mot_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     node = active(make_node)
     monkeypatch.setattr(node.pipeline.tracker, "update", _raise(RuntimeError("boom")))
     node._on_image(frame(mot_dir), None)
     ages = node.stats.snapshot(time.monotonic()).problem_ages_s
     assert status(node.node_state(), ages)[0] == Level.WARN
-    assert status(node.node_state(), {kind: age + 10.0 for kind, age in ages.items()}) == (Level.OK, "running")
+    assert status(node.node_state(), {kind: age + 10.0 for kind, age in ages.items()}) == (
+        Level.OK,
+        "running",
+    )
 
 
 def test_bad_input_is_rejected_not_failed(make_node, mot_dir: Path) -> None:
@@ -127,7 +148,8 @@ def test_bad_input_is_rejected_not_failed(make_node, mot_dir: Path) -> None:
 
 
 def test_no_publisher_check_runs_without_subscription_publisher_count(
-        make_node, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    make_node, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     """Humble's Subscription has no get_publisher_count (rclpy < 4): the input check must not need it."""
     monkeypatch.delattr(Subscription, "get_publisher_count", raising=False)
     node = active(make_node, input_timeout=0.5, input_topic="/resilience_no_camera")
@@ -137,8 +159,9 @@ def test_no_publisher_check_runs_without_subscription_publisher_count(
     assert status(node.node_state(), {})[0] == Level.WARN
 
 
-def test_the_diagnostics_timer_survives_an_exception(make_node, monkeypatch: pytest.MonkeyPatch,
-                                                     capfd: pytest.CaptureFixture[str]) -> None:
+def test_the_diagnostics_timer_survives_an_exception(
+    make_node, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     node = make_node()
     monkeypatch.setattr(node, "_publish_diagnostics", _raise(KeyError("values")))
     node._on_diagnostics_timer()
@@ -160,16 +183,26 @@ def test_a_failed_activate_is_shown_on_diagnostics(make_node) -> None:
 def test_an_empty_class_list_of_any_array_type_means_all_classes(make_node) -> None:
     """``ros2 param set /yolo_tracker classes "[]"`` arrives as an empty bool array."""
     node = active(make_node)
-    for array_type in (Parameter.Type.BOOL_ARRAY, Parameter.Type.INTEGER_ARRAY, Parameter.Type.STRING_ARRAY):
-        assert node.set_parameters([Parameter("classes", Parameter.Type.STRING_ARRAY, ["car"])])[0].successful
+    for array_type in (
+        Parameter.Type.BOOL_ARRAY,
+        Parameter.Type.INTEGER_ARRAY,
+        Parameter.Type.STRING_ARRAY,
+    ):
+        assert node.set_parameters([Parameter("classes", Parameter.Type.STRING_ARRAY, ["car"])])[
+            0
+        ].successful
         assert node.pipeline.detector.config.classes == ("car",)
-        assert node.set_parameters([Parameter("classes", array_type, [])])[0].successful, array_type
+        assert node.set_parameters([Parameter("classes", array_type, [])])[0].successful, (
+            array_type
+        )
         assert node.pipeline.detector.config.classes == ()
     result = node.set_parameters([Parameter("classes", Parameter.Type.INTEGER_ARRAY, [1, 2])])[0]
     assert not result.successful and "list of strings" in result.reason
 
 
-def test_wide_frames_are_detected_tracked_and_drawn(make_node, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wide_frames_are_detected_tracked_and_drawn(
+    make_node, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A 1 x 21,900,000 frame with a detection and an annotated-image subscriber (it killed the node)."""
     node = active(make_node)
     monkeypatch.setattr(node.outputs, "wants_annotated", lambda: True)
@@ -178,7 +211,9 @@ def test_wide_frames_are_detected_tracked_and_drawn(make_node, monkeypatch: pyte
     wide = np.full((1, 21_900_000, 3), 200, np.uint8)
     msg = array_to_image(wide, "bgr8", Image())
     msg.header.stamp.sec = 1
-    box = Detections(np.array([[1e6, 0, 5e6, 1]], np.float32), np.array([0.9], np.float32), np.array([0]))
+    box = Detections(
+        np.array([[1e6, 0, 5e6, 1]], np.float32), np.array([0.9], np.float32), np.array([0])
+    )
     monkeypatch.setattr(type(node.pipeline.detector), "__call__", lambda *_: box)
     node._on_image(msg, None)
     snap = node.stats.snapshot(time.monotonic())

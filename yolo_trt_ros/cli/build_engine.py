@@ -11,8 +11,15 @@ from typing import Any
 
 from yolo_trt_ros.inference.base import ModelError
 from yolo_trt_ros.inference.tensorrt import compat as trt_compat
-from yolo_trt_ros.inference.tensorrt.builder import (DEFAULT_WORKSPACE_MB, BuildError, BuildOptions, adopt_engine,
-                                                     build_engine, current_platform, engine_spec)
+from yolo_trt_ros.inference.tensorrt.builder import (
+    DEFAULT_WORKSPACE_MB,
+    BuildError,
+    BuildOptions,
+    adopt_engine,
+    build_engine,
+    current_platform,
+    engine_spec,
+)
 from yolo_trt_ros.inference.tensorrt.cuda_context import CudaContext
 from yolo_trt_ros.inference.tensorrt.engine_cache import cached_engine_path, decide, write_sidecar
 
@@ -20,32 +27,79 @@ from yolo_trt_ros.inference.tensorrt.engine_cache import cached_engine_path, dec
 def register(subparsers: Any) -> None:
     """Add ``build-engine`` to the ``yolo-trt-ros`` subcommands (``add_subparsers()`` result)."""
     p = subparsers.add_parser(
-        "build-engine", help="build a TensorRT engine from an ONNX model (cached beside it, with a JSON sidecar)",
+        "build-engine",
+        help="build a TensorRT engine from an ONNX model (cached beside it, with a JSON sidecar)",
         description="Build a TensorRT engine with TensorRT's ONNX parser. By default it is written beside the ONNX "
-                    "as MODEL.<precision>.engine with a MODEL.<precision>.engine.json sidecar (ONNX sha256, "
-                    "TensorRT version, GPU, precision, profile): the node reuses it when given the .onnx or the "
-                    ".engine. An up-to-date engine is not rebuilt unless --force.")
+        "as MODEL.<precision>.engine with a MODEL.<precision>.engine.json sidecar (ONNX sha256, "
+        "TensorRT version, GPU, precision, profile): the node reuses it when given the .onnx or the "
+        ".engine. An up-to-date engine is not rebuilt unless --force.",
+    )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--onnx", type=Path, metavar="MODEL.onnx", help="ONNX model to build")
-    source.add_argument("--adopt", type=Path, metavar="MODEL.engine",
-                        help="write a sidecar for an engine built on this machine by another tool "
-                             "(e.g. `yolo export format=engine`) after checking that it loads here")
+    source.add_argument(
+        "--adopt",
+        type=Path,
+        metavar="MODEL.engine",
+        help="write a sidecar for an engine built on this machine by another tool "
+        "(e.g. `yolo export format=engine`) after checking that it loads here",
+    )
     precision = p.add_mutually_exclusive_group()
-    precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16", help="FP16 kernels")
-    precision.add_argument("--int8", dest="precision", action="store_const", const="int8",
-                           help="INT8 kernels (with FP16 fallback), calibrated on --calib-dir images")
+    precision.add_argument(
+        "--fp16", dest="precision", action="store_const", const="fp16", help="FP16 kernels"
+    )
+    precision.add_argument(
+        "--int8",
+        dest="precision",
+        action="store_const",
+        const="int8",
+        help="INT8 kernels (with FP16 fallback), calibrated on --calib-dir images",
+    )
     p.set_defaults(precision="fp32")
-    p.add_argument("--calib-dir", type=Path, metavar="DIR", help="calibration images (.jpg/.png/.bmp) for --int8")
-    p.add_argument("--calib-cache", type=Path, metavar="FILE",
-                   help="INT8 calibration cache (default: ENGINE with .calib suffix; reused when present)")
-    p.add_argument("--workspace", type=int, default=DEFAULT_WORKSPACE_MB, metavar="MB",
-                   help="builder workspace limit in MiB (default: %(default)s)")
-    p.add_argument("--max-batch", type=int, default=1, metavar="N",
-                   help="largest batch for a dynamic-batch ONNX (default: %(default)s)")
-    p.add_argument("--imgsz", type=int, nargs="+", metavar="N", help="input size (H [W]) for a dynamic-H/W ONNX")
-    p.add_argument("--output", type=Path, metavar="FILE", help="engine path (default: MODEL.<precision>.engine)")
-    p.add_argument("--device", type=int, default=0, help="CUDA device index (default: %(default)s)")
-    p.add_argument("--force", action="store_true", help="rebuild even when the cached engine is up to date")
+    p.add_argument(
+        "--calib-dir",
+        type=Path,
+        metavar="DIR",
+        help="calibration images (.jpg/.png/.bmp) for --int8",
+    )
+    p.add_argument(
+        "--calib-cache",
+        type=Path,
+        metavar="FILE",
+        help="INT8 calibration cache (default: ENGINE with .calib suffix; reused when present)",
+    )
+    p.add_argument(
+        "--workspace",
+        type=int,
+        default=DEFAULT_WORKSPACE_MB,
+        metavar="MB",
+        help="builder workspace limit in MiB (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="largest batch for a dynamic-batch ONNX (default: %(default)s)",
+    )
+    p.add_argument(
+        "--imgsz",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="input size (H [W]) for a dynamic-H/W ONNX",
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="engine path (default: MODEL.<precision>.engine)",
+    )
+    p.add_argument(
+        "--device", type=int, default=0, help="CUDA device index (default: %(default)s)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="rebuild even when the cached engine is up to date"
+    )
     p.set_defaults(run=run_build_engine)
 
 
@@ -56,11 +110,15 @@ def run_build_engine(args: argparse.Namespace) -> int:
     try:
         importlib.import_module("tensorrt")
     except ImportError as exc:
-        raise ModelError(f"TensorRT's Python bindings are not installed ({exc}); see docs/tensorrt.md") from exc
+        raise ModelError(
+            f"TensorRT's Python bindings are not installed ({exc}); see docs/tensorrt.md"
+        ) from exc
     imgsz = None
     if args.imgsz:
         imgsz = (args.imgsz[0], args.imgsz[-1])
-    options = BuildOptions(args.precision, args.workspace, args.max_batch, imgsz, args.calib_dir, args.calib_cache)
+    options = BuildOptions(
+        args.precision, args.workspace, args.max_batch, imgsz, args.calib_dir, args.calib_cache
+    )
     try:
         cuda = CudaContext(args.device)
     except Exception as exc:  # pycuda missing, no GPU, driver problems
@@ -76,7 +134,9 @@ def run_build_engine(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, options: BuildOptions, cuda: CudaContext, log: logging.Logger) -> Path:
+def _run(
+    args: argparse.Namespace, options: BuildOptions, cuda: CudaContext, log: logging.Logger
+) -> Path:
     if args.adopt is not None:
         sidecar = adopt_engine(args.adopt, args.precision, cuda, log)
         log.info("wrote %s", sidecar)
@@ -95,4 +155,3 @@ def _run(args: argparse.Namespace, options: BuildOptions, cuda: CudaContext, log
     extra = build_engine(onnx, engine, spec, options, log)
     write_sidecar(engine, spec, extra)
     return engine
-

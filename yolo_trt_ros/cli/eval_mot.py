@@ -11,7 +11,13 @@ import numpy as np
 
 from yolo_trt_ros.cli.options import add_tracker_options, tracker_config
 from yolo_trt_ros.detection.detector import DetectorConfig
-from yolo_trt_ros.evaluation.mot import TABLE_HEADER, evaluate, load_detections, read_seqinfo, track_sequence
+from yolo_trt_ros.evaluation.mot import (
+    TABLE_HEADER,
+    evaluate,
+    load_detections,
+    read_seqinfo,
+    track_sequence,
+)
 from yolo_trt_ros.evaluation.mot_format import write_rows
 from yolo_trt_ros.pipeline import FramePipeline, PipelineConfig
 from yolo_trt_ros.sources import open_mot_sequence
@@ -20,28 +26,51 @@ from yolo_trt_ros.sources import open_mot_sequence
 def register(subparsers: Any) -> None:
     """Add the ``eval-mot`` subcommand to the ``yolo-trt-ros`` parser (it calls ``args.run(args)``)."""
     parser = subparsers.add_parser(
-        "eval-mot", help="track a MOTChallenge sequence and print HOTA, MOTA, IDF1 and ID switches",
+        "eval-mot",
+        help="track a MOTChallenge sequence and print HOTA, MOTA, IDF1 and ID switches",
         description="Run the ByteTrack tracker over a MOTChallenge sequence, from its public detections "
-                    "(det/det.txt, scores min-max normalised) or through the detector (--model, on the frames "
-                    "that have images), and score it against gt/gt.txt with TrackEval under the MOTChallenge "
-                    "rules: pedestrians (class 1) with flag 1 at IoU 0.5; tracker boxes on distractor classes "
-                    "(2, 7, 8, 12) removed; flag-0 rows and other classes ignored. Tracker boxes are clipped to "
-                    "the image (imWidth x imHeight of seqinfo.ini) before scoring and writing.")
-    parser.add_argument("--seq", type=Path, required=True,
-                        help="sequence folder with seqinfo.ini, gt/, det/, img1/")
+        "(det/det.txt, scores min-max normalised) or through the detector (--model, on the frames "
+        "that have images), and score it against gt/gt.txt with TrackEval under the MOTChallenge "
+        "rules: pedestrians (class 1) with flag 1 at IoU 0.5; tracker boxes on distractor classes "
+        "(2, 7, 8, 12) removed; flag-0 rows and other classes ignored. Tracker boxes are clipped to "
+        "the image (imWidth x imHeight of seqinfo.ini) before scoring and writing.",
+    )
+    parser.add_argument(
+        "--seq",
+        type=Path,
+        required=True,
+        help="sequence folder with seqinfo.ini, gt/, det/, img1/",
+    )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--dets", type=Path, help="MOTChallenge detections file (default: SEQ/det/det.txt)")
+    source.add_argument(
+        "--dets", type=Path, help="MOTChallenge detections file (default: SEQ/det/det.txt)"
+    )
     source.add_argument("--model", type=Path, help="run this detector model on SEQ/img1 instead")
-    parser.add_argument("--backend", default="auto", help="detector backend with --model (%(default)s)")
-    parser.add_argument("--conf", type=float, default=0.1,
-                        help="detector confidence threshold with --model (%(default)s, as Ultralytics' track mode)")
-    parser.add_argument("--frames", type=int, default=0, metavar="N", help="only frames 1..N (0 = all)")
-    parser.add_argument("--out", type=Path, help="also write the tracker's MOTChallenge result rows here (boxes "
-                        "clipped to the image, as scored)")
+    parser.add_argument(
+        "--backend", default="auto", help="detector backend with --model (%(default)s)"
+    )
+    parser.add_argument(
+        "--conf",
+        type=float,
+        default=0.1,
+        help="detector confidence threshold with --model (%(default)s, as Ultralytics' track mode)",
+    )
+    parser.add_argument(
+        "--frames", type=int, default=0, metavar="N", help="only frames 1..N (0 = all)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="also write the tracker's MOTChallenge result rows here (boxes "
+        "clipped to the image, as scored)",
+    )
     add_tracker_options(parser)
-    parser.add_argument("--stamps", action="store_true",
-                        help="stamp frames at the sequence's frame rate (frame i at i/fps s) instead of counting "
-                             "updates; use with --frame-rate equal to it for a time-scaled lost buffer")
+    parser.add_argument(
+        "--stamps",
+        action="store_true",
+        help="stamp frames at the sequence's frame rate (frame i at i/fps s) instead of counting "
+        "updates; use with --frame-rate equal to it for a time-scaled lost buffer",
+    )
     parser.set_defaults(run=run_eval_mot)
 
 
@@ -54,7 +83,9 @@ def run_eval_mot(args: argparse.Namespace) -> int:
     if args.frames:
         frames = frames[: args.frames]
     config = tracker_config(args)
-    rows = track_sequence(frames, config, info.frame_rate if args.stamps else None, (info.width, info.height))
+    rows = track_sequence(
+        frames, config, info.frame_rate if args.stamps else None, (info.width, info.height)
+    )
     if args.out is not None:
         with open(args.out, "w") as f:
             write_rows(f, rows)
@@ -69,7 +100,9 @@ def run_eval_mot(args: argparse.Namespace) -> int:
 def _detect_sequence(args: argparse.Namespace) -> list[tuple[np.ndarray, np.ndarray]]:
     """Person detections of every frame that has an image (the frame pipeline without its tracker: the sequence is
     tracked by ``track_sequence``, as public detections are)."""
-    config = PipelineConfig(DetectorConfig(conf_threshold=args.conf, classes=("person",)), tracking=False)
+    config = PipelineConfig(
+        DetectorConfig(conf_threshold=args.conf, classes=("person",)), tracking=False
+    )
     pipeline = FramePipeline.from_model(args.model, config, backend=args.backend)
     print(f"eval-mot: {pipeline.detector.backend_reason}", file=sys.stderr)
     frames = []

@@ -18,30 +18,52 @@ PROG = "yolo-trt-ros"
 
 
 def add_detector_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, required=True,
-                        help="YOLOv8 detection model: .onnx (Ultralytics export) or TensorRT .engine")
-    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
-                        help="inference backend; auto: TensorRT when it imports and sees a GPU, else ONNX Runtime "
-                             "(%(default)s)")
-    parser.add_argument("--names-file", type=Path, help="class names file (default: names in the model metadata)")
-    parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold (%(default)s)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="YOLOv8 detection model: .onnx (Ultralytics export) or TensorRT .engine",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default="auto",
+        help="inference backend; auto: TensorRT when it imports and sees a GPU, else ONNX Runtime "
+        "(%(default)s)",
+    )
+    parser.add_argument(
+        "--names-file", type=Path, help="class names file (default: names in the model metadata)"
+    )
+    parser.add_argument(
+        "--conf", type=float, default=0.25, help="confidence threshold (%(default)s)"
+    )
     parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (%(default)s)")
-    parser.add_argument("--classes", default="", metavar="NAMES",
-                        help="comma-separated class names to keep, e.g. person,car (default: all)")
+    parser.add_argument(
+        "--classes",
+        default="",
+        metavar="NAMES",
+        help="comma-separated class names to keep, e.g. person,car (default: all)",
+    )
 
 
 def load_pipeline(args: argparse.Namespace, tracker: TrackerConfig | None = None) -> FramePipeline:
     """The frame pipeline of ``args``: tracking with ``tracker``, detection only without; says which backend."""
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
-    config = PipelineConfig(detector=DetectorConfig(conf_threshold=args.conf, iou_threshold=args.iou,
-                                                    classes=classes),
-                            tracker=tracker or TrackerConfig(), tracking=tracker is not None)
-    pipeline = FramePipeline.from_model(args.model, config, backend=args.backend, names_file=args.names_file)
+    config = PipelineConfig(
+        detector=DetectorConfig(conf_threshold=args.conf, iou_threshold=args.iou, classes=classes),
+        tracker=tracker or TrackerConfig(),
+        tracking=tracker is not None,
+    )
+    pipeline = FramePipeline.from_model(
+        args.model, config, backend=args.backend, names_file=args.names_file
+    )
     detector = pipeline.detector
     print(f"{PROG}: {detector.backend_reason}", file=sys.stderr)
     if detector.names_source == "fallback":
-        print(f"{PROG}: warning: {args.model} has no class names; using class_<i> (give --names-file)",
-              file=sys.stderr)
+        print(
+            f"{PROG}: warning: {args.model} has no class names; using class_<i> (give --names-file)",
+            file=sys.stderr,
+        )
     return pipeline
 
 
@@ -55,10 +77,16 @@ def add_tracker_options(parser: argparse.ArgumentParser, exclude: Collection[str
         flag = "--" + name.replace("_", "-")
         default = getattr(defaults, name)
         if isinstance(default, bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                               help="tracker parameter (%(default)s)")
+            group.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help="tracker parameter (%(default)s)",
+            )
         else:
-            group.add_argument(flag, type=type(default), default=default, help="tracker parameter (%(default)s)")
+            group.add_argument(
+                flag, type=type(default), default=default, help="tracker parameter (%(default)s)"
+            )
 
 
 def tracker_config(args: argparse.Namespace, **fixed: Any) -> TrackerConfig:

@@ -29,8 +29,13 @@ def ros_env(domain_id: int | None = None, base: Mapping[str, str] | None = None)
     return env
 
 
-def start_node(module: str, ros_args: Sequence[str], env: Mapping[str, str], log: Path | IO[bytes] | None = None,
-               new_session: bool = False) -> subprocess.Popen[bytes]:
+def start_node(
+    module: str,
+    ros_args: Sequence[str],
+    env: Mapping[str, str],
+    log: Path | IO[bytes] | None = None,
+    new_session: bool = False,
+) -> subprocess.Popen[bytes]:
     """Run ``python -m <module> --ros-args <ros_args>`` with this interpreter; output to ``log`` if given.
 
     ``new_session``: the child does not get the terminal's Ctrl-C, so its parent decides when and in which order
@@ -39,9 +44,13 @@ def start_node(module: str, ros_args: Sequence[str], env: Mapping[str, str], log
     log_file = open(log, "wb") if isinstance(log, Path) else None  # noqa: SIM115 - the child keeps its own copy
     out = log if not isinstance(log, Path) else log_file
     try:
-        return subprocess.Popen([sys.executable, "-m", module, "--ros-args", *ros_args], env=dict(env),
-                                stdout=out, stderr=subprocess.STDOUT if out is not None else None,
-                                start_new_session=new_session)
+        return subprocess.Popen(
+            [sys.executable, "-m", module, "--ros-args", *ros_args],
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT if out is not None else None,
+            start_new_session=new_session,
+        )
     finally:
         if log_file is not None:
             log_file.close()

@@ -73,14 +73,27 @@ class Recorder(Node):
             self.per_class[name] += 1
             if det.id:
                 self.track_ids.add(det.id)
-            detections.append({
-                "class": name, "score": round(hyp.score, 4) if hyp else None, "id": det.id,
-                "box_xyxy": [round(v, 1) for v in (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)],
-            })
-        self._jsonl.write(json.dumps({
-            "stamp": stamp_ns / 1e9, "frame_id": msg.header.frame_id, "latency_ms": round(latency_ms, 2),
-            "detections": detections,
-        }) + "\n")
+            detections.append(
+                {
+                    "class": name,
+                    "score": round(hyp.score, 4) if hyp else None,
+                    "id": det.id,
+                    "box_xyxy": [
+                        round(v, 1) for v in (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+                    ],
+                }
+            )
+        self._jsonl.write(
+            json.dumps(
+                {
+                    "stamp": stamp_ns / 1e9,
+                    "frame_id": msg.header.frame_id,
+                    "latency_ms": round(latency_ms, 2),
+                    "detections": detections,
+                }
+            )
+            + "\n"
+        )
 
     def _on_annotated(self, msg: Image) -> None:
         try:
@@ -91,12 +104,16 @@ class Recorder(Node):
             return
         if msg.encoding != "bgr8":
             self.bad_annotated += 1
-            self.get_logger().warning(f"annotated image is {msg.encoding}, expected bgr8", throttle_duration_sec=5.0)
+            self.get_logger().warning(
+                f"annotated image is {msg.encoding}, expected bgr8", throttle_duration_sec=5.0
+            )
             return
         if self._writer is None:
             self._size = (image.shape[1], image.shape[0])
             path = self.out_dir / VIDEO_NAME
-            self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), self.video_fps, self._size)
+            self._writer = cv2.VideoWriter(
+                str(path), cv2.VideoWriter.fourcc(*"mp4v"), self.video_fps, self._size
+            )
             if not self._writer.isOpened():
                 raise OSError(f"cannot write video {path} (OpenCV mp4v writer unavailable)")
         if (image.shape[1], image.shape[0]) != self._size:

@@ -15,8 +15,26 @@ if TYPE_CHECKING:
 
 # Ultralytics' 20-colour palette (RGB hex), stored as BGR; a class always gets the same colour.
 _PALETTE_HEX = (
-    "FF3838", "FF9D97", "FF701F", "FFB21D", "CFD231", "48F90A", "92CC17", "3DDB86", "1A9334", "00D4BB",
-    "2C99A8", "00C2FF", "344593", "6473FF", "0018EC", "8438FF", "520085", "CB38FF", "FF95C8", "FF37C7",
+    "FF3838",
+    "FF9D97",
+    "FF701F",
+    "FFB21D",
+    "CFD231",
+    "48F90A",
+    "92CC17",
+    "3DDB86",
+    "1A9334",
+    "00D4BB",
+    "2C99A8",
+    "00C2FF",
+    "344593",
+    "6473FF",
+    "0018EC",
+    "8438FF",
+    "520085",
+    "CB38FF",
+    "FF95C8",
+    "FF37C7",
 )
 PALETTE_BGR = tuple((int(h[4:6], 16), int(h[2:4], 16), int(h[0:2], 16)) for h in _PALETTE_HEX)
 
@@ -40,8 +58,12 @@ def line_thickness(height: int, width: int, requested: int | None = None) -> int
     return int(max(1, min(wanted, min(height, width) // 10, _MAX_THICKNESS)))
 
 
-def place_labels(corners: Sequence[tuple[int, int]] | np.ndarray, sizes: Sequence[tuple[int, int]],
-                 image_size: tuple[int, int], max_tries: int = 32) -> np.ndarray:
+def place_labels(
+    corners: Sequence[tuple[int, int]] | np.ndarray,
+    sizes: Sequence[tuple[int, int]],
+    image_size: tuple[int, int],
+    max_tries: int = 32,
+) -> np.ndarray:
     """Label rectangles ``(x1, y1, x2, y2)`` (exclusive ends), one per box top-left corner and positive ``(w, h)``.
 
     A label sits above its corner (last row on the box's top line) if it fits, else just inside; while it
@@ -57,7 +79,9 @@ def place_labels(corners: Sequence[tuple[int, int]] | np.ndarray, sizes: Sequenc
         down = start + h * np.arange(min(max_tries, max(0, (height - start) // h)))
         up = start - h * np.arange(1, min(max_tries, start // h + 1))
         tops = np.concatenate((down, up))[:max_tries] if len(down) + len(up) else np.array([start])
-        placed = rects[:i][(x < rects[:i, 2]) & (x + w > rects[:i, 0])]  # earlier labels sharing columns
+        placed = rects[:i][
+            (x < rects[:i, 2]) & (x + w > rects[:i, 0])
+        ]  # earlier labels sharing columns
         hits = (tops[:, None] < placed[:, 3]) & (tops[:, None] + h > placed[:, 1])
         free = np.flatnonzero(~hits.any(axis=1))
         top = int(tops[free[0]] if len(free) else tops[-1])
@@ -72,8 +96,14 @@ class Annotator:
         self.line_width = line_width
         self._canvas: np.ndarray | None = None
 
-    def __call__(self, image: np.ndarray, encoding: str, detections: Detections, names: Sequence[str],
-                 track_ids: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self,
+        image: np.ndarray,
+        encoding: str,
+        detections: Detections,
+        names: Sequence[str],
+        track_ids: Sequence[int] | np.ndarray | None = None,
+    ) -> np.ndarray:
         """Return the annotated BGR image (the internal buffer: valid until the next call).
 
         ``track_ids``: one per detection; an ID below 1 (untracked) gets no ``#id``.
@@ -85,7 +115,9 @@ class Annotator:
         boxes = np.empty((0, 4), np.int32)
         if len(detections):  # clipped to the image so every coordinate handed to OpenCV fits int32
             limits = np.array([width, height, width, height], np.float64)
-            boxes = np.rint(np.clip(np.nan_to_num(np.asarray(detections.boxes, np.float64)), 0, limits))
+            boxes = np.rint(
+                np.clip(np.nan_to_num(np.asarray(detections.boxes, np.float64)), 0, limits)
+            )
             boxes = boxes.astype(np.int32)
         labels: list[tuple[str, tuple[int, int, int], int]] = []  # text, colour, text height
         sizes: list[tuple[int, int]] = []
@@ -103,7 +135,16 @@ class Annotator:
         for (text, color, text_h), (x1, y1, x2, y2) in zip(labels, rects.tolist()):
             cv2.rectangle(canvas, (x1, y1), (x2 - 1, y2 - 1), color, -1, cv2.LINE_AA)
             text_color = (255, 255, 255) if sum(color) < 3 * 160 else (0, 0, 0)
-            cv2.putText(canvas, text, (x1, y1 + text_h), _FONT, font_scale, text_color, font_thickness, cv2.LINE_AA)
+            cv2.putText(
+                canvas,
+                text,
+                (x1, y1 + text_h),
+                _FONT,
+                font_scale,
+                text_color,
+                font_thickness,
+                cv2.LINE_AA,
+            )
         return canvas
 
     def _to_bgr(self, image: np.ndarray, encoding: str) -> np.ndarray:

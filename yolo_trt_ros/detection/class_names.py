@@ -65,6 +65,8 @@ def _name_list(value: Any, where: str) -> list[str]:
         if keys is None or keys != list(range(len(keys))):
             raise ValueError(f"{where}: mapping keys must be the integers 0..n-1")
         value = [value[k] for k in keys]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, int, float)) for v in value):
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, (str, int, float)) for v in value
+    ):
         raise ValueError(f"{where}: expected a list of names or an {{id: name}} mapping")
     return [str(v) for v in value]

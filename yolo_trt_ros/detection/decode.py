@@ -32,7 +32,9 @@ def decode_yolov8(
     """
     pred = output[0] if output.ndim == 3 else output
     if pred.ndim != 2 or pred.shape[0] < 5 or (output.ndim == 3 and output.shape[0] != 1):
-        raise ValueError(f"YOLOv8 output must be [1, 4+nc, N] or [4+nc, N] with nc >= 1, got {list(output.shape)}")
+        raise ValueError(
+            f"YOLOv8 output must be [1, 4+nc, N] or [4+nc, N] with nc >= 1, got {list(output.shape)}"
+        )
     scores = pred[4:]
     if class_filter is not None:
         class_filter = np.asarray(class_filter, np.int64)
@@ -49,7 +51,7 @@ def decode_yolov8(
     if not finite.all():
         cand_scores, boxes = cand_scores[:, finite], boxes[finite]
     if multi_label:
-        anchor_pos, cls = np.nonzero(cand_scores.T > conf_threshold)
+        anchor_pos, cls = np.nonzero(conf_threshold < cand_scores.T)
         conf = cand_scores[cls, anchor_pos]
         boxes = boxes[anchor_pos]
     else:
@@ -58,7 +60,11 @@ def decode_yolov8(
     if conf.shape[0] > MAX_NMS_CANDIDATES:
         top = np.argsort(-conf, kind="stable")[:MAX_NMS_CANDIDATES]
         boxes, conf, cls = boxes[top], conf[top], cls[top]
-    keep = nms(boxes, conf, iou_threshold) if agnostic else batched_nms(boxes, conf, cls, iou_threshold)
+    keep = (
+        nms(boxes, conf, iou_threshold)
+        if agnostic
+        else batched_nms(boxes, conf, cls, iou_threshold)
+    )
     keep = keep[:max_detections]
     class_ids = cls[keep].astype(np.int64)
     if class_filter is not None:

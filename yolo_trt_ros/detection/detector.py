@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from yolo_trt_ros.inference.base import Backend, ModelError
-from yolo_trt_ros.inference.selection import create_backend
-from yolo_trt_ros.inference.base import FrameBackend
 from yolo_trt_ros.detection.class_names import fallback_names, load_names_file, names_from_metadata
-from yolo_trt_ros.detection.detections import Detections
-from yolo_trt_ros.detection.model_layout import check_layout
 from yolo_trt_ros.detection.decode import decode_yolov8
+from yolo_trt_ros.detection.detections import Detections
 from yolo_trt_ros.detection.letterbox import Letterbox
+from yolo_trt_ros.detection.model_layout import check_layout
+from yolo_trt_ros.inference.base import Backend, FrameBackend, ModelError
+from yolo_trt_ros.inference.selection import create_backend
 
 
 @dataclass
@@ -57,7 +56,9 @@ class Detector:
     YOLOv8/YOLO11 detection head (see ``model_layout``) is refused with a ModelError.
     """
 
-    def __init__(self, backend: Backend, names: Sequence[str], config: DetectorConfig | None = None):
+    def __init__(
+        self, backend: Backend, names: Sequence[str], config: DetectorConfig | None = None
+    ):
         num_classes = _num_classes(backend)
         if len(names) != num_classes:
             raise ModelError(
@@ -70,7 +71,9 @@ class Detector:
         self.backend_reason = ""
         self.last_times = StageTimes()
         self._letterbox = Letterbox(backend.input_shape[2:], backend.input_dtype)
-        self._frame_backend = backend if isinstance(backend, FrameBackend) and backend.gpu_preprocessing else None
+        self._frame_backend = (
+            backend if isinstance(backend, FrameBackend) and backend.gpu_preprocessing else None
+        )
         self._class_filter: np.ndarray | None = None
         self.config = DetectorConfig()
         self.set_config(config or DetectorConfig())
@@ -113,7 +116,9 @@ class Detector:
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{field} must be in [0, 1], got {value}")
         if int(config.max_detections) != config.max_detections or config.max_detections < 1:
-            raise ValueError(f"max_detections must be an integer >= 1, got {config.max_detections}")
+            raise ValueError(
+                f"max_detections must be an integer >= 1, got {config.max_detections}"
+            )
         class_filter = None
         if config.classes:
             unknown = [c for c in config.classes if c not in self.names]
@@ -133,7 +138,9 @@ class Detector:
         t0 = time.perf_counter()
         if self._frame_backend is not None:
             t1 = t0
-            output, transform = self._frame_backend.infer_image(image, encoding, cfg.conf_threshold)
+            output, transform = self._frame_backend.infer_image(
+                image, encoding, cfg.conf_threshold
+            )
         else:
             tensor, transform = self._letterbox(image, encoding)
             t1 = time.perf_counter()

@@ -32,8 +32,10 @@ def lookup(encoding: str) -> Encoding:
     """The entry of ``encoding``; ImageRejected ("unsupported_encoding") naming the supported ones."""
     entry = ENCODINGS.get(encoding)
     if entry is None:
-        raise ImageRejected("unsupported_encoding",
-                            f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})")
+        raise ImageRejected(
+            "unsupported_encoding",
+            f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})",
+        )
     return entry
 
 
@@ -47,5 +49,7 @@ def checked_frame(image: np.ndarray, encoding: str) -> np.ndarray:
     expected = image.ndim == 2 if channels == 1 else image.ndim == 3 and image.shape[2] == channels
     if not expected or image.shape[0] == 0 or image.shape[1] == 0:
         layout = "HxW" if channels == 1 else f"HxWx{channels}"
-        raise ImageRejected("bad_layout", f"{encoding} image has shape {image.shape}, expected {layout}")
+        raise ImageRejected(
+            "bad_layout", f"{encoding} image has shape {image.shape}, expected {layout}"
+        )
     return image

@@ -10,7 +10,6 @@ import numpy as np
 from yolo_trt_ros.detection.encodings import ENCODINGS, checked_frame
 
 
-
 @dataclass(frozen=True)
 class LetterboxTransform:
     """Geometry of one letterbox: original image -> model input.
@@ -52,7 +51,9 @@ def letterbox_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> Lett
     r = min(dst_hw[0] / h, dst_hw[1] / w)
     new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
     dw, dh = (dst_hw[1] - new_w) / 2, (dst_hw[0] - new_h) / 2
-    return LetterboxTransform(r, float(round(dw - 0.1)), float(round(dh - 0.1)), (h, w), (new_h, new_w))
+    return LetterboxTransform(
+        r, float(round(dw - 0.1)), float(round(dh - 0.1)), (h, w), (new_h, new_w)
+    )
 
 
 class Letterbox:
@@ -64,7 +65,9 @@ class Letterbox:
     overwrites.
     """
 
-    def __init__(self, input_hw: tuple[int, int], dtype: type | np.dtype = np.float32, pad_value: int = 114):
+    def __init__(
+        self, input_hw: tuple[int, int], dtype: type | np.dtype = np.float32, pad_value: int = 114
+    ):
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float16):
@@ -76,9 +79,13 @@ class Letterbox:
         self._transform: LetterboxTransform | None = None
         self._resized = np.empty(0, np.uint8)
         self._planes: list[np.ndarray] = []
-        self._lut16 = (np.arange(256) / 255).astype(np.float16)[None] if self.dtype == np.float16 else None
+        self._lut16 = (
+            (np.arange(256) / 255).astype(np.float16)[None] if self.dtype == np.float16 else None
+        )
 
-    def __call__(self, image: np.ndarray, encoding: str = "bgr8") -> tuple[np.ndarray, LetterboxTransform]:
+    def __call__(
+        self, image: np.ndarray, encoding: str = "bgr8"
+    ) -> tuple[np.ndarray, LetterboxTransform]:
         """Letterbox ``image`` (HxWx3 bgr8/rgb8, HxWx4 bgra8/rgba8, HxW or HxWx1 mono8; uint8, any strides)."""
         image = checked_frame(image, encoding)
         t = self._transform

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 from yolo_trt_ros.inference.onnx_info import Dim
 
@@ -66,10 +65,18 @@ class ModelLayout:
         return anchor_count(self.input_hw, self.strides)
 
     @property
-    def num_classes(self) -> Optional[int]:
+    def num_classes(self) -> int | None:
         """Classes in the output (None when the layout does not say, or the dimension is dynamic)."""
-        rows, cols = (_known(d) for d in self.output_shape[1:3]) if len(self.output_shape) == 3 else (None, None)
-        offsets = {LayoutKind.YOLOV8: (rows, 4), LayoutKind.TRANSPOSED: (cols, 4), LayoutKind.YOLOV5: (cols, 5)}
+        rows, cols = (
+            (_known(d) for d in self.output_shape[1:3])
+            if len(self.output_shape) == 3
+            else (None, None)
+        )
+        offsets = {
+            LayoutKind.YOLOV8: (rows, 4),
+            LayoutKind.TRANSPOSED: (cols, 4),
+            LayoutKind.YOLOV5: (cols, 5),
+        }
         size, offset = offsets.get(self.kind, (None, 0))
         return None if size is None else size - offset
 
@@ -80,7 +87,11 @@ class ModelLayout:
         if self.kind is LayoutKind.OTHER_TASK:
             return f"a {self.task} model (metadata task '{self.task}'), not a detection model"
         if self.kind is LayoutKind.END_TO_END:
-            source = "metadata end2end=True" if self.end2end_metadata else "YOLOv10/YOLO26 or an nms=True export"
+            source = (
+                "metadata end2end=True"
+                if self.end2end_metadata
+                else "YOLOv10/YOLO26 or an nms=True export"
+            )
             return f"an end-to-end model with NMS inside, output [1, max_det, 6] ({source})"
         if self.kind is LayoutKind.YOLOV5:
             return f"a YOLOv5-style anchor-based model, output [1, 3*anchors, 5+nc] (3 x {k} = {3 * k} rows at {h}x{w})"
@@ -119,8 +130,9 @@ def strides_from_metadata(metadata: Mapping[str, str]) -> tuple[int, ...]:
     return tuple(8 << i for i in range(value.bit_length() - 3))
 
 
-def classify_layout(input_shape: Sequence[int], output_shape: Sequence[Dim],
-                    metadata: Mapping[str, str]) -> ModelLayout:
+def classify_layout(
+    input_shape: Sequence[int], output_shape: Sequence[Dim], metadata: Mapping[str, str]
+) -> ModelLayout:
     """Classify one output of a model with image input ``input_shape`` (1, 3, H, W) and Ultralytics ``metadata``.
 
     Dynamic output dims (names, None, or ints <= 0) fit any rule that needs them; ValueError for a bad ``stride``.
@@ -153,8 +165,12 @@ def classify_layout(input_shape: Sequence[int], output_shape: Sequence[Dim],
     return layout(LayoutKind.UNKNOWN)
 
 
-def check_layout(model_path: str | Path, input_shape: Sequence[int], output_shape: Sequence[Dim],
-                 metadata: Mapping[str, str]) -> ModelLayout:
+def check_layout(
+    model_path: str | Path,
+    input_shape: Sequence[int],
+    output_shape: Sequence[Dim],
+    metadata: Mapping[str, str],
+) -> ModelLayout:
     """``classify_layout``, raising ModelError (naming the file, the layout and what is supported) unless decoded."""
     try:
         layout = classify_layout(input_shape, output_shape, metadata)
@@ -192,7 +208,7 @@ def format_shape(shape: Sequence[Dim]) -> str:
     return "[" + ", ".join(str(d) if d is not None else "?" for d in shape) + "]"
 
 
-def _known(dim: Dim) -> Optional[int]:
+def _known(dim: Dim) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 

@@ -100,7 +100,9 @@ class MapEvaluator:
         pred_classes = np.asarray(pred_classes, dtype=np.int64).reshape(-1)
         gt_classes = np.asarray(gt_classes, dtype=np.int64).reshape(-1)
         self._tp.append(
-            match_predictions(pred_boxes, pred_scores, pred_classes, gt_boxes, gt_classes, self.iou_thresholds)
+            match_predictions(
+                pred_boxes, pred_scores, pred_classes, gt_boxes, gt_classes, self.iou_thresholds
+            )
         )
         self._scores.append(pred_scores)
         self._pred_classes.append(pred_classes)
@@ -112,8 +114,12 @@ class MapEvaluator:
         n_thr = len(self.iou_thresholds)
         tp = np.concatenate(self._tp) if self._tp else np.zeros((0, n_thr), dtype=bool)
         scores = np.concatenate(self._scores) if self._scores else np.zeros(0)
-        pred_classes = np.concatenate(self._pred_classes) if self._pred_classes else np.zeros(0, np.int64)
-        gt_classes = np.concatenate(self._gt_classes) if self._gt_classes else np.zeros(0, np.int64)
+        pred_classes = (
+            np.concatenate(self._pred_classes) if self._pred_classes else np.zeros(0, np.int64)
+        )
+        gt_classes = (
+            np.concatenate(self._gt_classes) if self._gt_classes else np.zeros(0, np.int64)
+        )
         order = np.argsort(-scores, kind="stable")
         tp, pred_classes = tp[order], pred_classes[order]
         classes, counts = np.unique(gt_classes, return_counts=True)
@@ -142,14 +148,20 @@ class MapEvaluator:
 def read_yolo_labels(path: str | Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """Read a YOLO label file (``class cx cy w h`` normalised) into xyxy pixel boxes and class ids."""
     path = Path(path)
-    rows = np.loadtxt(path, ndmin=2) if path.is_file() and path.stat().st_size > 0 else np.zeros((0, 5))
+    rows = (
+        np.loadtxt(path, ndmin=2)
+        if path.is_file() and path.stat().st_size > 0
+        else np.zeros((0, 5))
+    )
     if rows.shape[1] < 5:
         raise ValueError(f"{path}: expected 5 columns (class cx cy w h), got {rows.shape[1]}")
     boxes = xywh_to_xyxy(rows[:, 1:5] * [width, height, width, height])
     return boxes, rows[:, 0].astype(np.int64)
 
 
-def yolo_dataset_items(root: str | Path, splits: tuple[str, ...] = ("train", "val")) -> list[tuple[Path, Path]]:
+def yolo_dataset_items(
+    root: str | Path, splits: tuple[str, ...] = ("train", "val")
+) -> list[tuple[Path, Path]]:
     """(image, label) paths of a YOLO dataset laid out as ``images/<split>/*`` and ``labels/<split>/*.txt``."""
     root = Path(root)
     items = []

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from yolo_trt_ros.tracking.bytetrack import ByteTracker, TrackerConfig
 from yolo_trt_ros.evaluation.mot_format import MotRow, rows_from_boxes, write_rows
 from yolo_trt_ros.sources import read_seqinfo as _read_seqinfo_section
+from yolo_trt_ros.tracking.bytetrack import ByteTracker, TrackerConfig
 
 Frames = Sequence[tuple[np.ndarray, np.ndarray]]  # per frame: boxes xyxy (N, 4), scores (N,)
 
@@ -48,11 +48,16 @@ def read_seqinfo(seq_dir: str | Path) -> SequenceInfo:
     section = _read_seqinfo_section(seq_dir)
     try:
         return SequenceInfo(
-            section["name"], float(section["framerate"]), int(section["seqlength"]), int(section["imwidth"]),
+            section["name"],
+            float(section["framerate"]),
+            int(section["seqlength"]),
+            int(section["imwidth"]),
             int(section["imheight"]),
         )
     except (KeyError, ValueError) as exc:
-        raise ValueError(f"{Path(seq_dir) / 'seqinfo.ini'}: missing or invalid entry {exc}") from exc
+        raise ValueError(
+            f"{Path(seq_dir) / 'seqinfo.ini'}: missing or invalid entry {exc}"
+        ) from exc
 
 
 def load_detections(path: str | Path, num_frames: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -64,13 +69,17 @@ def load_detections(path: str | Path, num_frames: int) -> list[tuple[np.ndarray,
     """
     rows = np.loadtxt(path, delimiter=",", ndmin=2)
     if rows.shape[1] < 7:
-        raise ValueError(f"{path}: MOTChallenge detections need at least 7 columns, got {rows.shape[1]}")
+        raise ValueError(
+            f"{path}: MOTChallenge detections need at least 7 columns, got {rows.shape[1]}"
+        )
     scores = rows[:, 6]
     if len(scores):
         lo, hi = scores.min(), scores.max()
         scores = (scores - lo) / (hi - lo) if hi > lo else np.ones_like(scores)
     frames = rows[:, 0].astype(np.int64)
-    boxes = np.column_stack((rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]))
+    boxes = np.column_stack(
+        (rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5])
+    )
     result = []
     for frame in range(1, num_frames + 1):
         mask = frames == frame
@@ -79,7 +88,9 @@ def load_detections(path: str | Path, num_frames: int) -> list[tuple[np.ndarray,
 
 
 def track_sequence(
-    frames: Frames, config: TrackerConfig | None = None, fps: float | None = None,
+    frames: Frames,
+    config: TrackerConfig | None = None,
+    fps: float | None = None,
     image_size: tuple[int, int] | None = None,
 ) -> list[MotRow]:
     """Run ``ByteTracker`` over per-frame detections; MOT rows of the reported tracks (Kalman boxes).
@@ -92,7 +103,9 @@ def track_sequence(
     rows: list[MotRow] = []
     for index, (boxes, scores) in enumerate(frames):
         tracks = tracker.update(boxes, scores, stamp=None if fps is None else index / fps)
-        rows += rows_from_boxes(index + 1, tracks.boxes, tracks.scores, tracks.track_ids.tolist(), image_size)
+        rows += rows_from_boxes(
+            index + 1, tracks.boxes, tracks.scores, tracks.track_ids.tolist(), image_size
+        )
     return rows
 
 
@@ -126,12 +139,16 @@ TABLE_HEADER = (
 )
 
 
-def evaluate(gt_file: str | Path, results: Mapping[str, Iterable[MotRow]], num_frames: int) -> dict[str, MotScores]:
+def evaluate(
+    gt_file: str | Path, results: Mapping[str, Iterable[MotRow]], num_frames: int
+) -> dict[str, MotScores]:
     """Score each tracker's rows against ``gt_file`` over frames 1..``num_frames`` (rules: module docstring)."""
     trackeval = _import_trackeval()
     gt = np.loadtxt(gt_file, delimiter=",", ndmin=2)
     if gt.shape[1] < 9:
-        raise ValueError(f"{gt_file}: MOTChallenge ground truth needs 9 columns, got {gt.shape[1]}")
+        raise ValueError(
+            f"{gt_file}: MOTChallenge ground truth needs 9 columns, got {gt.shape[1]}"
+        )
     seq = "seq"
     with tempfile.TemporaryDirectory(prefix="yolo_trt_ros_mot_") as tmp:
         gt_dir = Path(tmp, "gt", seq, "gt")
@@ -142,40 +159,71 @@ def evaluate(gt_file: str | Path, results: Mapping[str, Iterable[MotRow]], num_f
             data.mkdir(parents=True)
             with open(data / f"{seq}.txt", "w") as f:
                 write_rows(f, (r for r in rows if r.frame <= num_frames))
-        dataset = trackeval.datasets.MotChallenge2DBox({
-            "GT_FOLDER": str(Path(tmp, "gt")), "TRACKERS_FOLDER": str(Path(tmp, "trackers")),
-            "TRACKERS_TO_EVAL": list(results), "SEQ_INFO": {seq: num_frames}, "SKIP_SPLIT_FOL": True,
-            "BENCHMARK": "MOT16", "PRINT_CONFIG": False,
-        })
-        evaluator = trackeval.Evaluator({
-            "USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,
-            "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False, "OUTPUT_EMPTY_CLASSES": False,
-        })
+        dataset = trackeval.datasets.MotChallenge2DBox(
+            {
+                "GT_FOLDER": str(Path(tmp, "gt")),
+                "TRACKERS_FOLDER": str(Path(tmp, "trackers")),
+                "TRACKERS_TO_EVAL": list(results),
+                "SEQ_INFO": {seq: num_frames},
+                "SKIP_SPLIT_FOL": True,
+                "BENCHMARK": "MOT16",
+                "PRINT_CONFIG": False,
+            }
+        )
+        evaluator = trackeval.Evaluator(
+            {
+                "USE_PARALLEL": False,
+                "PRINT_RESULTS": False,
+                "PRINT_CONFIG": False,
+                "TIME_PROGRESS": False,
+                "OUTPUT_SUMMARY": False,
+                "OUTPUT_DETAILED": False,
+                "PLOT_CURVES": False,
+                "OUTPUT_EMPTY_CLASSES": False,
+            }
+        )
         quiet = {"PRINT_CONFIG": False}
-        metrics = [trackeval.metrics.HOTA(quiet), trackeval.metrics.CLEAR(quiet), trackeval.metrics.Identity(quiet)]
+        metrics = [
+            trackeval.metrics.HOTA(quiet),
+            trackeval.metrics.CLEAR(quiet),
+            trackeval.metrics.Identity(quiet),
+        ]
         with contextlib.redirect_stdout(io.StringIO()):
             output, messages = evaluator.evaluate([dataset], metrics)
     scores = {}
     for name in results:
         if messages["MotChallenge2DBox"][name] != "Success":
-            raise RuntimeError(f"TrackEval failed on {name}: {messages['MotChallenge2DBox'][name]}")
+            raise RuntimeError(
+                f"TrackEval failed on {name}: {messages['MotChallenge2DBox'][name]}"
+            )
         res = output["MotChallenge2DBox"][name][seq]["pedestrian"]
         hota, clear, ident = res["HOTA"], res["CLEAR"], res["Identity"]
         scores[name] = MotScores(
-            hota=float(np.mean(hota["HOTA"])), deta=float(np.mean(hota["DetA"])), assa=float(np.mean(hota["AssA"])),
-            mota=float(clear["MOTA"]), motp=float(clear["MOTP"]), idf1=float(ident["IDF1"]),
-            id_switches=int(clear["IDSW"]), false_positives=int(clear["CLR_FP"]), misses=int(clear["CLR_FN"]),
-            gt_tracks=int(res["Count"]["GT_IDs"]), tracks=int(res["Count"]["IDs"]),
+            hota=float(np.mean(hota["HOTA"])),
+            deta=float(np.mean(hota["DetA"])),
+            assa=float(np.mean(hota["AssA"])),
+            mota=float(clear["MOTA"]),
+            motp=float(clear["MOTP"]),
+            idf1=float(ident["IDF1"]),
+            id_switches=int(clear["IDSW"]),
+            false_positives=int(clear["CLR_FP"]),
+            misses=int(clear["CLR_FN"]),
+            gt_tracks=int(res["Count"]["GT_IDs"]),
+            tracks=int(res["Count"]["IDs"]),
         )
     return scores
 
 
 def _import_trackeval() -> Any:
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # it prints a note about an optional dataset's dependency
+        with contextlib.redirect_stdout(
+            io.StringIO()
+        ):  # it prints a note about an optional dataset's dependency
             import trackeval
     except ImportError as exc:
-        raise RuntimeError("MOT evaluation needs TrackEval: pip install --no-deps trackeval==1.3.0 scipy") from exc
+        raise RuntimeError(
+            "MOT evaluation needs TrackEval: pip install --no-deps trackeval==1.3.0 scipy"
+        ) from exc
     return trackeval
 
 

@@ -46,7 +46,10 @@ def clip_boxes(boxes_xyxy: np.ndarray, image_size: tuple[int, int]) -> np.ndarra
 
 
 def rows_from_boxes(
-    frame: int, boxes_xyxy: np.ndarray, scores: np.ndarray, track_ids: Iterable[int] | None = None,
+    frame: int,
+    boxes_xyxy: np.ndarray,
+    scores: np.ndarray,
+    track_ids: Iterable[int] | None = None,
     image_size: tuple[int, int] | None = None,
 ) -> list[MotRow]:
     """Rows for one frame from xyxy boxes and scores; ids default to -1 (no tracker).

@@ -7,14 +7,15 @@ importable from here too.
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from yolo_trt_ros.detection.letterbox import LetterboxTransform
 from yolo_trt_ros.detection.model_layout import Dim, ModelError, format_shape
 from yolo_trt_ros.detection.model_layout import check_output_shape as check_output_shape
-from yolo_trt_ros.detection.letterbox import LetterboxTransform
 
 DEFAULT_IMGSZ = 640
 """Input side used for a dynamic H/W when the model metadata has no ``imgsz``."""
@@ -46,8 +47,9 @@ class FrameBackend(Protocol):
     @property
     def gpu_preprocessing(self) -> bool: ...
 
-    def infer_image(self, image: np.ndarray, encoding: str,
-                    conf_threshold: float) -> tuple[np.ndarray, LetterboxTransform]:
+    def infer_image(
+        self, image: np.ndarray, encoding: str, conf_threshold: float
+    ) -> tuple[np.ndarray, LetterboxTransform]:
         """(1, 4+nc, K) float32 output (K may keep only anchors above ``conf_threshold``) and the letterbox."""
         ...
 
@@ -72,9 +74,13 @@ def resolve_input_shape(
         )
     batch, channels, h, w = shape
     if isinstance(batch, int) and batch != 1:
-        raise ModelError(f"model {model_path}: input '{name}' has batch size {batch}; only batch 1 is supported")
+        raise ModelError(
+            f"model {model_path}: input '{name}' has batch size {batch}; only batch 1 is supported"
+        )
     if isinstance(channels, int) and channels != 3:
-        raise ModelError(f"model {model_path}: input '{name}' has {channels} channels; YOLOv8 needs 3 (RGB)")
+        raise ModelError(
+            f"model {model_path}: input '{name}' has {channels} channels; YOLOv8 needs 3 (RGB)"
+        )
     default_h, default_w = _imgsz(model_path, metadata)
     return 1, 3, h if isinstance(h, int) else default_h, w if isinstance(w, int) else default_w
 
@@ -89,7 +95,9 @@ def _imgsz(model_path: Path, metadata: dict[str, str]) -> tuple[int, int]:
             value = [value, value]
         h, w = (int(v) for v in value)
     except (ValueError, SyntaxError, TypeError) as exc:
-        raise ModelError(f"model {model_path}: metadata imgsz {raw!r} is not [h, w] or an int") from exc
+        raise ModelError(
+            f"model {model_path}: metadata imgsz {raw!r} is not [h, w] or an int"
+        ) from exc
     if h <= 0 or w <= 0:
         raise ModelError(f"model {model_path}: metadata imgsz {raw!r} is not positive")
     return h, w

@@ -9,28 +9,49 @@ Ultralytics' signature (input ``images`` [1, 3, H, W], output ``output0`` [1, 4+
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
-from yolo_trt_ros.inference.base import ModelError, check_output_shape
 from yolo_trt_ros.detection.class_names import names_from_metadata
+from yolo_trt_ros.inference.base import ModelError, check_output_shape
 from yolo_trt_ros.inference.onnx_info import read_onnx_info
 
 
-def export_onnx(weights: str | Path, imgsz: int | Sequence[int] = 640, opset: Optional[int] = None,
-                simplify: bool = True, output: Optional[Path] = None) -> Path:
+def export_onnx(
+    weights: str | Path,
+    imgsz: int | Sequence[int] = 640,
+    opset: int | None = None,
+    simplify: bool = True,
+    output: Path | None = None,
+) -> Path:
     """Export a YOLOv8 detection model to ONNX; returns the file. ModelError when Ultralytics is missing, the
     model is not a detector, or the result is not a [1, 4+nc, N] detection output."""
     try:
         from ultralytics import YOLO
     except ImportError as exc:
-        raise ModelError(f"export needs Ultralytics ({exc}): pip install 'yolo_trt_ros[export]'") from exc
+        raise ModelError(
+            f"export needs Ultralytics ({exc}): pip install 'yolo_trt_ros[export]'"
+        ) from exc
     model = YOLO(str(weights))
     if model.task != "detect":
-        raise ModelError(f"model {weights}: task is {model.task!r}; yolo_trt_ros runs detection models only")
+        raise ModelError(
+            f"model {weights}: task is {model.task!r}; yolo_trt_ros runs detection models only"
+        )
     size: Any = list(imgsz) if not isinstance(imgsz, int) else imgsz
-    path = Path(model.export(format="onnx", imgsz=size, opset=opset, simplify=simplify, dynamic=False,
-                             half=False, nms=False, batch=1, device="cpu"))
+    path = Path(
+        model.export(
+            format="onnx",
+            imgsz=size,
+            opset=opset,
+            simplify=simplify,
+            dynamic=False,
+            half=False,
+            nms=False,
+            batch=1,
+            device="cpu",
+        )
+    )
     if output is not None and path.resolve() != Path(output).resolve():
         path = Path(shutil.move(str(path), str(output)))
     check_exported(path)
@@ -41,10 +62,14 @@ def check_exported(path: Path) -> str:
     """One line describing an exported ONNX; ModelError unless it is a single-input YOLOv8 detection model."""
     info = read_onnx_info(path)
     if len(info.inputs) != 1 or len(info.outputs) != 1:
-        raise ModelError(f"model {path}: expected one input and one output, got {len(info.inputs)} and "
-                         f"{len(info.outputs)}")
+        raise ModelError(
+            f"model {path}: expected one input and one output, got {len(info.inputs)} and "
+            f"{len(info.outputs)}"
+        )
     inp, out = info.inputs[0], info.outputs[0]
     check_output_shape(path, out.name, out.shape)
     names = names_from_metadata(info.metadata) or []
-    return (f"{path}: input {inp.name} {list(inp.shape)}, output {out.name} {list(out.shape)}, "
-            f"{len(names)} class names in the metadata")
+    return (
+        f"{path}: input {inp.name} {list(inp.shape)}, output {out.name} {list(out.shape)}, "
+        f"{len(names)} class names in the metadata"
+    )

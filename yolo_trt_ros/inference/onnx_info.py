@@ -7,9 +7,10 @@ protobuf wire format and skips everything else (weights included) by length, so 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Union
 
 Dim = Union[int, str, None]
 """A dimension: its size, its symbolic name, or None when unnamed and unknown."""

@@ -9,7 +9,10 @@ import onnxruntime as ort
 
 from yolo_trt_ros.inference.base import ModelError, check_output_shape, resolve_input_shape
 
-_DTYPES: dict[str, np.dtype] = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
+_DTYPES: dict[str, np.dtype] = {
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(float16)": np.dtype(np.float16),
+}
 _PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
@@ -23,14 +26,18 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, model_path: str | Path, intra_op_threads: int = 0, allow_spinning: bool = True):
+    def __init__(
+        self, model_path: str | Path, intra_op_threads: int = 0, allow_spinning: bool = True
+    ):
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise ModelError(f"model {self.model_path}: file not found")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = intra_op_threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
+        )
         available = ort.get_available_providers()
         self.providers = [p for p in _PREFERRED_PROVIDERS if p in available]
         try:
@@ -39,7 +46,9 @@ class OnnxRuntimeBackend:
             )
         except Exception as exc:  # ORT raises its own exception types (InvalidProtobuf, Fail, ...)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"model {self.model_path}: ONNX Runtime cannot load it: {reason}") from exc
+            raise ModelError(
+                f"model {self.model_path}: ONNX Runtime cannot load it: {reason}"
+            ) from exc
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1:
@@ -57,9 +66,13 @@ class OnnxRuntimeBackend:
         self._input_name, self._output_name = inp.name, out.name
         dtype = _DTYPES.get(inp.type)
         if dtype is None:
-            raise ModelError(f"model {self.model_path}: input '{inp.name}' is {inp.type}; need float or float16")
+            raise ModelError(
+                f"model {self.model_path}: input '{inp.name}' is {inp.type}; need float or float16"
+            )
         if out.type not in _DTYPES:
-            raise ModelError(f"model {self.model_path}: output '{out.name}' is {out.type}; need float or float16")
+            raise ModelError(
+                f"model {self.model_path}: output '{out.name}' is {out.type}; need float or float16"
+            )
         self.input_dtype: np.dtype = dtype
         self.input_shape = resolve_input_shape(self.model_path, inp.name, inp.shape, self.metadata)
         check_output_shape(self.model_path, out.name, out.shape)

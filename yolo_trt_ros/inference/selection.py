@@ -53,8 +53,9 @@ def select_backend(kind: str) -> tuple[str, str]:
     return "onnxruntime", f"backend auto -> onnxruntime: {reason}"
 
 
-def create_backend(kind: str, model_path: str | Path,
-                   options: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[Backend, str]:
+def create_backend(
+    kind: str, model_path: str | Path, options: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[Backend, str]:
     """Load ``model_path`` with backend ``kind`` (one of ``CHOICES``); returns the backend and why it was chosen.
 
     ``options`` maps a backend name to its keyword arguments, e.g. ``{"onnxruntime": {"intra_op_threads": 1},
@@ -62,10 +63,14 @@ def create_backend(kind: str, model_path: str | Path,
     the file and the problem, also when "tensorrt" is requested but cannot run here.
     """
     if kind not in CHOICES:
-        raise ModelError(f"model {model_path}: unknown backend {kind!r}; choose one of {', '.join(CHOICES)}")
+        raise ModelError(
+            f"model {model_path}: unknown backend {kind!r}; choose one of {', '.join(CHOICES)}"
+        )
     path = Path(model_path)
     if path.is_dir():
-        raise ModelError(f"model {path}: is a directory, not a model file (give the .onnx or .engine file in it)")
+        raise ModelError(
+            f"model {path}: is a directory, not a model file (give the .onnx or .engine file in it)"
+        )
     if not path.exists():
         raise ModelError(f"model {path}: file not found")
     try:

@@ -24,8 +24,13 @@ class DetectionArrayBuilder:
     def __init__(self) -> None:
         self._pool: list[Detection2D] = []
 
-    def __call__(self, header: Header, detections: Detections, names: Sequence[str],
-                 track_ids: np.ndarray | None = None) -> Detection2DArray:
+    def __call__(
+        self,
+        header: Header,
+        detections: Detections,
+        names: Sequence[str],
+        track_ids: np.ndarray | None = None,
+    ) -> Detection2DArray:
         out = Detection2DArray(header=header)
         n = len(detections)
         if not n:
@@ -36,9 +41,14 @@ class DetectionArrayBuilder:
         centers = ((boxes[:, :2] + boxes[:, 2:]) * 0.5).tolist()
         sizes = (boxes[:, 2:] - boxes[:, :2]).tolist()
         labels = [names[i] for i in detections.class_ids.tolist()]
-        ids = [""] * n if track_ids is None else ["" if i == UNTRACKED else str(i) for i in track_ids.tolist()]
+        ids = (
+            [""] * n
+            if track_ids is None
+            else ["" if i == UNTRACKED else str(i) for i in track_ids.tolist()]
+        )
         for det, (cx, cy), (w, h), score, label, track_id in zip(
-                self._pool, centers, sizes, detections.scores.tolist(), labels, ids):
+            self._pool, centers, sizes, detections.scores.tolist(), labels, ids
+        ):
             det.header = header
             det.id = track_id
             det.bbox.center.position.x = cx

@@ -46,7 +46,9 @@ class ModelInfo:
         backend = detector.backend
         values = backend.diagnostics() if isinstance(backend, DiagnosticsSource) else {}
         _, _, height, width = backend.input_shape
-        return cls(backend.name, detector.backend_reason, width, height, len(detector.names), values)
+        return cls(
+            backend.name, detector.backend_reason, width, height, len(detector.names), values
+        )
 
 
 @dataclass(frozen=True)
@@ -117,35 +119,55 @@ def status(node: NodeState, problem_ages_s: Mapping[str, float]) -> tuple[Level,
 def report(node: NodeState, stats: StatsSnapshot) -> Report:
     """The node's status and key/values for one /diagnostics message."""
     level, message = status(node, stats.problem_ages_s)
-    values = [("state", node.state), ("input_topic", node.input_topic), ("model_path", node.model_path)]
+    values = [
+        ("state", node.state),
+        ("input_topic", node.input_topic),
+        ("model_path", node.model_path),
+    ]
     if node.input_publishers is not None:
         values.append(("input_publishers", str(node.input_publishers)))
     model = node.model
     if model is not None:
-        values += [("backend", model.backend), ("backend_reason", model.backend_reason),
-                   ("model_input_size", f"{model.input_width}x{model.input_height}"),
-                   ("class_count", str(model.class_count))]
+        values += [
+            ("backend", model.backend),
+            ("backend_reason", model.backend_reason),
+            ("model_input_size", f"{model.input_width}x{model.input_height}"),
+            ("class_count", str(model.class_count)),
+        ]
         values += sorted(model.backend_values.items())
     values.append(("tracking", "on" if node.tracking else "off"))
     if node.tracks is not None:
-        values += [("tracks_active", str(node.tracks.active)), ("tracks_lost", str(node.tracks.lost)),
-                   ("track_id_max", str(node.tracks.id_max))]
+        values += [
+            ("tracks_active", str(node.tracks.active)),
+            ("tracks_lost", str(node.tracks.lost)),
+            ("track_id_max", str(node.tracks.id_max)),
+        ]
     if model is None:
         values.append(("backend", node.backend))
     values += [
-        ("input_rate_hz", f"{stats.input_hz:.2f}"), ("processing_rate_hz", f"{stats.processed_hz:.2f}"),
-        ("latency_p50_ms", _ms(stats.latency_p50_ms)), ("latency_p99_ms", _ms(stats.latency_p99_ms)),
+        ("input_rate_hz", f"{stats.input_hz:.2f}"),
+        ("processing_rate_hz", f"{stats.processed_hz:.2f}"),
+        ("latency_p50_ms", _ms(stats.latency_p50_ms)),
+        ("latency_p99_ms", _ms(stats.latency_p99_ms)),
         ("latency_excluded", str(stats.latency_excluded)),
-        ("received", str(stats.received)), ("processed", str(stats.processed)),
+        ("received", str(stats.received)),
+        ("processed", str(stats.processed)),
         ("dropped", str(stats.dropped) if stats.drops_known else "unknown"),
-        ("rejected", str(stats.rejected)), ("failed", str(sum(stats.failed_by_stage.values()))),
+        ("rejected", str(stats.rejected)),
+        ("failed", str(sum(stats.failed_by_stage.values()))),
         ("stamp_glitches", str(sum(stats.stamp_glitches.values()))),
     ]
-    for prefix, counts in (("rejected", stats.rejected_by_reason), ("failed", stats.failed_by_stage),
-                           ("stamp_glitches", stats.stamp_glitches)):
+    for prefix, counts in (
+        ("rejected", stats.rejected_by_reason),
+        ("failed", stats.failed_by_stage),
+        ("stamp_glitches", stats.stamp_glitches),
+    ):
         values += [(f"{prefix}.{name}", str(n)) for name, n in sorted(counts.items())]
-    values += [(f"stage_p50_ms.{stage}", _ms(stats.stage_p50_ms[stage]))
-               for stage in STAGES if stage in stats.stage_p50_ms]
+    values += [
+        (f"stage_p50_ms.{stage}", _ms(stats.stage_p50_ms[stage]))
+        for stage in STAGES
+        if stage in stats.stage_p50_ms
+    ]
     return Report(level, message, values)
 
 

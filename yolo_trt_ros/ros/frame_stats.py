@@ -105,7 +105,9 @@ class FrameStats:
         with self._lock:
             self._last_sequence.clear()
 
-    def received(self, now: float, publisher: Hashable = None, sequence: int | None = None) -> None:
+    def received(
+        self, now: float, publisher: Hashable = None, sequence: int | None = None
+    ) -> None:
         """A frame reached the callback; ``sequence`` is its publication sequence number from ``publisher``."""
         with self._lock:
             self._received += 1
@@ -121,7 +123,9 @@ class FrameStats:
             self._dropped += gap
             self._input.add(now, 1 + gap)
 
-    def processed(self, now: float, latency_ms: float | None, stage_ms: Mapping[str, float]) -> None:
+    def processed(
+        self, now: float, latency_ms: float | None, stage_ms: Mapping[str, float]
+    ) -> None:
         """A frame was published; ``latency_ms``: image stamp -> publish (None: not plausible, counted in
         ``latency_excluded``), ``stage_ms``: per-stage durations."""
         with self._lock:
@@ -155,7 +159,11 @@ class FrameStats:
 
     def snapshot(self, now: float) -> StatsSnapshot:
         with self._lock:
-            latency = np.percentile(np.fromiter(self._latency, float), (50, 99)) if self._latency else None
+            latency = (
+                np.percentile(np.fromiter(self._latency, float), (50, 99))
+                if self._latency
+                else None
+            )
             return StatsSnapshot(
                 input_hz=self._input.rate(now),
                 processed_hz=self._processed_rate.rate(now),
@@ -170,7 +178,11 @@ class FrameStats:
                 failed_by_stage=dict(self._failed),
                 stamp_glitches=dict(self._stamp_glitches),
                 latency_excluded=self._latency_excluded,
-                stage_p50_ms={s: float(np.median(np.fromiter(v, float))) for s, v in self._stages.items() if v},
+                stage_p50_ms={
+                    s: float(np.median(np.fromiter(v, float)))
+                    for s, v in self._stages.items()
+                    if v
+                },
                 last_input_age_s=None if self._last_input is None else now - self._last_input,
                 problem_ages_s={kind: now - t for kind, t in self._last_problem.items()},
             )

@@ -35,17 +35,26 @@ def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
     if height == 0 or width == 0:
         raise ImageRejected("zero_size", f"image has zero size ({width}x{height})")
     if height * width > max_pixels:
-        raise ImageRejected("too_large", f"image claims {width}x{height} pixels, more than the limit of {max_pixels}")
+        raise ImageRejected(
+            "too_large",
+            f"image claims {width}x{height} pixels, more than the limit of {max_pixels}",
+        )
     row_bytes = width * channels
     if step < row_bytes:
-        raise ImageRejected("step_too_small", f"step {step} < width*channels = {width}*{channels} for {encoding}")
+        raise ImageRejected(
+            "step_too_small", f"step {step} < width*channels = {width}*{channels} for {encoding}"
+        )
     try:
         flat = np.frombuffer(msg.data, dtype=np.uint8)
     except (TypeError, ValueError) as exc:
-        raise ImageRejected("bad_data", f"data is not a byte buffer ({type(msg.data).__name__}): {exc}") from exc
+        raise ImageRejected(
+            "bad_data", f"data is not a byte buffer ({type(msg.data).__name__}): {exc}"
+        ) from exc
     if step * height > flat.size:
         raise ImageRejected(
-            "data_too_short", f"step*height = {step}*{height} = {step * height} bytes but data has {flat.size}")
+            "data_too_short",
+            f"step*height = {step}*{height} = {step * height} bytes but data has {flat.size}",
+        )
     rows = flat[: step * height].reshape(height, step)
     if step != row_bytes:
         rows = rows[:, :row_bytes]
@@ -58,7 +67,11 @@ def array_to_image(arr: np.ndarray, encoding: str, msg: MsgT) -> MsgT:
         raise ValueError(f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})")
     channels = ENCODINGS[encoding].channels
     expected_ndim = 2 if channels == 1 else 3
-    if arr.dtype != np.uint8 or arr.ndim != expected_ndim or (channels > 1 and arr.shape[2] != channels):
+    if (
+        arr.dtype != np.uint8
+        or arr.ndim != expected_ndim
+        or (channels > 1 and arr.shape[2] != channels)
+    ):
         raise ValueError(f"array {arr.dtype} {arr.shape} does not match encoding {encoding}")
     height, width = arr.shape[:2]
     data = array.array("B")

@@ -55,13 +55,18 @@ class InputMonitor:
         policy = QoSPolicyKind(event.last_policy_kind)
         self.qos_problem = self._reliability_mismatch() or (
             f"publisher on {printable(self.topic)} offers a QoS incompatible with this subscription "
-            f"(policy {policy.name}): no frames will arrive from it")
-        self._node.get_logger().warning(f"{self.qos_problem} ({event.total_count} incompatible publisher(s) so far)")
+            f"(policy {policy.name}): no frames will arrive from it"
+        )
+        self._node.get_logger().warning(
+            f"{self.qos_problem} ({event.total_count} incompatible publisher(s) so far)"
+        )
 
     def check(self, last_input_age_s: float | None, timeout_s: float) -> None:
         """Warn once per silent episode when no frame arrived for ``timeout_s``, naming the likely cause."""
-        silent_for = min(time.monotonic() - self._since,
-                         float("inf") if last_input_age_s is None else last_input_age_s)
+        silent_for = min(
+            time.monotonic() - self._since,
+            float("inf") if last_input_age_s is None else last_input_age_s,
+        )
         if silent_for < timeout_s or self.silent or self._subscription is None:
             return
         self.silent = True
@@ -69,15 +74,22 @@ class InputMonitor:
         topic = printable(self.topic)
         logger = self._node.get_logger()
         if not publishers:
-            logger.warning(f"no publisher on {topic} for {silent_for:.0f} s: check the camera driver and the topic "
-                           "name (input_topic or a remap)")
+            logger.warning(
+                f"no publisher on {topic} for {silent_for:.0f} s: check the camera driver and the topic "
+                "name (input_topic or a remap)"
+            )
             return
         self.qos_problem = self._reliability_mismatch() or self.qos_problem
-        logger.warning(f"{publishers} publisher(s) on {topic} but no frame for {silent_for:.0f} s"
-                       f"{': ' + self.qos_problem if self.qos_problem else ''}")
+        logger.warning(
+            f"{publishers} publisher(s) on {topic} but no frame for {silent_for:.0f} s"
+            f"{': ' + self.qos_problem if self.qos_problem else ''}"
+        )
 
     def _reliability_mismatch(self) -> str:
         if self._subscription is None:
             return ""
-        return reliability_mismatch(self._subscription.qos_profile.reliability, printable(self.topic),
-                                    self._node.get_publishers_info_by_topic(self.topic))
+        return reliability_mismatch(
+            self._subscription.qos_profile.reliability,
+            printable(self.topic),
+            self._node.get_publishers_info_by_topic(self.topic),
+        )

@@ -23,13 +23,19 @@ class LifecycleError(RuntimeError):
 class LifecycleClient(Node):
     """Drives the lifecycle of node ``target`` (a name such as ``yolo_tracker`` or ``/ns/yolo_tracker``)."""
 
-    def __init__(self, target: str, node_name: str | None = None, timeout_s: float = 10.0, **kwargs: Any) -> None:
-        super().__init__(node_name or f"lifecycle_client_{target.strip('/').replace('/', '_')}", **kwargs)
+    def __init__(
+        self, target: str, node_name: str | None = None, timeout_s: float = 10.0, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            node_name or f"lifecycle_client_{target.strip('/').replace('/', '_')}", **kwargs
+        )
         self.target = target
         self.timeout_s = timeout_s
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self)
-        self._change_state: Client[Any, Any] = self.create_client(ChangeState, f"{target}/change_state")
+        self._change_state: Client[Any, Any] = self.create_client(
+            ChangeState, f"{target}/change_state"
+        )
         self._get_state: Client[Any, Any] = self.create_client(GetState, f"{target}/get_state")
 
     def change_state(self, transition: str | int, timeout_s: float | None = None) -> bool:
@@ -50,7 +56,9 @@ class LifecycleClient(Node):
     def wait_for_services(self, timeout_s: float | None = None) -> bool:
         """True once both services are available (the target node is up)."""
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        return self._change_state.wait_for_service(timeout) and self._get_state.wait_for_service(timeout)
+        return self._change_state.wait_for_service(timeout) and self._get_state.wait_for_service(
+            timeout
+        )
 
     def _call(self, client: Client, request: Any, timeout_s: float | None) -> Any:
         timeout = self.timeout_s if timeout_s is None else timeout_s
@@ -60,7 +68,9 @@ class LifecycleClient(Node):
         self._executor.spin_until_future_complete(future, timeout)
         if not future.done():
             client.remove_pending_request(future)
-            raise LifecycleError(f"service {client.srv_name} did not answer within {timeout:.1f} s")
+            raise LifecycleError(
+                f"service {client.srv_name} did not answer within {timeout:.1f} s"
+            )
         return future.result()
 
     def destroy_node(self) -> None:
@@ -72,8 +82,10 @@ class LifecycleClient(Node):
 def main() -> None:
     """``python -m yolo_trt_ros.ros.lifecycle_client <node> <transition|get>``: one call, exit status 0 on success."""
     if len(sys.argv) != 3:
-        sys.exit("usage: python -m yolo_trt_ros.ros.lifecycle_client NODE {configure,activate,deactivate,cleanup,"
-                 "shutdown,get}")
+        sys.exit(
+            "usage: python -m yolo_trt_ros.ros.lifecycle_client NODE {configure,activate,deactivate,cleanup,"
+            "shutdown,get}"
+        )
     rclpy.init()
     client = LifecycleClient(sys.argv[1])
     try:

@@ -24,18 +24,27 @@ def printable(value: object, limit: int = MAX_LOGGED_CHARS) -> str:
 
 def _escape(char: str) -> str:
     code = ord(char)
-    return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000
-                                  else f"\\U{code:08x}")
+    return _ESCAPES.get(char) or (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )
 
 
 class ProblemLog:
     """Logs a recurring problem at most once per ``period_s`` per key, with how often it occurred so far."""
 
-    def __init__(self, error: Callable[[str], object], warning: Callable[[str], object], period_s: float) -> None:
+    def __init__(
+        self, error: Callable[[str], object], warning: Callable[[str], object], period_s: float
+    ) -> None:
         self._error, self._warning, self.period_s = error, warning, period_s
         self._logged_at: dict[str, float] = {}
 
-    def __call__(self, key: str, count: int, text: str, error: bool = True, details: str = "") -> None:
+    def __call__(
+        self, key: str, count: int, text: str, error: bool = True, details: str = ""
+    ) -> None:
         """Log ``text`` (and ``details`` on the lines after it) unless ``key`` was logged within the period."""
         now = time.monotonic()
         last = self._logged_at.get(key)

@@ -30,7 +30,9 @@ class Outputs:
         self._annotated: LifecyclePublisher[Image] | None = None
 
     def create(self) -> None:
-        self._detections = self._node.create_lifecycle_publisher(Detection2DArray, "detections", 10)
+        self._detections = self._node.create_lifecycle_publisher(
+            Detection2DArray, "detections", 10
+        )
         # Reliable depth 1: matches reliable and best-effort viewers (rviz), never queues stale images.
         self._annotated = self._node.create_lifecycle_publisher(Image, "annotated_image", 1)
 
@@ -61,7 +63,9 @@ class Outputs:
             return False
 
     def publish_annotated(self, header: Header, result: FrameResult, names: list[str]) -> None:
-        canvas = self.annotate(result.image, result.encoding, result.detections, names, result.track_ids)
+        canvas = self.annotate(
+            result.image, result.encoding, result.detections, names, result.track_ids
+        )
         self._publish(self._annotated, array_to_image(canvas, "bgr8", Image(header=header)))
 
     def _publish(self, publisher: LifecyclePublisher[Any] | None, msg: Any) -> None:
@@ -70,5 +74,7 @@ class Outputs:
         try:
             publisher.publish(msg)
         except RCLError as exc:
-            self._node.get_logger().warning(f"publishing on {publisher.topic_name} failed: {exc}",
-                                            throttle_duration_sec=self._log_period_s)
+            self._node.get_logger().warning(
+                f"publishing on {publisher.topic_name} failed: {exc}",
+                throttle_duration_sec=self._log_period_s,
+            )

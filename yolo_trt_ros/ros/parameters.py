@@ -27,10 +27,19 @@ from yolo_trt_ros.tracking.bytetrack import TrackerConfig
 
 RELIABILITIES = ("best_effort", "reliable")
 TRT_PRECISIONS = ("fp16", "fp32", "int8")
-_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
-_TYPE_NAMES = {bool: "a boolean (true/false)", int: "an integer", float: "a double (e.g. 0.5)",
-               str: "a string", list: "a list of strings"}
+_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+}
+_TYPE_NAMES = {
+    bool: "a boolean (true/false)",
+    int: "an integer",
+    float: "a double (e.g. 0.5)",
+    str: "a string",
+    list: "a list of strings",
+}
 _UNCONFIGURED_ONLY = " Changeable only while unconfigured."
 
 
@@ -54,9 +63,15 @@ class Spec:
         """The ROS descriptor; ``constrained`` False drops type and range (a bad start value is kept, see module)."""
         text = self.description + (_UNCONFIGURED_ONLY if self.structural else "")
         constraints = ", ".join(self.choices)
-        if self.kind is list or not constrained:  # lists: an empty one may arrive typed as any array
-            return ParameterDescriptor(description=text, additional_constraints=constraints, dynamic_typing=True)
-        descriptor = ParameterDescriptor(description=text, type=_TYPES[self.kind], additional_constraints=constraints)
+        if (
+            self.kind is list or not constrained
+        ):  # lists: an empty one may arrive typed as any array
+            return ParameterDescriptor(
+                description=text, additional_constraints=constraints, dynamic_typing=True
+            )
+        descriptor = ParameterDescriptor(
+            description=text, type=_TYPES[self.kind], additional_constraints=constraints
+        )
         if self.value_range is not None and self.kind is float:
             low, high = self.value_range
             descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high)]
@@ -69,8 +84,10 @@ class Spec:
         """Why ``value`` is not allowed ("" when it is), naming the parameter, the value and what is allowed."""
         kind = self.kind
         if kind is list:
-            if value is None or (isinstance(value, (list, tuple, array.array)) and
-                                 all(isinstance(v, str) for v in value)):
+            if value is None or (
+                isinstance(value, (list, tuple, array.array))
+                and all(isinstance(v, str) for v in value)
+            ):
                 return ""
             return f"{self.name} = {value!r} is not a list of strings (class names), e.g. ['person', 'car']"
         fits = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
@@ -102,54 +119,146 @@ def _tracker(name: str, text: str, value_range: tuple[float, float] | None = Non
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("model_path", "", "YOLOv8 detection model: .onnx exported by Ultralytics, or a TensorRT .engine with its "
-         ".json sidecar (yolo-trt-ros build-engine); required.", structural=True),
-    Spec("backend", "auto", "Inference backend; auto: TensorRT when it imports and sees a GPU, else ONNX Runtime.",
-         choices=BACKEND_CHOICES, structural=True),
-    Spec("trt_precision", "fp16", "TensorRT precision of the engine built (once, then cached) from an .onnx "
-         "model_path; an .engine runs as built. int8 needs a calibrated engine (yolo-trt-ros build-engine --int8).",
-         choices=TRT_PRECISIONS, structural=True),
-    Spec("gpu_preprocess", True, "TensorRT: letterbox the raw frame on the GPU and copy back only candidate "
-         "detections.", structural=True),
+    Spec(
+        "model_path",
+        "",
+        "YOLOv8 detection model: .onnx exported by Ultralytics, or a TensorRT .engine with its "
+        ".json sidecar (yolo-trt-ros build-engine); required.",
+        structural=True,
+    ),
+    Spec(
+        "backend",
+        "auto",
+        "Inference backend; auto: TensorRT when it imports and sees a GPU, else ONNX Runtime.",
+        choices=BACKEND_CHOICES,
+        structural=True,
+    ),
+    Spec(
+        "trt_precision",
+        "fp16",
+        "TensorRT precision of the engine built (once, then cached) from an .onnx "
+        "model_path; an .engine runs as built. int8 needs a calibrated engine (yolo-trt-ros build-engine --int8).",
+        choices=TRT_PRECISIONS,
+        structural=True,
+    ),
+    Spec(
+        "gpu_preprocess",
+        True,
+        "TensorRT: letterbox the raw frame on the GPU and copy back only candidate detections.",
+        structural=True,
+    ),
     Spec("cuda_device", 0, "TensorRT: CUDA device index.", (0, 63), structural=True),
-    Spec("ort_threads", 0, "ONNX Runtime: intra-op threads; 0 = one per physical core.", (0, 256), structural=True),
-    Spec("ort_allow_spinning", False, "ONNX Runtime: let idle worker threads busy-wait. Off by default: on a robot "
-         "the cores are shared with the camera driver, DDS and other nodes, and spinning threads slow them and, "
-         "through them, inference.", structural=True),
-    Spec("names_file", "", "Class names file (one per line or YAML names); empty: names from the model metadata.",
-         structural=True),
+    Spec(
+        "ort_threads",
+        0,
+        "ONNX Runtime: intra-op threads; 0 = one per physical core.",
+        (0, 256),
+        structural=True,
+    ),
+    Spec(
+        "ort_allow_spinning",
+        False,
+        "ONNX Runtime: let idle worker threads busy-wait. Off by default: on a robot "
+        "the cores are shared with the camera driver, DDS and other nodes, and spinning threads slow them and, "
+        "through them, inference.",
+        structural=True,
+    ),
+    Spec(
+        "names_file",
+        "",
+        "Class names file (one per line or YAML names); empty: names from the model metadata.",
+        structural=True,
+    ),
     Spec("conf_threshold", 0.25, "Minimum class score of a detection.", (0.0, 1.0)),
     Spec("iou_threshold", 0.7, "IoU above which NMS suppresses the lower-scored box.", (0.0, 1.0)),
     Spec("max_detections", 300, "Maximum detections per image.", (1, 10000)),
     Spec("classes", [], "Class names to publish (allow-list); empty: all classes."),
     Spec("agnostic_nms", False, "Suppress overlapping boxes across classes too."),
-    Spec("input_topic", "image_raw", "Image topic to subscribe to (relative names follow the node namespace).",
-         structural=True),
-    Spec("qos_reliability", "best_effort", "Reliability of the image subscription; best_effort matches every "
-         "camera publisher.", choices=RELIABILITIES, structural=True),
-    Spec("qos_depth", 1, "Image subscription queue depth; 1 drops stale frames instead of queueing them.", (1, 100),
-         structural=True),
-    Spec("publish_annotated", True, "Publish annotated_image (only drawn while it has subscribers)."),
+    Spec(
+        "input_topic",
+        "image_raw",
+        "Image topic to subscribe to (relative names follow the node namespace).",
+        structural=True,
+    ),
+    Spec(
+        "qos_reliability",
+        "best_effort",
+        "Reliability of the image subscription; best_effort matches every camera publisher.",
+        choices=RELIABILITIES,
+        structural=True,
+    ),
+    Spec(
+        "qos_depth",
+        1,
+        "Image subscription queue depth; 1 drops stale frames instead of queueing them.",
+        (1, 100),
+        structural=True,
+    ),
+    Spec(
+        "publish_annotated", True, "Publish annotated_image (only drawn while it has subscribers)."
+    ),
     Spec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", (0.1, 60.0)),
-    Spec("input_timeout", 5.0, "Warn when no image arrives for this many seconds while active.", (0.5, 3600.0)),
-    Spec("stamp_tolerance", 1.0, "Seconds by which a header stamp's progress may differ from the receive clock's "
-         "before the stamp counts as a glitch (the tracker then steps one typical frame interval and the frame's "
-         "latency is not counted).", (0.01, 3600.0)),
-    _tracker("track_high_thresh", "detections scoring at least this enter the first association.", (0.0, 1.0)),
-    _tracker("track_low_thresh", "detections scoring above this (below track_high_thresh) enter the second "
-             "association; the detector runs at min(conf_threshold, this) while tracking.", (0.0, 1.0)),
-    _tracker("new_track_thresh", "an unmatched detection scoring at least this starts a track.", (0.0, 1.0)),
-    _tracker("match_thresh", "first association: a pair needs a cost (1 - IoU, or 1 - IoU * score) below this.",
-             (0.0, 1.0)),
-    _tracker("track_buffer", "frames (at 30 fps; scaled by frame_rate) a lost track is kept for re-identification.",
-             (1, 100000)),
-    _tracker("frame_rate", "nominal camera rate in Hz: header stamps 1/frame_rate apart are one frame.",
-             (0.1, 1000.0)),
+    Spec(
+        "input_timeout",
+        5.0,
+        "Warn when no image arrives for this many seconds while active.",
+        (0.5, 3600.0),
+    ),
+    Spec(
+        "stamp_tolerance",
+        1.0,
+        "Seconds by which a header stamp's progress may differ from the receive clock's "
+        "before the stamp counts as a glitch (the tracker then steps one typical frame interval and the frame's "
+        "latency is not counted).",
+        (0.01, 3600.0),
+    ),
+    _tracker(
+        "track_high_thresh",
+        "detections scoring at least this enter the first association.",
+        (0.0, 1.0),
+    ),
+    _tracker(
+        "track_low_thresh",
+        "detections scoring above this (below track_high_thresh) enter the second "
+        "association; the detector runs at min(conf_threshold, this) while tracking.",
+        (0.0, 1.0),
+    ),
+    _tracker(
+        "new_track_thresh",
+        "an unmatched detection scoring at least this starts a track.",
+        (0.0, 1.0),
+    ),
+    _tracker(
+        "match_thresh",
+        "first association: a pair needs a cost (1 - IoU, or 1 - IoU * score) below this.",
+        (0.0, 1.0),
+    ),
+    _tracker(
+        "track_buffer",
+        "frames (at 30 fps; scaled by frame_rate) a lost track is kept for re-identification.",
+        (1, 100000),
+    ),
+    _tracker(
+        "frame_rate",
+        "nominal camera rate in Hz: header stamps 1/frame_rate apart are one frame.",
+        (0.1, 1000.0),
+    ),
     _tracker("fuse_score", "first association cost 1 - IoU * score instead of 1 - IoU."),
-    _tracker("class_aware", "match detections only to tracks of their class (off: a track survives class flips)."),
-    Spec("tracking", True, "Track detections (ByteTrack): Detection2D.id is the track ID; false: plain detections."),
-    Spec("publish_untracked", False, "While tracking, also publish detections no confirmed track matched (id \"\", "
-         "score >= conf_threshold)."),
+    _tracker(
+        "class_aware",
+        "match detections only to tracks of their class (off: a track survives class flips).",
+    ),
+    Spec(
+        "tracking",
+        True,
+        "Track detections (ByteTrack): Detection2D.id is the track ID; false: plain detections.",
+    ),
+    Spec(
+        "publish_untracked",
+        False,
+        'While tracking, also publish detections no confirmed track matched (id "", '
+        "score >= conf_threshold).",
+    ),
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
 STRUCTURAL = tuple(spec.name for spec in SPECS if spec.structural)
@@ -173,16 +282,29 @@ def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:
     """The frame pipeline's settings from checked, coerced values (``Spec.coerce``) of every parameter; ValueError
     when the tracker parameters do not fit together."""
     return PipelineConfig(
-        detector=DetectorConfig(conf_threshold=values["conf_threshold"], iou_threshold=values["iou_threshold"],
-                                max_detections=values["max_detections"], classes=values["classes"],
-                                agnostic_nms=values["agnostic_nms"]),
+        detector=DetectorConfig(
+            conf_threshold=values["conf_threshold"],
+            iou_threshold=values["iou_threshold"],
+            max_detections=values["max_detections"],
+            classes=values["classes"],
+            agnostic_nms=values["agnostic_nms"],
+        ),
         tracker=TrackerConfig(**{name: values[name] for name in TRACKER_FIELDS}),
-        tracking=values["tracking"], publish_untracked=values["publish_untracked"])
+        tracking=values["tracking"],
+        publish_untracked=values["publish_untracked"],
+    )
 
 
 def backend_options(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Per backend, its keyword arguments (``create_backend``) from the parameter values."""
-    return {"tensorrt": {"precision": values["trt_precision"], "device": values["cuda_device"],
-                         "gpu_preprocess": values["gpu_preprocess"]},
-            "onnxruntime": {"intra_op_threads": values["ort_threads"],
-                            "allow_spinning": values["ort_allow_spinning"]}}
+    return {
+        "tensorrt": {
+            "precision": values["trt_precision"],
+            "device": values["cuda_device"],
+            "gpu_preprocess": values["gpu_preprocess"],
+        },
+        "onnxruntime": {
+            "intra_op_threads": values["ort_threads"],
+            "allow_spinning": values["ort_allow_spinning"],
+        },
+    }

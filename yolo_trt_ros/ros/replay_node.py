@@ -20,8 +20,8 @@ import numpy as np
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy._rclpy_pybind11 import RCLError
-from rclpy.exceptions import ParameterException
 from rclpy.duration import Duration
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.task import Future
@@ -50,7 +50,9 @@ class ImageReplay(Node):
         except ValueError as exc:
             raise ReplayError(str(exc)) from exc
         if not p["source"]:
-            raise ReplayError("parameter 'source' is required: a video file, an image folder or a MOT sequence")
+            raise ReplayError(
+                "parameter 'source' is required: a video file, an image folder or a MOT sequence"
+            )
         try:
             self._source: FrameSource = open_source(p["source"], p["rate"] or None)
         except SourceError as exc:
@@ -84,23 +86,62 @@ class ImageReplay(Node):
             return ParameterDescriptor(description=text, **ranges)
 
         specs: dict[str, tuple[Any, ParameterDescriptor]] = {
-            "source": ("", desc("video file, image folder, or MOTChallenge sequence folder / its img1/", read_only=True)),
-            "rate": (0.0, desc("publish rate in Hz; 0 = the source's frame rate", read_only=True,
-                               floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1000.0)])),
+            "source": (
+                "",
+                desc(
+                    "video file, image folder, or MOTChallenge sequence folder / its img1/",
+                    read_only=True,
+                ),
+            ),
+            "rate": (
+                0.0,
+                desc(
+                    "publish rate in Hz; 0 = the source's frame rate",
+                    read_only=True,
+                    floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1000.0)],
+                ),
+            ),
             "frame_id": ("camera", desc("header.frame_id of the published images")),
             "loop": (False, desc("start over at the end of the source")),
-            "max_frames": (0, desc("stop after publishing this many frames; 0 = no limit", read_only=True,
-                                   integer_range=[IntegerRange(from_value=0, to_value=2**31 - 1)])),
-            "qos_reliability": ("best_effort", desc("best_effort (sensor data) or reliable", read_only=True)),
-            "qos_depth": (1, desc("publisher queue depth", read_only=True,
-                                  integer_range=[IntegerRange(from_value=1, to_value=100)])),
-            "wait_for_subscribers": (0, desc("publish nothing until this many subscribers are matched",
-                                             read_only=True,
-                                             integer_range=[IntegerRange(from_value=0, to_value=100)])),
-            "exit_on_end": (True, desc("exit the process at the end of the source (when not looping)",
-                                       read_only=True)),
+            "max_frames": (
+                0,
+                desc(
+                    "stop after publishing this many frames; 0 = no limit",
+                    read_only=True,
+                    integer_range=[IntegerRange(from_value=0, to_value=2**31 - 1)],
+                ),
+            ),
+            "qos_reliability": (
+                "best_effort",
+                desc("best_effort (sensor data) or reliable", read_only=True),
+            ),
+            "qos_depth": (
+                1,
+                desc(
+                    "publisher queue depth",
+                    read_only=True,
+                    integer_range=[IntegerRange(from_value=1, to_value=100)],
+                ),
+            ),
+            "wait_for_subscribers": (
+                0,
+                desc(
+                    "publish nothing until this many subscribers are matched",
+                    read_only=True,
+                    integer_range=[IntegerRange(from_value=0, to_value=100)],
+                ),
+            ),
+            "exit_on_end": (
+                True,
+                desc(
+                    "exit the process at the end of the source (when not looping)", read_only=True
+                ),
+            ),
         }
-        return {name: self.declare_parameter(name, default, d).value for name, (default, d) in specs.items()}
+        return {
+            name: self.declare_parameter(name, default, d).value
+            for name, (default, d) in specs.items()
+        }
 
     def _prefetch(self) -> Image | None:
         """Decode the next frame into a message ready to publish (None at the end of the source)."""
@@ -140,7 +181,9 @@ class ImageReplay(Node):
         self._timer.cancel()
         # A reliable sample is delivered only once acknowledged: exiting earlier would drop the last frames.
         if not self._publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S)):
-            self.get_logger().warning(f"not every frame was acknowledged within {ACK_TIMEOUT_S:g} s")
+            self.get_logger().warning(
+                f"not every frame was acknowledged within {ACK_TIMEOUT_S:g} s"
+            )
         self.log_totals()
         self.finished.set_result(self.published)
 

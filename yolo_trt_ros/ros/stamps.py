@@ -73,7 +73,9 @@ class StampGuard:
         if nanosec >= 1_000_000_000:
             result = self._glitch("invalid", f"stamp nanosec {nanosec} is not below 1e9", receive)
         elif sec == 0 and nanosec == 0:
-            result = self._glitch("zero", "stamp is zero (the driver does not stamp its frames)", receive)
+            result = self._glitch(
+                "zero", "stamp is zero (the driver does not stamp its frames)", receive
+            )
         else:
             result = self._stamped(sec + nanosec * 1e-9, receive)
         self._last_time, self._last_receive = result.time, receive
@@ -86,17 +88,28 @@ class StampGuard:
             return self._anchor(frame)
         drift = frame.offset - good.offset
         if abs(drift) > self.tolerance_s:
-            glitch, detail = "jump", (f"stamp {stamp:.9f} is {-drift:+.3f} s off the receive clock's progress since "
-                                      f"the last good stamp {good.stamp:.9f} (tolerance {self.tolerance_s:g} s)")
+            glitch, detail = (
+                "jump",
+                (
+                    f"stamp {stamp:.9f} is {-drift:+.3f} s off the receive clock's progress since "
+                    f"the last good stamp {good.stamp:.9f} (tolerance {self.tolerance_s:g} s)"
+                ),
+            )
         elif stamp <= good.stamp:
-            glitch, detail = "backwards", f"stamp {stamp:.9f} is not after the last good stamp {good.stamp:.9f}"
+            glitch, detail = (
+                "backwards",
+                f"stamp {stamp:.9f} is not after the last good stamp {good.stamp:.9f}",
+            )
         else:
             self._intervals.append(stamp - good.stamp)
             self._good, self._candidate, self._candidate_count = frame, None, 0
             return StampCheck(max(stamp + self._shift, self._last_time or -float("inf")), None)
         candidate = self._candidate
-        if candidate is not None and stamp > candidate.stamp and abs(frame.offset - candidate.offset) <= \
-                self.tolerance_s:
+        if (
+            candidate is not None
+            and stamp > candidate.stamp
+            and abs(frame.offset - candidate.offset) <= self.tolerance_s
+        ):
             self._candidate_count += 1
         else:
             self._candidate_count = 1

@@ -49,8 +49,14 @@ from yolo_trt_ros.ros.input_monitor import InputMonitor
 from yolo_trt_ros.ros.log_forwarding import RclpyLogHandler
 from yolo_trt_ros.ros.log_text import ProblemLog, printable
 from yolo_trt_ros.ros.outputs import Outputs
-from yolo_trt_ros.ros.parameters import (BY_NAME, SPECS, STRUCTURAL, backend_options, declare_all,
-                                         pipeline_config)
+from yolo_trt_ros.ros.parameters import (
+    BY_NAME,
+    SPECS,
+    STRUCTURAL,
+    backend_options,
+    declare_all,
+    pipeline_config,
+)
 from yolo_trt_ros.ros.qos import image_qos
 from yolo_trt_ros.ros.stamps import StampGuard, plausible_latency_ms
 
@@ -76,10 +82,14 @@ class TrackerNode(LifecycleNode):
         super().__init__(NODE_NAME, **kwargs)
         start_problems = declare_all(self)
         for problem in start_problems.values():
-            self.get_logger().error(f"invalid parameter at start: {printable(problem)}; configure fails until it is "
-                                    "fixed with ros2 param set")
+            self.get_logger().error(
+                f"invalid parameter at start: {printable(problem)}; configure fails until it is "
+                "fixed with ros2 param set"
+            )
         classes = self.get_parameter("classes")
-        if not classes.value and classes.type_ != Parameter.Type.STRING_ARRAY:  # unset, or [] typed otherwise
+        if (
+            not classes.value and classes.type_ != Parameter.Type.STRING_ARRAY
+        ):  # unset, or [] typed otherwise
             self.set_parameters([Parameter("classes", Parameter.Type.STRING_ARRAY, [])])
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -90,44 +100,64 @@ class TrackerNode(LifecycleNode):
         self._state = "unconfigured"
         self._error = ""  # why the last configure or activate failed
         self._last_failure = ""
-        self._log_problem = ProblemLog(self.get_logger().error, self.get_logger().warning, LOG_PERIOD_S)
+        self._log_problem = ProblemLog(
+            self.get_logger().error, self.get_logger().warning, LOG_PERIOD_S
+        )
         self.outputs = Outputs(self, LOG_PERIOD_S)
         self._subscription: Subscription[Image] | None = None
         self._trt_log = RclpyLogHandler(self.get_logger())
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        period = BY_NAME["diagnostics_period"].default if "diagnostics_period" in start_problems \
+        period = (
+            BY_NAME["diagnostics_period"].default
+            if "diagnostics_period" in start_problems
             else self._values()["diagnostics_period"]
+        )
         self._diagnostics_timer = self.create_timer(period, self._on_diagnostics_timer)
-        self._reset_service = self.create_service(Trigger, "~/reset_tracker", self._on_reset_tracker)
+        self._reset_service = self.create_service(
+            Trigger, "~/reset_tracker", self._on_reset_tracker
+        )
 
     def _values(self, changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Every parameter's value as the node uses it (``Spec.coerce``), with ``changes`` applied; only for values
         already checked (configure and set_parameters check them)."""
         values = {spec.name: self.get_parameter(spec.name).value for spec in SPECS}
         values.update(changes or {})
-        return {name: BY_NAME[name].coerce(value) for name, value in values.items() if name in BY_NAME}
+        return {
+            name: BY_NAME[name].coerce(value) for name, value in values.items() if name in BY_NAME
+        }
 
     # Lifecycle transitions ------------------------------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        problems = [p for p in (spec.check(self.get_parameter(spec.name).value) for spec in SPECS) if p]
+        problems = [
+            p for p in (spec.check(self.get_parameter(spec.name).value) for spec in SPECS) if p
+        ]
         if problems:
-            return self._transition_failed(f"configure failed: invalid parameters: {'; '.join(problems)} (fix with:"
-                                           f" ros2 param set {self.get_fully_qualified_name()} NAME VALUE)")
+            return self._transition_failed(
+                f"configure failed: invalid parameters: {'; '.join(problems)} (fix with:"
+                f" ros2 param set {self.get_fully_qualified_name()} NAME VALUE)"
+            )
         values = self._values()
         model_path = values["model_path"]
         if not model_path:
-            return self._transition_failed("configure failed: parameter model_path is empty: pass the YOLOv8 "
-                                           "model, e.g. --ros-args -p model_path:=/path/to/yolov8n.onnx")
+            return self._transition_failed(
+                "configure failed: parameter model_path is empty: pass the YOLOv8 "
+                "model, e.g. --ros-args -p model_path:=/path/to/yolov8n.onnx"
+            )
         try:
             config = pipeline_config(values)
         except ValueError as exc:
             return self._transition_failed(f"configure failed: tracker parameters: {exc}")
         self._trt_log.attach(TRT_LOGGER)
         try:
-            self.pipeline = FramePipeline.from_model(model_path, config, values["backend"],
-                                                     values["names_file"] or None, backend_options(values),
-                                                     convert=image_frame)
+            self.pipeline = FramePipeline.from_model(
+                model_path,
+                config,
+                values["backend"],
+                values["names_file"] or None,
+                backend_options(values),
+                convert=image_frame,
+            )
         except Exception as exc:  # noqa: BLE001 - any failure must fail the transition with its reason
             self._trt_log.detach()
             reason = str(exc) if model_path in str(exc) else f"model {model_path}: {exc}"
@@ -139,11 +169,15 @@ class TrackerNode(LifecycleNode):
         detector = self.pipeline.detector
         shape = detector.backend.input_shape
         self.get_logger().info(detector.backend_reason)
-        self.get_logger().info(f"configured: model {model_path} ({detector.backend.name}, input {shape[3]}x"
-                               f"{shape[2]}, {len(detector.names)} classes from {detector.names_source})")
+        self.get_logger().info(
+            f"configured: model {model_path} ({detector.backend.name}, input {shape[3]}x"
+            f"{shape[2]}, {len(detector.names)} classes from {detector.names_source})"
+        )
         if detector.names_source == "fallback":
-            self.get_logger().warning(f"model {model_path} has no class names in its metadata: publishing "
-                                      "placeholders class_<i>; set names_file to get real names")
+            self.get_logger().warning(
+                f"model {model_path} has no class names in its metadata: publishing "
+                "placeholders class_<i>; set names_file to get real names"
+            )
         self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
@@ -160,16 +194,26 @@ class TrackerNode(LifecycleNode):
         topic = values["input_topic"]
         try:
             self._subscription = self.create_subscription(
-                Image, topic, self._on_image if MESSAGE_INFO else lambda msg: self._on_image(msg, None), qos,
-                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self.input.on_incompatible_qos))
+                Image,
+                topic,
+                self._on_image if MESSAGE_INFO else lambda msg: self._on_image(msg, None),
+                qos,
+                event_callbacks=SubscriptionEventCallbacks(
+                    incompatible_qos=self.input.on_incompatible_qos
+                ),
+            )
         except Exception as exc:  # noqa: BLE001 - e.g. an invalid topic name: fail the transition with the reason
-            return self._transition_failed(f"activate failed: cannot subscribe to input_topic {topic!r}: {exc}")
+            return self._transition_failed(
+                f"activate failed: cannot subscribe to input_topic {topic!r}: {exc}"
+            )
         self._error = ""
         self.input.watch(self._subscription)
         self.stats.restart_sequences()
         self._state = "active"
-        self.get_logger().info(f"active: subscribed to {self.input.topic} ({values['qos_reliability']}, depth "
-                               f"{qos.depth}), publishing {self.outputs.detections_topic}")
+        self.get_logger().info(
+            f"active: subscribed to {self.input.topic} ({values['qos_reliability']}, depth "
+            f"{qos.depth}), publishing {self.outputs.detections_topic}"
+        )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -189,7 +233,9 @@ class TrackerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.get_logger().error(f"error during a transition from {state.label}: releasing the model")
+        self.get_logger().error(
+            f"error during a transition from {state.label}: releasing the model"
+        )
         self._release()
         self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
@@ -217,11 +263,17 @@ class TrackerNode(LifecycleNode):
         structural = sorted(set(STRUCTURAL) & changes.keys())
         if structural and self._state != "unconfigured":
             return SetParametersResult(
-                successful=False, reason=f"{', '.join(structural)} can only change while unconfigured "
-                                         f"(now {self._state}): cleanup, set, then configure")
-        problems = [BY_NAME[name].check(value) for name, value in changes.items() if name in BY_NAME]
+                successful=False,
+                reason=f"{', '.join(structural)} can only change while unconfigured "
+                f"(now {self._state}): cleanup, set, then configure",
+            )
+        problems = [
+            BY_NAME[name].check(value) for name, value in changes.items() if name in BY_NAME
+        ]
         if any(problems):
-            return SetParametersResult(successful=False, reason="; ".join(p for p in problems if p))
+            return SetParametersResult(
+                successful=False, reason="; ".join(p for p in problems if p)
+            )
         if self.pipeline is not None:  # configured (unconfigured, configure checks the whole set)
             try:
                 self.pipeline.configure(pipeline_config(self._values(changes)))
@@ -237,10 +289,15 @@ class TrackerNode(LifecycleNode):
 
     def _on_image(self, msg: Image, info: Mapping[str, Any] | None) -> None:
         """One frame through the pipeline; bad input and internal errors drop the frame (module docstring)."""
-        received = self.get_clock().now().nanoseconds * 1e-9  # the stamps' clock (sim time with use_sim_time)
+        received = (
+            self.get_clock().now().nanoseconds * 1e-9
+        )  # the stamps' clock (sim time with use_sim_time)
         gid = info.get("publisher_gid") if info else None
-        self.stats.received(time.monotonic(), gid["data"] if gid else None,
-                            info.get("publication_sequence_number") if info else None)
+        self.stats.received(
+            time.monotonic(),
+            gid["data"] if gid else None,
+            info.get("publication_sequence_number") if info else None,
+        )
         self.input.frame_arrived()
         pipeline = self.pipeline
         if pipeline is None or not self.outputs.ready:
@@ -251,45 +308,68 @@ class TrackerNode(LifecycleNode):
             check = self._stamps.check(stamp.sec, stamp.nanosec, received)
             if check.glitch is not None:
                 count = self.stats.stamp_glitch(time.monotonic(), check.glitch)
-                self._log_problem(f"stamp_glitches.{check.glitch}", count,
-                                  f"header stamp glitch {self._describe(msg)}: {check.detail}; tracking steps one "
-                                  "typical frame interval and the frame's latency is not counted", error=False)
+                self._log_problem(
+                    f"stamp_glitches.{check.glitch}",
+                    count,
+                    f"header stamp glitch {self._describe(msg)}: {check.detail}; tracking steps one "
+                    "typical frame interval and the frame's latency is not counted",
+                    error=False,
+                )
             result = pipeline(msg, check.time)
             t0 = time.perf_counter()
             stage = "build"
-            out = self.outputs.build(msg.header, result.detections, pipeline.names, result.track_ids)
+            out = self.outputs.build(
+                msg.header, result.detections, pipeline.names, result.track_ids
+            )
             stage = "publish"
             self.outputs.publish_detections(out)
             t1 = time.perf_counter()
             stages = {**result.times_ms, "publish": (t1 - t0) * 1e3}
-            latency_ms = plausible_latency_ms(check, stamp.sec + stamp.nanosec * 1e-9,
-                                              self.get_clock().now().nanoseconds * 1e-9)
+            latency_ms = plausible_latency_ms(
+                check, stamp.sec + stamp.nanosec * 1e-9, self.get_clock().now().nanoseconds * 1e-9
+            )
             if self.get_parameter("publish_annotated").value and self.outputs.wants_annotated():
                 stage = "annotate"
                 self.outputs.publish_annotated(msg.header, result, pipeline.names)
                 stages["annotate"] = (time.perf_counter() - t1) * 1e3
         except ImageRejected as exc:
             count = self.stats.rejected(time.monotonic(), exc.reason)
-            self._log_problem(f"rejected.{exc.reason}", count,
-                              f"dropped bad frame {self._describe(msg)}: {printable(exc)}")
+            self._log_problem(
+                f"rejected.{exc.reason}",
+                count,
+                f"dropped bad frame {self._describe(msg)}: {printable(exc)}",
+            )
             return
         except Exception as exc:  # noqa: BLE001 - an internal error drops this frame, never the node
-            stage, cause = (exc.stage, exc.__cause__ or exc) if isinstance(exc, StageFailed) else (stage, exc)
+            stage, cause = (
+                (exc.stage, exc.__cause__ or exc) if isinstance(exc, StageFailed) else (stage, exc)
+            )
             count = self.stats.failed(time.monotonic(), stage)
-            self._last_failure = f"frames failing in {stage}: {type(cause).__name__}: {printable(cause)}"
-            self._log_problem(f"failed.{stage}", count, f"dropped frame {self._describe(msg)}: {stage} failed: "
-                              f"{type(cause).__name__}: {printable(cause)}", details="Traceback (most recent call "
-                              f"last):\n{''.join(traceback.format_tb(cause.__traceback__)).rstrip()}")
+            self._last_failure = (
+                f"frames failing in {stage}: {type(cause).__name__}: {printable(cause)}"
+            )
+            self._log_problem(
+                f"failed.{stage}",
+                count,
+                f"dropped frame {self._describe(msg)}: {stage} failed: "
+                f"{type(cause).__name__}: {printable(cause)}",
+                details="Traceback (most recent call "
+                f"last):\n{''.join(traceback.format_tb(cause.__traceback__)).rstrip()}",
+            )
             return
         self.stats.processed(time.monotonic(), latency_ms, stages)
 
     def _describe(self, msg: Image) -> str:
         """Where a frame came from, for a log line (message text bounded and escaped)."""
         stamp = msg.header.stamp
-        return (f"on {printable(self.input.topic)} (frame_id '{printable(msg.header.frame_id)}', stamp "
-                f"{stamp.sec}.{stamp.nanosec:09d})")
+        return (
+            f"on {printable(self.input.topic)} (frame_id '{printable(msg.header.frame_id)}', stamp "
+            f"{stamp.sec}.{stamp.nanosec:09d})"
+        )
 
-    def _on_reset_tracker(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+    def _on_reset_tracker(
+        self, request: Trigger.Request, response: Trigger.Response
+    ) -> Trigger.Response:
         """``~/reset_tracker``: forget every track; the next tracks are numbered from 1 again."""
         if self.pipeline is None:
             response.success = False
@@ -308,34 +388,54 @@ class TrackerNode(LifecycleNode):
     def _on_diagnostics_timer(self) -> None:
         try:
             if self._state == "active":
-                self.input.check(self.stats.snapshot(time.monotonic()).last_input_age_s,
-                                 self._values()["input_timeout"])
+                self.input.check(
+                    self.stats.snapshot(time.monotonic()).last_input_age_s,
+                    self._values()["input_timeout"],
+                )
             self._publish_diagnostics()
         except Exception as exc:  # noqa: BLE001 - a diagnostics failure must not end the node
-            self.get_logger().error(f"diagnostics failed: {type(exc).__name__}: {printable(exc)}\n"
-                                    f"{''.join(traceback.format_tb(exc.__traceback__)).rstrip()}",
-                                    throttle_duration_sec=LOG_PERIOD_S)
+            self.get_logger().error(
+                f"diagnostics failed: {type(exc).__name__}: {printable(exc)}\n"
+                f"{''.join(traceback.format_tb(exc.__traceback__)).rstrip()}",
+                throttle_duration_sec=LOG_PERIOD_S,
+            )
 
     def node_state(self) -> diagnostics.NodeState:
         """What /diagnostics reports besides the frame statistics."""
+
         def value(name: str) -> Any:  # as given: also a start value that fails its check is shown
             return self.get_parameter(name).value
 
         pipeline = self.pipeline
         return diagnostics.NodeState(
-            state=self._state, input_topic=self.input.topic or str(value("input_topic")),
-            model_path=str(value("model_path")), backend=str(value("backend")), tracking=bool(value("tracking")),
-            error=self._error, qos_problem=self.input.qos_problem, last_failure=self._last_failure,
-            input_silent=self.input.silent, input_publishers=self.input.publishers(),
+            state=self._state,
+            input_topic=self.input.topic or str(value("input_topic")),
+            model_path=str(value("model_path")),
+            backend=str(value("backend")),
+            tracking=bool(value("tracking")),
+            error=self._error,
+            qos_problem=self.input.qos_problem,
+            last_failure=self._last_failure,
+            input_silent=self.input.silent,
+            input_publishers=self.input.publishers(),
             model=diagnostics.ModelInfo.of(pipeline.detector) if pipeline else None,
-            tracks=diagnostics.TrackerInfo.of(pipeline.tracker) if pipeline else None)
+            tracks=diagnostics.TrackerInfo.of(pipeline.tracker) if pipeline else None,
+        )
 
     def _publish_diagnostics(self) -> None:
         name = self.get_fully_qualified_name()
         report = diagnostics.report(self.node_state(), self.stats.snapshot(time.monotonic()))
-        array = DiagnosticArray(status=[DiagnosticStatus(
-            level=bytes([report.level]), name=f"{name}: detector", message=report.message, hardware_id=name,
-            values=[KeyValue(key=k, value=v) for k, v in report.values])])
+        array = DiagnosticArray(
+            status=[
+                DiagnosticStatus(
+                    level=bytes([report.level]),
+                    name=f"{name}: detector",
+                    message=report.message,
+                    hardware_id=name,
+                    values=[KeyValue(key=k, value=v) for k, v in report.values],
+                )
+            ]
+        )
         array.header.stamp = self.get_clock().now().to_msg()
         try:
             self._diagnostics_pub.publish(array)
@@ -357,8 +457,11 @@ def main(args: list[str] | None = None) -> None:
             except (KeyboardInterrupt, ExternalShutdownException):
                 break
             except Exception as exc:  # noqa: BLE001 - keep serving; the traceback says what to fix
-                node.get_logger().error(f"callback failed: {type(exc).__name__}: {printable(exc)}\n"
-                                        f"{traceback.format_exc().rstrip()}", throttle_duration_sec=LOG_PERIOD_S)
+                node.get_logger().error(
+                    f"callback failed: {type(exc).__name__}: {printable(exc)}\n"
+                    f"{traceback.format_exc().rstrip()}",
+                    throttle_duration_sec=LOG_PERIOD_S,
+                )
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

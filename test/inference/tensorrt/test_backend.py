@@ -14,10 +14,10 @@ import pytest
 
 import fake_tensorrt as fake
 from fake_pycuda import make_fake_pycuda
-from yolo_trt_ros.inference.tensorrt import engine_cache as ec
-from yolo_trt_ros.inference.base import DiagnosticsSource, FrameBackend, ModelError
-from yolo_trt_ros.inference.tensorrt.backend import TensorRTBackend
 from yolo_trt_ros.detection.detector import Detector
+from yolo_trt_ros.inference.base import DiagnosticsSource, FrameBackend, ModelError
+from yolo_trt_ros.inference.tensorrt import engine_cache as ec
+from yolo_trt_ros.inference.tensorrt.backend import TensorRTBackend
 
 GPU = ("Fake Orin", "8.7")
 
@@ -36,12 +36,17 @@ def gpu(monkeypatch: pytest.MonkeyPatch):
     return install
 
 
-def _engine(tmp_path: Path, version: str, plan: bytes, precision: str = "fp16", name: str = "model.engine") -> Path:
+def _engine(
+    tmp_path: Path, version: str, plan: bytes, precision: str = "fp16", name: str = "model.engine"
+) -> Path:
     path = tmp_path / name
     path.write_bytes(plan)
     profile = {"images": {"min": [1], "opt": [1], "max": [1]}}
-    ec.write_sidecar(path, ec.EngineSpec("", version, GPU[0], GPU[1], precision, profile),
-                     {"metadata": {"names": "{0: 'person'}", "imgsz": "[64, 64]"}})
+    ec.write_sidecar(
+        path,
+        ec.EngineSpec("", version, GPU[0], GPU[1], precision, profile),
+        {"metadata": {"names": "{0: 'person'}", "imgsz": "[64, 64]"}},
+    )
     return path
 
 
@@ -51,8 +56,9 @@ def _assert_released(state) -> None:
 
 
 @pytest.mark.parametrize("version, api", [("8.6.1", "bindings"), ("10.3.0", "tensor")])
-def test_engine_runs_and_releases_everything(gpu, tmp_path: Path, version: str, api: str,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_engine_runs_and_releases_everything(
+    gpu, tmp_path: Path, version: str, api: str, caplog: pytest.LogCaptureFixture
+) -> None:
     trt, state = gpu(version)
     path = _engine(tmp_path, version, fake.make_plan(version, [1, 3, 64, 64], [1, 84, 50]))
     with caplog.at_level(logging.INFO):
@@ -70,7 +76,11 @@ def test_engine_runs_and_releases_everything(gpu, tmp_path: Path, version: str, 
         np.testing.assert_array_equal(out, fake.expected_output(x, (1, 84, 50)))
     assert state.stack == 0  # the context is pushed only around each call
     diag = backend.diagnostics()
-    assert diag["gpu"] == GPU[0] and diag["engine_precision"] == "fp16" and diag["tensorrt"] == version
+    assert (
+        diag["gpu"] == GPU[0]
+        and diag["engine_precision"] == "fp16"
+        and diag["tensorrt"] == version
+    )
     assert diag["gpu_preprocess"] == "off" and float(diag["gpu_memory_mb"]) > 0
     backend.close()
     _assert_released(state)
@@ -82,13 +92,17 @@ def test_engine_runs_and_releases_everything(gpu, tmp_path: Path, version: str, 
 @pytest.mark.parametrize("version", ["8.6.1", "10.3.0"])
 def test_half_precision_io(gpu, tmp_path: Path, version: str) -> None:
     _, state = gpu(version)
-    plan = fake.make_plan(version, [1, 3, 32, 32], [1, 6, 40], input_dtype="HALF", output_dtype="HALF")
+    plan = fake.make_plan(
+        version, [1, 3, 32, 32], [1, 6, 40], input_dtype="HALF", output_dtype="HALF"
+    )
     backend = TensorRTBackend(_engine(tmp_path, version, plan))
     assert backend.input_dtype == np.float16
     x = np.random.default_rng(0).random((1, 3, 32, 32), np.float32)
     out = backend.infer(x)
     assert out.dtype == np.float32
-    np.testing.assert_allclose(out, fake.expected_output(x.astype(np.float16), (1, 6, 40)), rtol=2e-3)
+    np.testing.assert_allclose(
+        out, fake.expected_output(x.astype(np.float16), (1, 6, 40)), rtol=2e-3
+    )
     backend.close()
     _assert_released(state)
 
@@ -96,8 +110,12 @@ def test_half_precision_io(gpu, tmp_path: Path, version: str) -> None:
 @pytest.mark.parametrize("version", ["8.6.1", "10.3.0"])
 def test_dynamic_batch(gpu, tmp_path: Path, version: str) -> None:
     _, state = gpu(version)
-    plan = fake.make_plan(version, [-1, 3, 32, 32], [-1, 6, 40],
-                          profile=[[1, 3, 32, 32], [1, 3, 32, 32], [4, 3, 32, 32]])
+    plan = fake.make_plan(
+        version,
+        [-1, 3, 32, 32],
+        [-1, 6, 40],
+        profile=[[1, 3, 32, 32], [1, 3, 32, 32], [4, 3, 32, 32]],
+    )
     backend = TensorRTBackend(_engine(tmp_path, version, plan))
     assert backend.input_shape == (1, 3, 32, 32) and backend.output_shape == (1, 6, 40)
     for batch in (3, 1, 4):
@@ -115,8 +133,12 @@ def test_refused_engines_leak_nothing(gpu, tmp_path: Path) -> None:
     bare.write_bytes(fake.make_plan("10.3.0", [1, 3, 32, 32], [1, 6, 40]))
     with pytest.raises(ModelError, match="exported.engine: no sidecar exported.engine.json"):
         TensorRTBackend(bare)
-    old = _engine(tmp_path, "8.6.1", fake.make_plan("8.6.1", [1, 3, 32, 32], [1, 6, 40]), name="old.engine")
-    with pytest.raises(ModelError, match="built for another platform \\(tensorrt_version: engine has '8.6.1'"):
+    old = _engine(
+        tmp_path, "8.6.1", fake.make_plan("8.6.1", [1, 3, 32, 32], [1, 6, 40]), name="old.engine"
+    )
+    with pytest.raises(
+        ModelError, match="built for another platform \\(tensorrt_version: engine has '8.6.1'"
+    ):
         TensorRTBackend(old)
     with pytest.raises(ModelError, match="file not found"):
         TensorRTBackend(tmp_path / "missing.engine")
@@ -126,7 +148,9 @@ def test_refused_engines_leak_nothing(gpu, tmp_path: Path) -> None:
 def test_wrong_io_refused(gpu, tmp_path: Path) -> None:
     _, state = gpu("10.3.0")
     plan = fake.make_plan("10.3.0", [1, 3, 32, 32], [1, 3, 40])
-    with pytest.raises(ModelError, match="output 'output0' has shape \\[1, 3, 40\\] but YOLOv8 detection needs"):
+    with pytest.raises(
+        ModelError, match="output 'output0' has shape \\[1, 3, 40\\] but YOLOv8 detection needs"
+    ):
         TensorRTBackend(_engine(tmp_path, "10.3.0", plan))
     plan = fake.make_plan("10.3.0", [1, 3, 32, 32], [1, 6, 40], input_dtype="INT8")
     with pytest.raises(ModelError, match="tensor 'images' is int8; need float32 or float16"):
@@ -135,19 +159,28 @@ def test_wrong_io_refused(gpu, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("version", ["8.6.1", "10.3.0"])
-def test_onnx_built_once_then_cached(gpu, tmp_path: Path, make_yolo_onnx, version: str,
-                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_onnx_built_once_then_cached(
+    gpu, tmp_path: Path, make_yolo_onnx, version: str, caplog: pytest.LogCaptureFixture
+) -> None:
     trt, state = gpu(version)
     rng = np.random.default_rng(0)
-    onnx = make_yolo_onnx(tmp_path / "tiny.onnx", rng.random((30, 4), np.float32) * 64,
-                          rng.random((2, 30), np.float32), input_hw=(64, 96),
-                          metadata={"names": "{0: 'cat', 1: 'dog'}"})
+    onnx = make_yolo_onnx(
+        tmp_path / "tiny.onnx",
+        rng.random((30, 4), np.float32) * 64,
+        rng.random((2, 30), np.float32),
+        input_hw=(64, 96),
+        metadata={"names": "{0: 'cat', 1: 'dog'}"},
+    )
     with caplog.at_level(logging.INFO):
         backend = TensorRTBackend(onnx, precision="fp16")
     assert backend.engine_path == tmp_path / "tiny.fp16.engine"
     assert ec.sidecar_path(backend.engine_path).is_file()
     assert len(trt.Builder.built) == 1 and trt.Builder.built[0]["flags"] == ["FP16"]
-    assert backend.input_shape == (1, 3, 64, 96) and backend.output_shape == (1, 6, 126)  # 8*12+4*6+2*3 anchors
+    assert backend.input_shape == (1, 3, 64, 96) and backend.output_shape == (
+        1,
+        6,
+        126,
+    )  # 8*12+4*6+2*3 anchors
     assert backend.metadata["names"] == "{0: 'cat', 1: 'dog'}"
     assert "building" in caplog.text and "no cached engine tiny.fp16.engine" in caplog.text
     backend.close()
@@ -164,7 +197,9 @@ def test_onnx_built_once_then_cached(gpu, tmp_path: Path, make_yolo_onnx, versio
 
 def test_gpu_path_needs_kernels(gpu, tmp_path: Path) -> None:
     _, state = gpu("10.3.0")
-    backend = TensorRTBackend(_engine(tmp_path, "10.3.0", fake.make_plan("10.3.0", [1, 3, 32, 32], [1, 6, 40])))
+    backend = TensorRTBackend(
+        _engine(tmp_path, "10.3.0", fake.make_plan("10.3.0", [1, 3, 32, 32], [1, 6, 40]))
+    )
     with pytest.raises(RuntimeError, match="GPU preprocessing is not available"):
         backend.infer_image(np.zeros((10, 10, 3), np.uint8), "bgr8", 0.25)
     assert backend.last_gpu_times == {}
@@ -172,19 +207,30 @@ def test_gpu_path_needs_kernels(gpu, tmp_path: Path) -> None:
     _assert_released(state)
 
 
-def test_create_backend_auto_takes_tensorrt_with_its_own_options(gpu, tmp_path: Path, make_yolo_onnx) -> None:
+def test_create_backend_auto_takes_tensorrt_with_its_own_options(
+    gpu, tmp_path: Path, make_yolo_onnx
+) -> None:
     _, state = gpu("10.3.0")
     rng = np.random.default_rng(1)
-    onnx = make_yolo_onnx(tmp_path / "tiny.onnx", rng.random((30, 4), np.float32) * 64,
-                          rng.random((2, 30), np.float32), input_hw=(64, 64),
-                          metadata={"names": "{0: 'cat', 1: 'dog'}"})
+    onnx = make_yolo_onnx(
+        tmp_path / "tiny.onnx",
+        rng.random((30, 4), np.float32) * 64,
+        rng.random((2, 30), np.float32),
+        input_hw=(64, 64),
+        metadata={"names": "{0: 'cat', 1: 'dog'}"},
+    )
     options = {"tensorrt": {"precision": "fp32"}, "onnxruntime": {"intra_op_threads": 1}}
     detector = Detector.from_model(onnx, backend="auto", backend_options=options)
     backend = detector.backend
     assert isinstance(backend, TensorRTBackend) and backend.engine_path.name == "tiny.fp32.engine"
-    assert detector.backend_reason == "backend auto -> tensorrt: TensorRT 10.3.0 and GPU 'Fake Orin' found"
+    assert (
+        detector.backend_reason
+        == "backend auto -> tensorrt: TensorRT 10.3.0 and GPU 'Fake Orin' found"
+    )
     assert isinstance(backend, FrameBackend) and isinstance(backend, DiagnosticsSource)
-    assert not backend.gpu_preprocessing  # no kernels without a real GPU: the CPU letterbox feeds infer()
+    assert (
+        not backend.gpu_preprocessing
+    )  # no kernels without a real GPU: the CPU letterbox feeds infer()
     detector(np.zeros((48, 80, 3), np.uint8))
     assert state.stack == 0
     detector.close()

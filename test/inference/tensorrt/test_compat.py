@@ -40,13 +40,17 @@ def _run(runner: trt_compat.EngineRunner, x: np.ndarray) -> np.ndarray:
     return y
 
 
-@pytest.mark.parametrize("version, api", [("8.6.1", "bindings"), ("10.3.0", "tensor"), ("11.4.0", "tensor")])
+@pytest.mark.parametrize(
+    "version, api", [("8.6.1", "bindings"), ("10.3.0", "tensor"), ("11.4.0", "tensor")]
+)
 def test_load_and_execute_static_engine(install, version: str, api: str) -> None:
     install(version)
     runner = trt_compat.load_engine(fake.make_plan(version, [1, 3, 8, 8], [1, 6, 10]), LOG)
     assert runner.api == api
     assert [(t.name, t.is_input, t.shape, t.dtype) for t in runner.tensors] == [
-        ("images", True, (1, 3, 8, 8), np.float32), ("output0", False, (1, 6, 10), np.float32)]
+        ("images", True, (1, 3, 8, 8), np.float32),
+        ("output0", False, (1, 6, 10), np.float32),
+    ]
     assert runner.inputs[0].profile == ((1, 3, 8, 8),) * 3
     x = np.random.default_rng(0).random((1, 3, 8, 8), np.float32)
     np.testing.assert_array_equal(_run(runner, x), fake.expected_output(x, (1, 6, 10)))
@@ -72,10 +76,16 @@ def test_close_destroys_context_then_engine_then_runtime(install, version: str) 
 @pytest.mark.parametrize("version", ["8.6.1", "10.3.0"])
 def test_dynamic_batch_profile(install, version: str) -> None:
     install(version)
-    plan = fake.make_plan(version, [-1, 3, 4, 4], [-1, 5, 7], profile=[[1, 3, 4, 4], [1, 3, 4, 4], [4, 3, 4, 4]])
+    plan = fake.make_plan(
+        version, [-1, 3, 4, 4], [-1, 5, 7], profile=[[1, 3, 4, 4], [1, 3, 4, 4], [4, 3, 4, 4]]
+    )
     runner = trt_compat.load_engine(plan, LOG)
     info = runner.tensor("images")
-    assert info.shape == (-1, 3, 4, 4) and info.profile == ((1, 3, 4, 4), (1, 3, 4, 4), (4, 3, 4, 4))
+    assert info.shape == (-1, 3, 4, 4) and info.profile == (
+        (1, 3, 4, 4),
+        (1, 3, 4, 4),
+        (4, 3, 4, 4),
+    )
     x = np.random.default_rng(1).random((3, 3, 4, 4), np.float32)
     y = _run(runner, x)
     assert y.shape == (3, 5, 7)
@@ -91,8 +101,13 @@ def test_dynamic_batch_profile(install, version: str) -> None:
 def test_half_io_dtypes(install, version: str) -> None:
     install(version)
     runner = trt_compat.load_engine(
-        fake.make_plan(version, [1, 3, 4, 4], [1, 5, 6], input_dtype="HALF", output_dtype="HALF"), LOG)
-    assert runner.tensor("images").dtype == np.float16 and runner.tensor("output0").dtype == np.float16
+        fake.make_plan(version, [1, 3, 4, 4], [1, 5, 6], input_dtype="HALF", output_dtype="HALF"),
+        LOG,
+    )
+    assert (
+        runner.tensor("images").dtype == np.float16
+        and runner.tensor("output0").dtype == np.float16
+    )
     x = np.random.default_rng(2).random((1, 3, 4, 4)).astype(np.float16)
     y = _run(runner, x)
     np.testing.assert_allclose(y.astype(np.float32), fake.expected_output(x, (1, 5, 6)), rtol=1e-3)
@@ -121,8 +136,12 @@ def test_undeserializable_plan_is_reported(install, caplog: pytest.LogCaptureFix
 
 def test_unsupported_types_and_versions(install) -> None:
     install("10.3.0")
-    with pytest.raises(trt_compat.TensorRTError, match="tensor 'images' has TensorRT type DataType.BF16"):
-        trt_compat.load_engine(fake.make_plan("10.3.0", [1, 3, 4, 4], [1, 5, 6], input_dtype="BF16"), LOG)
+    with pytest.raises(
+        trt_compat.TensorRTError, match="tensor 'images' has TensorRT type DataType.BF16"
+    ):
+        trt_compat.load_engine(
+            fake.make_plan("10.3.0", [1, 3, 4, 4], [1, 5, 6], input_dtype="BF16"), LOG
+        )
     install("7.2.3")
     with pytest.raises(trt_compat.TensorRTError, match="TensorRT 7.2.3 is too old"):
         trt_compat.load_engine(b"", LOG)
@@ -162,7 +181,10 @@ def test_precision_flags(install) -> None:
     calibrator = trt.IInt8EntropyCalibrator2()
     config = builder.create_builder_config()
     trt_compat.set_precision(builder, config, "int8", calibrator, LOG)
-    assert config.flags == {trt.BuilderFlag.FP16, trt.BuilderFlag.INT8} and config.int8_calibrator is calibrator
+    assert (
+        config.flags == {trt.BuilderFlag.FP16, trt.BuilderFlag.INT8}
+        and config.int8_calibrator is calibrator
+    )
 
 
 def test_precision_flags_removed_in_tensorrt_11(install) -> None:
@@ -170,7 +192,9 @@ def test_precision_flags_removed_in_tensorrt_11(install) -> None:
     builder = trt.Builder(trt_compat.trt_logger(LOG))
     config = builder.create_builder_config()
     trt_compat.set_precision(builder, config, "fp32", None, LOG)
-    with pytest.raises(trt_compat.TensorRTError, match="removed the FP16/INT8 builder flags.*ModelOpt"):
+    with pytest.raises(
+        trt_compat.TensorRTError, match="removed the FP16/INT8 builder flags.*ModelOpt"
+    ):
         trt_compat.set_precision(builder, config, "fp16", None, LOG)
 
 
@@ -190,7 +214,9 @@ def test_failed_build_raises(install) -> None:
     trt = install("10.3.0")
     builder = trt.Builder(trt_compat.trt_logger(LOG))
     network = trt_compat.create_network(builder)
-    network.inputs.append({"name": "images", "shape": [-1, 3, 64, 64], "dtype": "FLOAT"})  # dynamic, no profile
+    network.inputs.append(
+        {"name": "images", "shape": [-1, 3, 64, 64], "dtype": "FLOAT"}
+    )  # dynamic, no profile
     with pytest.raises(trt_compat.TensorRTError, match="could not build the engine"):
         trt_compat.build_serialized(builder, network, builder.create_builder_config())
 
@@ -203,4 +229,6 @@ def test_logger_forwards_severities(install, caplog: pytest.LogCaptureFixture) -
         logger.log(trt.ILogger.Severity.WARNING, "careful")
         logger.log(trt.ILogger.Severity.VERBOSE, "chatter")
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
-        (logging.WARNING, "TensorRT: careful"), (logging.DEBUG, "TensorRT: chatter")]
+        (logging.WARNING, "TensorRT: careful"),
+        (logging.DEBUG, "TensorRT: chatter"),
+    ]

@@ -70,10 +70,21 @@ def test_build_when_no_engine(tmp_path: Path) -> None:
         ("tensorrt_version", "10.4.0.1"),
         ("gpu_name", "NVIDIA GeForce RTX 4090"),
         ("compute_capability", "8.9"),
-        ("profile", {"images": {"min": [1, 3, 640, 640], "opt": [1, 3, 640, 640], "max": [4, 3, 640, 640]}}),
+        (
+            "profile",
+            {
+                "images": {
+                    "min": [1, 3, 640, 640],
+                    "opt": [1, 3, 640, 640],
+                    "max": [4, 3, 640, 640],
+                }
+            },
+        ),
     ],
 )
-def test_rebuild_names_the_mismatching_field(tmp_path: Path, field: str, new_value: object) -> None:
+def test_rebuild_names_the_mismatching_field(
+    tmp_path: Path, field: str, new_value: object
+) -> None:
     onnx = _onnx(tmp_path)
     _cache(onnx, _spec(onnx))
     decision = ec.decide(onnx, _spec(onnx, **{field: new_value}))
@@ -85,13 +96,19 @@ def test_rebuild_names_the_mismatching_field(tmp_path: Path, field: str, new_val
 def test_precision_selects_its_own_cache_slot(tmp_path: Path) -> None:
     onnx = _onnx(tmp_path)
     _cache(onnx, _spec(onnx))
-    assert ec.decide(onnx, _spec(onnx, precision="int8")).reason == "no cached engine yolov8n.int8.engine"
+    assert (
+        ec.decide(onnx, _spec(onnx, precision="int8")).reason
+        == "no cached engine yolov8n.int8.engine"
+    )
     # a sidecar whose precision differs from its slot's name is stale too
     engine = ec.cached_engine_path(onnx, "fp32")
     engine.write_bytes(b"plan")
     ec.write_sidecar(engine, _spec(onnx, precision="fp16"))
     decision = ec.decide(onnx, _spec(onnx, precision="fp32"))
-    assert decision.action == "build" and "precision: engine has 'fp16', expected 'fp32'" in decision.reason
+    assert (
+        decision.action == "build"
+        and "precision: engine has 'fp16', expected 'fp32'" in decision.reason
+    )
 
 
 def test_changed_onnx_content_rebuilds(tmp_path: Path) -> None:
@@ -123,13 +140,19 @@ def test_direct_engine_accepted_when_platform_matches(tmp_path: Path) -> None:
     assert ec.check_engine(engine, PLATFORM)["precision"] == "fp16"
 
 
-@pytest.mark.parametrize("field, value", [("tensorrt_version", "8.6.1"), ("gpu_name", "Xavier"),
-                                          ("compute_capability", "7.2")])
-def test_direct_engine_refused_on_platform_mismatch(tmp_path: Path, field: str, value: str) -> None:
+@pytest.mark.parametrize(
+    "field, value",
+    [("tensorrt_version", "8.6.1"), ("gpu_name", "Xavier"), ("compute_capability", "7.2")],
+)
+def test_direct_engine_refused_on_platform_mismatch(
+    tmp_path: Path, field: str, value: str
+) -> None:
     onnx = _onnx(tmp_path)
     engine = _cache(onnx, _spec(onnx))
     other = dataclasses.replace(PLATFORM, **{field: value})
-    with pytest.raises(ec.EngineRefused, match=f"built for another platform \\({field}: engine has") as info:
+    with pytest.raises(
+        ec.EngineRefused, match=f"built for another platform \\({field}: engine has"
+    ) as info:
         ec.check_engine(engine, other)
     assert "build-engine --onnx" in str(info.value)
 
@@ -181,7 +204,9 @@ def test_resolve_builds_once_then_reuses(tmp_path: Path) -> None:
 def test_profile_for_dynamic_and_static_inputs() -> None:
     assert ec.profile_for([("images", [1, 3, 640, 640])], 8, (320, 320)) == PROFILE
     dynamic = ec.profile_for([("images", ["batch", 3, "h", "w"])], 4, (480, 640))
-    assert dynamic == {"images": {"min": [1, 3, 480, 640], "opt": [1, 3, 480, 640], "max": [4, 3, 480, 640]}}
+    assert dynamic == {
+        "images": {"min": [1, 3, 480, 640], "opt": [1, 3, 480, 640], "max": [4, 3, 480, 640]}
+    }
     with pytest.raises(ValueError, match="max_batch"):
         ec.profile_for([("images", [1, 3, 640, 640])], 0, (640, 640))
     with pytest.raises(ValueError, match="only the batch"):
@@ -197,14 +222,23 @@ def test_read_engine_plan_plain_and_ultralytics_header(tmp_path: Path) -> None:
     plain = tmp_path / "plain.engine"
     plain.write_bytes(b"ftrt\x00\x01binary plan")
     assert ec.read_engine_plan(plain) == (b"ftrt\x00\x01binary plan", {})
-    meta = {"names": {"0": "person", "1": "bicycle"}, "imgsz": [640, 640], "stride": 32, "task": "detect"}
+    meta = {
+        "names": {"0": "person", "1": "bicycle"},
+        "imgsz": [640, 640],
+        "stride": 32,
+        "task": "detect",
+    }
     text = json.dumps(meta).encode()
     wrapped = tmp_path / "ultralytics.engine"
     wrapped.write_bytes(len(text).to_bytes(4, "little", signed=True) + text + b"ftrt plan")
     plan, metadata = ec.read_engine_plan(wrapped)
     assert plan == b"ftrt plan"
-    assert metadata == {"names": "{0: 'person', 1: 'bicycle'}", "imgsz": "[640, 640]", "stride": "32",
-                        "task": "detect"}
+    assert metadata == {
+        "names": "{0: 'person', 1: 'bicycle'}",
+        "imgsz": "[640, 640]",
+        "stride": "32",
+        "task": "detect",
+    }
     from yolo_trt_ros.detection.class_names import names_from_metadata
 
     assert names_from_metadata(metadata) == ["person", "bicycle"]

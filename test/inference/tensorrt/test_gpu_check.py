@@ -80,8 +80,18 @@ pytestmark = [
 ]
 
 ENCODINGS = ("bgr8", "rgb8", "bgra8", "rgba8", "mono8")
-SOURCE_SIZES = [(480, 640), (720, 1280), (517, 333), (1080, 1920), (640, 640), (240, 320),
-                (960, 1280), (37, 100), (640, 480), (1, 1)]
+SOURCE_SIZES = [
+    (480, 640),
+    (720, 1280),
+    (517, 333),
+    (1080, 1920),
+    (640, 640),
+    (240, 320),
+    (960, 1280),
+    (37, 100),
+    (640, 480),
+    (1, 1),
+]
 INPUT_SIZES = [(640, 640), (384, 640)]
 TOLERANCE = 1 / 255 + 1e-6
 ENGINE_APIS = [("8.6.1", "bindings"), ("10.3.0", "tensor")]
@@ -129,10 +139,12 @@ def cuda() -> Iterator[Any]:
             pytest.skip("no CUDA device")
         device = driver.Device(0)
         major, minor = device.compute_capability()
-        print(f"{device.name()} (compute {major}.{minor}), driver CUDA "
-              f"{driver.get_driver_version()}, pycuda {pycuda.VERSION_TEXT}, "
-              f"numpy {np.__version__}, OpenCV {cv2.__version__}, "
-              f"Python {platform.python_version()}")
+        print(
+            f"{device.name()} (compute {major}.{minor}), driver CUDA "
+            f"{driver.get_driver_version()}, pycuda {pycuda.VERSION_TEXT}, "
+            f"numpy {np.__version__}, OpenCV {cv2.__version__}, "
+            f"Python {platform.python_version()}"
+        )
         context = device.retain_primary_context()
         context.push()
         try:
@@ -219,8 +231,11 @@ def max_diff(got: np.ndarray, expected: np.ndarray) -> float:
 
 
 def _same(a: Detections, b: Detections) -> bool:
-    return (np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
-            and np.array_equal(a.class_ids, b.class_ids))
+    return (
+        np.array_equal(a.boxes, b.boxes)
+        and np.array_equal(a.scores, b.scores)
+        and np.array_equal(a.class_ids, b.class_ids)
+    )
 
 
 def _failures(failures: list[str]) -> str:
@@ -264,15 +279,19 @@ def test_letterbox_kernel_equals_cpu_letterbox(cuda: Any, frames: list[np.ndarra
                             worst[key] = max(worst.get(key, 0.0), diff)
                             runs += 1
                             if diff > TOLERANCE:
-                                failures.append(f"{key} frame {f} src {(h, w)} input {input_hw}: "
-                                                f"max diff {diff * 255:.3f}/255")
+                                failures.append(
+                                    f"{key} frame {f} src {(h, w)} input {input_hw}: "
+                                    f"max diff {diff * 255:.3f}/255"
+                                )
                 host.base.free()
     finally:
         d_dst.free()
         kernels.close()
-    print(f"{runs} runs ({len(frames)} frames x {len(SOURCE_SIZES)} sizes x {len(ENCODINGS)} "
-          f"encodings x {len(INPUT_SIZES)} inputs x 2 dtypes); worst |diff| in 1/255 units: "
-          + ", ".join(f"{d}/{e} {v * 255:.3f}" for (d, e), v in sorted(worst.items())))
+    print(
+        f"{runs} runs ({len(frames)} frames x {len(SOURCE_SIZES)} sizes x {len(ENCODINGS)} "
+        f"encodings x {len(INPUT_SIZES)} inputs x 2 dtypes); worst |diff| in 1/255 units: "
+        + ", ".join(f"{d}/{e} {v * 255:.3f}" for (d, e), v in sorted(worst.items()))
+    )
     assert not failures, _failures(failures)
 
 
@@ -335,25 +354,31 @@ def test_compaction_of_real_outputs_decodes_like_the_full_output(
                     compact = reducer.result()
                     keep = np.flatnonzero(ref[0, 4:].max(axis=0) > conf)
                     counts.append(len(keep))
-                    if (compact.shape != (1, 84, len(keep))
-                            or not np.array_equal(compact[0], ref[0][:, keep])):
-                        failures.append(f"{dtype.name} frame {i} conf {conf}: columns differ "
-                                        f"({compact.shape[2]} vs {len(keep)})")
+                    if compact.shape != (1, 84, len(keep)) or not np.array_equal(
+                        compact[0], ref[0][:, keep]
+                    ):
+                        failures.append(
+                            f"{dtype.name} frame {i} conf {conf}: columns differ "
+                            f"({compact.shape[2]} vs {len(keep)})"
+                        )
                         continue
                     for name, options in decodes:
                         cases += 1
                         a = decode_yolov8(ref, conf, 0.7, 300, **options)
                         b = decode_yolov8(compact, conf, 0.7, 300, **options)
                         if not _same(a, b):
-                            failures.append(f"{dtype.name} frame {i} conf {conf} {name}: "
-                                            "detections differ")
+                            failures.append(
+                                f"{dtype.name} frame {i} conf {conf} {name}: detections differ"
+                            )
                 d_full.free()
             reducer.close()
     finally:
         kernels.close()
-    print(f"{cases} decodes ({len(outputs)} frames x 5 thresholds x 4 decode modes x fp32/fp16); "
-          f"candidates per frame {min(counts)}..{max(counts)} of 8400, written to mapped host "
-          "memory")
+    print(
+        f"{cases} decodes ({len(outputs)} frames x 5 thresholds x 4 decode modes x fp32/fp16); "
+        f"candidates per frame {min(counts)}..{max(counts)} of 8400, written to mapped host "
+        "memory"
+    )
     assert not failures, _failures(failures)
 
 
@@ -380,12 +405,15 @@ def test_compaction_edge_cases(cuda: Any) -> None:
             compact = reducer.result()
             keep = np.flatnonzero(np.fmax.reduce(out[0, 4:], axis=0) > 0.25)
             same_columns = compact.shape[2] == len(keep) and np.array_equal(
-                compact[0], out[0][:, keep], equal_nan=True)
-            same_dets = _same(decode_yolov8(out, 0.25, 0.7, 300),
-                              decode_yolov8(compact, 0.25, 0.7, 300))
+                compact[0], out[0][:, keep], equal_nan=True
+            )
+            same_dets = _same(
+                decode_yolov8(out, 0.25, 0.7, 300), decode_yolov8(compact, 0.25, 0.7, 300)
+            )
             if not (same_columns and same_dets):
-                failures.append(f"rows {rows} n {n}: columns {same_columns}, "
-                                f"detections {same_dets}")
+                failures.append(
+                    f"rows {rows} n {n}: columns {same_columns}, detections {same_dets}"
+                )
             reducer.close()
             d_out.free()
     finally:
@@ -395,8 +423,14 @@ def test_compaction_edge_cases(cuda: Any) -> None:
 
 @pytest.mark.parametrize(("version", "api"), ENGINE_APIS)
 def test_engine_output_exact_on_the_backend_stream(
-    cuda: Any, kernels: DriverKernels, gpu: Gpu, frames: list[np.ndarray], tmp_path: Path,
-    use_engine: UseEngine, version: str, api: str
+    cuda: Any,
+    kernels: DriverKernels,
+    gpu: Gpu,
+    frames: list[np.ndarray],
+    tmp_path: Path,
+    use_engine: UseEngine,
+    version: str,
+    api: str,
 ) -> None:
     tensors = [Letterbox((640, 640))(f, "bgr8")[0].copy() for f in frames]
     # ~1 ms of spinning first: a copy or synchronize on the wrong stream reads the poison
@@ -416,16 +450,23 @@ def test_engine_output_exact_on_the_backend_stream(
         stream = int(backend._stream.handle)
     finally:
         backend.close()
-    print(f"{len(tensors)} real frames, max |diff| {worst}, kernel launched on the backend's "
-          f"stream {hex(stream)}")
+    print(
+        f"{len(tensors)} real frames, max |diff| {worst}, kernel launched on the backend's "
+        f"stream {hex(stream)}"
+    )
     launched = sorted(set(map(hex, executor.streams)))
     assert launched == [hex(stream)], f"kernel launched on {launched}, not {hex(stream)}"
 
 
 @pytest.mark.parametrize(("version", "api"), ENGINE_APIS)
 def test_fp16_io_engine_output_exact(
-    kernels: DriverKernels, gpu: Gpu, frames: list[np.ndarray], tmp_path: Path,
-    use_engine: UseEngine, version: str, api: str
+    kernels: DriverKernels,
+    gpu: Gpu,
+    frames: list[np.ndarray],
+    tmp_path: Path,
+    use_engine: UseEngine,
+    version: str,
+    api: str,
 ) -> None:
     """Half input and output buffers; the backend returns float32."""
     use_engine(version, FormulaEngine(kernels))
@@ -443,14 +484,14 @@ def test_fp16_io_engine_output_exact(
 
 @pytest.mark.parametrize(("version", "api"), ENGINE_APIS)
 def test_dynamic_batch_output_exact(
-    kernels: DriverKernels, gpu: Gpu, tmp_path: Path, use_engine: UseEngine, version: str,
-    api: str
+    kernels: DriverKernels, gpu: Gpu, tmp_path: Path, use_engine: UseEngine, version: str, api: str
 ) -> None:
     """Batches 3, 1, 4, 2 in turn: rebinding and buffer growth."""
     use_engine(version, FormulaEngine(kernels))
     profile = [[1, 3, 64, 64], [1, 3, 64, 64], [4, 3, 64, 64]]
-    engine = write_engine(tmp_path / "dynamic.engine", version, *gpu, [-1, 3, 64, 64],
-                          [-1, 84, 100], profile=profile)
+    engine = write_engine(
+        tmp_path / "dynamic.engine", version, *gpu, [-1, 3, 64, 64], [-1, 84, 100], profile=profile
+    )
     backend = _backend(engine)
     rng = np.random.default_rng(0)
     try:
@@ -465,8 +506,15 @@ def test_dynamic_batch_output_exact(
 
 @pytest.mark.parametrize(("version", "api"), ENGINE_APIS)
 def test_infer_image_equals_the_cpu_path(
-    cuda: Any, kernels: DriverKernels, gpu: Gpu, frames: list[np.ndarray],
-    outputs: list[np.ndarray], tmp_path: Path, use_engine: UseEngine, version: str, api: str
+    cuda: Any,
+    kernels: DriverKernels,
+    gpu: Gpu,
+    frames: list[np.ndarray],
+    outputs: list[np.ndarray],
+    tmp_path: Path,
+    use_engine: UseEngine,
+    version: str,
+    api: str,
 ) -> None:
     """Raw frame upload, GPU letterbox into the engine input, compaction: the CPU path's
     detections, exactly."""
@@ -503,21 +551,31 @@ def test_infer_image_equals_the_cpu_path(
             if transform != letterbox_geometry(image.shape[:2], (640, 640)):
                 failures.append(f"frame {i} {label}: transform {transform}")
             if diff > TOLERANCE:
-                failures.append(f"frame {i} {label}: engine input differs from the CPU "
-                                f"letterbox by {diff * 255:.3f}/255")
+                failures.append(
+                    f"frame {i} {label}: engine input differs from the CPU "
+                    f"letterbox by {diff * 255:.3f}/255"
+                )
         times = backend.last_gpu_times
     finally:
         backend.close()
-    print(f"{len(sources)} frames/encodings, crop view included; engine input buffer vs CPU "
-          f"letterbox max {worst * 255:.3f}/255; last GPU times (ms) "
-          + ", ".join(f"{k} {v:.3f}" for k, v in times.items()))
+    print(
+        f"{len(sources)} frames/encodings, crop view included; engine input buffer vs CPU "
+        f"letterbox max {worst * 255:.3f}/255; last GPU times (ms) "
+        + ", ".join(f"{k} {v:.3f}" for k, v in times.items())
+    )
     assert not failures, _failures(failures)
 
 
 @pytest.mark.parametrize(("version", "api"), ENGINE_APIS)
 def test_configure_cleanup_cycles_leave_free_memory_unchanged(
-    cuda: Any, kernels: DriverKernels, gpu: Gpu, frames: list[np.ndarray], tmp_path: Path,
-    use_engine: UseEngine, version: str, api: str
+    cuda: Any,
+    kernels: DriverKernels,
+    gpu: Gpu,
+    frames: list[np.ndarray],
+    tmp_path: Path,
+    use_engine: UseEngine,
+    version: str,
+    api: str,
 ) -> None:
     cycles = 20
     use_engine(version, FormulaEngine(kernels))
@@ -541,8 +599,10 @@ def test_configure_cleanup_cycles_leave_free_memory_unchanged(
         cycle().close()
         drift.append(base - cuda.mem_get_info()[0])
     mib = 2**20
-    print(f"free before {base / mib:.1f} MiB; one open backend holds {held_bytes / mib:.1f} MiB "
-          f"(it reports {reported / mib:.1f} MiB); drift after each of {cycles} cycles (bytes): "
-          f"{sorted(set(drift))}")
+    print(
+        f"free before {base / mib:.1f} MiB; one open backend holds {held_bytes / mib:.1f} MiB "
+        f"(it reports {reported / mib:.1f} MiB); drift after each of {cycles} cycles (bytes): "
+        f"{sorted(set(drift))}"
+    )
     assert held_bytes > 0
     assert all(d == 0 for d in drift), f"free device memory drifted by {sorted(set(drift))} bytes"

@@ -16,7 +16,11 @@ from yolo_trt_ros.inference.tensorrt.gpu_preprocess import KERNEL_SOURCE
 
 _CUDA_NVCC = Path("/usr/local/cuda/bin/nvcc")
 NVCC = shutil.which("nvcc") or (str(_CUDA_NVCC) if _CUDA_NVCC.exists() else None)
-ENTRY_POINTS = [f"{k}_{t}" for k in ("letterbox", "flag_candidates", "gather_candidates") for t in ("f32", "f16")]
+ENTRY_POINTS = [
+    f"{k}_{t}"
+    for k in ("letterbox", "flag_candidates", "gather_candidates")
+    for t in ("f32", "f16")
+]
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
@@ -25,9 +29,25 @@ def test_kernels_compile(tmp_path: Path, arch: str) -> None:
     source = tmp_path / "kernels.cu"
     source.write_text(KERNEL_SOURCE)
     cubin = tmp_path / "kernels.cubin"
-    proc = subprocess.run([NVCC, f"-arch={arch}", "-O3", "-cubin", "-Werror", "all-warnings", "-o", str(cubin),
-                           str(source)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            NVCC,
+            f"-arch={arch}",
+            "-O3",
+            "-cubin",
+            "-Werror",
+            "all-warnings",
+            "-o",
+            str(cubin),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     symbols = cubin.read_bytes()  # an ELF file: the symbol names are in its string table
     for name in ENTRY_POINTS:
-        assert b"\0" + name.encode() + b"\0" in symbols, f"{name} missing from the cubin (extern \"C\" lost?)"
+        assert b"\0" + name.encode() + b"\0" in symbols, (
+            f'{name} missing from the cubin (extern "C" lost?)'
+        )

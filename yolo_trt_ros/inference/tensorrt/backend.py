@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
-from yolo_trt_ros.inference.base import ModelError, check_output_shape, resolve_input_shape
-from yolo_trt_ros.inference.tensorrt.cuda_context import CudaContext
-from yolo_trt_ros.inference.tensorrt.builder import DEFAULT_WORKSPACE_MB, BuildOptions, ensure_engine
-from yolo_trt_ros.inference.tensorrt.engine_cache import read_engine_plan
 from yolo_trt_ros.detection.encodings import checked_frame
-from yolo_trt_ros.inference.tensorrt.gpu_preprocess import free_pinned
 from yolo_trt_ros.detection.letterbox import LetterboxTransform
+from yolo_trt_ros.inference.base import ModelError, check_output_shape, resolve_input_shape
+from yolo_trt_ros.inference.tensorrt.builder import (
+    DEFAULT_WORKSPACE_MB,
+    BuildOptions,
+    ensure_engine,
+)
 from yolo_trt_ros.inference.tensorrt.compat import EngineRunner, TensorInfo, load_engine
+from yolo_trt_ros.inference.tensorrt.cuda_context import CudaContext
+from yolo_trt_ros.inference.tensorrt.engine_cache import read_engine_plan
+from yolo_trt_ros.inference.tensorrt.gpu_preprocess import free_pinned
 
 _FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float16))
 
@@ -71,14 +75,23 @@ class TensorRTBackend:
 
     name = "tensorrt"
 
-    def __init__(self, model_path: str | Path, precision: str = "fp16", *, device: int = 0, max_batch: int = 1,
-                 workspace_mb: int = DEFAULT_WORKSPACE_MB, gpu_preprocess: bool = True, gpu_timing: bool = False,
-                 log: Optional[logging.Logger] = None):
+    def __init__(
+        self,
+        model_path: str | Path,
+        precision: str = "fp16",
+        *,
+        device: int = 0,
+        max_batch: int = 1,
+        workspace_mb: int = DEFAULT_WORKSPACE_MB,
+        gpu_preprocess: bool = True,
+        gpu_timing: bool = False,
+        log: logging.Logger | None = None,
+    ):
         self.model_path = Path(model_path)
         self._log = log or logging.getLogger("yolo_trt_ros.tensorrt")
-        self._ctx: Optional[CudaContext] = None
-        self._runner: Optional[EngineRunner] = None
-        self._gpu: Optional[_GpuPath] = None
+        self._ctx: CudaContext | None = None
+        self._runner: EngineRunner | None = None
+        self._gpu: _GpuPath | None = None
         self._buffers: list[_Buffer] = []
         self._stream: Any = None
         self.metadata: dict[str, str] = {}
@@ -99,7 +112,9 @@ class TensorRTBackend:
         except ModelError:
             self.close()
             raise
-        except Exception as exc:  # TensorRT, pycuda and cache errors all become one ModelError line
+        except (
+            Exception
+        ) as exc:  # TensorRT, pycuda and cache errors all become one ModelError line
             self.close()
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"model {self.model_path}: {text}") from exc
@@ -124,9 +139,13 @@ class TensorRTBackend:
         self._in, self._out = inputs[0], outputs[0]
         for t in (self._in, self._out):
             if t.dtype not in _FLOAT_TYPES:
-                raise ModelError(f"model {self.model_path}: tensor '{t.name}' is {t.dtype}; need float32 or float16")
+                raise ModelError(
+                    f"model {self.model_path}: tensor '{t.name}' is {t.dtype}; need float32 or float16"
+                )
         self.input_dtype: np.dtype = self._in.dtype
-        self.input_shape = resolve_input_shape(self.model_path, self._in.name, _batch1(self._in), self.metadata)
+        self.input_shape = resolve_input_shape(
+            self.model_path, self._in.name, _batch1(self._in), self.metadata
+        )
         self._stream = self._cuda.Stream()
         self._in_buf = _Buffer(self._cuda, self._in.dtype)
         self._out_buf = _Buffer(self._cuda, self._out.dtype)
@@ -135,9 +154,17 @@ class TensorRTBackend:
         self._bind(self.input_shape)
         self.output_shape: tuple[int, ...] = self._out_shape
         check_output_shape(self.model_path, self._out.name, self.output_shape)
-        self._log.info("TensorRT %s engine %s (%s API): input %s %s, output %s %s, on %s", self.precision,
-                       engine_path, self.api, list(self.input_shape), self.input_dtype, list(self.output_shape),
-                       self._out.dtype, self.gpu_name)
+        self._log.info(
+            "TensorRT %s engine %s (%s API): input %s %s, output %s %s, on %s",
+            self.precision,
+            engine_path,
+            self.api,
+            list(self.input_shape),
+            self.input_dtype,
+            list(self.output_shape),
+            self._out.dtype,
+            self.gpu_name,
+        )
 
     def _bind(self, shape: tuple[int, ...]) -> None:
         """Set the input shape, grow the buffers to fit and bind their device addresses."""
@@ -145,13 +172,17 @@ class TensorRTBackend:
         self._runner.set_input_shape(self._in.name, shape)
         out_shape = self._runner.shape(self._out.name)
         if any(d < 0 for d in out_shape):
-            raise ModelError(f"model {self.model_path}: output shape {list(out_shape)} unresolved for input {shape}")
+            raise ModelError(
+                f"model {self.model_path}: output shape {list(out_shape)} unresolved for input {shape}"
+            )
         if self._in_buf.ensure(int(np.prod(shape))) or not self._shape:
             self._runner.set_address(self._in.name, int(self._in_buf.device))
         if self._out_buf.ensure(int(np.prod(out_shape))) or not self._shape:
             self._runner.set_address(self._out.name, int(self._out_buf.device))
         self._shape, self._out_shape = tuple(shape), tuple(out_shape)
-        self._out_f32 = np.empty(self._out_shape, np.float32) if self._out.dtype != np.float32 else None
+        self._out_f32 = (
+            np.empty(self._out_shape, np.float32) if self._out.dtype != np.float32 else None
+        )
 
     @property
     def gpu_preprocessing(self) -> bool:
@@ -177,8 +208,9 @@ class TensorRTBackend:
         np.copyto(self._out_f32, host_out)
         return self._out_f32
 
-    def infer_image(self, image: np.ndarray, encoding: str,
-                    conf_threshold: float) -> tuple[np.ndarray, LetterboxTransform]:
+    def infer_image(
+        self, image: np.ndarray, encoding: str, conf_threshold: float
+    ) -> tuple[np.ndarray, LetterboxTransform]:
         """GPU path for one raw uint8 frame: upload, letterbox on the GPU, run, keep the anchors whose best score
         exceeds ``conf_threshold``. Returns the (1, 4+nc, K) float32 candidates (decoding them gives the same
         detections as decoding the full output) and the letterbox geometry. ValueError for a bad frame."""
@@ -236,11 +268,11 @@ class TensorRTBackend:
             ctx.close()
 
 
-def _batch1(info: TensorInfo) -> list[Optional[int]]:
+def _batch1(info: TensorInfo) -> list[int | None]:
     """The input shape at batch 1, dynamic dims taken from the profile's opt shape."""
     assert info.profile is not None
     opt = info.profile[1]
-    dims: list[Optional[int]] = [d if d >= 0 else opt[i] for i, d in enumerate(info.shape)]
+    dims: list[int | None] = [d if d >= 0 else opt[i] for i, d in enumerate(info.shape)]
     if dims:
         dims[0] = 1
     return dims
@@ -250,7 +282,12 @@ class _GpuPath:
     """Upload + GPU letterbox into the engine input, engine, candidate compaction; timed with CUDA events."""
 
     def __init__(self, backend: TensorRTBackend, timing: bool):
-        from yolo_trt_ros.inference.tensorrt.gpu_preprocess import CandidateReducer, FrameUploader, GpuKernels, GpuLetterbox
+        from yolo_trt_ros.inference.tensorrt.gpu_preprocess import (
+            CandidateReducer,
+            FrameUploader,
+            GpuKernels,
+            GpuLetterbox,
+        )
 
         self._backend = backend
         cuda = backend._cuda
@@ -263,7 +300,7 @@ class _GpuPath:
         self.times: dict[str, float] = {}
 
     @classmethod
-    def start(cls, backend: TensorRTBackend, timing: bool, log: logging.Logger) -> Optional[_GpuPath]:
+    def start(cls, backend: TensorRTBackend, timing: bool, log: logging.Logger) -> _GpuPath | None:
         """The GPU path, or None (logged) when its kernels cannot be built here, e.g. without nvcc."""
         try:
             return cls(backend, timing)
@@ -272,7 +309,9 @@ class _GpuPath:
             log.warning("GPU preprocessing disabled, using the CPU letterbox: %s", first)
             return None
 
-    def run(self, image: np.ndarray, encoding: str, conf: float) -> tuple[np.ndarray, LetterboxTransform]:
+    def run(
+        self, image: np.ndarray, encoding: str, conf: float
+    ) -> tuple[np.ndarray, LetterboxTransform]:
         image = checked_frame(image, encoding)
         b = self._backend
         stream = b._stream
@@ -292,8 +331,10 @@ class _GpuPath:
         stream.synchronize()
         candidates = self.reducer.result()
         if events:
-            self.times = {name: events[i + 1].time_since(events[i])
-                          for i, name in enumerate(("preprocess", "infer", "compact"))}
+            self.times = {
+                name: events[i + 1].time_since(events[i])
+                for i, name in enumerate(("preprocess", "infer", "compact"))
+            }
         return candidates, transform
 
     def close(self) -> None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Optional, Protocol, Sequence, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class TensorInfo:
     is_input: bool
     shape: Shape
     dtype: np.dtype
-    profile: Optional[tuple[Shape, Shape, Shape]]
+    profile: tuple[Shape, Shape, Shape] | None
 
 
 def tensorrt_version() -> tuple[int, ...]:
@@ -70,7 +71,9 @@ def check_supported() -> None:
     """Raise TensorRTError for TensorRT versions before 8 (no explicit-batch ONNX engines worth supporting)."""
     version = tensorrt_version()
     if version[0] < 8:
-        raise TensorRTError(f"TensorRT {'.'.join(map(str, version))} is too old: 8.6 or newer is required")
+        raise TensorRTError(
+            f"TensorRT {'.'.join(map(str, version))} is too old: 8.6 or newer is required"
+        )
 
 
 # -- logging -------------------------------------------------------------------------------------------------
@@ -116,7 +119,9 @@ class EngineRunner(ABC):
     """"tensor" (TensorRT >= 10) or "bindings" (TensorRT 8.x)."""
     tensors: list[TensorInfo]
 
-    def __init__(self, runtime: trt.Runtime, engine: trt.ICudaEngine, context: trt.IExecutionContext):
+    def __init__(
+        self, runtime: trt.Runtime, engine: trt.ICudaEngine, context: trt.IExecutionContext
+    ):
         self._runtime: trt.Runtime | None = runtime
         self._engine: trt.ICudaEngine | None = engine
         self._context: trt.IExecutionContext | None = context
@@ -133,7 +138,9 @@ class EngineRunner(ABC):
         for t in self.tensors:
             if t.name == name:
                 return t
-        raise KeyError(f"engine has no I/O tensor {name!r} (it has {', '.join(t.name for t in self.tensors)})")
+        raise KeyError(
+            f"engine has no I/O tensor {name!r} (it has {', '.join(t.name for t in self.tensors)})"
+        )
 
     def set_input_shape(self, name: str, shape: Sequence[int]) -> None:
         """Set a dynamic input's shape; TensorRTError when outside the engine's profile."""
@@ -141,7 +148,9 @@ class EngineRunner(ABC):
         shape = tuple(int(d) for d in shape)
         if info.profile is not None:
             low, _, high = info.profile
-            fits = len(shape) == len(low) and all(lo <= d <= hi for d, lo, hi in zip(shape, low, high))
+            fits = len(shape) == len(low) and all(
+                lo <= d <= hi for d, lo, hi in zip(shape, low, high)
+            )
             if not fits:
                 raise TensorRTError(
                     f"input '{name}' shape {list(shape)} is outside the engine profile "
@@ -213,14 +222,18 @@ def _np_dtype(dtype: trt.DataType, name: str) -> np.dtype:
         trt.DataType.BOOL: np.bool_,
     }
     if dtype not in table:
-        raise TensorRTError(f"tensor '{name}' has TensorRT type {dtype}, which this package does not handle")
+        raise TensorRTError(
+            f"tensor '{name}' has TensorRT type {dtype}, which this package does not handle"
+        )
     return np.dtype(table[dtype])
 
 
 class _TensorApiRunner(EngineRunner):
     api = "tensor"
 
-    def __init__(self, runtime: trt.Runtime, engine: trt.ICudaEngine, context: trt.IExecutionContext):
+    def __init__(
+        self, runtime: trt.Runtime, engine: trt.ICudaEngine, context: trt.IExecutionContext
+    ):
         import tensorrt as trt
 
         super().__init__(runtime, engine, context)
@@ -236,8 +249,11 @@ class _TensorApiRunner(EngineRunner):
                     profile = (low, opt, high)
                 else:
                     profile = (shape, shape, shape)
-            self.tensors.append(TensorInfo(name, is_input, shape, _np_dtype(engine.get_tensor_dtype(name), name),
-                                           profile))
+            self.tensors.append(
+                TensorInfo(
+                    name, is_input, shape, _np_dtype(engine.get_tensor_dtype(name), name), profile
+                )
+            )
 
     def _set_input_shape(self, name: str, shape: Shape) -> bool:
         return self._live()[1].set_input_shape(name, shape)
@@ -284,7 +300,9 @@ class _LegacyContext(Protocol):
 class _BindingsApiRunner(EngineRunner):
     api = "bindings"
 
-    def __init__(self, runtime: trt.Runtime, engine: trt.ICudaEngine, context: trt.IExecutionContext):
+    def __init__(
+        self, runtime: trt.Runtime, engine: trt.ICudaEngine, context: trt.IExecutionContext
+    ):
         super().__init__(runtime, engine, context)
         legacy = cast(_LegacyEngine, engine)
         self._index: dict[str, int] = {}
@@ -301,8 +319,11 @@ class _BindingsApiRunner(EngineRunner):
                 else:
                     profile = (shape, shape, shape)
             self._index[name] = i
-            self.tensors.append(TensorInfo(name, is_input, shape, _np_dtype(legacy.get_binding_dtype(i), name),
-                                           profile))
+            self.tensors.append(
+                TensorInfo(
+                    name, is_input, shape, _np_dtype(legacy.get_binding_dtype(i), name), profile
+                )
+            )
         self._bindings = [0] * len(self.tensors)
 
     def _legacy_context(self) -> _LegacyContext:
@@ -356,7 +377,10 @@ def set_workspace(config: trt.IBuilderConfig, nbytes: int) -> None:
 
 
 def set_precision(
-    builder: trt.Builder, config: trt.IBuilderConfig, precision: str, calibrator: trt.IInt8Calibrator | None,
+    builder: trt.Builder,
+    config: trt.IBuilderConfig,
+    precision: str,
+    calibrator: trt.IInt8Calibrator | None,
     log: logging.Logger,
 ) -> None:
     """Enable FP16 or INT8 (with FP16 fallback) kernels; on TensorRT 11 only fp32 (types come from the ONNX)."""
@@ -383,7 +407,9 @@ def set_precision(
 
 
 def add_profile(
-    builder: trt.Builder, config: trt.IBuilderConfig, profile: Mapping[str, Mapping[str, Sequence[int]]]
+    builder: trt.Builder,
+    config: trt.IBuilderConfig,
+    profile: Mapping[str, Mapping[str, Sequence[int]]],
 ) -> trt.IOptimizationProfile | None:
     """Register one optimization profile (input -> min/opt/max shapes) when any input is dynamic; returns it."""
     if all(list(shapes["min"]) == list(shapes["max"]) for shapes in profile.values()):
@@ -399,7 +425,9 @@ def add_profile(
     return opt_profile
 
 
-def build_serialized(builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig) -> bytes:
+def build_serialized(
+    builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig
+) -> bytes:
     """Build and serialize (``build_serialized_network``: 8.x and later); TensorRTError when the build fails."""
     plan = builder.build_serialized_network(network, config)
     if plan is None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from yolo_trt_ros.inference.onnx_info import Dim
 
@@ -55,11 +56,21 @@ class EngineSpec:
     profile: Profile
 
     @classmethod
-    def for_platform(cls, platform: Platform, onnx_sha256: str, precision: str, profile: Profile) -> EngineSpec:
+    def for_platform(
+        cls, platform: Platform, onnx_sha256: str, precision: str, profile: Profile
+    ) -> EngineSpec:
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        return cls(onnx_sha256, platform.tensorrt_version, platform.gpu_name, platform.compute_capability,
-                   precision, profile)
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
+            )
+        return cls(
+            onnx_sha256,
+            platform.tensorrt_version,
+            platform.gpu_name,
+            platform.compute_capability,
+            precision,
+            profile,
+        )
 
     def record(self) -> dict[str, Any]:
         """JSON-ready fields (profile shapes as lists)."""
@@ -96,7 +107,9 @@ def sidecar_path(engine_path: str | Path) -> Path:
     return engine_path.with_name(engine_path.name + ".json")
 
 
-def profile_for(inputs: Sequence[tuple[str, Sequence[Dim]]], max_batch: int, imgsz: tuple[int, int]) -> Profile:
+def profile_for(
+    inputs: Sequence[tuple[str, Sequence[Dim]]], max_batch: int, imgsz: tuple[int, int]
+) -> Profile:
     """Optimization profile for the model inputs: batch 1..``max_batch`` (opt 1) where the batch is dynamic,
     other dynamic dims fixed (the spatial ones to ``imgsz``, channels to 3)."""
     if max_batch < 1:
@@ -107,7 +120,9 @@ def profile_for(inputs: Sequence[tuple[str, Sequence[Dim]]], max_batch: int, img
         if len(shape) == 4:
             fixed = [fixed[0], fixed[1] or 3, fixed[2] or imgsz[0], fixed[3] or imgsz[1]]
         if any(d is None for d in fixed[1:]):
-            raise ValueError(f"input '{name}' has shape {list(shape)}: only the batch dimension may be unknown")
+            raise ValueError(
+                f"input '{name}' has shape {list(shape)}: only the batch dimension may be unknown"
+            )
         rest = [int(d) for d in fixed[1:] if d is not None]
         if fixed[0] is None:
             profile[name] = {"min": [1, *rest], "opt": [1, *rest], "max": [max_batch, *rest]}
@@ -117,9 +132,15 @@ def profile_for(inputs: Sequence[tuple[str, Sequence[Dim]]], max_batch: int, img
     return profile
 
 
-def write_sidecar(engine_path: str | Path, spec: EngineSpec, extra: Mapping[str, Any] | None = None) -> Path:
+def write_sidecar(
+    engine_path: str | Path, spec: EngineSpec, extra: Mapping[str, Any] | None = None
+) -> Path:
     """Write ``<engine>.json`` for a freshly written engine (spec + engine sha256 + ``extra``, e.g. metadata)."""
-    record: dict[str, Any] = {"format": SIDECAR_FORMAT, **spec.record(), "engine_sha256": sha256_file(engine_path)}
+    record: dict[str, Any] = {
+        "format": SIDECAR_FORMAT,
+        **spec.record(),
+        "engine_sha256": sha256_file(engine_path),
+    }
     record.update(extra or {})
     path = sidecar_path(engine_path)
     tmp = path.with_name(path.name + ".tmp")
@@ -139,13 +160,19 @@ def read_sidecar(engine_path: str | Path) -> dict[str, Any]:
         ) from None
     except (OSError, ValueError) as exc:
         raise EngineRefused(f"engine {engine_path}: sidecar {path} is unreadable ({exc})") from exc
-    missing = [f for f in (*SPEC_FIELDS, "engine_sha256") if not isinstance(record, dict) or f not in record]
+    missing = [
+        f
+        for f in (*SPEC_FIELDS, "engine_sha256")
+        if not isinstance(record, dict) or f not in record
+    ]
     if missing:
         raise EngineRefused(f"engine {engine_path}: sidecar {path} lacks {', '.join(missing)}")
     return dict(record)
 
 
-def mismatches(expected: Mapping[str, Any], recorded: Mapping[str, Any], fields: Sequence[str]) -> list[str]:
+def mismatches(
+    expected: Mapping[str, Any], recorded: Mapping[str, Any], fields: Sequence[str]
+) -> list[str]:
     """One ``field: engine has X, expected Y`` line per differing field, in ``fields`` order."""
     out = []
     for name in fields:
@@ -165,13 +192,23 @@ def decide(onnx_path: str | Path, spec: EngineSpec) -> CacheDecision:
     try:
         record = read_sidecar(engine)
     except EngineRefused as exc:
-        return CacheDecision("build", engine, str(exc).replace(f"engine {engine}: ", f"cached engine {engine.name}: "))
+        return CacheDecision(
+            "build",
+            engine,
+            str(exc).replace(f"engine {engine}: ", f"cached engine {engine.name}: "),
+        )
     diff = mismatches(spec.record(), record, SPEC_FIELDS)
     if diff:
-        return CacheDecision("build", engine, f"cached engine {engine.name} is stale: {'; '.join(diff)}")
+        return CacheDecision(
+            "build", engine, f"cached engine {engine.name} is stale: {'; '.join(diff)}"
+        )
     if sha256_file(engine) != record["engine_sha256"]:
-        return CacheDecision("build", engine, f"cached engine {engine.name} differs from the sha256 in its sidecar")
-    return CacheDecision("reuse", engine, f"cached engine {engine.name} matches {', '.join(SPEC_FIELDS)}")
+        return CacheDecision(
+            "build", engine, f"cached engine {engine.name} differs from the sha256 in its sidecar"
+        )
+    return CacheDecision(
+        "reuse", engine, f"cached engine {engine.name} matches {', '.join(SPEC_FIELDS)}"
+    )
 
 
 def check_engine(engine_path: str | Path, platform: Platform) -> dict[str, Any]:
@@ -188,7 +225,9 @@ def check_engine(engine_path: str | Path, platform: Platform) -> dict[str, Any]:
             f"`yolo-trt-ros build-engine --onnx MODEL.onnx` or give the node the .onnx"
         )
     if sha256_file(engine_path) != record["engine_sha256"]:
-        raise EngineRefused(f"engine {engine_path} differs from the sha256 in its sidecar (modified or truncated)")
+        raise EngineRefused(
+            f"engine {engine_path} differs from the sha256 in its sidecar (modified or truncated)"
+        )
     return record
 
 
@@ -215,8 +254,10 @@ def resolve_engine(
     if decision.action == "reuse":
         log(f"TensorRT engine cache: reusing {decision.engine_path} ({decision.reason})")
         return decision.engine_path, read_sidecar(decision.engine_path)
-    log(f"TensorRT engine cache: building {decision.engine_path} because {decision.reason} "
-        f"(first start only; this takes minutes)")
+    log(
+        f"TensorRT engine cache: building {decision.engine_path} because {decision.reason} "
+        f"(first start only; this takes minutes)"
+    )
     extra = build(model_path, decision.engine_path, spec)
     write_sidecar(decision.engine_path, spec, extra)
     return decision.engine_path, read_sidecar(decision.engine_path)
@@ -243,7 +284,9 @@ def read_engine_plan(engine_path: str | Path) -> tuple[bytes, dict[str, str]]:
 def _literal(key: Any, value: Any) -> str:
     if isinstance(value, str):
         return value
-    if key == "names" and isinstance(value, dict):  # JSON turned the integer class ids into strings
+    if key == "names" and isinstance(
+        value, dict
+    ):  # JSON turned the integer class ids into strings
         value = {int(k) if str(k).isdigit() else k: v for k, v in value.items()}
     return repr(value)
 
@@ -251,8 +294,12 @@ def _literal(key: Any, value: Any) -> str:
 def _normalized_profile(profile: Any) -> Any:
     if not isinstance(profile, Mapping):
         return profile
-    return {name: {k: [int(d) for d in v] for k, v in shapes.items()} if isinstance(shapes, Mapping) else shapes
-            for name, shapes in profile.items()}
+    return {
+        name: {k: [int(d) for d in v] for k, v in shapes.items()}
+        if isinstance(shapes, Mapping)
+        else shapes
+        for name, shapes in profile.items()
+    }
 
 
 def _short(value: Any) -> str:

@@ -196,7 +196,13 @@ class _Launch:
     the block shape on every call (about 9 us of Python per launch on an H100 host); this calls pycuda's
     underlying ``_launch_kernel`` (cuLaunchKernel) with the packed buffer (about 5 us)."""
 
-    def __init__(self, function: Any, grid: tuple[int, int, int], block: tuple[int, int, int], args: tuple[Any, ...]):
+    def __init__(
+        self,
+        function: Any,
+        grid: tuple[int, int, int],
+        block: tuple[int, int, int],
+        args: tuple[Any, ...],
+    ):
         from pycuda._pvt_struct import pack
 
         self._function, self._grid, self._block = function, grid, block
@@ -220,7 +226,11 @@ class GpuKernels:
 
         self._module: Any = SourceModule(KERNEL_SOURCE, no_extern_c=True, options=["-O3"])
         self._functions: dict[str, Any] = {}
-        signatures = {"letterbox": "PiiiiiiiPiiiiiifff", "flag_candidates": "PiifP", "gather_candidates": "PiiPP"}
+        signatures = {
+            "letterbox": "PiiiiiiiPiiiiiifff",
+            "flag_candidates": "PiifP",
+            "gather_candidates": "PiiPP",
+        }
         for base, signature in signatures.items():
             for suffix in _SUFFIX.values():
                 function = self._module.get_function(f"{base}_{suffix}")
@@ -291,26 +301,44 @@ class FrameUploader:
 class GpuLetterbox:
     """Letterbox device frames into a (1, 3, H, W) RGB 0..1 tensor of ``dtype`` at a device address."""
 
-    def __init__(self, kernels: GpuKernels, input_hw: tuple[int, int], dtype: np.dtype, pad_value: int = PAD_VALUE):
+    def __init__(
+        self,
+        kernels: GpuKernels,
+        input_hw: tuple[int, int],
+        dtype: np.dtype,
+        pad_value: int = PAD_VALUE,
+    ):
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self._function = kernels.get(f"letterbox_{_suffix(dtype)}")
         self._pad = np.float32(pad_value / 255)
         self._key: tuple[Any, ...] = ()
         self._launch: tuple[_Launch, LetterboxTransform] | None = None
 
-    def __call__(self, src: int, src_hw: tuple[int, int], encoding: str, dst: int, stream: Any,
-                 src_step: int | None = None) -> LetterboxTransform:
+    def __call__(
+        self,
+        src: int,
+        src_hw: tuple[int, int],
+        encoding: str,
+        dst: int,
+        stream: Any,
+        src_step: int | None = None,
+    ) -> LetterboxTransform:
         """Enqueue the kernel for a packed (or ``src_step``-strided) HWC frame of ``src_hw`` at ``src``."""
         key = (src, tuple(src_hw), encoding, dst, src_step)
-        if key != self._key or self._launch is None:  # geometry and kernel arguments, computed once per layout
-            self._launch = self._prepare(src, (int(src_hw[0]), int(src_hw[1])), encoding, dst, src_step)
+        if (
+            key != self._key or self._launch is None
+        ):  # geometry and kernel arguments, computed once per layout
+            self._launch = self._prepare(
+                src, (int(src_hw[0]), int(src_hw[1])), encoding, dst, src_step
+            )
             self._key = key
         launch, transform = self._launch
         launch(stream)
         return transform
 
-    def _prepare(self, src: int, src_hw: tuple[int, int], encoding: str, dst: int,
-                 src_step: int | None) -> tuple[_Launch, LetterboxTransform]:
+    def _prepare(
+        self, src: int, src_hw: tuple[int, int], encoding: str, dst: int, src_step: int | None
+    ) -> tuple[_Launch, LetterboxTransform]:
         channels = ENCODINGS[encoding].channels
         t = letterbox_geometry(src_hw, self.input_hw)
         h, w = self.input_hw
@@ -319,9 +347,26 @@ class GpuLetterbox:
         grid = ((w + _BLOCK_2D[0] - 1) // _BLOCK_2D[0], (h + _BLOCK_2D[1] - 1) // _BLOCK_2D[1], 1)
         step = src_step if src_step is not None else src_hw[1] * channels
         i32 = np.int32
-        args = (np.uintp(src), i32(src_hw[1]), i32(src_hw[0]), i32(step), i32(channels), i32(r_c), i32(g_c),
-                i32(b_c), np.uintp(dst), i32(w), i32(h), i32(res_w), i32(res_h), i32(t.pad_x), i32(t.pad_y),
-                np.float32(src_hw[1] / res_w), np.float32(src_hw[0] / res_h), self._pad)
+        args = (
+            np.uintp(src),
+            i32(src_hw[1]),
+            i32(src_hw[0]),
+            i32(step),
+            i32(channels),
+            i32(r_c),
+            i32(g_c),
+            i32(b_c),
+            np.uintp(dst),
+            i32(w),
+            i32(h),
+            i32(res_w),
+            i32(res_h),
+            i32(t.pad_x),
+            i32(t.pad_y),
+            np.float32(src_hw[1] / res_w),
+            np.float32(src_hw[0] / res_h),
+            self._pad,
+        )
         return _Launch(self._function, grid, _BLOCK_2D, args), t
 
 
@@ -342,8 +387,9 @@ class CandidateReducer:
         self.rows, self.n = rows, n
         self._words = (n + 31) // 32  # one 32-bit candidate mask per 32 anchors
         self._masks = cuda.mem_alloc(4 * self._words)
-        self._compact: np.ndarray = cuda.pagelocked_empty((n + 1, rows), np.float32,
-                                                          mem_flags=cuda.host_alloc_flags.DEVICEMAP)
+        self._compact: np.ndarray = cuda.pagelocked_empty(
+            (n + 1, rows), np.float32, mem_flags=cuda.host_alloc_flags.DEVICEMAP
+        )
         self._compact_device = int(self._compact.base.get_device_pointer())
         self._key: tuple[int, float] | None = None
         self._launches: tuple[_Launch, ...] = ()
@@ -354,10 +400,19 @@ class CandidateReducer:
             rows, n, masks = i32(self.rows), i32(self.n), ptr(int(self._masks))
             warps = _BLOCK_1D // 32
             self._launches = (
-                _Launch(self._flag, (self._words, 1, 1), (32, 8, 1),
-                        (ptr(output), rows, n, np.float32(conf_threshold), masks)),
-                _Launch(self._gather, ((self._words + warps - 1) // warps, 1, 1), (_BLOCK_1D, 1, 1),
-                        (ptr(output), rows, n, masks, ptr(self._compact_device))))
+                _Launch(
+                    self._flag,
+                    (self._words, 1, 1),
+                    (32, 8, 1),
+                    (ptr(output), rows, n, np.float32(conf_threshold), masks),
+                ),
+                _Launch(
+                    self._gather,
+                    ((self._words + warps - 1) // warps, 1, 1),
+                    (_BLOCK_1D, 1, 1),
+                    (ptr(output), rows, n, masks, ptr(self._compact_device)),
+                ),
+            )
             self._key = (output, conf_threshold)
         for launch in self._launches:
             launch(stream)

@@ -9,8 +9,9 @@ and removes it in 11, where INT8 needs Q/DQ nodes in the ONNX.)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -27,15 +28,25 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 class CalibrationImages:
     """Batches (batch, 3, H, W) of letterboxed images from ``folder`` (sorted, at most ``max_images``)."""
 
-    def __init__(self, folder: str | Path, input_hw: tuple[int, int], batch_size: int = 1,
-                 dtype: np.dtype = np.dtype(np.float32), max_images: int = 1000):
+    def __init__(
+        self,
+        folder: str | Path,
+        input_hw: tuple[int, int],
+        batch_size: int = 1,
+        dtype: np.dtype = np.dtype(np.float32),
+        max_images: int = 1000,
+    ):
         folder = Path(folder)
         if not folder.is_dir():
             raise ValueError(f"calibration folder {folder}: not a directory")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:max_images]
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[
+            :max_images
+        ]
         if len(files) < batch_size:
-            raise ValueError(f"calibration folder {folder}: {len(files)} images ({', '.join(IMAGE_SUFFIXES)}), "
-                             f"need at least {batch_size}")
+            raise ValueError(
+                f"calibration folder {folder}: {len(files)} images ({', '.join(IMAGE_SUFFIXES)}), "
+                f"need at least {batch_size}"
+            )
         self.folder = folder
         self.files = files
         self.batch_size = batch_size
@@ -89,7 +100,9 @@ def make_entropy_calibrator(
                 log.info("INT8 calibration: %d/%d batches", self.batches_used, len(images))
             return [int(self._device)]
 
-        def read_calibration_cache(self) -> bytes | None:  # None: no cache, calibrate (TensorRT's documented use)
+        def read_calibration_cache(
+            self,
+        ) -> bytes | None:  # None: no cache, calibrate (TensorRT's documented use)
             if cache_path.is_file():
                 log.info("INT8 calibration: using cache %s (delete it to recalibrate)", cache_path)
                 return cache_path.read_bytes()
