@@ -27,7 +27,8 @@ setup(
     # from requirements/*.txt (tools/setup_env.sh); not repeated here so colcon does not fight apt.
     install_requires=["setuptools"],
     extras_require={"export": ["ultralytics>=8.4,<8.5"]},
-    zip_safe=True,
+    package_data={PACKAGE: ["inference/tensorrt/kernels.cu"]},
+    zip_safe=False,
     entry_points={
         "console_scripts": [
             "yolo_tracker = yolo_trt_ros.ros.tracker_node:main",

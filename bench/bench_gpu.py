@@ -1,17 +1,21 @@
-"""GPU path timings for one 640x480 frame (MOT16-05), model input 640x640, YOLOv8n output [1, 84, 8400].
+"""GPU path timings for one 640x480 frame (MOT16-05), model input 640x640, YOLOv8n output [1, 84,
+8400].
 
 Compares, per frame and excluding the engine itself:
-  preprocessing: CPU letterbox + upload of the float tensor   vs   raw uint8 upload + GPU letterbox kernel
-  output copy:   device-to-host of the full output           vs   GPU candidate compaction into mapped host memory
+  preprocessing: CPU letterbox + upload of the float tensor   vs   raw uint8 upload + GPU letterbox
+  kernel
+  output copy:   device-to-host of the full output           vs   GPU candidate compaction into
+  mapped host memory
   end to end:    TensorRTBackend.infer (CPU letterbox) + decode of the full output
                  vs   TensorRTBackend.infer_image (GPU path) + decode of the candidates
-The engine is a fake TensorRT (test/fake_tensorrt.py) whose execution enqueues nothing, so the output buffer
-keeps a real YOLOv8n output (ONNX Runtime on the same frame) placed there once. "wall" times are host
-perf_counter around the call including the stream synchronize (what a node thread waits, Python included);
-"GPU" times are CUDA events around work that was queued behind a spinning kernel, so they measure the device
-alone, not how fast Python submits. Median and 90th percentile over --iters runs after --warmup runs.
-Rows marked "at 30 Hz" call once every 33 ms, as a camera delivers frames, with the frame rewritten (untimed)
-before each call, as a newly received message is; all other rows run back to back on the same frame.
+The engine is a fake TensorRT (test/fake_tensorrt.py) whose execution enqueues nothing, so the
+output buffer keeps a real YOLOv8n output (ONNX Runtime on the same frame) placed there once.
+"wall" times are host perf_counter around the call including the stream synchronize (what a node
+thread waits, Python included); "GPU" times are CUDA events around work that was queued behind a
+spinning kernel, so they measure the device alone, not how fast Python submits. Median and 90th
+percentile over --iters runs after --warmup runs. Rows marked "at 30 Hz" call once every 33 ms, as
+a camera delivers frames, with the frame rewritten (untimed) before each call, as a newly received
+message is; all other rows run back to back on the same frame.
 
 Usage: python bench/bench_gpu.py [--frames DIR] [--model ONNX] [--iters N] [--markdown FILE]
 """
@@ -42,7 +46,10 @@ from yolo_trt_ros.detection.decode import decode_yolov8
 from yolo_trt_ros.detection.letterbox import Letterbox
 
 SPIN_SOURCE = """
-__global__ void spin(long long cycles) { const long long t0 = clock64(); while (clock64() - t0 < cycles) {} }
+__global__ void spin(long long cycles) {
+    const long long t0 = clock64();
+    while (clock64() - t0 < cycles) {}
+}
 """
 
 
@@ -93,7 +100,8 @@ class Bench:
     def paced(
         self, name: str, fn: Callable[[], Any], prep: Callable[[], Any], period: float, runs: int
     ) -> float:
-        """Wall time of ``fn`` called once every ``period`` seconds, ``prep`` (untimed) right before each call."""
+        """Wall time of ``fn`` called once every ``period`` seconds, ``prep`` (untimed) right
+        before each call."""
         samples = []
         tick = time.perf_counter()
         for i in range(runs + 5):  # the first 5 warm up
@@ -158,7 +166,7 @@ def main() -> int:
 
     cuda.init()
     device = cuda.Device(0)
-    gpu = (device.name(), "%d.%d" % device.compute_capability())
+    gpu = (device.name(), "{}.{}".format(*device.compute_capability()))
     context = device.retain_primary_context()
     context.push()
     frame_path = sorted(args.frames.glob("*.jpg"))[0]
@@ -167,9 +175,11 @@ def main() -> int:
     session = ort.InferenceSession(str(args.model), providers=["CPUExecutionProvider"])
     real = session.run(None, {"images": letterbox(frame, "bgr8")[0]})[0]
     header = (
-        f"{gpu[0]} (compute {gpu[1]}), driver CUDA {cuda.get_driver_version()}, pycuda {pycuda.VERSION_TEXT}, "
+        f"{gpu[0]} (compute {gpu[1]}), driver CUDA {cuda.get_driver_version()}, pycuda "
+        f"{pycuda.VERSION_TEXT}, "
         f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
-        f"CPU threads {cv2.getNumThreads()}; frame {frame_path.name} {frame.shape[1]}x{frame.shape[0]} bgr8; "
+        f"CPU threads {cv2.getNumThreads()}; frame {frame_path.name} "
+        f"{frame.shape[1]}x{frame.shape[0]} bgr8; "
         f"{args.iters} runs after {args.warmup} warm-up"
     )
     print(header)
@@ -187,11 +197,12 @@ def main() -> int:
                 spin_lb(int(spin_src), frame.shape[:2], "bgr8", int(spin_dst), stream)
             stream.synchronize()
         print(
-            f"SM clock: {idle} before, {sm_clock()} after {args.spin_up:.0f} s of back-to-back letterbox kernels"
+            f"SM clock: {idle} before, {sm_clock()} after {args.spin_up:.0f} s of back-to-back "
+            "letterbox kernels"
         )
         spin_src.free()
         spin_dst.free()
-        # -- preprocessing + upload ------------------------------------------------------------------------
+        # -- preprocessing + upload ---------------------------------------------------------------
         tensor_pinned = cuda.pagelocked_empty((1, 3, 640, 640), np.float32)
         d_tensor = cuda.mem_alloc(tensor_pinned.nbytes)
 
@@ -256,7 +267,7 @@ def main() -> int:
             ),
         )
 
-        # -- output copy -------------------------------------------------------------------------------------
+        # -- output copy --------------------------------------------------------------------------
         d_out = cuda.mem_alloc(real.nbytes)
         cuda.memcpy_htod(d_out, real)
         out_pinned = cuda.pagelocked_empty(real.shape, np.float32)
@@ -306,7 +317,7 @@ def main() -> int:
             same.class_ids, other.class_ids
         )
 
-        # -- end to end through TensorRTBackend (engine enqueues nothing) ---------------------------------
+        # -- end to end through TensorRTBackend (engine enqueues nothing) -------------------------
         install_fake_tensorrt("10.3.0", NoOpEngine())
         with tempfile.TemporaryDirectory() as tmp:
             engine = write_engine(
@@ -331,7 +342,8 @@ def main() -> int:
                 "G. backend.infer_image (GPU path) alone, no engine",
                 lambda: backend.infer_image(frame, "bgr8", 0.25),
             )
-            # where G's wall-clock time goes: host time of each call (the GPU work is queued, not waited for)
+            # where G's wall-clock time goes: host time of each call (the GPU work is queued, not
+            # waited for)
             path = backend._gpu
             bench.wall(
                 "  G1. FrameUploader.upload (pageable H2D 0.9 MB call)",
@@ -387,9 +399,11 @@ def main() -> int:
         summary = (
             f"preprocessing+upload: CPU {cpu_pre_us:.0f} us vs GPU {gpu_pre_us:.0f} us "
             f"({cpu_pre_us / gpu_pre_us:.1f}x); output copy: full {full_us:.0f} us vs compacted "
-            f"{reduced_us:.0f} us ({full_us / reduced_us:.1f}x); end to end without engine: CPU path "
+            f"{reduced_us:.0f} us ({full_us / reduced_us:.1f}x); end to end without engine: CPU "
+            "path "
             f"{e2e_cpu:.0f} us vs GPU path {e2e_gpu:.0f} us ({e2e_cpu / e2e_gpu:.1f}x); GPU path "
-            f"pre+transfers {e2e_gpu_only:.0f} us per frame wall-clock, {gpu_path_device:.0f} us on the GPU; "
+            f"pre+transfers {e2e_gpu_only:.0f} us per frame wall-clock, {gpu_path_device:.0f} us "
+            "on the GPU; "
             f"at 30 Hz with a newly written frame: upload+letterbox {paced_pre:.0f} us, GPU path "
             f"{paced_gpu:.0f} us wall-clock"
         )

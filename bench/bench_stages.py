@@ -1,18 +1,24 @@
 """Per-frame time of each stage of the yolo_tracker frame path, on the 48 MOT16-05 640x480 frames.
 
 Stages, in the order the node runs them, with the node's own objects:
-  receive     rclpy deserialization of the sensor_msgs/Image (what a subscription does before the callback;
-              measured with rclpy.serialization.deserialize_message, not counted in "overhead": it happens in
-              the executor, outside the callback, but it is per-frame CPU the node spends)
+  receive     rclpy deserialization of the sensor_msgs/Image (what a subscription does before the
+  callback;
+              measured with rclpy.serialization.deserialize_message, not counted in "overhead": it
+              happens in the executor, outside the callback, but it is per-frame CPU the node
+              spends)
   convert     \
   preprocess   |
-  infer        } pipeline.FramePipeline with the node's converter (ros.image_conversion.image_frame) and
+  infer        } pipeline.FramePipeline with the node's converter
+  (ros.image_conversion.image_frame) and
   postprocess  |  defaults: FrameResult.times_ms (--no-tracking: the node's tracking:=false)
   track       /
-  publish     ros.detection_msgs.DetectionArrayBuilder + Publisher.publish of a Detection2DArray via real rclpy
-  annotate    Annotator + array_to_image + publish of annotated_image (the node does it only while that topic
+  publish     ros.detection_msgs.DetectionArrayBuilder + Publisher.publish of a Detection2DArray
+  via real rclpy
+  annotate    Annotator + array_to_image + publish of annotated_image (the node does it only while
+  that topic
               has subscribers; reported, not counted in "overhead")
-"overhead" = convert + preprocess + postprocess + track + publish: the node's time per frame beyond inference.
+"overhead" = convert + preprocess + postprocess + track + publish: the node's time per frame beyond
+inference.
 
     .venv/bin/python bench/bench_stages.py [--passes 5] [--subscriber process] [--json out.json]
 """
@@ -60,8 +66,8 @@ node.create_subscription(Detection2DArray, "detections", counter("detections"), 
 node.create_subscription(Image, "annotated_image", counter("annotated_image"), 10)
 try:
     rclpy.spin(node)
-except (KeyboardInterrupt, ExternalShutdownException, RuntimeError):  # RuntimeError: a take cut by shutdown
-    pass
+except (KeyboardInterrupt, ExternalShutdownException, RuntimeError):
+    pass  # RuntimeError: a take cut by shutdown
 print(f"subscriber received {counts}", file=sys.stderr)
 """
 STAGES = (
@@ -85,7 +91,8 @@ def load_frames(seq: Path) -> list[np.ndarray]:
 
 
 def start_subscriber(node: Node) -> subprocess.Popen[bytes]:
-    """A process subscribing to (and spinning on) both topics; returns once both publishers see it."""
+    """A process subscribing to (and spinning on) both topics; returns once both publishers see
+    it."""
     proc = subprocess.Popen([sys.executable, "-c", SUBSCRIBER], env=ros_env())
     deadline = time.monotonic() + 30.0
     while (
@@ -202,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     print(
         f"\nstages per frame (ms), {len(frames)} MOT16-05 frames x {args.passes} passes, "
-        f"{np.mean(counts):.1f} detections/frame published, tracking={not args.no_tracking} (detector conf "
+        f"{np.mean(counts):.1f} detections/frame published, tracking={not args.no_tracking} "
+        "(detector conf "
         f"{detector.config.conf_threshold}), subscriber={args.subscriber}, "
         f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )

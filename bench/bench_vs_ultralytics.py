@@ -1,14 +1,18 @@
-"""Side by side, one run, same 48 MOT16-05 frames, same ONNX model: Ultralytics predict vs our Detector vs ROS.
+"""Side by side, one run, same 48 MOT16-05 frames, same ONNX model: Ultralytics predict vs our
+Detector vs ROS.
 
-1. Alternating passes over the frames (after one warm-up pass each), each side in its own worker process:
-   - Ultralytics ``YOLO(model).predict(frame, conf=0.25, iou=0.7)`` per frame, as yolo_ros calls it;
+1. Alternating passes over the frames (after one warm-up pass each), each side in its own worker
+   process:
+   - Ultralytics ``YOLO(model).predict(frame, conf=0.25, iou=0.7)`` per frame, as yolo_ros calls
+     it;
    - our ``Detector(frame)`` (conf 0.25, IoU 0.7).
-   Each call is timed whole; the time inside ``onnxruntime.InferenceSession.run`` is measured by wrapping that
-   method (both sides use ORT's default CPU session: graph optimizations all, intra-op threads = cores), so
-   "outside" = whole call - ORT. Both sides' detections are compared frame by frame as a sanity check.
-2. Then, with nothing else of this benchmark running, end-to-end frames/s through ROS (bench/ros_throughput.py in
-   the main venv: image_replay process -> yolo_tracker process -> receiver), compared with Ultralytics predict
-   frames/s (1000 / mean predict ms) from step 1.
+   Each call is timed whole; the time inside ``onnxruntime.InferenceSession.run`` is measured by
+   wrapping that method (both sides use ORT's default CPU session: graph optimizations all,
+   intra-op threads = cores), so "outside" = whole call - ORT. Both sides' detections are compared
+   frame by frame as a sanity check.
+2. Then, with nothing else of this benchmark running, end-to-end frames/s through ROS
+   (bench/ros_throughput.py in the main venv: image_replay process -> yolo_tracker process ->
+   receiver), compared with Ultralytics predict frames/s (1000 / mean predict ms) from step 1.
 
     .venv-ref/bin/python bench/bench_vs_ultralytics.py [--passes 5] [--no-ros] [--json out.json]
 """
@@ -68,9 +72,10 @@ def stats(values: list[float]) -> dict[str, float]:
 
 
 def compare(ours: list[tuple], theirs: list[tuple]) -> dict[str, float]:
-    """Frames with equal detection counts and classes, and the largest box / score difference among those."""
+    """Frames with equal detection counts and classes, and the largest box / score difference among
+    those."""
     same, box_diff, score_diff = 0, 0.0, 0.0
-    for (b1, s1, c1), (b2, s2, c2) in zip(ours, theirs):
+    for (b1, s1, c1), (b2, s2, c2) in zip(ours, theirs, strict=True):
         o1, o2 = np.argsort(-s1, kind="stable"), np.argsort(-s2, kind="stable")
         if len(c1) == len(c2) and (c1[o1] == c2[o2]).all():
             same += 1
@@ -86,7 +91,8 @@ def compare(ours: list[tuple], theirs: list[tuple]) -> dict[str, float]:
 
 
 def _worker(side: str, model: str, sequence: str, conn: Connection) -> None:
-    """One side in its own process: load the model, then run a timed pass over the frames per request."""
+    """One side in its own process: load the model, then run a timed pass over the frames per
+    request."""
     frames = [cv2.imread(str(p)) for p in sorted((Path(sequence) / "img1").glob("*.jpg"))]
     timer = OrtTimer()
     if side == "ultralytics":
@@ -118,8 +124,9 @@ def _worker(side: str, model: str, sequence: str, conn: Connection) -> None:
 
 
 def measure(model: Path, sequence: Path, passes: int) -> dict[str, object]:
-    """Alternating passes (who goes first alternates too) of the two sides, each in its own idle-waiting process
-    (so neither's ORT/torch threads spin while the other runs); the first pass of each is a warm-up."""
+    """Alternating passes (who goes first alternates too) of the two sides, each in its own
+    idle-waiting process (so neither's ORT/torch threads spin while the other runs); the first pass
+    of each is a warm-up."""
     ctx = mp.get_context("spawn")
     sides = ("ultralytics", "ours")
     conns, procs = {}, []
@@ -218,9 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     u, o = result["ultralytics"], result["ours"]
     n_frames = result["agreement"]["frames"]
     print(
-        f"\n{n_frames} MOT16-05 frames x {args.passes} passes ({n_frames * args.passes} calls each), "
+        f"\n{n_frames} MOT16-05 frames x {args.passes} passes ({n_frames * args.passes} calls "
+        "each), "
         f"model {args.model.name}, "
-        f"conf 0.25, IoU 0.7; load before {load_before[0]:.2f}, after {result['loadavg_after'][0]:.2f}"
+        f"conf 0.25, IoU 0.7; load before {load_before[0]:.2f}, after "
+        f"{result['loadavg_after'][0]:.2f}"
     )
     print(f"{'per frame (ms)':32s}{'p50':>9s}{'p99':>9s}{'mean':>9s}")
     for name, r in (("Ultralytics predict", u), ("our Detector", o)):
@@ -228,27 +237,33 @@ def main(argv: list[str] | None = None) -> int:
             s = r[part]
             print(f"{name + ' ' + part:32s}{s['p50']:9.2f}{s['p99']:9.2f}{s['mean']:9.2f}")
     print(
-        f"outside ORT, p50: Ultralytics {u['outside']['p50']:.2f} ms vs ours {o['outside']['p50']:.2f} ms "
+        f"outside ORT, p50: Ultralytics {u['outside']['p50']:.2f} ms vs ours "
+        f"{o['outside']['p50']:.2f} ms "
         f"(x{u['outside']['p50'] / o['outside']['p50']:.1f}); total p50 ratio Ultralytics/ours "
         f"{u['total']['p50'] / o['total']['p50']:.3f}"
     )
     a = result["agreement"]
     print(
-        f"agreement: {a['frames_identical_classes']}/{a['frames']} frames with identical classes; max box diff "
+        f"agreement: {a['frames_identical_classes']}/{a['frames']} frames with identical classes; "
+        "max box diff "
         f"{a['max_box_diff_px']:.3f} px, max score diff {a['max_score_diff']:.4f}"
     )
     print(
-        f"frames/s (1000 / mean per-frame ms): Ultralytics predict {u['fps']:.2f}, our Detector {o['fps']:.2f}"
+        f"frames/s (1000 / mean per-frame ms): Ultralytics predict {u['fps']:.2f}, our Detector "
+        f"{o['fps']:.2f}"
     )
     if "ros" in result:
         ros, first = result["ros"], result["ros"]["runs"][0]
         lat = [r["latency_ms"]["p50"] for r in ros["runs"]]
         infer = [r["node_diagnostics"].get("stage_p50_ms.infer", "?") for r in ros["runs"]]
         print(
-            f"frames/s through ROS (replay {first['replay_rate_hz']:.0f} Hz -> yolo_tracker -> receiver, "
-            f"{len(ros['runs'])} runs of {first['duration_s']:.0f} s): median {ros['fps_median']:.2f} "
+            f"frames/s through ROS (replay {first['replay_rate_hz']:.0f} Hz -> yolo_tracker -> "
+            "receiver, "
+            f"{len(ros['runs'])} runs of {first['duration_s']:.0f} s): median "
+            f"{ros['fps_median']:.2f} "
             f"(min {ros['fps_min']:.2f}, max {ros['fps_max']:.2f}); latency p50 per run "
-            f"{', '.join(f'{v:.0f}' for v in lat)} ms; node infer p50 per run {', '.join(infer)} ms"
+            f"{', '.join(f'{v:.0f}' for v in lat)} ms; node infer p50 per run {', '.join(infer)} "
+            "ms"
         )
         print(
             "CPU % per process (100 = one core), per run: "

@@ -1,14 +1,17 @@
-"""coco8 mAP parity: our Detector + our metric vs Ultralytics ``YOLO(onnx).val()`` on the same ONNX model.
+"""coco8 mAP parity: our Detector + our metric vs Ultralytics ``YOLO(onnx).val()`` on the same ONNX
+model.
 
-Our side runs the Detector as Ultralytics val does (conf 0.001, IoU 0.7, max_det 300, multi-label NMS) and
-scores it with yolo_trt_ros.evaluation.coco_metrics. The reference side (only when Ultralytics is importable, i.e. in
-.venv-ref) runs ``YOLO(model).val`` on a dataset YAML that points at the shared coco8 folder through symlinks in
-a temporary directory (so Ultralytics' label caches and run folders never land in the shared data), once with all
-8 images (train + val lists) and once with the 4 val images (Ultralytics' own coco8.yaml split).
+Our side runs the Detector as Ultralytics val does (conf 0.001, IoU 0.7, max_det 300, multi-label
+NMS) and scores it with yolo_trt_ros.evaluation.coco_metrics. The reference side (only when
+Ultralytics is importable, i.e. in .venv-ref) runs ``YOLO(model).val`` on a dataset YAML that
+points at the shared coco8 folder through symlinks in a temporary directory (so Ultralytics' label
+caches and run folders never land in the shared data), once with all 8 images (train + val lists)
+and once with the 4 val images (Ultralytics' own coco8.yaml split).
 
-Diagnostics: ``ours (input px, unclipped)`` scores the same pipeline's boxes in letterboxed-input pixels before
-un-letterboxing and clipping, against ground truth mapped into that space, as Ultralytics val does; ``ours + Ultralytics metric`` scores our
-detections with Ultralytics' own matching and AP code, which isolates pipeline from metric differences.
+Diagnostics: ``ours (input px, unclipped)`` scores the same pipeline's boxes in letterboxed-input
+pixels before un-letterboxing and clipping, against ground truth mapped into that space, as
+Ultralytics val does; ``ours + Ultralytics metric`` scores our detections with Ultralytics' own
+matching and AP code, which isolates pipeline from metric differences.
 
     .venv-ref/bin/python bench/coco8_map.py            # ours and Ultralytics
     .venv/bin/python bench/coco8_map.py                # ours only
@@ -46,8 +49,9 @@ VAL_CONFIG = DetectorConfig(
 def predict_all(detector: Detector, root: Path) -> dict[str, dict]:
     """Run the detector over every image once.
 
-    Keeps the Detector's output (original-image pixels, clipped) and, for the diagnostic, the same pipeline's
-    decoded boxes before un-letterboxing ("input" space, unclipped) with the ground truth mapped into that space.
+    Keeps the Detector's output (original-image pixels, clipped) and, for the diagnostic, the same
+    pipeline's decoded boxes before un-letterboxing ("input" space, unclipped) with the ground
+    truth mapped into that space.
     """
     letterbox = Letterbox(detector.backend.input_shape[2:])
     cfg = detector.config
@@ -133,8 +137,8 @@ def ultralytics_val(model: Path, root: Path, work: Path) -> dict[str, tuple[floa
     from ultralytics import YOLO
 
     names = Detector.from_model(model).names
-    # Real folders of per-file symlinks: Ultralytics resolves folder symlinks and would write its label
-    # caches (labels/<split>.cache) into the shared data.
+    # Real folders of per-file symlinks: Ultralytics resolves folder symlinks and would write its
+    # label caches (labels/<split>.cache) into the shared data.
     for kind in ("images", "labels"):
         for split in ("train", "val"):
             (work / kind / split).mkdir(parents=True, exist_ok=True)

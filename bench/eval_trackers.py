@@ -1,16 +1,21 @@
-"""Tracking accuracy on MOT16-05: ours vs Ultralytics' BYTETracker vs supervision's ByteTrack, same detections.
+"""Tracking accuracy on MOT16-05: ours vs Ultralytics' BYTETracker vs supervision's ByteTrack, same
+detections.
 
-Two inputs, each fed identically to every tracker, each tracker at its defaults (plus, for ours, the variants named):
-- all 837 frames of the public DPM detections (``det/det.txt``, scores min-max normalised over the file);
-- the 48 frames that have images, through our Detector (YOLOv8n ONNX, ONNX Runtime, class person, conf 0.1 as
-  Ultralytics' track mode uses).
-Scores: TrackEval under the MOTChallenge rules (``yolo_trt_ros.evaluation.mot``: pedestrians with flag 1 at IoU 0.5,
-distractor-matched boxes removed). Ours and Ultralytics report Kalman-filtered boxes, supervision the detection
-boxes; every tracker's boxes are clipped to the image (as Ultralytics' ``track()`` and ``yolo-trt-ros eval-mot``
-do). "node defaults, frame_rate=14": the node's defaults with ``frame_rate`` set to the sequence's rate as the
-README says, frames stamped at that rate as image headers are. Prints markdown tables for BENCHMARKS.md.
+Two inputs, each fed identically to every tracker, each tracker at its defaults (plus, for ours,
+the variants named):
+- all 837 frames of the public DPM detections (``det/det.txt``, scores min-max normalised over the
+  file);
+- the 48 frames that have images, through our Detector (YOLOv8n ONNX, ONNX Runtime, class person,
+  conf 0.1 as Ultralytics' track mode uses).
+Scores: TrackEval under the MOTChallenge rules (``yolo_trt_ros.evaluation.mot``: pedestrians with
+flag 1 at IoU 0.5, distractor-matched boxes removed). Ours and Ultralytics report Kalman-filtered
+boxes, supervision the detection boxes; every tracker's boxes are clipped to the image (as
+Ultralytics' ``track()`` and ``yolo-trt-ros eval-mot`` do). "node defaults, frame_rate=14": the
+node's defaults with ``frame_rate`` set to the sequence's rate as the README says, frames stamped
+at that rate as image headers are. Prints markdown tables for BENCHMARKS.md.
 
-Needs the reference environment (``bash bench/setup_ref_env.sh``, which installs supervision and TrackEval):
+Needs the reference environment (``bash bench/setup_ref_env.sh``, which installs supervision and
+TrackEval):
     .venv-ref/bin/python bench/eval_trackers.py [--seq DIR] [--model M] [--skip-detector]
 """
 

@@ -1,16 +1,17 @@
-"""Real CUDA kernels standing in for a TensorRT engine on the GPU machine (where TensorRT cannot be installed),
-for test/inference/tensorrt/test_gpu_check.py and bench/bench_gpu.py.
+"""Real CUDA kernels standing in for a TensorRT engine on the GPU machine (where TensorRT cannot be
+installed), for test/inference/tensorrt/test_gpu_check.py and bench/bench_gpu.py.
 
-``test/fake_tensorrt.py`` provides the TensorRT API surface (8.6 bindings or 10 tensor API); its executor here
-launches a CUDA kernel through the driver API (``cuLaunchKernel``) on the raw stream handle that
-``execute_async_v2/v3`` receives, reading and writing the device addresses the backend bound, exactly as
-TensorRT's own kernels would. The kernel module is loaded in the current context on first use and unloaded when
-the fake engine is destroyed.
+``test/fake_tensorrt.py`` provides the TensorRT API surface (8.6 bindings or 10 tensor API); its
+executor here launches a CUDA kernel through the driver API (``cuLaunchKernel``) on the raw stream
+handle that ``execute_async_v2/v3`` receives, reading and writing the device addresses the backend
+bound, exactly as TensorRT's own kernels would. The kernel module is loaded in the current context
+on first use and unloaded when the fake engine is destroyed.
 
-Kernels: ``formula`` computes out[b].flat[k] = 2 * in[b].flat[k % in_size] + k // N (fake_tensorrt's
-host_executor, so ``fake_tensorrt.expected_output`` is the reference), after spinning ``spin_cycles`` GPU cycles
-so that a copy or synchronize on the wrong stream would read the poisoned output; ``replay`` copies a device
-buffer (a real YOLOv8n output) into the output; ``NoOpEngine`` launches nothing (benchmarks).
+Kernels: ``formula`` computes out[b].flat[k] = 2 * in[b].flat[k % in_size] + k // N
+(fake_tensorrt's host_executor, so ``fake_tensorrt.expected_output`` is the reference), after
+spinning ``spin_cycles`` GPU cycles so that a copy or synchronize on the wrong stream would read
+the poisoned output; ``replay`` copies a device buffer (a real YOLOv8n output) into the output;
+``NoOpEngine`` launches nothing (benchmarks).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ __device__ __forceinline__ void put(float* p, float v) { *p = v; }
 __device__ __forceinline__ void put(__half* p, float v) { *p = __float2half_rn(v); }
 
 template <typename TI, typename TO>
-__device__ void formula(const TI* x, TO* y, long long in_size, long long out_size, long long n, int batch,
-                        long long spin) {
+__device__ void formula(const TI* x, TO* y, long long in_size, long long out_size, long long n,
+                        int batch, long long spin) {
     if (spin > 0) { const long long t0 = clock64(); while (clock64() - t0 < spin) {} }
     const long long total = (long long)batch * out_size;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
@@ -50,12 +51,12 @@ __device__ void formula(const TI* x, TO* y, long long in_size, long long out_siz
 }
 
 extern "C" {
-__global__ void formula_f32(const float* x, float* y, long long in_size, long long out_size, long long n,
-                            int batch, long long spin) {
+__global__ void formula_f32(const float* x, float* y, long long in_size, long long out_size,
+                            long long n, int batch, long long spin) {
     formula<float, float>(x, y, in_size, out_size, n, batch, spin);
 }
-__global__ void formula_f16(const __half* x, __half* y, long long in_size, long long out_size, long long n,
-                            int batch, long long spin) {
+__global__ void formula_f16(const __half* x, __half* y, long long in_size, long long out_size,
+                            long long n, int batch, long long spin) {
     formula<__half, __half>(x, y, in_size, out_size, n, batch, spin);
 }
 __global__ void replay_f32(const float* src, float* y, long long count) {
@@ -67,7 +68,8 @@ __global__ void replay_f32(const float* src, float* y, long long count) {
 
 
 class DriverKernels:
-    """The kernels above, loaded with cuModuleLoadData and launched with cuLaunchKernel on raw stream handles."""
+    """The kernels above, loaded with cuModuleLoadData and launched with cuLaunchKernel on raw
+    stream handles."""
 
     def __init__(self) -> None:
         from pycuda.compiler import compile as nvcc_compile
@@ -172,7 +174,8 @@ class FormulaEngine:
 
 
 class ReplayEngine:
-    """Executor: copies ``source`` (a device address of a float32 output tensor) into the output."""
+    """Executor: copies ``source`` (a device address of a float32 output tensor) into the
+    output."""
 
     def __init__(self, kernels: DriverKernels):
         self.kernels = kernels
@@ -193,7 +196,8 @@ class ReplayEngine:
 
 
 class NoOpEngine:
-    """Executor that enqueues nothing: the output buffer keeps what was put there (benchmarks without an engine)."""
+    """Executor that enqueues nothing: the output buffer keeps what was put there (benchmarks
+    without an engine)."""
 
     def __call__(self, inputs: list[fake.Bound], outputs: list[fake.Bound], stream: int) -> None:
         pass

@@ -1,20 +1,28 @@
-"""Ways to get a 640x480 bgr8 frame to the GPU path's letterbox kernel, measured side by side (bench/gpu_results.md).
+"""Ways to get a 640x480 bgr8 frame to the GPU path's letterbox kernel, measured side by side
+(bench/gpu_results.md).
 
-Each variant does the GPU work of TensorRTBackend.infer_image without the engine: the raw frame into device memory
-(or read by the kernel from host memory), the letterbox kernel, the candidate compaction kernels, one synchronize;
-wall-clock per frame, median and 90th percentile, on the same frame every run ("hot") and on a frame rewritten
-(untimed) right before every run, as a newly received message is ("fresh"). Each variant's engine input and
-candidates are checked equal to the production path's.
+Each variant does the GPU work of TensorRTBackend.infer_image without the engine: the raw frame
+into device memory (or read by the kernel from host memory), the letterbox kernel, the candidate
+compaction kernels, one synchronize; wall-clock per frame, median and 90th percentile, on the same
+frame every run ("hot") and on a frame rewritten (untimed) right before every run, as a newly
+received message is ("fresh"). Each variant's engine input and candidates are checked equal to the
+production path's.
 
-  pageable     memcpy_htod_async straight from the frame's own memory; the driver stages it (production path)
+  pageable     memcpy_htod_async straight from the frame's own memory; the driver stages it
+  (production path)
   staged       np.copyto into one pinned buffer, then one async H2D
-  chunked xN   the copy in N chunks, each chunk's H2D enqueued right after its copy, so the DMA of chunk i
+  chunked xN   the copy in N chunks, each chunk's H2D enqueued right after its copy, so the DMA of
+  chunk i
                overlaps the copy of chunk i+1
-  zero-copy    np.copyto into mapped pinned memory; the letterbox kernel reads it across PCIe (no H2D)
-  registered   the frame's own pages locked for the call (cuMemHostRegister / cuMemHostUnregister through ctypes:
+  zero-copy    np.copyto into mapped pinned memory; the letterbox kernel reads it across PCIe (no
+  H2D)
+  registered   the frame's own pages locked for the call (cuMemHostRegister / cuMemHostUnregister
+  through ctypes:
                pycuda 2026.1's register_host_memory fails under numpy 2), H2D straight from them
-  2 threads    the copy into pinned memory split over two threads (numpy releases the GIL while copying)
-Launch overhead: pycuda's ``_launch_kernel`` with arguments packed once (production) vs ctypes ``cuLaunchKernel``.
+  2 threads    the copy into pinned memory split over two threads (numpy releases the GIL while
+  copying)
+Launch overhead: pycuda's ``_launch_kernel`` with arguments packed once (production) vs ctypes
+``cuLaunchKernel``.
 
 Usage: python bench/gpu_upload_variants.py [--frames DIR] [--iters N] [--markdown FILE]
 """
@@ -41,7 +49,8 @@ CU_MEMHOSTREGISTER_READ_ONLY = 0x08
 
 
 class Variants:
-    """Device buffers, kernels and host staging for one frame; ``full(upload)`` is one frame's GPU path."""
+    """Device buffers, kernels and host staging for one frame; ``full(upload)`` is one frame's GPU
+    path."""
 
     def __init__(self, cuda: Any, stream: Any, frame: np.ndarray):
         from yolo_trt_ros.inference.tensorrt.gpu_preprocess import (
@@ -82,7 +91,8 @@ class Variants:
     def full(
         self, upload: Callable[[], int], after: Callable[[], None] | None = None
     ) -> Callable[[], np.ndarray]:
-        """upload (returns the address the letterbox kernel reads) + letterbox + compaction + synchronize."""
+        """upload (returns the address the letterbox kernel reads) + letterbox + compaction +
+        synchronize."""
 
         def run() -> np.ndarray:
             src = upload()
@@ -152,7 +162,8 @@ class Variants:
             self._done.put(True)
 
     def poison(self) -> None:
-        """Zero the raw frame buffer and fill the engine input with NaN, so a check cannot pass on stale data."""
+        """Zero the raw frame buffer and fill the engine input with NaN, so a check cannot pass on
+        stale data."""
         self.cuda.memset_d8(self.d_raw, 0, self.nbytes)
         self.cuda.memset_d32(self.d_in, 0x7FC00000, 3 * 640 * 640)
 
@@ -173,7 +184,8 @@ class Variants:
 
 
 def launch_rows(bench: Bench, v: Variants) -> None:
-    """Host time of one launch of the flag kernel: pycuda (arguments packed once) vs ctypes cuLaunchKernel."""
+    """Host time of one launch of the flag kernel: pycuda (arguments packed once) vs ctypes
+    cuLaunchKernel."""
     from pycuda.compiler import compile as nvcc_compile
 
     from yolo_trt_ros.inference.tensorrt.gpu_preprocess import KERNEL_SOURCE

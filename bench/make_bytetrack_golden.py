@@ -1,14 +1,19 @@
-"""Reference outputs of Ultralytics' BYTETracker, for the parity tests (``test/tracking/test_bytetrack.py``, no Ultralytics).
+"""Reference outputs of Ultralytics' BYTETracker, for the parity tests
+(``test/tracking/test_bytetrack.py``, no Ultralytics).
 
-Runs ``ultralytics.trackers.byte_tracker.BYTETracker`` with its ``bytetrack.yaml`` defaults, detections fed as
-Ultralytics ``Boxes`` exactly as its ``model.track()`` does, on two inputs, and writes every reported track per frame
-(``frame,id,x1,y1,x2,y2,score,cls,det``) under ``test/golden/``:
-- ``bytetrack_mot16-05_ultralytics.csv.gz``: all frames of MOT16-05 ``det/det.txt`` (scores min-max normalised).
-- ``bytetrack_synthetic_ultralytics.csv.gz``: a seeded synthetic sequence, whose detections are written to
-  ``bytetrack_synthetic_input.csv.gz`` (``frame,x1,y1,x2,y2,score,cls``). It exercises what MOT16-05 does not:
-  two classes, class flips, empty frames, and tracked/lost duplicates (encounters scripted below).
+Runs ``ultralytics.trackers.byte_tracker.BYTETracker`` with its ``bytetrack.yaml`` defaults,
+detections fed as Ultralytics ``Boxes`` exactly as its ``model.track()`` does, on two inputs, and
+writes every reported track per frame (``frame,id,x1,y1,x2,y2,score,cls,det``) under
+``test/golden/``:
+- ``bytetrack_mot16-05_ultralytics.csv.gz``: all frames of MOT16-05 ``det/det.txt`` (scores min-max
+  normalised).
+- ``bytetrack_synthetic_ultralytics.csv.gz``: a seeded synthetic sequence, whose detections are
+  written to ``bytetrack_synthetic_input.csv.gz`` (``frame,x1,y1,x2,y2,score,cls``). It exercises
+  what MOT16-05 does not: two classes, class flips, empty frames, and tracked/lost duplicates
+  (encounters scripted below).
 
-Needs the reference environment (``bash bench/setup_ref_env.sh``; ``lap`` for Ultralytics' assignment):
+Needs the reference environment (``bash bench/setup_ref_env.sh``; ``lap`` for Ultralytics'
+assignment):
     .venv-ref/bin/python bench/make_bytetrack_golden.py [--seq DIR] [--out FILE]
 """
 
@@ -51,9 +56,10 @@ def synthetic_sequence(
     width: int = 640,
     height: int = 480,
 ) -> Frames:
-    """Random walkers with missed, low-score and class-flipped detections, clutter and empty frames, plus `pairs`
-    scripted encounters: an object stands still, vanishes, and another of about its size walks onto its spot and
-    stays there (a tracked and a lost track then coincide: ByteTrack's duplicate rule)."""
+    """Random walkers with missed, low-score and class-flipped detections, clutter and empty
+    frames, plus `pairs` scripted encounters: an object stands still, vanishes, and another of
+    about its size walks onto its spot and stays there (a tracked and a lost track then coincide:
+    ByteTrack's duplicate rule)."""
     rng = np.random.default_rng(seed)
     size = rng.uniform((20, 50), (70, 180), (walkers, 2))
     pos = rng.uniform(0, (width, height), (walkers, 2))
@@ -134,11 +140,14 @@ def mot_frames(seq_dir: Path) -> tuple[Frames, tuple[int, int]]:
 
 
 def write_input(path: Path, frames: Frames) -> Frames:
-    """Write detections rounded to 4 decimals and return them as read back (what the test feeds its tracker)."""
+    """Write detections rounded to 4 decimals and return them as read back (what the test feeds its
+    tracker)."""
     lines = [
         f"{f},{x1:.4f},{y1:.4f},{x2:.4f},{y2:.4f},{s:.4f},{int(c)}"
         for f, (boxes, scores, classes) in enumerate(frames, 1)
-        for (x1, y1, x2, y2), s, c in zip(boxes.tolist(), scores.tolist(), classes.tolist())
+        for (x1, y1, x2, y2), s, c in zip(
+            boxes.tolist(), scores.tolist(), classes.tolist(), strict=True
+        )
     ]
     with gzip.open(path, "wt") as f:
         f.write(INPUT_HEADER + "\n" + "\n".join(lines) + "\n")

@@ -1,10 +1,13 @@
-"""End-to-end frames/s through ROS: image_replay process -> yolo_tracker process -> receiver (this process).
+"""End-to-end frames/s through ROS: image_replay process -> yolo_tracker process -> receiver (this
+process).
 
-image_replay loops the 48 MOT16-05 frames (bgr8 640x480, best effort, depth 1) at ``--rate`` Hz, faster than the
-node can detect, so the node is never idle and drops what it cannot take (queue depth 1). yolo_tracker is
-configured and activated through its lifecycle services. This process counts the Detection2DArray messages on
-``detections`` over ``--duration`` s after ``--warmup`` s, measures their latency (receive time - image stamp,
-same clock), reads the node's own counters from /diagnostics and the CPU use of each process (100% = one core). Prints one JSON object (also to ``--json``).
+image_replay loops the 48 MOT16-05 frames (bgr8 640x480, best effort, depth 1) at ``--rate`` Hz,
+faster than the node can detect, so the node is never idle and drops what it cannot take (queue
+depth 1). yolo_tracker is configured and activated through its lifecycle services. This process
+counts the Detection2DArray messages on ``detections`` over ``--duration`` s after ``--warmup`` s,
+measures their latency (receive time - image stamp, same clock), reads the node's own counters from
+/diagnostics and the CPU use of each process (100% = one core). Prints one JSON object (also to
+``--json``).
 
     .venv/bin/python bench/ros_throughput.py [--rate 30] [--duration 20] [--warmup 5]
 """
@@ -33,7 +36,8 @@ NAMESPACE = "/bench_ros"
 
 
 class Receiver(Node):
-    """Counts detections messages (with latency) and keeps the tracker's latest diagnostics values."""
+    """Counts detections messages (with latency) and keeps the tracker's latest diagnostics
+    values."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("bench_receiver", namespace=NAMESPACE, **kwargs)

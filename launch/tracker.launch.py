@@ -1,14 +1,16 @@
-"""Start the yolo_tracker lifecycle node (configured and activated by default), optionally a replay and rviz2.
+"""Start the yolo_tracker lifecycle node (configured and activated by default), optionally a replay
+and rviz2.
 
-autostart configures and activates yolo_tracker once, at start; later lifecycle transitions are left to the user
-(``ros2 lifecycle set /yolo_tracker cleanup`` / ``configure`` / ``activate``). ``rviz:=true`` without rviz2 installed
-logs a warning instead of aborting the launch.
+autostart configures and activates yolo_tracker once, at start; later lifecycle transitions are
+left to the user (``ros2 lifecycle set /yolo_tracker cleanup`` / ``configure`` / ``activate``).
+``rviz:=true`` without rviz2 installed logs a warning instead of aborting the launch.
 
-    ros2 launch yolo_trt_ros tracker.launch.py model:=/path/yolov8n.onnx image_topic:=/camera/image_raw
-    ros2 launch yolo_trt_ros tracker.launch.py model:=/path/yolov8n.onnx replay_source:=/path/video.mp4 rviz:=true
+    ros2 launch yolo_trt_ros tracker.launch.py model:=/path/yolov8n.onnx
+    image_topic:=/camera/image_raw ros2 launch yolo_trt_ros tracker.launch.py
+    model:=/path/yolov8n.onnx replay_source:=/path/video.mp4 rviz:=true
 
-On one machine with FastDDS, export FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA before launching: the default
-transports drop most best-effort camera frames between processes.
+On one machine with FastDDS, export FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA before launching: the
+default transports drop most best-effort camera frames between processes.
 """
 
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
@@ -39,7 +41,8 @@ ARGUMENTS = (
     (
         "model",
         None,
-        "model file for yolo_tracker (.onnx or TensorRT .engine; overrides model_path of params_file)",
+        "model file for yolo_tracker (.onnx or TensorRT .engine; overrides model_path of "
+        "params_file)",
     ),
     (
         "params_file",
@@ -64,16 +67,19 @@ ARGUMENTS = (
 
 
 def _string(name: str) -> ParameterValue:
-    """A launch argument as a string parameter (a path such as ``2024`` must not become an integer)."""
+    """A launch argument as a string parameter (a path such as ``2024`` must not become an
+    integer)."""
     return ParameterValue(LaunchConfiguration(name), value_type=str)
 
 
 def _activate_if_configured(context: LaunchContext, tracker: LifecycleNode) -> list:
-    """Activate after the first configure if it succeeded (configuring -> inactive); nothing if it failed."""
+    """Activate after the first configure if it succeeded (configuring -> inactive); nothing if it
+    failed."""
     if context.locals.event.goal_state != "inactive":
         return [
             LogInfo(
-                msg="yolo_tracker: configure at start failed; not activating it (autostart is done)"
+                msg="yolo_tracker: configure at start failed; not activating it (autostart is "
+                "done)"
             )
         ]
     return [
@@ -87,13 +93,15 @@ def _activate_if_configured(context: LaunchContext, tracker: LifecycleNode) -> l
 
 
 def _rviz_if_installed(context: LaunchContext, rviz: Node) -> list:
-    """rviz2 if its package is installed, else a warning (a missing package would abort the whole launch)."""
+    """rviz2 if its package is installed, else a warning (a missing package would abort the whole
+    launch)."""
     try:
         get_package_prefix("rviz2")
     except PackageNotFoundError:
         return [
             LogInfo(
-                msg="WARNING: rviz:=true but the rviz2 package is not installed (ros-$ROS_DISTRO-rviz2); "
+                msg="WARNING: rviz:=true but the rviz2 package is not installed "
+                "(ros-$ROS_DISTRO-rviz2); "
                 "not starting rviz2"
             )
         ]
@@ -123,8 +131,9 @@ def generate_launch_description() -> LaunchDescription:
             transition_id=Transition.TRANSITION_CONFIGURE,
         )
     )
-    # One shot: the outcome of the configure above (inactive: activate it). Left registered, the handler would
-    # activate after every later configure too, and the user's own `activate` would then fail.
+    # One shot: the outcome of the configure above (inactive: activate it). Left registered, the
+    # handler would activate after every later configure too, and the user's own `activate` would
+    # then fail.
     activate_when_configured = RegisterEventHandler(
         OnStateTransition(
             target_lifecycle_node=tracker,
@@ -133,7 +142,8 @@ def generate_launch_description() -> LaunchDescription:
             handle_once=True,
         )
     )
-    # Conditions go on the group: EmitEvent and RegisterEventHandler take none in older launch releases (Humble).
+    # Conditions go on the group: EmitEvent and RegisterEventHandler take none in older launch
+    # releases (Humble).
     autostart = GroupAction(
         [configure, activate_when_configured],
         scoped=False,

@@ -1,4 +1,5 @@
-"""Shared fixtures: data locations (``$YOLO_TRT_ROS_DATA`` or ``../shared/data``, see bench/data_paths.py)."""
+"""Shared fixtures: data locations (``$YOLO_TRT_ROS_DATA`` or ``../shared/data``, see
+bench/data_paths.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def data_dir() -> Path:
     path = data_paths.data_dir()
     if not path.is_dir():
         pytest.fail(
-            f"test data not found at {path}: set {data_paths.DATA_ENV} or place shared/data beside the repo"
+            f"test data not found at {path}: set {data_paths.DATA_ENV} or place shared/data "
+            "beside the repo"
         )
     return path
 
@@ -48,7 +50,8 @@ def _pypi_reachable() -> bool:
 
 @pytest.fixture(scope="session")
 def sample_images() -> dict[str, Path]:
-    """bus.jpg and zidane.jpg from the Ultralytics wheel, fetched once into ``<repo>/.cache/assets/``."""
+    """bus.jpg and zidane.jpg from the Ultralytics wheel, fetched once into
+    ``<repo>/.cache/assets/``."""
     import os
     import subprocess
     import sys
@@ -65,7 +68,8 @@ def sample_images() -> dict[str, Path]:
         if proc.returncode != 0:
             if not _pypi_reachable():
                 pytest.skip(
-                    f"PyPI is unreachable: cannot fetch the Ultralytics sample images ({ULTRALYTICS_WHEEL})"
+                    "PyPI is unreachable: cannot fetch the Ultralytics sample images "
+                    f"({ULTRALYTICS_WHEEL})"
                 )
             pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
         (wheel,) = Path(tmp).glob("ultralytics-*.whl")
@@ -84,13 +88,14 @@ def sample_images() -> dict[str, Path]:
 def make_yolo_onnx():
     """Factory writing a tiny YOLOv8-like ONNX model whose output is computed from its input.
 
-    ``make(path, boxes_cxcywh (N, 4), weights (nc, N), input_hw, metadata, ...)``: the output [1, 4+nc, K] is the
-    constant boxes (input pixels) concatenated with class scores ``weights[c, k] * mean(input channel c % 3)``, so
-    a solid-color image decides which anchors fire. The N given anchors come first, then zero boxes with zero scores
-    up to K = ``anchor_count(input_hw)``, the anchors a YOLOv8 head has at that size. ``dynamic`` makes batch/H/W/K
-    dims symbolic (then the scores use a per-channel mean over whatever H/W arrive; K stays that of ``input_hw``, so
-    give the size the backend will resolve: metadata ``imgsz``, else 640x640); ``input_type``/``output_type`` may
-    be float16.
+    ``make(path, boxes_cxcywh (N, 4), weights (nc, N), input_hw, metadata, ...)``: the output [1,
+    4+nc, K] is the constant boxes (input pixels) concatenated with class scores ``weights[c, k] *
+    mean(input channel c % 3)``, so a solid-color image decides which anchors fire. The N given
+    anchors come first, then zero boxes with zero scores up to K = ``anchor_count(input_hw)``, the
+    anchors a YOLOv8 head has at that size. ``dynamic`` makes batch/H/W/K dims symbolic (then the
+    scores use a per-channel mean over whatever H/W arrive; K stays that of ``input_hw``, so give
+    the size the backend will resolve: metadata ``imgsz``, else 640x640);
+    ``input_type``/``output_type`` may be float16.
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -107,7 +112,8 @@ def make_yolo_onnx():
         n = anchor_count(input_hw)
         if boxes_cxcywh.shape[0] > n:
             raise ValueError(
-                f"{boxes_cxcywh.shape[0]} anchors given but a YOLOv8 head at {input_hw} has only {n}"
+                f"{boxes_cxcywh.shape[0]} anchors given but a YOLOv8 head at {input_hw} has only "
+                f"{n}"
             )
         pad = ((0, n - boxes_cxcywh.shape[0]), (0, 0))
         boxes_cxcywh = np.pad(boxes_cxcywh, pad)

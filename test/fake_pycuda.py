@@ -1,9 +1,11 @@
-"""A stand-in ``pycuda.driver`` whose "device memory" is host memory, for CPU tests of the TensorRT code.
+"""A stand-in ``pycuda.driver`` whose "device memory" is host memory, for CPU tests of the TensorRT
+code.
 
-Device allocations are host buffers, so ``int(allocation)`` is a host address that fake_tensorrt's host executor
-can read and write; copies are memmoves. It keeps the books a leak check needs: live device allocations, pinned
-host allocations, retained contexts and the context stack. No kernels (``pycuda.compiler`` is absent), so the
-backend's GPU pre/post-processing path is off here; test_gpu_check.py runs that part on a real GPU.
+Device allocations are host buffers, so ``int(allocation)`` is a host address that fake_tensorrt's
+host executor can read and write; copies are memmoves. It keeps the books a leak check needs: live
+device allocations, pinned host allocations, retained contexts and the context stack. No kernels
+(``pycuda.compiler`` is absent), so the backend's GPU pre/post-processing path is off here;
+test_gpu_check.py runs that part on a real GPU.
 """
 
 from __future__ import annotations

@@ -1,18 +1,19 @@
 """A stand-in ``tensorrt`` module with the documented Python API surface this package uses.
 
-TensorRT cannot be installed on our machines, so the compatibility layer, builder and backend are exercised
-against this fake: ``make_fake_tensorrt("8.6.1")`` exposes the TensorRT 8.6 bindings API (``num_bindings``,
-``get_binding_*``, ``set_binding_shape``, ``execute_async_v2``) and no tensor API is used there;
-``make_fake_tensorrt("10.3.0")`` exposes only the tensor API (``num_io_tensors``, ``get_tensor_*``,
-``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``), as TensorRT 10 removed the bindings API.
-Serialized engines ("plans") are JSON. What an execution computes is the ``executor`` callable, called with
-the inputs and the outputs as lists of (address, shape, numpy dtype) and the stream handle; ``host_executor``
-computes on host memory (CPU tests); test_gpu_check.py passes one that launches a real CUDA kernel.
+TensorRT cannot be installed on our machines, so the compatibility layer, builder and backend are
+exercised against this fake: ``make_fake_tensorrt("8.6.1")`` exposes the TensorRT 8.6 bindings API
+(``num_bindings``, ``get_binding_*``, ``set_binding_shape``, ``execute_async_v2``) and no tensor
+API is used there; ``make_fake_tensorrt("10.3.0")`` exposes only the tensor API
+(``num_io_tensors``, ``get_tensor_*``, ``set_input_shape``, ``set_tensor_address``,
+``execute_async_v3``), as TensorRT 10 removed the bindings API. Serialized engines ("plans") are
+JSON. What an execution computes is the ``executor`` callable, called with the inputs and the
+outputs as lists of (address, shape, numpy dtype) and the stream handle; ``host_executor`` computes
+on host memory (CPU tests); test_gpu_check.py passes one that launches a real CUDA kernel.
 
-An executor with a ``release()`` method is told when an engine is destroyed (TensorRT frees an engine's device
-memory then). Default computation (host_executor), for an output of shape (B, R, N):
-out[b].flat[k] = 2 * x[b].flat[k % x[b].size] + (k // N), i.e. every output row r is the input (wrapped) doubled,
-plus r.
+An executor with a ``release()`` method is told when an engine is destroyed (TensorRT frees an
+engine's device memory then). Default computation (host_executor), for an output of shape (B, R,
+N): out[b].flat[k] = 2 * x[b].flat[k % x[b].size] + (k // N), i.e. every output row r is the input
+(wrapped) doubled, plus r.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def _host_array(addr: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarra
     return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
 
 
-# -- runtime ---------------------------------------------------------------------------------------------------
+# -- runtime --------------------------------------------------------------------------------------
 
 
 class _Plan:
@@ -138,7 +139,9 @@ class _ContextBase:
         t = self._plan.find(name)
         shape = tuple(int(d) for d in shape)
         low, _, high = t["profile"]
-        if len(shape) != len(low) or not all(lo <= d <= hi for d, lo, hi in zip(shape, low, high)):
+        if len(shape) != len(low) or not all(
+            lo <= d <= hi for d, lo, hi in zip(shape, low, high, strict=True)
+        ):
             return False
         self._shapes[name] = shape
         return True
@@ -259,7 +262,9 @@ class _Context86(_ContextBase):
     def execute_async_v2(self, bindings: list[int], stream_handle: int) -> bool:
         if len(bindings) != len(self._plan.tensors):
             return False
-        self._addresses = {t["name"]: int(a) for t, a in zip(self._plan.tensors, bindings) if a}
+        self._addresses = {
+            t["name"]: int(a) for t, a in zip(self._plan.tensors, bindings, strict=True) if a
+        }
         return self._run(stream_handle)
 
 
@@ -289,7 +294,7 @@ class _Runtime:
         return self.engine_class(plan, type(self).executor)
 
 
-# -- builder ---------------------------------------------------------------------------------------------------
+# -- builder --------------------------------------------------------------------------------------
 
 
 class _Network:
@@ -349,7 +354,8 @@ class _Builder:
     config_class: type = _Config
     built: list[dict[str, Any]] = []
     calibration_sums: list[float] = []
-    """Sum of each calibration batch read from the calibrator's device pointer (host memory with fake pycuda)."""
+    """Sum of each calibration batch read from the calibrator's device pointer (host memory with
+    fake pycuda)."""
 
     def __init__(self, logger: ILogger):
         if not isinstance(logger, ILogger):
@@ -519,7 +525,8 @@ def make_plan(
     input_name: str = "images",
     output_name: str = "output0",
 ) -> bytes:
-    """A serialized fake engine with one input and one output (-1 dims are dynamic, ``profile`` min/opt/max)."""
+    """A serialized fake engine with one input and one output (-1 dims are dynamic, ``profile``
+    min/opt/max)."""
     profile = profile or [input_shape, input_shape, input_shape]
     return json.dumps(
         {

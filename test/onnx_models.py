@@ -1,4 +1,5 @@
-"""Small ONNX models written by tests: saving with metadata, and a model with a constant output of any shape."""
+"""Small ONNX models written by tests: saving with metadata, and a model with a constant output of
+any shape."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def constant_model(
     input_hw: tuple[int, int] = (640, 640),
     metadata: dict[str, str] | None = None,
 ) -> Path:
-    """A valid ONNX model: image input [1, 3, H, W], output ``output_shape`` filled with 0.5 + mean(input)."""
+    """A valid ONNX model: image input [1, 3, H, W], output ``output_shape`` filled with 0.5 +
+    mean(input)."""
     from onnx import TensorProto, helper, numpy_helper
 
     graph = helper.make_graph(

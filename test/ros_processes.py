@@ -1,10 +1,12 @@
 """Helpers for tests that run ROS nodes in separate processes.
 
-- ``FramePublisher``: a child process (this file run as a script) that publishes sensor_msgs/Image messages on
-  command: real frames read from disk, or deliberately malformed ones (any field overridden). Each command is
-  answered once the message is published, so the test decides what goes out and when.
-- ``RosListener``: this process's side: its own context and domain, a lifecycle client for the node under test,
-  subscriptions that collect messages, and ``spin_until(condition)`` waits (generous timeouts, no sleeps).
+- ``FramePublisher``: a child process (this file run as a script) that publishes sensor_msgs/Image
+  messages on command: real frames read from disk, or deliberately malformed ones (any field
+  overridden). Each command is answered once the message is published, so the test decides what
+  goes out and when.
+- ``RosListener``: this process's side: its own context and domain, a lifecycle client for the node
+  under test, subscriptions that collect messages, and ``spin_until(condition)`` waits (generous
+  timeouts, no sleeps).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ TIMEOUT_S = 60.0
 
 
 class FramePublisher:
-    """Publishes Images from a separate process; ``publish(**fields)`` returns once the message is sent."""
+    """Publishes Images from a separate process; ``publish(**fields)`` returns once the message is
+    sent."""
 
     def __init__(
         self, env: Mapping[str, str], log: Path, topic: str = "image_raw", reliable: bool = True
@@ -58,8 +61,9 @@ class FramePublisher:
         data_len: int | None = None,
         **fields: Any,
     ) -> int:
-        """Publish ``image`` (bgr8, read with OpenCV) or zeros of ``data_len`` bytes; ``fields`` override
-        height/width/step/encoding. Returns the stamp (ns) put in the header: now, unless given."""
+        """Publish ``image`` (bgr8, read with OpenCV) or zeros of ``data_len`` bytes; ``fields``
+        override height/width/step/encoding. Returns the stamp (ns) put in the header: now, unless
+        given."""
         stamp_ns = time.time_ns() if stamp_ns is None else stamp_ns
         command = {
             "image": str(image) if image else None,
@@ -88,7 +92,8 @@ class FramePublisher:
 
 
 class RosListener:
-    """This process's ROS side: a context on ``domain_id``, subscriptions and a lifecycle client."""
+    """This process's ROS side: a context on ``domain_id``, subscriptions and a lifecycle
+    client."""
 
     def __init__(self, domain_id: int, target_node: str, name: str = "test_listener") -> None:
         self.context = rclpy.Context()
@@ -101,7 +106,8 @@ class RosListener:
     def collect(
         self, msg_type: Any, topic: str, depth: int = 100, reliable: bool = True
     ) -> list[Any]:
-        """Subscribe to ``topic``; received messages are appended to the returned list while spinning."""
+        """Subscribe to ``topic``; received messages are appended to the returned list while
+        spinning."""
         received: list[Any] = []
         qos = QoSProfile(
             depth=depth,
@@ -127,12 +133,14 @@ class RosListener:
         self.lifecycle.destroy_node()
         self.executor.shutdown()
         self.node.destroy_node()
-        gc.collect()  # rclpy objects go while their context is alive, not in a later test's teardown
+        # rclpy objects go while their context is alive, not in a later test's teardown
+        gc.collect()
         rclpy.try_shutdown(context=self.context)
 
 
 def _publisher_main(topic: str, reliability: str) -> None:
-    """Child process: read JSON commands on stdin, publish one Image per command, answer on stdout."""
+    """Child process: read JSON commands on stdin, publish one Image per command, answer on
+    stdout."""
     import array
 
     import cv2

@@ -1,7 +1,8 @@
 """launch/tracker.launch.py and config/tracker.rviz.
 
-The syntax/argument/structure checks run everywhere (ast, no ``launch`` needed); the launch-description tests need
-a real ROS 2 install with ``launch`` and ``launch_ros`` and skip without them.
+The syntax/argument/structure checks run everywhere (ast, no ``launch`` needed); the
+launch-description tests need a real ROS 2 install with ``launch`` and ``launch_ros`` and skip
+without them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ EXPECTED_ARGUMENTS = {
 
 
 def _ast_arguments() -> dict[str, object]:
-    """Name -> default of the ARGUMENTS table, read with ast (literal defaults only, others as a marker)."""
+    """Name -> default of the ARGUMENTS table, read with ast (literal defaults only, others as a
+    marker)."""
     tree = ast.parse(LAUNCH_FILE.read_text(), filename=str(LAUNCH_FILE))
     table = next(
         node.value
@@ -93,7 +95,8 @@ def _keyword(call: ast.Call, name: str) -> ast.expr | None:
 
 
 def test_autostart_handler_fires_once_ast() -> None:
-    """A handler left registered would activate after every later (user) configure; its own activate then fails."""
+    """A handler left registered would activate after every later (user) configure; its own
+    activate then fails."""
     tree = ast.parse(LAUNCH_FILE.read_text())
     handlers = _calls(tree, "OnStateTransition")
     assert len(handlers) == 1
@@ -104,7 +107,8 @@ def test_autostart_handler_fires_once_ast() -> None:
 
 
 def test_rviz_started_only_through_availability_check_ast() -> None:
-    """rviz:=true without rviz2 installed must warn, not abort the launch: rviz2 goes through a package lookup."""
+    """rviz:=true without rviz2 installed must warn, not abort the launch: rviz2 goes through a
+    package lookup."""
     tree = ast.parse(LAUNCH_FILE.read_text())
     rviz_calls = [
         c
@@ -125,7 +129,8 @@ def test_rviz_started_only_through_availability_check_ast() -> None:
     assert rviz_name not in listed, (
         "rviz2 is started unconditionally (no rviz2 availability check)"
     )
-    # ... but through an OpaqueFunction, conditional on the rviz argument, whose function looks the package up
+    # ... but through an OpaqueFunction, conditional on the rviz argument, whose function looks the
+    # package up
     opaque = [
         c
         for c in _calls(tree, "OpaqueFunction")
@@ -171,7 +176,8 @@ def test_rviz_config_shows_annotated_image() -> None:
 
 
 def _load_launch_module():
-    # submodules: the repo's own launch/ folder would satisfy a bare ``import launch`` as a namespace package
+    # submodules: the repo's own launch/ folder would satisfy a bare ``import launch`` as a
+    # namespace package
     pytest.importorskip("launch.actions")
     pytest.importorskip("launch_ros.actions")
     spec = importlib.util.spec_from_file_location("tracker_launch", LAUNCH_FILE)
@@ -257,7 +263,8 @@ def test_autostart_handler_is_one_shot_on_a_real_install() -> None:
     assert isinstance(handler, OnStateTransition)
     assert handler.handle_once is True  # unregistered after the first configure's outcome
     (decide,) = handler.entities
-    # configure succeeded (configuring -> inactive): activate; failed (-> unconfigured): nothing to activate
+    # configure succeeded (configuring -> inactive): activate; failed (-> unconfigured): nothing to
+    # activate
     for goal_state, expected in (("inactive", EmitEvent), ("unconfigured", LogInfo)):
         context = LaunchContext()
         context.extend_locals({"event": SimpleNamespace(goal_state=goal_state)})

@@ -1,4 +1,5 @@
-"""FramePipeline: the one frame path (convert, detect, track) that the node, the CLI and the benchmarks run."""
+"""FramePipeline: the one frame path (convert, detect, track) that the node, the CLI and the
+benchmarks run."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""Acceptance: Ultralytics sample images through Detector vs an independent plain OpenCV + ONNX Runtime reference.
+"""Acceptance: Ultralytics sample images through Detector vs an independent plain OpenCV + ONNX
+Runtime reference.
 
-Expected (data MANIFEST section 4, conf 0.25, IoU 0.7): bus.jpg -> 4 persons + 1 bus, zidane.jpg -> 2 persons + 1 tie.
+Expected (data MANIFEST section 4, conf 0.25, IoU 0.7): bus.jpg -> 4 persons + 1 bus, zidane.jpg ->
+2 persons + 1 tie.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ MANIFEST = {  # (class, score, [x1, y1, x2, y2]) in original pixels
 def reference_detect(
     session: ort.InferenceSession, bgr: np.ndarray, conf: float = 0.25, iou: float = 0.7
 ):
-    """Plain letterbox with OpenCV, raw ORT session, argmax decode and per-class cv2.dnn.NMSBoxes."""
+    """Plain letterbox with OpenCV, raw ORT session, argmax decode and per-class
+    cv2.dnn.NMSBoxes."""
     h, w = bgr.shape[:2]
     size = session.get_inputs()[0].shape[2]
     r = min(size / h, size / w)
@@ -60,7 +63,7 @@ def reference_detect(
                 (x + rw - left) / (nw / w),
                 (y + rh - top) / (nh / h),
             ]
-            box = [min(max(v, 0), lim) for v, lim in zip(box, (w, h, w, h))]
+            box = [min(max(v, 0), lim) for v, lim in zip(box, (w, h, w, h), strict=True)]
             found.append((int(c), float(score[idx[k]]), box))
     return sorted(found, key=lambda d: -d[1])
 

@@ -1,8 +1,9 @@
-"""mypy over the TensorRT/CUDA modules against tensorrt-stubs 10.13 (patched copy, see tools/prepare_trt_stubs.sh).
+"""mypy over the TensorRT/CUDA modules against tensorrt-stubs 10.13 (patched copy, see
+tools/prepare_trt_stubs.sh).
 
-Also a negative control: with the same configuration, calls that TensorRT 10 does not have are errors, so a
-clean run means the stubs were in effect (not silently typed as Any). Skips only when mypy or the stubs cannot
-be installed (no package index reachable).
+Also a negative control: with the same configuration, calls that TensorRT 10 does not have are
+errors, so a clean run means the stubs were in effect (not silently typed as Any). Skips only when
+mypy or the stubs cannot be installed (no package index reachable).
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def test_stubs_catch_calls_tensorrt_lacks(mypy_cmd: list[str], tmp_path: Path) -
     probe = tmp_path / "probe.py"
     probe.write_text(
         "import tensorrt as trt\n"
-        "def f(engine: trt.ICudaEngine, context: trt.IExecutionContext, parser: trt.OnnxParser) -> None:\n"
+        "def f(engine: trt.ICudaEngine, context: trt.IExecutionContext, parser: trt.OnnxParser) "
+        "-> None:\n"
         "    engine.get_binding_name(0)\n"
         "    context.execute_async_v2([0], 0)\n"
         "    context.execute_async_v3('stream')\n"

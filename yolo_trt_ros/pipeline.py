@@ -1,18 +1,20 @@
 """The frame path, implemented once: image -> detections -> track IDs, with per-stage timings.
 
-``FramePipeline`` is what the node (``ros.tracker_node``), ``yolo-trt-ros track``, ``eval-mot --model``,
-``bench/bench_stages.py`` and the tests run for every frame:
+``FramePipeline`` is what the node (``ros.tracker_node``), ``yolo-trt-ros track``, ``eval-mot
+--model``, ``bench/bench_stages.py`` and the tests run for every frame:
 
-    convert      the caller's frame (a sensor_msgs/Image, a decoded video frame) to a uint8 array + encoding
+    convert      the caller's frame (a sensor_msgs/Image, a decoded video frame) to a uint8 array +
+    encoding
     preprocess   letterbox to the model input           \
     infer        the backend (ONNX Runtime or TensorRT)   } ``Detector``
     postprocess  decode + NMS, boxes back to the image    /
-    track        ``ByteTracker.update`` + ``assign_ids`` (what is published, see ``tracking.assignment``)
+    track        ``ByteTracker.update`` + ``assign_ids`` (what is published, see
+    ``tracking.assignment``)
 
-While tracking, the detector runs at ``min(conf_threshold, track_low_thresh)`` (ByteTrack's second association
-needs the low-score detections) and what is published follows ``tracking.assignment``. Bad input raises
-``ImageRejected`` as it is; any other exception is re-raised as ``StageFailed`` naming the stage it came from, so a
-caller can drop the frame and count it per stage.
+While tracking, the detector runs at ``min(conf_threshold, track_low_thresh)`` (ByteTrack's second
+association needs the low-score detections) and what is published follows ``tracking.assignment``.
+Bad input raises ``ImageRejected`` as it is; any other exception is re-raised as ``StageFailed``
+naming the stage it came from, so a caller can drop the frame and count it per stage.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ STAGES = ("convert", "preprocess", "infer", "postprocess", "track")
 """The timed stages, in order; ``FrameResult.times_ms`` has each one that ran."""
 
 Converter = Callable[[Any], "tuple[np.ndarray, str]"]
-"""A frame -> (uint8 image array, encoding such as "bgr8"); raises ImageRejected for an unusable frame."""
+"""A frame -> (uint8 image array, encoding such as "bgr8"); raises ImageRejected for an unusable
+frame."""
 
 
 def bgr_frame(frame: np.ndarray) -> tuple[np.ndarray, str]:
@@ -45,13 +48,15 @@ def bgr_frame(frame: np.ndarray) -> tuple[np.ndarray, str]:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """What a user sets: detection thresholds (``detector.conf_threshold`` is the published threshold), tracking."""
+    """What a user sets: detection thresholds (``detector.conf_threshold`` is the published
+    threshold), tracking."""
 
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     tracking: bool = True
     publish_untracked: bool = False
-    """While tracking, also publish detections no confirmed track took (scoring at least conf_threshold)."""
+    """While tracking, also publish detections no confirmed track took (scoring at least
+    conf_threshold)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,8 @@ class FrameResult:
 
 
 class StageFailed(RuntimeError):
-    """An internal error in pipeline stage ``stage`` ("convert", "detect" or "track"); the cause is chained."""
+    """An internal error in pipeline stage ``stage`` ("convert", "detect" or "track"); the cause is
+    chained."""
 
     def __init__(self, stage: str, cause: BaseException) -> None:
         super().__init__(f"{stage} failed: {type(cause).__name__}: {cause}")
@@ -103,7 +109,8 @@ class FramePipeline:
         backend_options: Mapping[str, Mapping[str, Any]] | None = None,
         convert: Converter = bgr_frame,
     ) -> FramePipeline:
-        """Load the model (``Detector.from_model``: ModelError naming the file and the problem) into a pipeline."""
+        """Load the model (``Detector.from_model``: ModelError naming the file and the problem)
+        into a pipeline."""
         detector = Detector.from_model(
             model_path, backend=backend, names_file=names_file, backend_options=backend_options
         )
@@ -119,7 +126,8 @@ class FramePipeline:
         return self.detector.names
 
     def configure(self, config: PipelineConfig) -> None:
-        """Apply ``config`` (the tracks are kept); ValueError naming the bad value leaves everything unchanged."""
+        """Apply ``config`` (the tracks are kept); ValueError naming the bad value leaves
+        everything unchanged."""
         published = config.detector.conf_threshold
         if not 0.0 <= published <= 1.0:
             raise ValueError(f"conf_threshold must be in [0, 1], got {published}")
@@ -133,7 +141,8 @@ class FramePipeline:
         self.tracker.reset()
 
     def __call__(self, frame: Any, stamp: float | None) -> FrameResult:
-        """Run one frame stamped ``stamp`` (seconds; None: one frame period after the previous frame)."""
+        """Run one frame stamped ``stamp`` (seconds; None: one frame period after the previous
+        frame)."""
         stage = "convert"
         try:
             t0 = time.perf_counter()

@@ -1,7 +1,9 @@
-"""Frame sources for replay and offline runs: a video file, an image folder or a MOTChallenge sequence.
+"""Frame sources for replay and offline runs: a video file, an image folder or a MOTChallenge
+sequence.
 
-Every source yields ``(index, frame)`` pairs, ``index`` counting from 0 and ``frame`` a BGR uint8 HxWx3 array, and
-knows its frame rate. Iterating a source again starts it over (that is how replay loops).
+Every source yields ``(index, frame)`` pairs, ``index`` counting from 0 and ``frame`` a BGR uint8
+HxWx3 array, and knows its frame rate. Iterating a source again starts it over (that is how replay
+loops).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ class SourceError(RuntimeError):
 
 
 class FrameSource:
-    """Base of all sources: ``fps``, ``frame_count`` (None when unknown), ``description`` and iteration."""
+    """Base of all sources: ``fps``, ``frame_count`` (None when unknown), ``description`` and
+    iteration."""
 
     path: Path
     fps: float
@@ -38,7 +41,8 @@ class FrameSource:
 
 
 class VideoSource(FrameSource):
-    """A video file decoded with OpenCV; the frame rate comes from the container unless ``fps`` is given."""
+    """A video file decoded with OpenCV; the frame rate comes from the container unless ``fps`` is
+    given."""
 
     def __init__(self, path: str | Path, fps: float | None = None) -> None:
         self.path = Path(path)
@@ -117,7 +121,8 @@ class ImageFolderSource(FrameSource):
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read one image file as BGR uint8 (OpenCV converts gray and 16-bit files); SourceError if unreadable."""
+    """Read one image file as BGR uint8 (OpenCV converts gray and 16-bit files); SourceError if
+    unreadable."""
     path = Path(path)
     if not path.is_file():
         raise SourceError(f"image {path}: no such file")
@@ -149,7 +154,8 @@ def open_mot_sequence(path: str | Path, fps: float | None = None) -> ImageFolder
     image_dir = seq_dir / info.get("imdir", "img1")
     if path != seq_dir and path.resolve() != image_dir.resolve():
         raise SourceError(
-            f"MOT sequence {seq_dir}: seqinfo.ini names image folder {image_dir.name!r}, not {path.name!r}"
+            f"MOT sequence {seq_dir}: seqinfo.ini names image folder {image_dir.name!r}, not "
+            f"{path.name!r}"
         )
     if fps is None:
         try:
@@ -162,9 +168,11 @@ def open_mot_sequence(path: str | Path, fps: float | None = None) -> ImageFolder
 
 
 def open_source(path: str | Path, fps: float | None = None) -> FrameSource:
-    """Open ``path`` as a video file, a MOTChallenge sequence (or its ``img1/``) or an image folder.
+    """Open ``path`` as a video file, a MOTChallenge sequence (or its ``img1/``) or an image
+    folder.
 
-    ``fps`` overrides the rate read from the source (container, ``seqinfo.ini``); folders default to 30 fps.
+    ``fps`` overrides the rate read from the source (container, ``seqinfo.ini``); folders default
+    to 30 fps.
     """
     path = Path(path).expanduser()
     if path.is_file():

@@ -161,7 +161,8 @@ def test_build_engine_without_tensorrt_is_one_clear_line(model_path: Path) -> No
     result = _cli("build-engine", "--onnx", model_path, "--fp16")
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
-        "yolo-trt-ros: error: TensorRT's Python bindings are not installed (No module named 'tensorrt'); "
+        "yolo-trt-ros: error: TensorRT's Python bindings are not installed (No module named "
+        "'tensorrt'); "
         "see docs/tensorrt.md"
     ]
 

@@ -1,4 +1,5 @@
-"""``yolo-trt-ros eval-mot``: public detections or the detector, scored, result rows clipped to the image."""
+"""``yolo-trt-ros eval-mot``: public detections or the detector, scored, result rows clipped to the
+image."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_eval_mot_command_public_detections(
 def test_eval_mot_out_boxes_are_clipped_to_the_image(
     mot_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Kalman boxes can run past the border (MOT16-05 frames 41-100 do); written rows stay inside 640x480."""
+    """Kalman boxes can run past the border (MOT16-05 frames 41-100 do); written rows stay inside
+    640x480."""
     run_cli(["--seq", str(mot_dir), "--frames", "100", "--out", str(tmp_path / "res.txt")], capsys)
     rows = read_rows(tmp_path / "res.txt")
     boxes = np.array([(r.x, r.y, r.x + r.w, r.y + r.h) for r in rows])

@@ -1,4 +1,5 @@
-"""``yolo-trt-ros demo`` end to end: real image_replay and yolo_tracker processes, DDS between them."""
+"""``yolo-trt-ros demo`` end to end: real image_replay and yolo_tracker processes, DDS between
+them."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from yolo_trt_ros.demo.processes import ros_env, start_node, stop_process
 pytestmark = pytest.mark.ros
 
 DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
-RUN = f"demo_test_{os.getpid()}"  # names unique to this run: another run of this file may share the domain
+# names unique to this run: another run of this file may share the domain
+RUN = f"demo_test_{os.getpid()}"
 TIMEOUT_S = 300
 
 
@@ -166,7 +168,8 @@ def test_ctrl_c_stops_every_node(model_path: Path, data_dir: Path, tmp_path: Pat
 
 
 def test_demo_on_a_live_topic(model_path: Path, mot_dir: Path, tmp_path: Path) -> None:
-    """--topic: no replay of its own; the tracker reads a camera topic published by someone else."""
+    """--topic: no replay of its own; the tracker reads a camera topic published by someone
+    else."""
     camera = start_node(
         "yolo_trt_ros.ros.replay_node",
         [

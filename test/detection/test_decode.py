@@ -15,10 +15,11 @@ from yolo_trt_ros.detection.decode import decode_yolov8
 def reference_decode(
     out, conf, iou, max_det, class_filter=None, agnostic=False, multi_label=False, max_nms=30000
 ):
-    """Anchor by anchor, class by class, greedy NMS with plain loops; returns [(box, score, class)].
+    """Anchor by anchor, class by class, greedy NMS with plain loops; returns [(box, score,
+    class)].
 
-    Scores are compared with the threshold in float32, as torch (and numpy) compare a float32 tensor with a
-    Python float.
+    Scores are compared with the threshold in float32, as torch (and numpy) compare a float32
+    tensor with a Python float.
     """
     pred = out.reshape(out.shape[-2], out.shape[-1])
     conf = np.float32(conf)
@@ -49,7 +50,8 @@ def reference_decode(
 
 
 def random_output(rng: np.random.Generator, nc: int, n: int, span: float = 640.0) -> np.ndarray:
-    """[1, 4+nc, n]: boxes clustered around a few objects (so NMS has work), one or two strong classes each."""
+    """[1, 4+nc, n]: boxes clustered around a few objects (so NMS has work), one or two strong
+    classes each."""
     objects = max(1, n // 20)
     centers = rng.uniform(0, span, (objects, 2))
     which = rng.integers(0, objects, n)
@@ -126,7 +128,8 @@ def test_class_filter(multi_label: bool) -> None:
 
 
 def test_class_filter_takes_best_allowed_class() -> None:
-    """An anchor whose best class is not allowed still yields its best allowed class above the threshold."""
+    """An anchor whose best class is not allowed still yields its best allowed class above the
+    threshold."""
     out = np.zeros((1, 4 + 3, 1), np.float32)
     out[0, :4, 0] = [50, 50, 20, 20]
     out[0, 4:, 0] = [0.9, 0.6, 0.1]

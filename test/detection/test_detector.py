@@ -1,4 +1,5 @@
-"""Detector end to end with real ONNX Runtime: a generated 3-class 320x256 model and the YOLOv8n COCO model."""
+"""Detector end to end with real ONNX Runtime: a generated 3-class 320x256 model and the YOLOv8n
+COCO model."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from yolo_trt_ros.inference.base import ModelError
 from yolo_trt_ros.inference.onnxruntime import OnnxRuntimeBackend
 
 NAMES_META = {"names": "{0: 'red', 1: 'green', 2: 'blue'}", "imgsz": "[320, 256]"}
-# anchors (cx, cy, w, h in input pixels) and (class, weight): score = weight * mean of that class's RGB channel
+# anchors (cx, cy, w, h in input pixels) and (class, weight): score = weight * mean of that class's
+# RGB channel
 ANCHORS = np.array(
     [
         [100, 100, 40, 60],  # 0 red 0.9
@@ -48,7 +50,8 @@ def tiny_model(tmp_path: Path, make_yolo_onnx) -> Path:
 def expected(
     image_hw: tuple[int, int], rgb: tuple[int, int, int], conf: float = 0.25, iou: float = 0.7
 ):
-    """What the tiny model must yield, from first principles: letterbox area fractions and box arithmetic."""
+    """What the tiny model must yield, from first principles: letterbox area fractions and box
+    arithmetic."""
     h, w = image_hw
     r = min(320 / h, 256 / w)
     nh, nw = round(h * r), round(w * r)
@@ -67,7 +70,7 @@ def expected(
             (x2 - left) * w / nw,
             (y2 - top) * h / nh,
         ]
-        box = [min(max(v, 0.0), lim) for v, lim in zip(box, (w, h, w, h))]
+        box = [min(max(v, 0.0), lim) for v, lim in zip(box, (w, h, w, h), strict=True)]
         rows.append((k, score, CLASSES[k], box))
     if iou < 1 and any(r[0] == 0 for r in rows):
         rows = [
@@ -220,7 +223,8 @@ def test_backend_options_reach_the_backend(tiny_model: Path) -> None:
 
 
 class FrameBackendProbe:
-    """An ONNX Runtime backend exposing the optional ``infer_image`` path; records which path the detector took."""
+    """An ONNX Runtime backend exposing the optional ``infer_image`` path; records which path the
+    detector took."""
 
     def __init__(self, path: Path, gpu_preprocessing: bool) -> None:
         self._ort = OnnxRuntimeBackend(path)

@@ -1,4 +1,5 @@
-"""Letterbox vs an independent straightforward implementation, transform geometry and buffer reuse."""
+"""Letterbox vs an independent straightforward implementation, transform geometry and buffer
+reuse."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from yolo_trt_ros.detection.letterbox import Letterbox, LetterboxTransform, lett
 
 
 def reference_letterbox(bgr: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
-    """Ultralytics LetterBox(auto=False, center=True) + BGR->RGB, /255, CHW, written out plainly (float64)."""
+    """Ultralytics LetterBox(auto=False, center=True) + BGR->RGB, /255, CHW, written out plainly
+    (float64)."""
     h, w = bgr.shape[:2]
     r = min(input_hw[0] / h, input_hw[1] / w)
     new_w, new_h = max(int(round(w * r)), 1), max(int(round(h * r)), 1)
@@ -32,7 +34,8 @@ def reference_letterbox(bgr: np.ndarray, input_hw: tuple[int, int]) -> np.ndarra
 def encode(
     bgr: np.ndarray, encoding: str, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``bgr`` in ``encoding`` (numpy channel indexing only), plus the BGR image the reference should see."""
+    """``bgr`` in ``encoding`` (numpy channel indexing only), plus the BGR image the reference
+    should see."""
     alpha = rng.integers(0, 256, bgr.shape[:2] + (1,), dtype=np.uint8)
     if encoding == "bgr8":
         return bgr, bgr
@@ -89,7 +92,8 @@ def test_letterbox_matches_reference(
 def test_letterbox_matches_reference_exactly_where_no_resampling_differs(
     encoding: str, size
 ) -> None:
-    """Same OpenCV resize underneath: values agree to float rounding, not just within one gray level."""
+    """Same OpenCV resize underneath: values agree to float rounding, not just within one gray
+    level."""
     image, bgr = encode(random_image(*size, seed=3), encoding, np.random.default_rng(2))
     tensor, _ = Letterbox((640, 640))(image, encoding)
     np.testing.assert_allclose(tensor, reference_letterbox(bgr, (640, 640)), rtol=0, atol=1e-6)
@@ -215,7 +219,8 @@ def test_geometry_padding_always_fills_the_input() -> None:
         t = letterbox_geometry(src, dst)
         rh, rw = t.resized_hw
         assert rh == dst[0] or rw == dst[1], (src, dst)
-        # the remaining padding (bottom/right) is the other half, never negative, never more than 1 px off centre
+        # the remaining padding (bottom/right) is the other half, never negative, never more than 1
+        # px off centre
         for pad, size, full in ((t.pad_y, rh, dst[0]), (t.pad_x, rw, dst[1])):
             other = full - size - pad
             assert 0 <= pad <= other <= pad + 1, (src, dst)
@@ -234,7 +239,8 @@ def test_transform_round_trip_and_clipping() -> None:
 
 
 def test_transform_maps_a_drawn_rectangle_back() -> None:
-    """A white rectangle in the original image is found in the tensor and mapped back to where it was drawn."""
+    """A white rectangle in the original image is found in the tensor and mapped back to where it
+    was drawn."""
     for src_hw, input_hw in (
         ((480, 640), (640, 640)),
         ((1080, 810), (640, 640)),

@@ -1,5 +1,6 @@
-"""Output layouts: YOLOv8/YOLO11 detection heads are accepted; end-to-end, YOLOv5-style, transposed and non-detect
-models, and anchor counts that do not fit the input size, are refused by name (real exports and tiny ONNX models)."""
+"""Output layouts: YOLOv8/YOLO11 detection heads are accepted; end-to-end, YOLOv5-style, transposed
+and non-detect models, and anchor counts that do not fit the input size, are refused by name (real
+exports and tiny ONNX models)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from yolo_trt_ros.inference.tensorrt import engine_cache as ec
 from yolo_trt_ros.inference.tensorrt.backend import TensorRTBackend
 
 SUPPORTED = (
-    "supported are YOLOv8/YOLO11 detection models exported by Ultralytics: output [1, 4+nc, anchors], "
+    "supported are YOLOv8/YOLO11 detection models exported by Ultralytics: output [1, 4+nc, "
+    "anchors], "
     "anchors = sum over strides s = 8, 16, 32 of ceil(H/s)*ceil(W/s) = 8400 at 640x640"
 )
 END_TO_END = "end-to-end model with NMS inside, output [1, max_det, 6]"
@@ -74,7 +76,8 @@ def test_metadata_end2end_and_task_are_refused(tmp_path: Path, make_yolo_onnx) -
     [
         (
             [1, 25200, 85],
-            "a YOLOv5-style anchor-based model, output [1, 3*anchors, 5+nc] (3 x 8400 = 25200 rows",
+            "a YOLOv5-style anchor-based model, output [1, 3*anchors, 5+nc] "
+            "(3 x 8400 = 25200 rows",
         ),
         ([1, 8400, 84], "a transposed output [1, anchors, 4+nc] (8400 anchors first at 640x640)"),
         ([1, 84, 8000], "8000 anchors where a YOLOv8 head at 640x640 has 8400"),

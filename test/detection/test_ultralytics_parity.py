@@ -1,5 +1,6 @@
-"""Parity with Ultralytics itself: golden detections made by test/golden/make_ultralytics_golden.py (Ultralytics
-8.4 LetterBox + non_max_suppression on the same ONNX model) vs our Detector and decode_yolov8.
+"""Parity with Ultralytics itself: golden detections made by test/golden/make_ultralytics_golden.py
+(Ultralytics 8.4 LetterBox + non_max_suppression on the same ONNX model) vs our Detector and
+decode_yolov8.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def rows(dets) -> np.ndarray:
 def assert_same_rows(
     got: np.ndarray, expected: np.ndarray, box_tol: float, score_tol: float
 ) -> None:
-    """One-to-one match of (x1, y1, x2, y2, score, cls) rows: same class, close score and box. Tie order is free."""
+    """One-to-one match of (x1, y1, x2, y2, score, cls) rows: same class, close score and box. Tie
+    order is free."""
     assert got.shape == expected.shape
     free = np.ones(len(got), bool)
     for row in expected:

@@ -13,8 +13,8 @@ from yolo_trt_ros.evaluation.coco_metrics import (
     read_yolo_labels,
 )
 
-# A perfect detector scores 0.995, not 1.0, in Ultralytics' metric: the 101-point trapezoid has its last point
-# at recall 1 on the precision-0 sentinel, which costs half of the last 0.01 step.
+# A perfect detector scores 0.995, not 1.0, in Ultralytics' metric: the 101-point trapezoid has its
+# last point at recall 1 on the precision-0 sentinel, which costs half of the last 0.01 step.
 PERFECT = 0.995
 GT = np.array([[100, 100, 200, 200], [300, 300, 400, 420]], dtype=np.float64)
 GT_CLS = np.array([0, 1])
@@ -61,7 +61,8 @@ def test_false_positive_ranked_first_halves_precision() -> None:
 
 
 def test_shifted_box_counts_only_at_low_iou_thresholds() -> None:
-    # Shift by 20 px: IoU = 80*100 / (120*100) = 0.667 -> TP at 0.50, 0.55, 0.60, 0.65; FP from 0.70 on.
+    # Shift by 20 px: IoU = 80*100 / (120*100) = 0.667 -> TP at 0.50, 0.55, 0.60, 0.65; FP from
+    # 0.70 on.
     gt = GT[:1]
     m, m50 = evaluate((gt + [20, 0, 20, 0], [0.9], [0], gt, [0]))
     assert m50 == pytest.approx(PERFECT)
@@ -74,8 +75,9 @@ def test_wrong_class_never_matches() -> None:
 
 
 def test_duplicate_detection_is_a_false_positive() -> None:
-    # A shifted box (IoU 0.667) outscores an exact duplicate: at IoU 0.5-0.65 the shifted one takes the gt and the
-    # duplicate is an FP behind it (AP unchanged); from 0.70 only the exact one matches, behind an FP (AP ~0.5).
+    # A shifted box (IoU 0.667) outscores an exact duplicate: at IoU 0.5-0.65 the shifted one takes
+    # the gt and the duplicate is an FP behind it (AP unchanged); from 0.70 only the exact one
+    # matches, behind an FP (AP ~0.5).
     gt = GT[:1]
     preds = np.vstack([gt + [20, 0, 20, 0], gt])
     m, m50 = evaluate((preds, [0.9, 0.8], [0, 0], gt, [0]))
@@ -84,8 +86,8 @@ def test_duplicate_detection_is_a_false_positive() -> None:
 
 
 def test_greedy_match_falls_back_to_the_next_unclaimed_box() -> None:
-    # Two same-class gts side by side. A (score 0.9) is exactly gt0; B (0.8) overlaps gt0 best (IoU 0.5625) and
-    # gt1 (0.515). gt0 is claimed by A, so B takes gt1: a TP at IoU 0.5 only.
+    # Two same-class gts side by side. A (score 0.9) is exactly gt0; B (0.8) overlaps gt0 best (IoU
+    # 0.5625) and gt1 (0.515). gt0 is claimed by A, so B takes gt1: a TP at IoU 0.5 only.
     gt = np.array([[0, 0, 100, 100], [60, 0, 160, 100]], dtype=float)
     preds = np.array([[0, 0, 100, 100], [28, 0, 128, 100]], dtype=float)
     np.testing.assert_allclose(box_iou(preds[1:], gt), [[72 / 128, 68 / 132]])
@@ -104,7 +106,8 @@ def test_higher_score_wins_a_shared_box() -> None:
 
 
 def test_images_are_pooled_per_class() -> None:
-    # Class 0 gt in image 1 only; a confident class-0 box in image 2 (no gt there) is an FP ranked first.
+    # Class 0 gt in image 1 only; a confident class-0 box in image 2 (no gt there) is an FP ranked
+    # first.
     img1 = (GT[:1], [0.5], [0], GT[:1], [0])
     img2 = (GT[:1], [0.9], [0], np.zeros((0, 4)), np.zeros(0, int))
     m, m50 = evaluate(img1, img2)
@@ -117,8 +120,9 @@ def test_class_only_predicted_is_ignored_and_class_never_predicted_is_zero() -> 
 
 
 def test_average_precision_of_a_known_curve() -> None:
-    # Envelope (recall, precision): (0,1) (0.5,1) (0.75,0.6) (1,0.5), linearly interpolated (np.interp):
-    # 0.5*1 + 0.25*(1+0.6)/2 + 0.25*(0.6+0.5)/2 = 0.8375, less half of the last 0.01 step at 0.5 (the sentinel).
+    # Envelope (recall, precision): (0,1) (0.5,1) (0.75,0.6) (1,0.5), linearly interpolated
+    # (np.interp): 0.5*1 + 0.25*(1+0.6)/2 + 0.25*(0.6+0.5)/2 = 0.8375, less half of the last 0.01
+    # step at 0.5 (the sentinel).
     ap = average_precision(np.array([0.25, 0.5, 0.75, 1.0]), np.array([1.0, 1.0, 0.6, 0.5]))
     assert ap == pytest.approx(0.8375 - 0.0025, abs=1e-9)
 

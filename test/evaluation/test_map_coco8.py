@@ -1,7 +1,9 @@
-"""Detection accuracy: our Detector (ONNX Runtime) + our COCO metric over coco8 vs the data MANIFEST's number.
+"""Detection accuracy: our Detector (ONNX Runtime) + our COCO metric over coco8 vs the data
+MANIFEST's number.
 
-The MANIFEST computed mAP50-95 0.716 (mAP50 0.907) over all 8 images with an independent implementation of the
-Ultralytics metric, at Ultralytics val settings (conf 0.001, IoU 0.7, max_det 300, multi-label NMS).
+The MANIFEST computed mAP50-95 0.716 (mAP50 0.907) over all 8 images with an independent
+implementation of the Ultralytics metric, at Ultralytics val settings (conf 0.001, IoU 0.7, max_det
+300, multi-label NMS).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""MOT evaluation glue: detections loading, MOTChallenge filtering rules, metrics sanity, the eval-mot command."""
+"""MOT evaluation glue: detections loading, MOTChallenge filtering rules, metrics sanity, the
+eval-mot command."""
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ def gt_rows(mot_dir: Path) -> np.ndarray:
 
 def as_rows(gt: np.ndarray, ids: np.ndarray | None = None) -> list[MotRow]:
     ids = gt[:, 1] if ids is None else ids
-    return [MotRow(int(r[0]), int(i), r[2], r[3], r[4], r[5], 1.0) for r, i in zip(gt, ids)]
+    return [
+        MotRow(int(r[0]), int(i), r[2], r[3], r[4], r[5], 1.0)
+        for r, i in zip(gt, ids, strict=True)
+    ]
 
 
 def pedestrians(gt: np.ndarray) -> np.ndarray:
@@ -88,7 +92,8 @@ def test_id_switch_is_counted(mot_dir: Path) -> None:
 
 
 def test_our_scores_equal_ultralytics_golden_scores(mot_dir: Path) -> None:
-    """Same tracks (parity) must give the same scores; also checks the whole pipeline on all 837 frames."""
+    """Same tracks (parity) must give the same scores; also checks the whole pipeline on all 837
+    frames."""
     info = mot_eval.read_seqinfo(mot_dir)
     frames = mot_eval.load_detections(mot_dir / "det" / "det.txt", info.length)
     ours = mot_eval.track_sequence(frames)

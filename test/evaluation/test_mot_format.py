@@ -60,7 +60,7 @@ def test_round_trip_with_ids(tmp_path: Path) -> None:
         (2, -1),
         (2, -1),
     ]
-    for a, b in zip(rows, back):
+    for a, b in zip(rows, back, strict=True):
         np.testing.assert_allclose([b.x, b.y, b.w, b.h], [a.x, a.y, a.w, a.h], atol=0.006)
         assert b.conf == pytest.approx(a.conf, abs=6e-5)
     assert path.read_text().splitlines()[0].endswith(",-1,-1,-1")

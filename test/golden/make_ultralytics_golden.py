@@ -1,13 +1,15 @@
-"""Make ``ultralytics_detections.npz``: what Ultralytics itself detects with our ONNX model, for test_ultralytics_parity.
+"""Make ``ultralytics_detections.npz``: what Ultralytics itself detects with our ONNX model, for
+test_ultralytics_parity.
 
-Run once in the reference environment (torch + Ultralytics, ``bash bench/setup_ref_env.sh``), from the repo root:
+Run once in the reference environment (torch + Ultralytics, ``bash bench/setup_ref_env.sh``), from
+the repo root:
 
     .venv-ref/bin/python test/golden/make_ultralytics_golden.py
 
-Per image (coco8's 8, bus.jpg, zidane.jpg, MOT16-05 frames 1 and 25): Ultralytics ``LetterBox`` -> ONNX Runtime ->
-``non_max_suppression``, (a) predict settings (conf 0.25, IoU 0.7, then ``scale_boxes`` to original pixels) and
-(b) val settings (conf 0.001, IoU 0.7, multi_label, max_det 300; boxes in input pixels). Rows: x1 y1 x2 y2 score cls.
-Nothing from yolo_trt_ros is used here.
+Per image (coco8's 8, bus.jpg, zidane.jpg, MOT16-05 frames 1 and 25): Ultralytics ``LetterBox`` ->
+ONNX Runtime -> ``non_max_suppression``, (a) predict settings (conf 0.25, IoU 0.7, then
+``scale_boxes`` to original pixels) and (b) val settings (conf 0.001, IoU 0.7, multi_label, max_det
+300; boxes in input pixels). Rows: x1 y1 x2 y2 score cls. Nothing from yolo_trt_ros is used here.
 """
 
 from __future__ import annotations
@@ -62,7 +64,10 @@ def main() -> None:
         arrays[f"predict:{key}"] = predict.numpy().astype(np.float32)
         arrays[f"val:{key}"] = val.numpy().astype(np.float32)
         print(f"{key}: predict {len(predict)}, val {len(val)}")
-    versions = f"ultralytics {ultralytics.__version__}, torch {torch.__version__}, onnxruntime {ort.__version__}"
+    versions = (
+        f"ultralytics {ultralytics.__version__}, torch {torch.__version__}, onnxruntime "
+        f"{ort.__version__}"
+    )
     np.savez_compressed(OUT, versions=np.array(versions), **arrays)
     print(f"wrote {OUT} ({versions})")
 

@@ -1,6 +1,7 @@
-"""``yolo-trt-ros export`` through Ultralytics, on a randomly initialised YOLOv8n built from yolov8n.yaml (no
-download). Skips where Ultralytics (the optional ``export`` extra) is not installed; run it in the reference
-environment: ``PYTHONPATH=. .venv-ref/bin/python -m pytest test/inference/test_export.py``.
+"""``yolo-trt-ros export`` through Ultralytics, on a randomly initialised YOLOv8n built from
+yolov8n.yaml (no download). Skips where Ultralytics (the optional ``export`` extra) is not
+installed; run it in the reference environment: ``PYTHONPATH=. .venv-ref/bin/python -m pytest
+test/inference/test_export.py``.
 """
 
 from __future__ import annotations

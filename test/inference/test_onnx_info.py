@@ -1,4 +1,5 @@
-"""The dependency-free ONNX reader against the onnx package, on the real model and on small built ones."""
+"""The dependency-free ONNX reader against the onnx package, on the real model and on small built
+ones."""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ from yolo_trt_ros.inference.selection import BACKENDS, create_backend
 
 
 def simple_model(path: Path, inputs: list[tuple[int, list]], outputs: list[list]) -> Path:
-    """A model whose outputs (float32, declared ``shapes``) are constants plus the sum of all inputs."""
+    """A model whose outputs (float32, declared ``shapes``) are constants plus the sum of all
+    inputs."""
     nodes, value_inputs = [], []
     for i, (elem_type, shape) in enumerate(inputs):
         value_inputs.append(helper.make_tensor_value_info(f"in{i}", elem_type, shape))

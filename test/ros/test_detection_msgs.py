@@ -1,5 +1,6 @@
-"""DetectionArrayBuilder reuses its Detection2D objects: every frame must equal one built from scratch, also on the
-wire (compared field by field: CDR alignment padding bytes are uninitialised)."""
+"""DetectionArrayBuilder reuses its Detection2D objects: every frame must equal one built from
+scratch, also on the wire (compared field by field: CDR alignment padding bytes are
+uninitialised)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def fresh(header: Header, dets: Detections, ids: list[str]) -> Detection2DArray:
     """The straightforward construction, one new message object per detection."""
     out = Detection2DArray(header=header)
     for (x1, y1, x2, y2), score, cls, track_id in zip(
-        dets.boxes.tolist(), dets.scores.tolist(), dets.class_ids.tolist(), ids
+        dets.boxes.tolist(), dets.scores.tolist(), dets.class_ids.tolist(), ids, strict=False
     ):
         det = Detection2D(header=header, id=track_id)
         det.bbox.center.position.x, det.bbox.center.position.y = (x1 + x2) / 2, (y1 + y2) / 2

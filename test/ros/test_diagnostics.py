@@ -1,4 +1,5 @@
-"""ros.diagnostics: the node's /diagnostics status and values from its state and a stats snapshot, without ROS."""
+"""ros.diagnostics: the node's /diagnostics status and values from its state and a stats snapshot,
+without ROS."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""FrameStats: rates over a sliding window, latency percentiles, drops from sequence gaps, rejects by reason."""
+"""FrameStats: rates over a sliding window, latency percentiles, drops from sequence gaps, rejects
+by reason."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Image <-> numpy conversion: content, zero-copy views, padded rows, and every rejection reason."""
+"""Image <-> numpy conversion: content, zero-copy views, padded rows, and every rejection
+reason."""
 
 from __future__ import annotations
 

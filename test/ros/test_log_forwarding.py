@@ -1,4 +1,5 @@
-"""RclpyLogHandler: Python logging records reach the ROS logger at their severity, until detached."""
+"""RclpyLogHandler: Python logging records reach the ROS logger at their severity, until
+detached."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""ros.qos: the image QoS from parameters, and the sentence that explains a reliability mismatch."""
+"""ros.qos: the image QoS from parameters, and the sentence that explains a reliability
+mismatch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""image_replay across processes: a real replay process publishing over DDS, received here with rclpy."""
+"""image_replay across processes: a real replay process publishing over DDS, received here with
+rclpy."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from yolo_trt_ros.demo.processes import ros_env, start_node, stop_process
 from yolo_trt_ros.ros.image_conversion import image_to_array
 
 DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
-NAMESPACE = f"/replay_test_{os.getpid()}"  # unique to this run: another run of this file may share the domain
+# unique to this run: another run of this file may share the domain
+NAMESPACE = f"/replay_test_{os.getpid()}"
 TIMEOUT = 60.0
 
 
@@ -44,7 +46,8 @@ class Receiver:
 
     @property
     def frames(self) -> list[tuple[Image, str]]:
-        """(message, sha1 of its pixels) in arrival order; hashed after the run to keep the callback light."""
+        """(message, sha1 of its pixels) in arrival order; hashed after the run to keep the
+        callback light."""
         return [(m, hashlib.sha1(image_to_array(m).tobytes()).hexdigest()) for m in self.messages]
 
     def spin_until_exit(self, proc: subprocess.Popen[bytes]) -> None:
@@ -89,7 +92,8 @@ def _replay(args: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def _replay_to_end(receiver, args: list[str], tmp_path: Path) -> str:
-    """Run image_replay until it exits while ``receiver`` collects frames; assert it exited 0, return its log."""
+    """Run image_replay until it exits while ``receiver`` collects frames; assert it exited 0,
+    return its log."""
     log = tmp_path / "replay.log"
     proc = _replay(args, log)
     try:

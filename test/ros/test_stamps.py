@@ -1,4 +1,5 @@
-"""StampGuard: glitched header stamps get a plausible tracker time and are reported; good ones pass unchanged."""
+"""StampGuard: glitched header stamps get a plausible tracker time and are reported; good ones pass
+unchanged."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ START = 1_700_000_000.0  # seconds since the epoch, as a camera stamps
 def camera(
     n: int, start: float = START, delay: float = 0.03, seed: int = 0
 ) -> list[tuple[float, float]]:
-    """(stamp, receive) of ``n`` frames at ``RATE`` Hz, received after ``delay`` s plus up to 20 ms of jitter."""
+    """(stamp, receive) of ``n`` frames at ``RATE`` Hz, received after ``delay`` s plus up to 20 ms
+    of jitter."""
     jitter = np.random.default_rng(seed).uniform(0, 0.02, n)
     return [(start + i / RATE, start + i / RATE + delay + j) for i, j in enumerate(jitter)]
 

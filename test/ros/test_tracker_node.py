@@ -1,8 +1,9 @@
-"""yolo_tracker across processes: the node, an image publisher and this test each run in their own process.
+"""yolo_tracker across processes: the node, an image publisher and this test each run in their own
+process.
 
-The lifecycle is driven through the node's real change_state/get_state services; frames are real MOT16-05
-images sent over DDS (FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA). Each frame is re-sent until its result is seen,
-so a lost best-effort frame only costs time, never a failure.
+The lifecycle is driven through the node's real change_state/get_state services; frames are real
+MOT16-05 images sent over DDS (FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA). Each frame is re-sent until
+its result is seen, so a lost best-effort frame only costs time, never a failure.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ class Harness:
         return self.values()
 
     def send_until(self, condition: Callable[[set[int]], bool], **frame: object) -> set[int]:
-        """Publish ``frame`` every 0.5 s (fresh stamp each time) until ``condition(stamps sent)`` holds."""
+        """Publish ``frame`` every 0.5 s (fresh stamp each time) until ``condition(stamps sent)``
+        holds."""
         assert self.publisher is not None
         stamps: set[int] = set()
         deadline = time.monotonic() + TIMEOUT_S
@@ -120,7 +122,8 @@ class Harness:
         )
 
     def send_silently(self, image: Path, count: int = 6) -> set[int]:
-        """Send ``image`` ``count`` times, 0.3 s apart, then keep listening 2 s; return the stamps sent."""
+        """Send ``image`` ``count`` times, 0.3 s apart, then keep listening 2 s; return the stamps
+        sent."""
         assert self.publisher is not None
         stamps = set()
         for _ in range(count):
@@ -175,7 +178,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _gt_person_boxes(mot_dir: Path, frame: int) -> np.ndarray:
-    """MOT16 gt boxes of people (classes 1 pedestrian, 2 person on vehicle, 7 static person) as xyxy, 0-based."""
+    """MOT16 gt boxes of people (classes 1 pedestrian, 2 person on vehicle, 7 static person) as
+    xyxy, 0-based."""
     gt = np.loadtxt(mot_dir / "gt" / "gt_frames001-048.txt", delimiter=",")
     rows = gt[(gt[:, 0] == frame) & np.isin(gt[:, 7], (1, 2, 7))]
     return np.c_[rows[:, 2:4] - 1, rows[:, 2:4] - 1 + rows[:, 4:6]]
@@ -216,7 +220,8 @@ def _string(value: str) -> ParameterValue:
 def harness_factory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., Harness]]:
-    # This process must use the same FastDDS transports as the children, or they never discover each other.
+    # This process must use the same FastDDS transports as the children, or they never discover
+    # each other.
     monkeypatch.setenv(FASTDDS_TRANSPORTS_ENV, FASTDDS_TRANSPORTS)
     made: list[Harness] = []
 
@@ -254,7 +259,8 @@ def test_lifecycle_detections_and_reconfigure(
     assert values["class_count"] == "80"
     assert values["model_path"] == str(model_path)
 
-    # Active: every frame's detections carry its stamp and frame_id, class names, boxes on the people.
+    # Active: every frame's detections carry its stamp and frame_id, class names, boxes on the
+    # people.
     assert h.change_state("activate")
     assert h.state() == "active"
     reference = Detector.from_model(model_path)
@@ -282,7 +288,8 @@ def test_lifecycle_detections_and_reconfigure(
         f"only {matched} of {total} person boxes overlap a gt box with IoU > 0.5"
     )
 
-    # The annotated image (someone subscribes) carries the input header and has the boxes drawn on it.
+    # The annotated image (someone subscribes) carries the input header and has the boxes drawn on
+    # it.
     last = msg
     assert h.ros.spin_until(lambda: any(a.header.stamp == last.header.stamp for a in h.annotated))
     annotated = next(a for a in h.annotated if a.header.stamp == last.header.stamp)
@@ -297,7 +304,8 @@ def test_lifecycle_detections_and_reconfigure(
     assert 0 < np.mean(np.any(image != original, axis=2)) < 0.3
     reference.close()
 
-    # A burst faster than the detector: the depth-1 queue keeps only the newest frame, the rest count as dropped.
+    # A burst faster than the detector: the depth-1 queue keeps only the newest frame, the rest
+    # count as dropped.
     h.ros.spin_for(1.0)
     before = h.values()
     for _ in range(15):
@@ -370,7 +378,8 @@ def test_lifecycle_detections_and_reconfigure(
 
 
 MOT_RATE_HZ = 14
-"""MOT16-05's frame rate: the test stamps frame i at i / 14 s and runs the tracker with frame_rate 14."""
+"""MOT16-05's frame rate: the test stamps frame i at i / 14 s and runs the tracker with frame_rate
+14."""
 
 
 def _ids(msg: Detection2DArray) -> list[int]:
@@ -378,7 +387,8 @@ def _ids(msg: Detection2DArray) -> list[int]:
 
 
 class TrackingReference:
-    """What the node should publish: the frame pipeline with the node's defaults, in this process."""
+    """What the node should publish: the frame pipeline with the node's defaults, in this
+    process."""
 
     def __init__(self, model_path: Path) -> None:
         self.pipeline = FramePipeline.from_model(
@@ -401,11 +411,12 @@ class TrackingReference:
 
 
 def _send_in_lockstep(h: Harness, frames: list[tuple[Path, int]]) -> list[Detection2DArray]:
-    """Publish each (image, stamp) once (reliable both ways) and wait for its result before the next."""
+    """Publish each (image, stamp) once (reliable both ways) and wait for its result before the
+    next."""
     for image, stamp in frames:
         count = len(h.detections)
         h.publisher.publish(image=image, stamp_ns=stamp)
-        assert h.ros.spin_until(lambda: len(h.detections) > count), (
+        assert h.ros.spin_until(lambda count=count: len(h.detections) > count), (
             f"no result for {image}:\n{h.log()}"
         )
     return h.detections[-len(frames) :]
@@ -437,18 +448,20 @@ def test_tracking_ids_follow_people_and_reset(
     start = (time.time_ns() // 1_000_000_000) * 1_000_000_000
     paths = sorted((mot_dir / "img1").glob("*.jpg"))[:48]
     stamps = [start + round(i * 1e9 / MOT_RATE_HZ) for i in range(len(paths))]
-    results = _send_in_lockstep(h, list(zip(paths, stamps)))
+    results = _send_in_lockstep(h, list(zip(paths, stamps, strict=True)))
 
-    # Frame by frame, the node publishes exactly what the detector + tracker produce in this process.
+    # Frame by frame, the node publishes exactly what the detector + tracker produce in this
+    # process.
     reference = TrackingReference(model_path)
-    for index, (path, stamp, msg) in enumerate(zip(paths, stamps, results), start=1):
+    for index, (path, stamp, msg) in enumerate(zip(paths, stamps, results, strict=True), start=1):
         boxes, ids, labels = reference(path, stamp)
         assert _ids(msg) == ids.tolist(), f"frame {index}"
         assert _labels(msg) == labels
         np.testing.assert_allclose(_xyxy(msg), boxes, atol=1e-2)
         assert len(set(_ids(msg))) == len(msg.detections) and min(_ids(msg), default=1) >= 1
 
-    # The same person keeps the same ID: follow each gt identity through the published person boxes.
+    # The same person keeps the same ID: follow each gt identity through the published person
+    # boxes.
     seen: dict[int, list[int]] = {}
     for index, msg in enumerate(results, start=1):
         people = np.array([label == "person" for label in _labels(msg)], bool)
@@ -457,12 +470,12 @@ def test_tracking_ids_follow_people_and_reset(
             continue
         iou = _iou(gt_boxes, _xyxy(msg)[people])
         person_ids = np.array(_ids(msg))[people]
-        for identity, row in zip(identities.tolist(), iou):
+        for identity, row in zip(identities.tolist(), iou, strict=True):
             if row.max() > 0.5:
                 seen.setdefault(identity, []).append(int(person_ids[row.argmax()]))
-    # Thresholds from this tracker on these frames (run in-process: 9 identities, 203 matches, 9 ID changes,
-    # two people visible throughout keep one ID in all 48 frames), with some margin.
-    kept = sum(a == b for ids in seen.values() for a, b in zip(ids, ids[1:]))
+    # Thresholds from this tracker on these frames (run in-process: 9 identities, 203 matches, 9 ID
+    # changes, two people visible throughout keep one ID in all 48 frames), with some margin.
+    kept = sum(a == b for ids in seen.values() for a, b in zip(ids, ids[1:], strict=False))
     pairs = sum(len(ids) - 1 for ids in seen.values())
     assert pairs > 150 and kept / pairs > 0.9, seen
     assert sum(len(ids) == 48 and len(set(ids)) == 1 for ids in seen.values()) >= 2, seen
@@ -477,7 +490,7 @@ def test_tracking_ids_follow_people_and_reset(
     assert response.success, response.message
     reference.pipeline.reset()
     again = [(paths[i], stamps[-1] + round((i + 1) * 1e9 / MOT_RATE_HZ)) for i in range(3)]
-    for (path, stamp), msg in zip(again, _send_in_lockstep(h, again)):
+    for (path, stamp), msg in zip(again, _send_in_lockstep(h, again), strict=True):
         assert _ids(msg) == reference(path, stamp)[1].tolist()
     assert min(_ids(h.detections_for({again[0][1]})[0])) == 1
     assert h.wait_diagnostics(lambda v: int(v["track_id_max"]) < 50)
@@ -486,10 +499,11 @@ def test_tracking_ids_follow_people_and_reset(
 def test_glitched_stamps_keep_track_ids_and_latency_plausible(
     harness_factory, model_path: Path, mot_dir: Path, tmp_path: Path
 ) -> None:
-    """A recorded sequence with glitched stamps (zero, an hour back, an hour ahead, repeated) between good ones keeps
-    the IDs it has without them; the glitches are counted and kept out of the latency figures."""
-    # A wide stamp tolerance: frames sent in lockstep arrive slower than their stamps advance, and a loaded
-    # machine must not turn that into glitches the counts below do not expect.
+    """A recorded sequence with glitched stamps (zero, an hour back, an hour ahead, repeated)
+    between good ones keeps the IDs it has without them; the glitches are counted and kept out of
+    the latency figures."""
+    # A wide stamp tolerance: frames sent in lockstep arrive slower than their stamps advance, and
+    # a loaded machine must not turn that into glitches the counts below do not expect.
     h = harness_factory(
         [
             "-p",
@@ -517,10 +531,10 @@ def test_glitched_stamps_keep_track_ids_and_latency_plausible(
         stamps[13] + hour,
         stamps[15],
     )
-    results = _send_in_lockstep(h, list(zip(paths, glitched)))
+    results = _send_in_lockstep(h, list(zip(paths, glitched, strict=True)))
 
     reference = TrackingReference(model_path)
-    for index, (path, stamp, msg) in enumerate(zip(paths, stamps, results)):
+    for index, (path, stamp, msg) in enumerate(zip(paths, stamps, results, strict=True)):
         assert _stamp_ns(msg) == glitched[index]  # the header goes out as it came in
         boxes, ids, labels = reference(path, stamp)  # the same frames with good stamps
         assert _ids(msg) == ids.tolist(), f"frame {index}"
@@ -593,7 +607,9 @@ def test_bad_frames_are_rejected_counted_and_logged_once(
     for reason, fields in BAD_FRAMES.items():
         started = time.monotonic()
         for count in range(1, repeats + 1):
-            h.send_until(lambda _: int(h.values().get(f"rejected.{reason}", 0)) >= count, **fields)
+            h.send_until(
+                lambda _, r=reason, n=count: int(h.values().get(f"rejected.{r}", 0)) >= n, **fields
+            )
         elapsed = time.monotonic() - started
         lines = [line for line in h.log().splitlines() if f"[rejected.{reason}:" in line]
         assert lines, f"no log line for {reason}:\n{h.log()}"
@@ -629,7 +645,7 @@ def test_bad_model_fails_configure_with_reason(
         assert not h.change_state("configure")
         assert h.state() == "unconfigured"
         assert h.ros.spin_until(
-            lambda: any(
+            lambda path=path: any(
                 str(path) in line for line in h.log().splitlines() if "configure failed" in line
             )
         ), h.log()
@@ -639,7 +655,7 @@ def test_bad_model_fails_configure_with_reason(
             if "configure failed" in line and str(path) in line
         ][-1]
         assert "ERROR" in line and words in line
-        assert h.ros.spin_until(lambda: str(path) in getattr(h.status(), "message", ""))
+        assert h.ros.spin_until(lambda path=path: str(path) in getattr(h.status(), "message", ""))
         status = h.status()
         assert status.level == DiagnosticStatus.ERROR and str(path) in status.message
 
@@ -676,7 +692,8 @@ def test_empty_model_path_names_the_parameter(harness_factory) -> None:
 def test_silent_input_with_an_incompatible_publisher_names_the_qos(
     harness_factory, model_path: Path, mot_dir: Path, tmp_path: Path
 ) -> None:
-    """A best-effort camera and a reliable subscription: the input warning says so, not "no publisher"."""
+    """A best-effort camera and a reliable subscription: the input warning says so, not "no
+    publisher"."""
     h = harness_factory(
         [
             "-p",
@@ -694,8 +711,8 @@ def test_silent_input_with_an_incompatible_publisher_names_the_qos(
             image=mot_dir / "img1" / "000001.jpg"
         )  # returns once the camera process is up
         assert h.change_state("configure") and h.change_state("activate")
-        # Once the node's graph has the camera (discovery can take seconds on a loaded machine), let the input
-        # timeout run out.
+        # Once the node's graph has the camera (discovery can take seconds on a loaded machine),
+        # let the input timeout run out.
         h.wait_diagnostics(lambda v: v.get("input_publishers") == "1")
         ok, reason = _set_parameter(
             h,
@@ -747,8 +764,9 @@ def test_no_publisher_and_qos_mismatch_warnings(
 def test_wide_frame_with_annotated_subscriber_keeps_the_node_serving(
     harness_factory, make_yolo_onnx, mot_dir: Path, tmp_path: Path
 ) -> None:
-    """A 1 x 21,900,000 bgr8 frame (within the size limit) with a detection, while annotated_image has a subscriber
-    (this test's listener): it is drawn and published, and the next good frame is answered."""
+    """A 1 x 21,900,000 bgr8 frame (within the size limit) with a detection, while annotated_image
+    has a subscriber (this test's listener): it is drawn and published, and the next good frame is
+    answered."""
     model = make_yolo_onnx(
         tmp_path / "always.onnx",
         np.array([[320.0, 320.0, 200.0, 200.0]]),
@@ -756,7 +774,8 @@ def test_wide_frame_with_annotated_subscriber_keeps_the_node_serving(
         input_hw=(640, 640),
         metadata={"names": "{0: 'thing'}"},
     )
-    # Reliable both ways: a lost 66 MB best-effort frame would only cost time, but time is what a CI run has least.
+    # Reliable both ways: a lost 66 MB best-effort frame would only cost time, but time is what a
+    # CI run has least.
     h = harness_factory(
         ["-p", f"model_path:={model}", "-p", "tracking:=false", "-p", "qos_reliability:=reliable"]
     )
@@ -879,7 +898,8 @@ def test_message_text_in_logs_is_bounded_and_escaped(harness_factory, model_path
 def test_config_file_lists_every_parameter_with_its_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """config/tracker.yaml loads through rcl's parser, names every parameter and repeats the code's defaults."""
+    """config/tracker.yaml loads through rcl's parser, names every parameter and repeats the code's
+    defaults."""
     import rclpy
     import yaml
 
@@ -892,7 +912,8 @@ def test_config_file_lists_every_parameter_with_its_default(
     defaults = {spec.name: spec.default for spec in SPECS}
     assert set(in_file) == set(defaults)
     assert set(TRACKER_FIELDS) <= set(defaults)  # every TrackerConfig field is a node parameter
-    # A copy with one non-default value proves the file reaches the node, also under a namespace (namespace:=robot1).
+    # A copy with one non-default value proves the file reaches the node, also under a namespace
+    # (namespace:=robot1).
     changed = tmp_path / "tracker.yaml"
     changed.write_text(
         config.read_text().replace("conf_threshold: 0.25", "conf_threshold: 0.5", 1)

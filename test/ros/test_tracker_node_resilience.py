@@ -1,8 +1,9 @@
-"""yolo_tracker in this process: internal errors in the frame path and the timers drop a frame, never the node.
+"""yolo_tracker in this process: internal errors in the frame path and the timers drop a frame,
+never the node.
 
-The node runs in-process (its own context) with the real model; frames are handed to its image callback directly,
-and a stage is made to fail by replacing one of the node's parts. What crosses processes is tested in
-test_tracker_node.py.
+The node runs in-process (its own context) with the real model; frames are handed to its image
+callback directly, and a stage is made to fail by replacing one of the node's parts. What crosses
+processes is tested in test_tracker_node.py.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
 
 @pytest.fixture
 def make_node(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    # Nothing here crosses processes: FastDDS's default transports, whose teardown never hangs on a TCP channel.
+    # Nothing here crosses processes: FastDDS's default transports, whose teardown never hangs on a
+    # TCP channel.
     monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "DEFAULT")
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=DOMAIN_ID)
@@ -50,7 +52,8 @@ def make_node(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     for node in nodes:
         node.destroy_node()
     nodes.clear()
-    gc.collect()  # whatever rclpy objects are left go while their context is alive, not in a later test
+    # whatever rclpy objects are left go while their context is alive, not in a later test
+    gc.collect()
     rclpy.try_shutdown(context=context)
 
 
@@ -150,7 +153,8 @@ def test_bad_input_is_rejected_not_failed(make_node, mot_dir: Path) -> None:
 def test_no_publisher_check_runs_without_subscription_publisher_count(
     make_node, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """Humble's Subscription has no get_publisher_count (rclpy < 4): the input check must not need it."""
+    """Humble's Subscription has no get_publisher_count (rclpy < 4): the input check must not need
+    it."""
     monkeypatch.delattr(Subscription, "get_publisher_count", raising=False)
     node = active(make_node, input_timeout=0.5, input_topic="/resilience_no_camera")
     node.input._since -= 1.0
@@ -203,7 +207,8 @@ def test_an_empty_class_list_of_any_array_type_means_all_classes(make_node) -> N
 def test_wide_frames_are_detected_tracked_and_drawn(
     make_node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A 1 x 21,900,000 frame with a detection and an annotated-image subscriber (it killed the node)."""
+    """A 1 x 21,900,000 frame with a detection and an annotated-image subscriber (it killed the
+    node)."""
     node = active(make_node)
     monkeypatch.setattr(node.outputs, "wants_annotated", lambda: True)
     published: list[object] = []

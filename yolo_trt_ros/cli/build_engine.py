@@ -1,4 +1,5 @@
-"""``yolo-trt-ros build-engine``: a TensorRT engine (+ JSON sidecar) from an ONNX model, or adopt one."""
+"""``yolo-trt-ros build-engine``: a TensorRT engine (+ JSON sidecar) from an ONNX model, or adopt
+one."""
 
 from __future__ import annotations
 
@@ -29,9 +30,11 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "build-engine",
         help="build a TensorRT engine from an ONNX model (cached beside it, with a JSON sidecar)",
-        description="Build a TensorRT engine with TensorRT's ONNX parser. By default it is written beside the ONNX "
+        description="Build a TensorRT engine with TensorRT's ONNX parser. By default it is "
+        "written beside the ONNX "
         "as MODEL.<precision>.engine with a MODEL.<precision>.engine.json sidecar (ONNX sha256, "
-        "TensorRT version, GPU, precision, profile): the node reuses it when given the .onnx or the "
+        "TensorRT version, GPU, precision, profile): the node reuses it when given the .onnx or "
+        "the "
         ".engine. An up-to-date engine is not rebuilt unless --force.",
     )
     source = p.add_mutually_exclusive_group(required=True)

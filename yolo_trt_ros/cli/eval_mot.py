@@ -24,15 +24,18 @@ from yolo_trt_ros.sources import open_mot_sequence
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``eval-mot`` subcommand to the ``yolo-trt-ros`` parser (it calls ``args.run(args)``)."""
+    """Add the ``eval-mot`` subcommand to the ``yolo-trt-ros`` parser (it calls
+    ``args.run(args)``)."""
     parser = subparsers.add_parser(
         "eval-mot",
         help="track a MOTChallenge sequence and print HOTA, MOTA, IDF1 and ID switches",
-        description="Run the ByteTrack tracker over a MOTChallenge sequence, from its public detections "
+        description="Run the ByteTrack tracker over a MOTChallenge sequence, from its public "
+        "detections "
         "(det/det.txt, scores min-max normalised) or through the detector (--model, on the frames "
         "that have images), and score it against gt/gt.txt with TrackEval under the MOTChallenge "
         "rules: pedestrians (class 1) with flag 1 at IoU 0.5; tracker boxes on distractor classes "
-        "(2, 7, 8, 12) removed; flag-0 rows and other classes ignored. Tracker boxes are clipped to "
+        "(2, 7, 8, 12) removed; flag-0 rows and other classes ignored. Tracker boxes are clipped "
+        "to "
         "the image (imWidth x imHeight of seqinfo.ini) before scoring and writing.",
     )
     parser.add_argument(
@@ -53,7 +56,8 @@ def register(subparsers: Any) -> None:
         "--conf",
         type=float,
         default=0.1,
-        help="detector confidence threshold with --model (%(default)s, as Ultralytics' track mode)",
+        help="detector confidence threshold with --model "
+        "(%(default)s, as Ultralytics' track mode)",
     )
     parser.add_argument(
         "--frames", type=int, default=0, metavar="N", help="only frames 1..N (0 = all)"
@@ -98,8 +102,8 @@ def run_eval_mot(args: argparse.Namespace) -> int:
 
 
 def _detect_sequence(args: argparse.Namespace) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Person detections of every frame that has an image (the frame pipeline without its tracker: the sequence is
-    tracked by ``track_sequence``, as public detections are)."""
+    """Person detections of every frame that has an image (the frame pipeline without its tracker:
+    the sequence is tracked by ``track_sequence``, as public detections are)."""
     config = PipelineConfig(
         DetectorConfig(conf_threshold=args.conf, classes=("person",)), tracking=False
     )

@@ -1,4 +1,5 @@
-"""``yolo-trt-ros export``: Ultralytics weights -> ONNX (``inference.export``; needs the ``export`` extra)."""
+"""``yolo-trt-ros export``: Ultralytics weights -> ONNX (``inference.export``; needs the ``export``
+extra)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "export",
         help="export Ultralytics YOLOv8 weights to ONNX (needs the optional 'export' extra)",
-        description="Export a YOLOv8 detection model with Ultralytics to ONNX: input 'images' [1, 3, H, W], "
-        "output 'output0' [1, 4+nc, N], class names in the metadata. Then give the .onnx to the node "
+        description="Export a YOLOv8 detection model with Ultralytics to ONNX: input 'images' [1, "
+        "3, H, W], "
+        "output 'output0' [1, 4+nc, N], class names in the metadata. Then give the .onnx to the "
+        "node "
         "or to `yolo-trt-ros build-engine`.",
     )
     p.add_argument(

@@ -1,4 +1,5 @@
-"""``yolo-trt-ros``: detect on images, track a video/folder/MOT sequence offline, or run the ROS 2 demo."""
+"""``yolo-trt-ros``: detect on images, track a video/folder/MOT sequence offline, or run the ROS 2
+demo."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class CliError(RuntimeError):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 1 runtime error, 2 usage error, 130 interrupted)."""
+    """Entry point; returns the exit status (0 ok, 1 runtime error, 2 usage error, 130
+    interrupted)."""
     args = build_parser().parse_args(argv)
     from yolo_trt_ros.demo.supervisor import DemoError
     from yolo_trt_ros.inference.base import ModelError
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Detect on images, track a video/folder/MOT sequence offline, or run the ROS 2 demo.",
+        description="Detect on images, track a video/folder/MOT sequence offline, or run the ROS "
+        "2 demo.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -67,12 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     track = sub.add_parser(
         "track",
         help="detect and track over a video, image folder or MOT sequence offline",
-        description="Run the detector and the ByteTrack tracker over every frame of SOURCE (video file, image "
+        description="Run the detector and the ByteTrack tracker over every frame of SOURCE (video "
+        "file, image "
         "folder, MOTChallenge sequence or its img1/) without ROS, frame i stamped i/fps (fps: the "
         "source's, also the tracker's frame rate). Writes OUT/annotated.mp4 (mp4v, labels "
-        "'class #id score'), OUT/results.txt (MOTChallenge rows frame,id,x,y,w,h,conf,-1,-1,-1 of the "
-        "tracked detections, the detector's own boxes; with --no-tracking every detection with id -1) "
-        "and OUT/summary.json. While tracking, the detector runs at min(--conf, --track-low-thresh) "
+        "'class #id score'), OUT/results.txt (MOTChallenge rows frame,id,x,y,w,h,conf,-1,-1,-1 of "
+        "the "
+        "tracked detections, the detector's own boxes; with --no-tracking every detection with id "
+        "-1) "
+        "and OUT/summary.json. While tracking, the detector runs at min(--conf, "
+        "--track-low-thresh) "
         "for ByteTrack's low-score association.",
     )
     track.add_argument("source", metavar="SOURCE", type=Path)
@@ -98,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="replay a video through the ROS 2 node and record what it publishes",
-        description="Start image_replay and yolo_tracker as separate processes talking over real ROS 2 topics, "
+        description="Start image_replay and yolo_tracker as separate processes talking over real "
+        "ROS 2 topics, "
         "drive the tracker's lifecycle (configure, activate), record its detections and annotated "
         "images, and write OUT/annotated.mp4, OUT/detections.jsonl and OUT/summary.json. "
         "Children get FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA unless it is set: FastDDS's default "
@@ -169,7 +177,9 @@ def _detection_records(detections: Detections, names: list[str]) -> list[dict[st
             "score": round(float(s), 4),
             "box_xyxy": [round(float(v), 1) for v in box],
         }
-        for box, s, c in zip(detections.boxes, detections.scores, detections.class_ids)
+        for box, s, c in zip(
+            detections.boxes, detections.scores, detections.class_ids, strict=True
+        )
     ]
 
 
@@ -222,7 +232,8 @@ def _print_table(record: dict[str, Any]) -> None:
     print(
         f"{record['image']} ({record['width']}x{record['height']}): {len(dets)} detections, "
         f"{t['preprocess'] + t['infer'] + t['postprocess']:.1f} ms "
-        f"(preprocess {t['preprocess']:.1f}, infer {t['infer']:.1f}, postprocess {t['postprocess']:.1f})"
+        f"(preprocess {t['preprocess']:.1f}, infer {t['infer']:.1f}, postprocess "
+        f"{t['postprocess']:.1f})"
     )
     if dets:
         width = max(len("class"), *(len(d["class_name"]) for d in dets))
@@ -230,7 +241,8 @@ def _print_table(record: dict[str, Any]) -> None:
         for d in dets:
             x1, y1, x2, y2 = d["box_xyxy"]
             print(
-                f"  {d['class_name']:<{width}}  {d['score']:.3f}  {x1:6.1f}  {y1:6.1f}  {x2:6.1f}  {y2:6.1f}"
+                f"  {d['class_name']:<{width}}  {d['score']:.3f}  {x1:6.1f}  {y1:6.1f}  {x2:6.1f} "
+                f" {y2:6.1f}"
             )
 
 
@@ -318,16 +330,19 @@ def run_track(args: argparse.Namespace) -> int:
     ms = summary["mean_ms"]
     tracked = f", {len(track_ids)} distinct track IDs" if config is not None else ""
     print(
-        f"{frames} frames, {summary['detections']} {'tracked ' if tracked else ''}detections ({per_class})"
+        f"{frames} frames, {summary['detections']} {'tracked ' if tracked else ''}detections "
+        f"({per_class})"
         f"{tracked}"
     )
     print(
         f"per frame: preprocess {ms['preprocess']:.1f} ms, infer {ms['infer']:.1f} ms, "
-        f"postprocess {ms['postprocess']:.1f} ms, track {ms['track']:.2f} ms; {summary['fps']} fps overall"
+        f"postprocess {ms['postprocess']:.1f} ms, track {ms['track']:.2f} ms; {summary['fps']} "
+        "fps overall"
     )
     print(f"wrote {video_path} ({frames} frames at {fps:g} fps)")
     print(
-        f"wrote {results_path} (MOTChallenge rows; {'track IDs' if tracked else 'track id -1: --no-tracking'})"
+        f"wrote {results_path} (MOTChallenge rows; "
+        f"{'track IDs' if tracked else 'track id -1: --no-tracking'})"
     )
     print(f"wrote {args.out / 'summary.json'}")
     return 0

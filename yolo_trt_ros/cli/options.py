@@ -1,4 +1,5 @@
-"""Command-line options shared by the subcommands: the detector's and the tracker's (one flag per field)."""
+"""Command-line options shared by the subcommands: the detector's and the tracker's (one flag per
+field)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def add_detector_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_pipeline(args: argparse.Namespace, tracker: TrackerConfig | None = None) -> FramePipeline:
-    """The frame pipeline of ``args``: tracking with ``tracker``, detection only without; says which backend."""
+    """The frame pipeline of ``args``: tracking with ``tracker``, detection only without; says
+    which backend."""
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
     config = PipelineConfig(
         detector=DetectorConfig(conf_threshold=args.conf, iou_threshold=args.iou, classes=classes),
@@ -61,14 +63,16 @@ def load_pipeline(args: argparse.Namespace, tracker: TrackerConfig | None = None
     print(f"{PROG}: {detector.backend_reason}", file=sys.stderr)
     if detector.names_source == "fallback":
         print(
-            f"{PROG}: warning: {args.model} has no class names; using class_<i> (give --names-file)",
+            f"{PROG}: warning: {args.model} has no class names; using class_<i> (give "
+            "--names-file)",
             file=sys.stderr,
         )
     return pipeline
 
 
 def add_tracker_options(parser: argparse.ArgumentParser, exclude: Collection[str] = ()) -> None:
-    """Add ``--track-high-thresh`` etc., one flag per ``TrackerConfig`` field (default: the field's default)."""
+    """Add ``--track-high-thresh`` etc., one flag per ``TrackerConfig`` field (default: the field's
+    default)."""
     group = parser.add_argument_group("tracker (ByteTrack) options")
     defaults = TrackerConfig()
     for name in TRACKER_FIELDS:
@@ -90,6 +94,7 @@ def add_tracker_options(parser: argparse.ArgumentParser, exclude: Collection[str
 
 
 def tracker_config(args: argparse.Namespace, **fixed: Any) -> TrackerConfig:
-    """``TrackerConfig`` from the flags of ``add_tracker_options``, ``fixed`` for excluded or overridden fields."""
+    """``TrackerConfig`` from the flags of ``add_tracker_options``, ``fixed`` for excluded or
+    overridden fields."""
     values = {name: getattr(args, name) for name in TRACKER_FIELDS if name not in fixed}
     return TrackerConfig(**values, **fixed)

@@ -1,4 +1,5 @@
-"""Child ROS processes for the demo (and tests): environment, start, and a stop that cannot hang."""
+"""Child ROS processes for the demo (and tests): environment, start, and a stop that cannot
+hang."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ FASTDDS_TRANSPORTS = "LARGE_DATA"
 
 
 def ros_env(domain_id: int | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A copy of ``base`` (default: this process's environment) with LARGE_DATA unless the user chose otherwise.
+    """A copy of ``base`` (default: this process's environment) with LARGE_DATA unless the user
+    chose otherwise.
 
-    LD_LIBRARY_PATH and everything else are kept: the ROS wheels need it in every Python they start.
+    LD_LIBRARY_PATH and everything else are kept: the ROS wheels need it in every Python they
+    start.
     """
     env = dict(os.environ if base is None else base)
     env.setdefault(FASTDDS_TRANSPORTS_ENV, FASTDDS_TRANSPORTS)
@@ -36,10 +39,11 @@ def start_node(
     log: Path | IO[bytes] | None = None,
     new_session: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Run ``python -m <module> --ros-args <ros_args>`` with this interpreter; output to ``log`` if given.
+    """Run ``python -m <module> --ros-args <ros_args>`` with this interpreter; output to ``log`` if
+    given.
 
-    ``new_session``: the child does not get the terminal's Ctrl-C, so its parent decides when and in which order
-    to stop it (the parent must then stop it on every exit path).
+    ``new_session``: the child does not get the terminal's Ctrl-C, so its parent decides when and
+    in which order to stop it (the parent must then stop it on every exit path).
     """
     log_file = open(log, "wb") if isinstance(log, Path) else None  # noqa: SIM115 - the child keeps its own copy
     out = log if not isinstance(log, Path) else log_file
@@ -57,7 +61,8 @@ def start_node(
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int:
-    """SIGINT (a clean ROS shutdown), then SIGKILL after ``timeout`` s: FastDDS can hang at exit."""
+    """SIGINT (a clean ROS shutdown), then SIGKILL after ``timeout`` s: FastDDS can hang at
+    exit."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:

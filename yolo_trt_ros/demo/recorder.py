@@ -1,9 +1,11 @@
-"""Node ``yolo_recorder``: records what the tracker publishes (used by the demo, in the demo's process).
+"""Node ``yolo_recorder``: records what the tracker publishes (used by the demo, in the demo's
+process).
 
-Subscribes ``detections`` (one JSON line per Detection2DArray into ``detections.jsonl``), ``annotated_image``
-(frames into ``annotated.mp4``) and counts the frames on the input image topic. Latency is header stamp ->
-receipt here, so it includes transport both ways and the tracker's own processing.
-All subscriptions are best effort: compatible with reliable and best-effort publishers alike.
+Subscribes ``detections`` (one JSON line per Detection2DArray into ``detections.jsonl``),
+``annotated_image`` (frames into ``annotated.mp4``) and counts the frames on the input image topic.
+Latency is header stamp -> receipt here, so it includes transport both ways and the tracker's own
+processing. All subscriptions are best effort: compatible with reliable and best-effort publishers
+alike.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ DETECTIONS_NAME = "detections.jsonl"
 
 
 class Recorder(Node):
-    """Writes ``out_dir/annotated.mp4`` and ``out_dir/detections.jsonl``; ``summary()`` has the counts."""
+    """Writes ``out_dir/annotated.mp4`` and ``out_dir/detections.jsonl``; ``summary()`` has the
+    counts."""
 
     def __init__(self, out_dir: Path, input_topic: str, video_fps: float, **kwargs: Any) -> None:
         super().__init__("yolo_recorder", **kwargs)
@@ -132,7 +135,8 @@ class Recorder(Node):
             "per_class": dict(self.per_class.most_common()),
             "distinct_track_ids": len(self.track_ids),
             "annotated_frames": self.annotated_frames,
-            "video_fps": self.video_fps,  # one video frame per annotated image: skipped frames shorten the video
+            # one video frame per annotated image: skipped frames shorten the video
+            "video_fps": self.video_fps,
             "fps": round((self.frames_out - 1) / span, 2) if span > 0 else None,
             "latency_ms": {
                 "p50": round(float(np.percentile(latencies, 50)), 1) if latencies.size else None,

@@ -1,11 +1,12 @@
 """The ``yolo-trt-ros demo`` (``make demo``): replay -> tracker -> recorder over real ROS 2 topics.
 
-Two child processes, ``image_replay`` and ``yolo_tracker``, in the namespace ``--namespace``; this process drives
-the tracker's lifecycle (configure, activate) through its change_state service and records what it publishes
-(see recorder.py). With ``topic`` set, the user's camera topic replaces the replay. Children inherit
-``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` unless it is already set (FastDDS's default transports drop most
-best-effort camera frames between processes); every child is stopped with SIGINT, then SIGKILL after a timeout,
-also on Ctrl-C. Child logs go to ``out/<node>.log``.
+Two child processes, ``image_replay`` and ``yolo_tracker``, in the namespace ``--namespace``; this
+process drives the tracker's lifecycle (configure, activate) through its change_state service and
+records what it publishes (see recorder.py). With ``topic`` set, the user's camera topic replaces
+the replay. Children inherit ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` unless it is already set
+(FastDDS's default transports drop most best-effort camera frames between processes); every child
+is stopped with SIGINT, then SIGKILL after a timeout, also on Ctrl-C. Child logs go to
+``out/<node>.log``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class DemoOptions:
 
 
 def run(options: DemoOptions) -> int:
-    """Run the demo, print its summary and where the files are; 0 on success, 130 when interrupted."""
+    """Run the demo, print its summary and where the files are; 0 on success, 130 when
+    interrupted."""
     if not options.model.is_file():
         raise DemoError(f"model {options.model}: no such file")
     source = (
@@ -144,9 +146,11 @@ class _Demo:
             )
 
     def _check_unique(self, client: Any, wait_s: float = 0.0) -> None:
-        """Fail when a second yolo_tracker of the same name is on the graph (another demo in this namespace).
+        """Fail when a second yolo_tracker of the same name is on the graph (another demo in this
+        namespace).
 
-        Discovery can take seconds on a loaded machine: after a failed transition, look for ``wait_s``.
+        Discovery can take seconds on a loaded machine: after a failed transition, look for
+        ``wait_s``.
         """
         deadline = time.monotonic() + wait_s
         while client.get_node_names_and_namespaces().count(("yolo_tracker", self.namespace)) < 2:
@@ -190,7 +194,8 @@ class _Demo:
                     f"input_topic:={self.input_topic}",
                     "-p",
                     f"conf_threshold:={float(o.conf)}",
-                    # The replayed frames are stamped at the replay rate: the tracker's nominal frame rate.
+                    # The replayed frames are stamped at the replay rate: the tracker's nominal
+                    # frame rate.
                     "-p",
                     f"frame_rate:={float(o.rate or self.video_fps)}",
                 ],
@@ -198,7 +203,8 @@ class _Demo:
             if not client.wait_for_services(SERVICE_TIMEOUT_S):
                 self._check_alive("yolo_tracker")
                 raise DemoError(
-                    f"yolo_tracker lifecycle services did not appear within {SERVICE_TIMEOUT_S:.0f} s"
+                    "yolo_tracker lifecycle services did not appear within "
+                    f"{SERVICE_TIMEOUT_S:.0f} s"
                 )
             for transition, timeout in (
                 ("configure", CONFIGURE_TIMEOUT_S),
@@ -216,8 +222,8 @@ class _Demo:
         finally:
             client.destroy_node()
         if o.source is not None:
-            # Publish only once the tracker and the recorder are matched (best effort may still miss the first
-            # frames while the subscribers' side of discovery completes).
+            # Publish only once the tracker and the recorder are matched (best effort may still
+            # miss the first frames while the subscribers' side of discovery completes).
             self._start_child(
                 "image_replay",
                 "yolo_trt_ros.ros.replay_node",
@@ -234,7 +240,8 @@ class _Demo:
             )
 
     def wait(self) -> None:
-        """Spin the recorder until the replay ends (then drain), or --duration / --max-frames / Ctrl-C live."""
+        """Spin the recorder until the replay ends (then drain), or --duration / --max-frames /
+        Ctrl-C live."""
         o = self.options
         replay = self.children.get("image_replay")
         next_progress = time.monotonic() + PROGRESS_PERIOD_S
@@ -265,7 +272,8 @@ class _Demo:
                 next_progress = now + PROGRESS_PERIOD_S
                 r = self.recorder
                 print(
-                    f"demo: {now - self.started:5.0f} s: {r.frames_in} frames in, {r.frames_out} out, "
+                    f"demo: {now - self.started:5.0f} s: {r.frames_in} frames in, {r.frames_out} "
+                    "out, "
                     f"{sum(r.per_class.values())} detections"
                 )
 
@@ -347,7 +355,8 @@ def _report(summary: dict[str, Any], out: Path) -> None:
     print(f"  tracks         {summary.get('distinct_track_ids', 0)} distinct IDs")
     print(f"  rate           {summary.get('fps')} fps out")
     print(
-        f"  latency        p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms (header stamp -> received here)"
+        f"  latency        p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms (header stamp -> "
+        "received here)"
     )
     print(f"  wall time      {summary['wall_time_s']} s")
     print("files")

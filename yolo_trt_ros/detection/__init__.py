@@ -1,1 +1,2 @@
-"""Detection: letterbox, decode, NMS, class names, drawing; the model-agnostic half of the frame path."""
+"""Detection: letterbox, decode, NMS, class names, drawing; the model-agnostic half of the frame
+path."""

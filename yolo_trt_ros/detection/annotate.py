@@ -53,7 +53,8 @@ def label_text(name: str, score: float, track_id: int | None = None) -> str:
 
 
 def line_thickness(height: int, width: int, requested: int | None = None) -> int:
-    """Line width: ``requested`` (default 0.3 % of the mean side), at most a tenth of the shorter side, >= 1."""
+    """Line width: ``requested`` (default 0.3 % of the mean side), at most a tenth of the shorter
+    side, >= 1."""
     wanted = requested or round((height + width) / 2 * 0.003)
     return int(max(1, min(wanted, min(height, width) // 10, _MAX_THICKNESS)))
 
@@ -64,16 +65,17 @@ def place_labels(
     image_size: tuple[int, int],
     max_tries: int = 32,
 ) -> np.ndarray:
-    """Label rectangles ``(x1, y1, x2, y2)`` (exclusive ends), one per box top-left corner and positive ``(w, h)``.
+    """Label rectangles ``(x1, y1, x2, y2)`` (exclusive ends), one per box top-left corner and
+    positive ``(w, h)``.
 
-    A label sits above its corner (last row on the box's top line) if it fits, else just inside; while it
-    overlaps a label placed earlier it steps down by its height, then up from the start once the image's
-    bottom is reached, falling back to the last of ``max_tries`` candidates. ``image_size`` is
-    ``(width, height)``; labels stay inside it where they fit.
+    A label sits above its corner (last row on the box's top line) if it fits, else just inside;
+    while it overlaps a label placed earlier it steps down by its height, then up from the start
+    once the image's bottom is reached, falling back to the last of ``max_tries`` candidates.
+    ``image_size`` is ``(width, height)``; labels stay inside it where they fit.
     """
     width, height = image_size
     rects = np.empty((len(sizes), 4), np.int64)
-    for i, ((x1, y1), (w, h)) in enumerate(zip(corners, sizes)):
+    for i, ((x1, y1), (w, h)) in enumerate(zip(corners, sizes, strict=True)):
         x = max(0, min(int(x1), width - w))
         start = int(y1) + 1 - h if int(y1) + 1 - h >= 0 else int(y1)
         down = start + h * np.arange(min(max_tries, max(0, (height - start) // h)))
@@ -90,7 +92,8 @@ def place_labels(
 
 
 class Annotator:
-    """Draws on an internal BGR buffer, reused while the image size stays the same; the input is never touched."""
+    """Draws on an internal BGR buffer, reused while the image size stays the same; the input is
+    never touched."""
 
     def __init__(self, line_width: int | None = None) -> None:
         self.line_width = line_width
@@ -132,7 +135,7 @@ class Annotator:
             labels.append((text, color, text_h))
             sizes.append((text_w + 1, text_h + baseline + 1))
         rects = place_labels(boxes[:, :2], sizes, (width, height))
-        for (text, color, text_h), (x1, y1, x2, y2) in zip(labels, rects.tolist()):
+        for (text, color, text_h), (x1, y1, x2, y2) in zip(labels, rects.tolist(), strict=True):
             cv2.rectangle(canvas, (x1, y1), (x2 - 1, y2 - 1), color, -1, cv2.LINE_AA)
             text_color = (255, 255, 255) if sum(color) < 3 * 160 else (0, 0, 0)
             cv2.putText(

@@ -1,4 +1,5 @@
-"""Class names from Ultralytics ONNX metadata or from a names file (.txt one per line, .yaml ``names:``)."""
+"""Class names from Ultralytics ONNX metadata or from a names file (.txt one per line, .yaml
+``names:``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import yaml
 def names_from_metadata(metadata: dict[str, str]) -> list[str] | None:
     """Names from the Ultralytics ``names`` metadata (a dict literal string), or None when absent.
 
-    Parsed with ``ast.literal_eval`` (never ``eval``); raises ValueError when present but malformed.
+    Parsed with ``ast.literal_eval`` (never ``eval``); raises ValueError when present but
+    malformed.
     """
     raw = metadata.get("names")
     if raw is None:
@@ -25,8 +27,9 @@ def names_from_metadata(metadata: dict[str, str]) -> list[str] | None:
 
 
 def load_names_file(path: str | Path) -> list[str]:
-    """Names from a text file (one per line, blank lines ignored) or a YAML file (.yaml/.yml) whose ``names`` is
-    a list or an {id: name} mapping (an Ultralytics dataset YAML works); a top-level YAML list works too.
+    """Names from a text file (one per line, blank lines ignored) or a YAML file (.yaml/.yml) whose
+    ``names`` is a list or an {id: name} mapping (an Ultralytics dataset YAML works); a top-level
+    YAML list works too.
 
     Raises ValueError naming the file and the problem.
     """

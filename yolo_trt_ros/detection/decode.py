@@ -20,20 +20,23 @@ def decode_yolov8(
     agnostic: bool = False,
     multi_label: bool = False,
 ) -> Detections:
-    """Decode ``output`` ([1, 4+nc, N] or [4+nc, N]: cx, cy, w, h in input pixels, then nc class scores).
+    """Decode ``output`` ([1, 4+nc, N] or [4+nc, N]: cx, cy, w, h in input pixels, then nc class
+    scores).
 
-    Returns xyxy boxes in input-tensor pixels, by descending score. A candidate needs a score strictly above
-    ``conf_threshold``; anchors with a NaN/inf in their box or (allowed) scores are dropped. ``class_filter``
-    (class indices) restricts the classes considered: an anchor's best class is taken among the allowed classes
-    only (Ultralytics instead takes the best of all classes, then drops it if not allowed). ``multi_label`` keeps
-    every (anchor, class) pair above the threshold, as Ultralytics validation does. At most ``MAX_NMS_CANDIDATES``
-    candidates (by score) enter the NMS, which is class-aware unless ``agnostic``; the first ``max_detections``
+    Returns xyxy boxes in input-tensor pixels, by descending score. A candidate needs a score
+    strictly above ``conf_threshold``; anchors with a NaN/inf in their box or (allowed) scores are
+    dropped. ``class_filter`` (class indices) restricts the classes considered: an anchor's best
+    class is taken among the allowed classes only (Ultralytics instead takes the best of all
+    classes, then drops it if not allowed). ``multi_label`` keeps every (anchor, class) pair above
+    the threshold, as Ultralytics validation does. At most ``MAX_NMS_CANDIDATES`` candidates (by
+    score) enter the NMS, which is class-aware unless ``agnostic``; the first ``max_detections``
     survivors are returned.
     """
     pred = output[0] if output.ndim == 3 else output
     if pred.ndim != 2 or pred.shape[0] < 5 or (output.ndim == 3 and output.shape[0] != 1):
         raise ValueError(
-            f"YOLOv8 output must be [1, 4+nc, N] or [4+nc, N] with nc >= 1, got {list(output.shape)}"
+            "YOLOv8 output must be [1, 4+nc, N] or [4+nc, N] with nc >= 1, got "
+            f"{list(output.shape)}"
         )
     scores = pred[4:]
     if class_filter is not None:

@@ -11,8 +11,9 @@ import numpy as np
 class Detections:
     """Detections sorted by descending score.
 
-    ``boxes`` is (N, 4) float32 xyxy (pixels of the model input after ``decode_yolov8``, pixels of the original
-    image after ``Detector``), ``scores`` is (N,) float32 and ``class_ids`` is (N,) int64.
+    ``boxes`` is (N, 4) float32 xyxy (pixels of the model input after ``decode_yolov8``, pixels of
+    the original image after ``Detector``), ``scores`` is (N,) float32 and ``class_ids`` is (N,)
+    int64.
     """
 
     boxes: np.ndarray

@@ -30,12 +30,14 @@ class DetectorConfig:
     """Allow-list of class names; empty = all classes."""
     agnostic_nms: bool = False
     multi_label: bool = False
-    """Keep every class above ``conf_threshold`` per anchor (Ultralytics val does, for mAP); False for tracking."""
+    """Keep every class above ``conf_threshold`` per anchor (Ultralytics val does, for mAP); False
+    for tracking."""
 
 
 @dataclass
 class StageTimes:
-    """Milliseconds spent in each stage for the last frame (GPU preprocessing: 0, it is part of ``infer``)."""
+    """Milliseconds spent in each stage for the last frame (GPU preprocessing: 0, it is part of
+    ``infer``)."""
 
     preprocess: float = 0.0
     infer: float = 0.0
@@ -49,11 +51,12 @@ class StageTimes:
 class Detector:
     """Detects objects in uint8 images; boxes come back in original-image pixels.
 
-    ``names_source`` says where the names came from: "names_file", "metadata", "fallback" (placeholders
-    ``class_<i>``: callers should warn) or "given" (passed to the constructor); ``backend_reason`` why this
-    backend was chosen (set by ``from_model``). A ``FrameBackend`` with ``gpu_preprocessing`` on gets the raw
-    frame (letterboxed on the GPU) instead of the CPU letterbox's tensor. A model whose output layout is not a
-    YOLOv8/YOLO11 detection head (see ``model_layout``) is refused with a ModelError.
+    ``names_source`` says where the names came from: "names_file", "metadata", "fallback"
+    (placeholders ``class_<i>``: callers should warn) or "given" (passed to the constructor);
+    ``backend_reason`` why this backend was chosen (set by ``from_model``). A ``FrameBackend`` with
+    ``gpu_preprocessing`` on gets the raw frame (letterboxed on the GPU) instead of the CPU
+    letterbox's tensor. A model whose output layout is not a YOLOv8/YOLO11 detection head (see
+    ``model_layout``) is refused with a ModelError.
     """
 
     def __init__(
@@ -62,7 +65,8 @@ class Detector:
         num_classes = _num_classes(backend)
         if len(names) != num_classes:
             raise ModelError(
-                f"model {backend.model_path}: {len(names)} class names given but the model outputs "
+                f"model {backend.model_path}: {len(names)} class names given but the model "
+                "outputs "
                 f"{num_classes} classes (output shape {list(backend.output_shape)})"
             )
         self.backend = backend
@@ -87,13 +91,14 @@ class Detector:
         config: DetectorConfig | None = None,
         backend_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Detector:
-        """Load a model and its class names (``names_file`` if given, else model metadata, else placeholders).
+        """Load a model and its class names (``names_file`` if given, else model metadata, else
+        placeholders).
 
-        ``backend`` is "onnxruntime", "tensorrt" or "auto"; ``backend_options`` go to ``create_backend`` (per
-        backend name, e.g. ``{"onnxruntime": {"intra_op_threads": 1}}``). Raises
-        ModelError naming the file and the problem (also for an output layout this package does not decode, a bad
-        names file, a names count that does not match the model, or an invalid ``config`` such as an unknown class
-        in ``classes``).
+        ``backend`` is "onnxruntime", "tensorrt" or "auto"; ``backend_options`` go to
+        ``create_backend`` (per backend name, e.g. ``{"onnxruntime": {"intra_op_threads": 1}}``).
+        Raises ModelError naming the file and the problem (also for an output layout this package
+        does not decode, a bad names file, a names count that does not match the model, or an
+        invalid ``config`` such as an unknown class in ``classes``).
         """
         engine, reason = create_backend(backend, model_path, backend_options)
         try:
@@ -110,7 +115,8 @@ class Detector:
         return detector
 
     def set_config(self, config: DetectorConfig) -> None:
-        """Validate and apply ``config``; raises ValueError (config unchanged) naming the bad value."""
+        """Validate and apply ``config``; raises ValueError (config unchanged) naming the bad
+        value."""
         for field in ("conf_threshold", "iou_threshold"):
             value = getattr(config, field)
             if not 0.0 <= value <= 1.0:
@@ -124,8 +130,10 @@ class Detector:
             unknown = [c for c in config.classes if c not in self.names]
             if unknown:
                 raise ValueError(
-                    f"classes: unknown class {', '.join(map(repr, unknown))} (the model has {len(self.names)} "
-                    f"classes: {', '.join(self.names[:10])}{', ...' if len(self.names) > 10 else ''})"
+                    f"classes: unknown class {', '.join(map(repr, unknown))} (the model has "
+                    f"{len(self.names)} "
+                    "classes: "
+                    f"{', '.join(self.names[:10])}{', ...' if len(self.names) > 10 else ''})"
                 )
             wanted = set(config.classes)
             class_filter = np.array([i for i, n in enumerate(self.names) if n in wanted], np.int64)
@@ -133,7 +141,8 @@ class Detector:
         self._class_filter = class_filter
 
     def __call__(self, image: np.ndarray, encoding: str = "bgr8") -> Detections:
-        """Detect in a uint8 image (see ``Letterbox`` for layouts); ValueError for an unusable image."""
+        """Detect in a uint8 image (see ``Letterbox`` for layouts); ValueError for an unusable
+        image."""
         cfg = self.config
         t0 = time.perf_counter()
         if self._frame_backend is not None:
@@ -166,7 +175,8 @@ class Detector:
 
 
 def _resolve_names(backend: Backend, names_file: str | Path | None) -> tuple[list[str], str]:
-    """(names, source): from ``names_file`` if given, else the model metadata, else placeholders."""
+    """(names, source): from ``names_file`` if given, else the model metadata, else
+    placeholders."""
     num_classes = _num_classes(backend)
     if names_file:
         try:
@@ -175,7 +185,8 @@ def _resolve_names(backend: Backend, names_file: str | Path | None) -> tuple[lis
             raise ModelError(str(exc)) from exc
         if len(names) != num_classes:
             raise ModelError(
-                f"names file {names_file}: {len(names)} names but model {backend.model_path} outputs "
+                f"names file {names_file}: {len(names)} names but model {backend.model_path} "
+                "outputs "
                 f"{num_classes} classes"
             )
         return names, "names_file"
@@ -189,6 +200,7 @@ def _resolve_names(backend: Backend, names_file: str | Path | None) -> tuple[lis
 
 
 def _num_classes(backend: Backend) -> int:
-    """Classes in the backend's output; ModelError unless its layout is a YOLOv8/YOLO11 detection head."""
+    """Classes in the backend's output; ModelError unless its layout is a YOLOv8/YOLO11 detection
+    head."""
     check_layout(backend.model_path, backend.input_shape, backend.output_shape, backend.metadata)
     return backend.output_shape[1] - 4

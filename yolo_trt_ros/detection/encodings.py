@@ -1,4 +1,5 @@
-"""The image encodings the package reads (sensor_msgs/Image names): one table, and the check of a frame."""
+"""The image encodings the package reads (sensor_msgs/Image names): one table, and the check of a
+frame."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ ENCODINGS = {
 
 
 def lookup(encoding: str) -> Encoding:
-    """The entry of ``encoding``; ImageRejected ("unsupported_encoding") naming the supported ones."""
+    """The entry of ``encoding``; ImageRejected ("unsupported_encoding") naming the supported
+    ones."""
     entry = ENCODINGS.get(encoding)
     if entry is None:
         raise ImageRejected(
@@ -40,7 +42,8 @@ def lookup(encoding: str) -> Encoding:
 
 
 def checked_frame(image: np.ndarray, encoding: str) -> np.ndarray:
-    """``image`` as a uint8 HxWxC (HxW for mono8) array of ``encoding``; ImageRejected ("bad_layout") otherwise."""
+    """``image`` as a uint8 HxWxC (HxW for mono8) array of ``encoding``; ImageRejected
+    ("bad_layout") otherwise."""
     channels = lookup(encoding).channels
     if image.dtype != np.uint8:
         raise ImageRejected("bad_layout", f"{encoding} image must be uint8, got {image.dtype}")

@@ -14,9 +14,9 @@ from yolo_trt_ros.detection.encodings import ENCODINGS, checked_frame
 class LetterboxTransform:
     """Geometry of one letterbox: original image -> model input.
 
-    ``scale`` is Ultralytics' ratio r; ``resized_hw`` is the size the image was resized to (each side rounded,
-    so the exact per-axis gains are ``resized / src``, as Ultralytics ``scale_boxes`` uses); ``pad_x``/``pad_y``
-    are the left/top padding in input pixels.
+    ``scale`` is Ultralytics' ratio r; ``resized_hw`` is the size the image was resized to (each
+    side rounded, so the exact per-axis gains are ``resized / src``, as Ultralytics ``scale_boxes``
+    uses); ``pad_x``/``pad_y`` are the left/top padding in input pixels.
     """
 
     scale: float
@@ -31,7 +31,8 @@ class LetterboxTransform:
         return np.array([gx, gy, gx, gy], np.float32)
 
     def to_original(self, boxes: np.ndarray) -> np.ndarray:
-        """Input-tensor xyxy boxes (N, 4) -> original-image xyxy, clipped to the image (new float32 array)."""
+        """Input-tensor xyxy boxes (N, 4) -> original-image xyxy, clipped to the image (new float32
+        array)."""
         pad = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], np.float32)
         out = (np.asarray(boxes, np.float32) - pad) / self._gains()
         h, w = self.src_hw
@@ -46,7 +47,8 @@ class LetterboxTransform:
 
 
 def letterbox_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> LetterboxTransform:
-    """Ultralytics ``LetterBox(auto=False, scaleup=True, center=True)`` geometry for one image size."""
+    """Ultralytics ``LetterBox(auto=False, scaleup=True, center=True)`` geometry for one image
+    size."""
     h, w = src_hw
     r = min(dst_hw[0] / h, dst_hw[1] / w)
     new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
@@ -57,12 +59,13 @@ def letterbox_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> Lett
 
 
 class Letterbox:
-    """Letterbox images into one preallocated (1, 3, H, W) RGB 0..1 tensor of ``dtype`` (float32 or float16).
+    """Letterbox images into one preallocated (1, 3, H, W) RGB 0..1 tensor of ``dtype`` (float32 or
+    float16).
 
-    The padding (``pad_value``/255) is written only when the source size changes; each frame writes just the image
-    region: resize (cv2.INTER_LINEAR, skipped at scale 1) into a reused buffer, split channels, then one scale-and-
-    convert per plane straight into the tensor. The returned tensor is a read-only view that the next call
-    overwrites.
+    The padding (``pad_value``/255) is written only when the source size changes; each frame writes
+    just the image region: resize (cv2.INTER_LINEAR, skipped at scale 1) into a reused buffer,
+    split channels, then one scale-and- convert per plane straight into the tensor. The returned
+    tensor is a read-only view that the next call overwrites.
     """
 
     def __init__(
@@ -86,7 +89,8 @@ class Letterbox:
     def __call__(
         self, image: np.ndarray, encoding: str = "bgr8"
     ) -> tuple[np.ndarray, LetterboxTransform]:
-        """Letterbox ``image`` (HxWx3 bgr8/rgb8, HxWx4 bgra8/rgba8, HxW or HxWx1 mono8; uint8, any strides)."""
+        """Letterbox ``image`` (HxWx3 bgr8/rgb8, HxWx4 bgra8/rgba8, HxW or HxWx1 mono8; uint8, any
+        strides)."""
         image = checked_frame(image, encoding)
         t = self._transform
         if t is None or t.src_hw != image.shape[:2]:
@@ -101,7 +105,7 @@ class Letterbox:
             np.copyto(region[2], region[0])
         else:
             planes = self._split(resized)
-            for dst, src in zip(region, ENCODINGS[encoding].rgb):
+            for dst, src in zip(region, ENCODINGS[encoding].rgb, strict=True):
                 self._normalize(planes[src], dst)
         return self._output, t
 

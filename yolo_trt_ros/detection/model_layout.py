@@ -1,8 +1,9 @@
 """Which output layout a detection model has, and whether this package decodes it.
 
-Decoded: YOLOv8/YOLO11 anchor-free detection heads as Ultralytics exports them, output [1, 4+nc, anchors] with one
-anchor per cell of each stride's grid. Other layouts (end-to-end NMS-inside heads, YOLOv5 anchor-based heads,
-transposed outputs, other tasks) are classified so that they are refused by name instead of decoded into garbage.
+Decoded: YOLOv8/YOLO11 anchor-free detection heads as Ultralytics exports them, output [1, 4+nc,
+anchors] with one anchor per cell of each stride's grid. Other layouts (end-to-end NMS-inside
+heads, YOLOv5 anchor-based heads, transposed outputs, other tasks) are classified so that they are
+refused by name instead of decoded into garbage.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class LayoutKind(Enum):
     YOLOV8 = "yolov8"
     """[1, 4+nc, anchors]: YOLOv8/YOLO11 anchor-free head, no NMS (the only kind decoded)."""
     END_TO_END = "end2end"
-    """[1, max_det, 6] (x1, y1, x2, y2, score, class): NMS inside (YOLOv10, YOLO26, ``nms=True`` exports)."""
+    """[1, max_det, 6] (x1, y1, x2, y2, score, class): NMS inside (YOLOv10, YOLO26, ``nms=True``
+    exports)."""
     YOLOV5 = "yolov5"
     """[1, 3*anchors, 5+nc]: anchor-based head with objectness (YOLOv5/YOLOv7)."""
     TRANSPOSED = "transposed"
@@ -45,7 +47,8 @@ class LayoutKind(Enum):
 
 @dataclass(frozen=True)
 class ModelLayout:
-    """A model's output layout: its kind, the shapes and metadata it was judged on, and the head's strides."""
+    """A model's output layout: its kind, the shapes and metadata it was judged on, and the head's
+    strides."""
 
     kind: LayoutKind
     input_hw: tuple[int, int]
@@ -66,7 +69,8 @@ class ModelLayout:
 
     @property
     def num_classes(self) -> int | None:
-        """Classes in the output (None when the layout does not say, or the dimension is dynamic)."""
+        """Classes in the output (None when the layout does not say, or the dimension is
+        dynamic)."""
         rows, cols = (
             (_known(d) for d in self.output_shape[1:3])
             if len(self.output_shape) == 3
@@ -94,7 +98,10 @@ class ModelLayout:
             )
             return f"an end-to-end model with NMS inside, output [1, max_det, 6] ({source})"
         if self.kind is LayoutKind.YOLOV5:
-            return f"a YOLOv5-style anchor-based model, output [1, 3*anchors, 5+nc] (3 x {k} = {3 * k} rows at {h}x{w})"
+            return (
+                f"a YOLOv5-style anchor-based model, output [1, 3*anchors, 5+nc] (3 x {k} = "
+                f"{3 * k} rows at {h}x{w})"
+            )
         if self.kind is LayoutKind.TRANSPOSED:
             return f"a transposed output [1, anchors, 4+nc] ({k} anchors first at {h}x{w})"
         if self.kind is LayoutKind.YOLOV8:
@@ -106,13 +113,15 @@ class ModelLayout:
 
 
 def anchor_count(input_hw: Sequence[int], strides: Sequence[int] = DEFAULT_STRIDES) -> int:
-    """Anchors of a YOLOv8 head: sum over the strides s of ceil(H/s) * ceil(W/s) (8400 at 640x640)."""
+    """Anchors of a YOLOv8 head: sum over the strides s of ceil(H/s) * ceil(W/s) (8400 at
+    640x640)."""
     h, w = input_hw
     return sum(math.ceil(h / s) * math.ceil(w / s) for s in strides)
 
 
 def strides_from_metadata(metadata: Mapping[str, str]) -> tuple[int, ...]:
-    """Head strides from Ultralytics metadata ``stride`` (the largest one: 32 -> 8, 16, 32; 64 -> 8 .. 64).
+    """Head strides from Ultralytics metadata ``stride`` (the largest one: 32 -> 8, 16, 32; 64 -> 8
+    .. 64).
 
     A list of strides is taken as is; ValueError for anything else.
     """
@@ -133,9 +142,11 @@ def strides_from_metadata(metadata: Mapping[str, str]) -> tuple[int, ...]:
 def classify_layout(
     input_shape: Sequence[int], output_shape: Sequence[Dim], metadata: Mapping[str, str]
 ) -> ModelLayout:
-    """Classify one output of a model with image input ``input_shape`` (1, 3, H, W) and Ultralytics ``metadata``.
+    """Classify one output of a model with image input ``input_shape`` (1, 3, H, W) and Ultralytics
+    ``metadata``.
 
-    Dynamic output dims (names, None, or ints <= 0) fit any rule that needs them; ValueError for a bad ``stride``.
+    Dynamic output dims (names, None, or ints <= 0) fit any rule that needs them; ValueError for a
+    bad ``stride``.
     """
     hw = (int(input_shape[2]), int(input_shape[3]))
     strides = strides_from_metadata(metadata)
@@ -171,7 +182,8 @@ def check_layout(
     output_shape: Sequence[Dim],
     metadata: Mapping[str, str],
 ) -> ModelLayout:
-    """``classify_layout``, raising ModelError (naming the file, the layout and what is supported) unless decoded."""
+    """``classify_layout``, raising ModelError (naming the file, the layout and what is supported)
+    unless decoded."""
     try:
         layout = classify_layout(input_shape, output_shape, metadata)
     except ValueError as exc:
@@ -180,7 +192,8 @@ def check_layout(
         h, w = layout.input_hw
         here = "" if (h, w) == (640, 640) else f", {layout.expected_anchors} at {h}x{w}"
         raise ModelError(
-            f"model {model_path}: output {format_shape(output_shape)} looks like {layout.describe()}; supported are "
+            f"model {model_path}: output {format_shape(output_shape)} looks like "
+            f"{layout.describe()}; supported are "
             f"{SUPPORTED}: output [1, 4+nc, anchors], anchors = sum over strides s = "
             f"{', '.join(map(str, layout.strides))} of ceil(H/s)*ceil(W/s) = "
             f"{anchor_count((640, 640), layout.strides)} at 640x640{here}"
@@ -189,7 +202,8 @@ def check_layout(
 
 
 def check_output_shape(model_path: str | Path, name: str, shape: Sequence[Dim]) -> None:
-    """Raise ModelError unless ``shape`` can be a YOLOv8 detection output [1, 4+nc, N] with nc >= 1."""
+    """Raise ModelError unless ``shape`` can be a YOLOv8 detection output [1, 4+nc, N] with nc >=
+    1."""
     ok = (
         len(shape) == 3
         and _fits(shape[0], lambda d: d == 1)

@@ -2,15 +2,17 @@
 
 The metric, as Ultralytics 8.4 defines it:
 
-* Matching, per image and per IoU threshold t in 0.50:0.05:0.95 (the COCO greedy rule): predictions are taken in
-  descending score order; each claims the unclaimed ground-truth box of its own class with the highest IoU, and
-  is a true positive if that IoU >= t, otherwise a false positive.
-* Per class (only classes that have ground truth count; a class never predicted has AP 0): predictions of all
-  images sorted by score, cumulative TP/FP give precision and recall (recall = TP / number of ground-truth boxes).
-  The curve gets sentinels (recall 0, precision 1) in front and (last recall, precision 0), (recall 1,
-  precision 0) behind; its precision envelope (running max from the right), linearly interpolated at 101 recall
-  points 0, 0.01, ..., 1, is integrated with the trapezoidal rule. So a perfect detector scores 0.995, not 1.
-* mAP50 is the mean over classes of AP at t = 0.5; mAP50-95 the mean over classes and the 10 thresholds.
+* Matching, per image and per IoU threshold t in 0.50:0.05:0.95 (the COCO greedy rule): predictions
+  are taken in descending score order; each claims the unclaimed ground-truth box of its own class
+  with the highest IoU, and is a true positive if that IoU >= t, otherwise a false positive.
+* Per class (only classes that have ground truth count; a class never predicted has AP 0):
+  predictions of all images sorted by score, cumulative TP/FP give precision and recall (recall =
+  TP / number of ground-truth boxes). The curve gets sentinels (recall 0, precision 1) in front and
+  (last recall, precision 0), (recall 1, precision 0) behind; its precision envelope (running max
+  from the right), linearly interpolated at 101 recall points 0, 0.01, ..., 1, is integrated with
+  the trapezoidal rule. So a perfect detector scores 0.995, not 1.
+* mAP50 is the mean over classes of AP at t = 0.5; mAP50-95 the mean over classes and the 10
+  thresholds.
 
 Also reads YOLO-format label files (``class cx cy w h``, normalised) for datasets such as coco8.
 """
@@ -36,7 +38,8 @@ def match_predictions(
     gt_classes: np.ndarray,
     iou_thresholds: np.ndarray = COCO_IOU_THRESHOLDS,
 ) -> np.ndarray:
-    """True-positive flags (num_preds, num_thresholds) for one image, by the matching rule in the module doc."""
+    """True-positive flags (num_preds, num_thresholds) for one image, by the matching rule in the
+    module doc."""
     n_pred, n_gt = len(pred_scores), len(gt_classes)
     correct = np.zeros((n_pred, len(iou_thresholds)), dtype=bool)
     if n_pred == 0 or n_gt == 0:
@@ -54,7 +57,8 @@ def match_predictions(
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
-    """Area under the precision envelope, 101-point trapezoid, sentinels as in the module doc (recall ascending)."""
+    """Area under the precision envelope, 101-point trapezoid, sentinels as in the module doc
+    (recall ascending)."""
     last = recall[-1] if len(recall) else 1.0
     mrec = np.concatenate(([0.0], recall, [last, 1.0]))
     mpre = np.concatenate(([1.0], precision, [0.0, 0.0]))
@@ -78,7 +82,8 @@ class MapResult:
 
 @dataclass
 class MapEvaluator:
-    """Accumulates per-image predictions and ground truth; ``result()`` gives mAP over all images so far."""
+    """Accumulates per-image predictions and ground truth; ``result()`` gives mAP over all images
+    so far."""
 
     iou_thresholds: np.ndarray = field(default_factory=lambda: COCO_IOU_THRESHOLDS.copy())
     _tp: list[np.ndarray] = field(default_factory=list)
@@ -95,7 +100,8 @@ class MapEvaluator:
         gt_boxes: np.ndarray,
         gt_classes: np.ndarray,
     ) -> None:
-        """Add one image: xyxy predictions with scores and class ids, xyxy ground truth with class ids."""
+        """Add one image: xyxy predictions with scores and class ids, xyxy ground truth with class
+        ids."""
         pred_scores = np.asarray(pred_scores, dtype=np.float64).reshape(-1)
         pred_classes = np.asarray(pred_classes, dtype=np.int64).reshape(-1)
         gt_classes = np.asarray(gt_classes, dtype=np.int64).reshape(-1)
@@ -124,7 +130,7 @@ class MapEvaluator:
         tp, pred_classes = tp[order], pred_classes[order]
         classes, counts = np.unique(gt_classes, return_counts=True)
         ap = np.zeros((len(classes), n_thr))
-        for ci, (cls, n_gt) in enumerate(zip(classes, counts)):
+        for ci, (cls, n_gt) in enumerate(zip(classes, counts, strict=True)):
             hits = tp[pred_classes == cls].astype(np.float64)
             if len(hits) == 0:
                 continue
@@ -146,7 +152,8 @@ class MapEvaluator:
 
 
 def read_yolo_labels(path: str | Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read a YOLO label file (``class cx cy w h`` normalised) into xyxy pixel boxes and class ids."""
+    """Read a YOLO label file (``class cx cy w h`` normalised) into xyxy pixel boxes and class
+    ids."""
     path = Path(path)
     rows = (
         np.loadtxt(path, ndmin=2)
@@ -162,7 +169,8 @@ def read_yolo_labels(path: str | Path, width: int, height: int) -> tuple[np.ndar
 def yolo_dataset_items(
     root: str | Path, splits: tuple[str, ...] = ("train", "val")
 ) -> list[tuple[Path, Path]]:
-    """(image, label) paths of a YOLO dataset laid out as ``images/<split>/*`` and ``labels/<split>/*.txt``."""
+    """(image, label) paths of a YOLO dataset laid out as ``images/<split>/*`` and
+    ``labels/<split>/*.txt``."""
     root = Path(root)
     items = []
     for split in splits:

@@ -1,16 +1,20 @@
-"""MOTChallenge evaluation: run the tracker over a sequence and score it with TrackEval (HOTA, MOTA, IDF1, IDsw).
+"""MOTChallenge evaluation: run the tracker over a sequence and score it with TrackEval (HOTA,
+MOTA, IDF1, IDsw).
 
-Scoring follows the MOTChallenge rules as implemented by TrackEval's ``MotChallenge2DBox`` (the official HOTA code),
-run on the sequence's ``gt/gt.txt`` (``frame,id,x,y,w,h,flag,class,visibility``) at IoU 0.5:
-- tracker boxes matched (Hungarian, IoU >= 0.5) to a ground-truth box of a distractor class (2 person_on_vehicle,
-  7 static_person, 8 distractor, 12 reflection) are removed before scoring, as are the other classes' gt boxes;
-- of the ground truth, only pedestrians (class 1) with flag 1 are scored: every row with flag 0 (ignore) and every
-  other class (vehicles, occluders, crowd, ...) is dropped, so a tracker box on one of those (say, a car) counts as
-  a false positive unless it was removed as a distractor above;
+Scoring follows the MOTChallenge rules as implemented by TrackEval's ``MotChallenge2DBox`` (the
+official HOTA code), run on the sequence's ``gt/gt.txt``
+(``frame,id,x,y,w,h,flag,class,visibility``) at IoU 0.5:
+- tracker boxes matched (Hungarian, IoU >= 0.5) to a ground-truth box of a distractor class (2
+  person_on_vehicle, 7 static_person, 8 distractor, 12 reflection) are removed before scoring, as
+  are the other classes' gt boxes;
+- of the ground truth, only pedestrians (class 1) with flag 1 are scored: every row with flag 0
+  (ignore) and every other class (vehicles, occluders, crowd, ...) is dropped, so a tracker box on
+  one of those (say, a car) counts as a false positive unless it was removed as a distractor above;
 - scores cover frames 1..N (N = seqLength, or fewer: then gt rows after frame N are dropped too).
-TrackEval is imported only when scoring (``trackeval==1.3.0``; it needs numpy and scipy only; its pip metadata also
-asks for matplotlib, opencv-python, pycocotools, pillow and tabulate, used for plots and other datasets, so it is
-installed with ``--no-deps``). py-motmetrics was not used: 1.4.0 calls ``np.asfarray``, removed in NumPy 2.
+TrackEval is imported only when scoring (``trackeval==1.3.0``; it needs numpy and scipy only; its
+pip metadata also asks for matplotlib, opencv-python, pycocotools, pillow and tabulate, used for
+plots and other datasets, so it is installed with ``--no-deps``). py-motmetrics was not used: 1.4.0
+calls ``np.asfarray``, removed in NumPy 2.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ class SequenceInfo:
 
 
 def read_seqinfo(seq_dir: str | Path) -> SequenceInfo:
-    """Read ``<seq_dir>/seqinfo.ini``; ValueError names the file when an entry is missing or invalid."""
+    """Read ``<seq_dir>/seqinfo.ini``; ValueError names the file when an entry is missing or
+    invalid."""
     section = _read_seqinfo_section(seq_dir)
     try:
         return SequenceInfo(
@@ -61,11 +66,13 @@ def read_seqinfo(seq_dir: str | Path) -> SequenceInfo:
 
 
 def load_detections(path: str | Path, num_frames: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Public detections (``det.txt``) per frame: ``[(boxes xyxy float32 (N, 4), scores float32 (N,)), ...]``.
+    """Public detections (``det.txt``) per frame: ``[(boxes xyxy float32 (N, 4), scores float32
+    (N,)), ...]``.
 
-    Index 0 is frame 1; frames without detections get empty arrays, rows beyond ``num_frames`` are ignored.
-    Scores are min-max normalised over the whole file, ``s' = (s - min) / (max - min)``, because DPM scores are
-    not in [0, 1] and tracker thresholds expect them there (every tracker compared gets the same scores).
+    Index 0 is frame 1; frames without detections get empty arrays, rows beyond ``num_frames`` are
+    ignored. Scores are min-max normalised over the whole file, ``s' = (s - min) / (max - min)``,
+    because DPM scores are not in [0, 1] and tracker thresholds expect them there (every tracker
+    compared gets the same scores).
     """
     rows = np.loadtxt(path, delimiter=",", ndmin=2)
     if rows.shape[1] < 7:
@@ -93,11 +100,13 @@ def track_sequence(
     fps: float | None = None,
     image_size: tuple[int, int] | None = None,
 ) -> list[MotRow]:
-    """Run ``ByteTracker`` over per-frame detections; MOT rows of the reported tracks (Kalman boxes).
+    """Run ``ByteTracker`` over per-frame detections; MOT rows of the reported tracks (Kalman
+    boxes).
 
-    With ``fps`` each frame is stamped ``(index) / fps`` seconds, as a camera driver would, so the tracker's time
-    rule applies; without, every update counts as one frame (as Ultralytics' tracker does). With ``image_size =
-    (width, height)`` the boxes are clipped to the image; without, they are the tracker's own.
+    With ``fps`` each frame is stamped ``(index) / fps`` seconds, as a camera driver would, so the
+    tracker's time rule applies; without, every update counts as one frame (as Ultralytics' tracker
+    does). With ``image_size = (width, height)`` the boxes are clipped to the image; without, they
+    are the tracker's own.
     """
     tracker = ByteTracker(config)
     rows: list[MotRow] = []
@@ -128,7 +137,8 @@ class MotScores:
     def row(self, name: str) -> str:
         """A markdown table row: name, HOTA, DetA, AssA, MOTA, IDF1, IDsw, FP, FN, tracks."""
         return (
-            f"| {name} | {self.hota:.3f} | {self.deta:.3f} | {self.assa:.3f} | {self.mota:.3f} | {self.idf1:.3f} | "
+            f"| {name} | {self.hota:.3f} | {self.deta:.3f} | {self.assa:.3f} | {self.mota:.3f} | "
+            f"{self.idf1:.3f} | "
             f"{self.id_switches} | {self.false_positives} | {self.misses} | {self.tracks} |"
         )
 
@@ -142,7 +152,8 @@ TABLE_HEADER = (
 def evaluate(
     gt_file: str | Path, results: Mapping[str, Iterable[MotRow]], num_frames: int
 ) -> dict[str, MotScores]:
-    """Score each tracker's rows against ``gt_file`` over frames 1..``num_frames`` (rules: module docstring)."""
+    """Score each tracker's rows against ``gt_file`` over frames 1..``num_frames`` (rules: module
+    docstring)."""
     trackeval = _import_trackeval()
     gt = np.loadtxt(gt_file, delimiter=",", ndmin=2)
     if gt.shape[1] < 9:
@@ -225,7 +236,3 @@ def _import_trackeval() -> Any:
             "MOT evaluation needs TrackEval: pip install --no-deps trackeval==1.3.0 scipy"
         ) from exc
     return trackeval
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# ``yolo-trt-ros eval-mot``

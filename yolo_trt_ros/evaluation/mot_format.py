@@ -1,7 +1,8 @@
 """MOTChallenge result files: ``frame,id,x,y,w,h,conf,-1,-1,-1`` rows, frames counted from 1.
 
-``x, y`` is the top-left corner, ``w, h`` the size, in pixels. Untracked detections carry id -1. Given the image
-size, boxes are clipped to the image first (as MOTChallenge results and Ultralytics' tracks are).
+``x, y`` is the top-left corner, ``w, h`` the size, in pixels. Untracked detections carry id -1.
+Given the image size, boxes are clipped to the image first (as MOTChallenge results and
+Ultralytics' tracks are).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class MotRow:
 
 
 def clip_boxes(boxes_xyxy: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """xyxy boxes clipped to an image of ``image_size = (width, height)`` pixels (new float64 array)."""
+    """xyxy boxes clipped to an image of ``image_size = (width, height)`` pixels (new float64
+    array)."""
     width, height = image_size
     boxes = np.array(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
     np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
@@ -69,7 +71,7 @@ def rows_from_boxes(
         raise ValueError(f"{len(boxes)} boxes but {len(ids)} track ids")
     return [
         MotRow(frame, tid, float(x1), float(y1), float(x2 - x1), float(y2 - y1), float(conf))
-        for (x1, y1, x2, y2), conf, tid in zip(boxes, scores, ids)
+        for (x1, y1, x2, y2), conf, tid in zip(boxes, scores, ids, strict=True)
     ]
 
 
@@ -83,7 +85,8 @@ def write_rows(out: TextIO, rows: Iterable[MotRow]) -> int:
 
 
 def parse_row(line: str) -> MotRow:
-    """Parse one line (results, ``det.txt`` or ``gt.txt`` layout: at least 7 comma-separated numbers)."""
+    """Parse one line (results, ``det.txt`` or ``gt.txt`` layout: at least 7 comma-separated
+    numbers)."""
     fields = line.strip().split(",")
     if len(fields) < 7:
         raise ValueError(f"MOT row needs at least 7 fields, got {len(fields)}: {line.strip()!r}")
@@ -96,7 +99,8 @@ def parse_row(line: str) -> MotRow:
 
 
 def read_rows(path: str | Path) -> list[MotRow]:
-    """All rows of a MOTChallenge file (blank lines skipped); ValueError names the file and line."""
+    """All rows of a MOTChallenge file (blank lines skipped); ValueError names the file and
+    line."""
     rows = []
     with open(path) as f:
         for number, line in enumerate(f, 1):

@@ -1,1 +1,2 @@
-"""Inference backends behind one interface (``base.Backend``); ``selection.create_backend`` loads a model."""
+"""Inference backends behind one interface (``base.Backend``); ``selection.create_backend`` loads a
+model."""

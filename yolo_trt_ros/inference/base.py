@@ -1,7 +1,7 @@
 """The inference backend interface and the input checks shared by all backends.
 
-``ModelError`` and ``check_output_shape`` come from ``yolo_trt_ros.detection.model_layout`` (the output layout rules) and are
-importable from here too.
+``ModelError`` and ``check_output_shape`` come from ``yolo_trt_ros.detection.model_layout`` (the
+output layout rules) and are importable from here too.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ DEFAULT_IMGSZ = 640
 
 
 class Backend(Protocol):
-    """Runs a YOLOv8 detection model: one (1, 3, H, W) image tensor in, one (1, 4+nc, N) float32 array out.
+    """Runs a YOLOv8 detection model: one (1, 3, H, W) image tensor in, one (1, 4+nc, N) float32
+    array out.
 
-    Optional capabilities, checked with ``isinstance``: ``FrameBackend`` (takes raw frames, preprocessing them
-    itself) and ``DiagnosticsSource`` (adds key/values to the node's diagnostics).
+    Optional capabilities, checked with ``isinstance``: ``FrameBackend`` (takes raw frames,
+    preprocessing them itself) and ``DiagnosticsSource`` (adds key/values to the node's
+    diagnostics).
     """
 
     name: str
@@ -42,7 +44,8 @@ class Backend(Protocol):
 
 @runtime_checkable
 class FrameBackend(Protocol):
-    """Optional: letterboxes raw uint8 frames itself (TensorRT's GPU path) while ``gpu_preprocessing`` is True."""
+    """Optional: letterboxes raw uint8 frames itself (TensorRT's GPU path) while
+    ``gpu_preprocessing`` is True."""
 
     @property
     def gpu_preprocessing(self) -> bool: ...
@@ -50,7 +53,8 @@ class FrameBackend(Protocol):
     def infer_image(
         self, image: np.ndarray, encoding: str, conf_threshold: float
     ) -> tuple[np.ndarray, LetterboxTransform]:
-        """(1, 4+nc, K) float32 output (K may keep only anchors above ``conf_threshold``) and the letterbox."""
+        """(1, 4+nc, K) float32 output (K may keep only anchors above ``conf_threshold``) and the
+        letterbox."""
         ...
 
 
@@ -66,11 +70,13 @@ def resolve_input_shape(
 ) -> tuple[int, int, int, int]:
     """Check an image input's shape ([1|dyn, 3|dyn, H|dyn, W|dyn]) and fill dynamic dims.
 
-    Dynamic batch and channels become 1 and 3; a dynamic H/W comes from metadata ``imgsz`` or ``DEFAULT_IMGSZ``.
+    Dynamic batch and channels become 1 and 3; a dynamic H/W comes from metadata ``imgsz`` or
+    ``DEFAULT_IMGSZ``.
     """
     if len(shape) != 4:
         raise ModelError(
-            f"model {model_path}: input '{name}' has shape {format_shape(shape)} but YOLOv8 needs [1, 3, H, W]"
+            f"model {model_path}: input '{name}' has shape {format_shape(shape)} but YOLOv8 needs "
+            "[1, 3, H, W]"
         )
     batch, channels, h, w = shape
     if isinstance(batch, int) and batch != 1:

@@ -1,9 +1,10 @@
 """``yolo-trt-ros export``: Ultralytics weights (.pt, or a model .yaml) -> ONNX for the backends.
 
-Uses Ultralytics (the optional ``export`` extra, which brings torch); the node never imports it. On a user's
-machine ``--weights yolov8n.pt`` downloads the official weights as Ultralytics always does. The ONNX keeps
-Ultralytics' signature (input ``images`` [1, 3, H, W], output ``output0`` [1, 4+nc, N], no NMS) and metadata
-(class names, stride, imgsz), which the ONNX Runtime backend and the TensorRT engine builder both read.
+Uses Ultralytics (the optional ``export`` extra, which brings torch); the node never imports it. On
+a user's machine ``--weights yolov8n.pt`` downloads the official weights as Ultralytics always
+does. The ONNX keeps Ultralytics' signature (input ``images`` [1, 3, H, W], output ``output0`` [1,
+4+nc, N], no NMS) and metadata (class names, stride, imgsz), which the ONNX Runtime backend and the
+TensorRT engine builder both read.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ def export_onnx(
     simplify: bool = True,
     output: Path | None = None,
 ) -> Path:
-    """Export a YOLOv8 detection model to ONNX; returns the file. ModelError when Ultralytics is missing, the
-    model is not a detector, or the result is not a [1, 4+nc, N] detection output."""
+    """Export a YOLOv8 detection model to ONNX; returns the file. ModelError when Ultralytics is
+    missing, the model is not a detector, or the result is not a [1, 4+nc, N] detection output."""
     try:
         from ultralytics import YOLO
     except ImportError as exc:
@@ -59,7 +60,8 @@ def export_onnx(
 
 
 def check_exported(path: Path) -> str:
-    """One line describing an exported ONNX; ModelError unless it is a single-input YOLOv8 detection model."""
+    """One line describing an exported ONNX; ModelError unless it is a single-input YOLOv8
+    detection model."""
     info = read_onnx_info(path)
     if len(info.inputs) != 1 or len(info.outputs) != 1:
         raise ModelError(

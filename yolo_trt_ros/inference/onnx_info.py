@@ -1,8 +1,9 @@
 """Read an ONNX model's graph inputs/outputs and metadata without the onnx package or a runtime.
 
-The engine builder and the engine cache need the input name/shape (for the optimization profile) and the
-Ultralytics metadata (class names, imgsz) before, or instead of, running TensorRT's parser. This walks the
-protobuf wire format and skips everything else (weights included) by length, so it is fast on any model size.
+The engine builder and the engine cache need the input name/shape (for the optimization profile)
+and the Ultralytics metadata (class names, imgsz) before, or instead of, running TensorRT's parser.
+This walks the protobuf wire format and skips everything else (weights included) by length, so it
+is fast on any model size.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
-Dim = Union[int, str, None]
+Dim = int | str | None
 """A dimension: its size, its symbolic name, or None when unnamed and unknown."""
 
 _VARINT, _FIXED64, _BYTES, _FIXED32 = 0, 1, 2, 5
@@ -45,7 +45,8 @@ class OnnxFormatError(ValueError):
 
 
 def read_onnx_info(path: str | Path) -> OnnxInfo:
-    """Parse ``path``; raises OnnxFormatError (naming the file) when it is not a valid ONNX protobuf."""
+    """Parse ``path``; raises OnnxFormatError (naming the file) when it is not a valid ONNX
+    protobuf."""
     path = Path(path)
     data = path.read_bytes()
     if not data:
@@ -122,7 +123,8 @@ def _strings(data: memoryview) -> Iterator[tuple[int, str]]:
 
 
 def _fields(data: memoryview) -> Iterator[tuple[int, int, int, memoryview]]:
-    """Yield (field number, wire type, varint value, length-delimited bytes) for each field of a message."""
+    """Yield (field number, wire type, varint value, length-delimited bytes) for each field of a
+    message."""
     pos, end = 0, len(data)
     while pos < end:
         key, pos = _varint(data, pos)

@@ -19,9 +19,10 @@ _PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 class OnnxRuntimeBackend:
     """A validated YOLOv8 detection model in an ONNX Runtime session (graph optimizations: all).
 
-    ``intra_op_threads`` 0 lets ONNX Runtime choose (one per physical core). ``allow_spinning`` False makes idle
-    worker threads sleep instead of busy-waiting: slightly slower on an idle machine, much faster when other
-    processes (a camera driver, DDS, the rest of the robot) share the cores.
+    ``intra_op_threads`` 0 lets ONNX Runtime choose (one per physical core). ``allow_spinning``
+    False makes idle worker threads sleep instead of busy-waiting: slightly slower on an idle
+    machine, much faster when other processes (a camera driver, DDS, the rest of the robot) share
+    the cores.
     """
 
     name = "onnxruntime"
@@ -54,12 +55,14 @@ class OnnxRuntimeBackend:
         if len(inputs) != 1:
             names = ", ".join(i.name for i in inputs)
             raise ModelError(
-                f"model {self.model_path}: has {len(inputs)} inputs ({names}); YOLOv8 needs one image input"
+                f"model {self.model_path}: has {len(inputs)} inputs ({names}); YOLOv8 needs one "
+                "image input"
             )
         if len(outputs) != 1:
             names = ", ".join(o.name for o in outputs)
             raise ModelError(
-                f"model {self.model_path}: has {len(outputs)} outputs ({names}); only single-output YOLOv8 "
+                f"model {self.model_path}: has {len(outputs)} outputs ({names}); only "
+                "single-output YOLOv8 "
                 "detection models are supported (not segmentation/pose)"
             )
         inp, out = inputs[0], outputs[0]
@@ -71,7 +74,8 @@ class OnnxRuntimeBackend:
             )
         if out.type not in _DTYPES:
             raise ModelError(
-                f"model {self.model_path}: output '{out.name}' is {out.type}; need float or float16"
+                f"model {self.model_path}: output '{out.name}' is {out.type}; need float or "
+                "float16"
             )
         self.input_dtype: np.dtype = dtype
         self.input_shape = resolve_input_shape(self.model_path, inp.name, inp.shape, self.metadata)
@@ -83,7 +87,8 @@ class OnnxRuntimeBackend:
             check_output_shape(self.model_path, out.name, self.output_shape)
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
-        """Run the model on a (1, 3, H, W) tensor of ``input_dtype``; returns (1, 4+nc, N) float32."""
+        """Run the model on a (1, 3, H, W) tensor of ``input_dtype``; returns (1, 4+nc, N)
+        float32."""
         if self._session is None:
             raise RuntimeError(f"model {self.model_path}: backend is closed")
         out = self._session.run([self._output_name], {self._input_name: tensor})[0]

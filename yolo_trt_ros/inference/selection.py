@@ -1,4 +1,5 @@
-"""Choose the inference backend for ``backend: auto|tensorrt|onnxruntime``, say why, and load the model."""
+"""Choose the inference backend for ``backend: auto|tensorrt|onnxruntime``, say why, and load the
+model."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ CHOICES = ("auto", "tensorrt", "onnxruntime")
 
 
 def tensorrt_status() -> tuple[bool, str]:
-    """(usable, reason): TensorRT and pycuda import and CUDA sees a GPU; the reason names what is missing."""
+    """(usable, reason): TensorRT and pycuda import and CUDA sees a GPU; the reason names what is
+    missing."""
     try:
         import tensorrt as trt
     except Exception as exc:  # ImportError, or a broken install raising OSError from its libraries
@@ -36,8 +38,9 @@ def tensorrt_status() -> tuple[bool, str]:
 def select_backend(kind: str) -> tuple[str, str]:
     """The backend to use for ``kind`` and a log line saying why.
 
-    ``auto`` takes TensorRT when it imports and a GPU is present, else ONNX Runtime. ``tensorrt`` raises
-    ModelError with the reason when TensorRT cannot run here; ``onnxruntime`` is taken as asked.
+    ``auto`` takes TensorRT when it imports and a GPU is present, else ONNX Runtime. ``tensorrt``
+    raises ModelError with the reason when TensorRT cannot run here; ``onnxruntime`` is taken as
+    asked.
     """
     if kind not in CHOICES:
         raise ModelError(f"backend must be one of {', '.join(CHOICES)}, got {kind!r}")
@@ -56,11 +59,13 @@ def select_backend(kind: str) -> tuple[str, str]:
 def create_backend(
     kind: str, model_path: str | Path, options: Mapping[str, Mapping[str, Any]] | None = None
 ) -> tuple[Backend, str]:
-    """Load ``model_path`` with backend ``kind`` (one of ``CHOICES``); returns the backend and why it was chosen.
+    """Load ``model_path`` with backend ``kind`` (one of ``CHOICES``); returns the backend and why
+    it was chosen.
 
-    ``options`` maps a backend name to its keyword arguments, e.g. ``{"onnxruntime": {"intra_op_threads": 1},
-    "tensorrt": {"precision": "fp32", "device": 0}}``; only the chosen backend's are used. Raises ModelError naming
-    the file and the problem, also when "tensorrt" is requested but cannot run here.
+    ``options`` maps a backend name to its keyword arguments, e.g. ``{"onnxruntime":
+    {"intra_op_threads": 1}, "tensorrt": {"precision": "fp32", "device": 0}}``; only the chosen
+    backend's are used. Raises ModelError naming the file and the problem, also when "tensorrt" is
+    requested but cannot run here.
     """
     if kind not in CHOICES:
         raise ModelError(
@@ -69,7 +74,8 @@ def create_backend(
     path = Path(model_path)
     if path.is_dir():
         raise ModelError(
-            f"model {path}: is a directory, not a model file (give the .onnx or .engine file in it)"
+            f"model {path}: is a directory, not a model file (give the .onnx or .engine file in "
+            "it)"
         )
     if not path.exists():
         raise ModelError(f"model {path}: file not found")

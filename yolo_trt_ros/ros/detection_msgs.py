@@ -13,12 +13,14 @@ from yolo_trt_ros.tracking.assignment import UNTRACKED
 
 
 class DetectionArrayBuilder:
-    """Builds Detection2DArray messages: the input header; bbox centre/size in original-image pixels, class name +
-    score; ``id`` the track ID as a string ("" without ``track_ids`` and for ``UNTRACKED``).
+    """Builds Detection2DArray messages: the input header; bbox centre/size in original-image
+    pixels, class name + score; ``id`` the track ID as a string ("" without ``track_ids`` and for
+    ``UNTRACKED``).
 
-    The Detection2D objects are reused from frame to frame: rosidl constructors eagerly build every default
-    sub-message (a 36-double covariance array per hypothesis), ~30 us per detection once inference has evicted the
-    caches. A message is valid until the next call, so publish it (publish serializes at once) before building again.
+    The Detection2D objects are reused from frame to frame: rosidl constructors eagerly build every
+    default sub-message (a 36-double covariance array per hypothesis), ~30 us per detection once
+    inference has evicted the caches. A message is valid until the next call, so publish it
+    (publish serializes at once) before building again.
     """
 
     def __init__(self) -> None:
@@ -47,7 +49,7 @@ class DetectionArrayBuilder:
             else ["" if i == UNTRACKED else str(i) for i in track_ids.tolist()]
         )
         for det, (cx, cy), (w, h), score, label, track_id in zip(
-            self._pool, centers, sizes, detections.scores.tolist(), labels, ids
+            self._pool, centers, sizes, detections.scores.tolist(), labels, ids, strict=False
         ):
             det.header = header
             det.id = track_id

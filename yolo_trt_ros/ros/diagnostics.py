@@ -1,9 +1,10 @@
-"""What ``yolo_tracker`` reports on /diagnostics: a pure function of the node's state and a stats snapshot.
+"""What ``yolo_tracker`` reports on /diagnostics: a pure function of the node's state and a stats
+snapshot.
 
-``report(node, stats)`` gives the level, the one-line message and the key/values of the node's DiagnosticStatus
-(the node only wraps them in messages). The level is ERROR while the last transition failed; while active, WARN for
-an incompatible camera QoS, for internal errors, bad frames or stamp glitches seen within ``WARN_FOR_S``, and for a
-silent input; OK otherwise.
+``report(node, stats)`` gives the level, the one-line message and the key/values of the node's
+DiagnosticStatus (the node only wraps them in messages). The level is ERROR while the last
+transition failed; while active, WARN for an incompatible camera QoS, for internal errors, bad
+frames or stamp glitches seen within ``WARN_FOR_S``, and for a silent input; OK otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from yolo_trt_ros.ros.frame_stats import STAGES, StatsSnapshot
 from yolo_trt_ros.tracking.bytetrack import ByteTracker
 
 WARN_FOR_S = 10.0
-"""A problem keeps the status at WARN for this long after its last occurrence (also the log throttle period)."""
+"""A problem keeps the status at WARN for this long after its last occurrence (also the log
+throttle period)."""
 
 
 class Level(IntEnum):
@@ -94,7 +96,8 @@ class Report:
 
 
 def status(node: NodeState, problem_ages_s: Mapping[str, float]) -> tuple[Level, str]:
-    """The level and message: the most serious problem that is current (see the module docstring)."""
+    """The level and message: the most serious problem that is current (see the module
+    docstring)."""
 
     def recent(kind: str) -> bool:
         return problem_ages_s.get(kind, WARN_FOR_S) < WARN_FOR_S

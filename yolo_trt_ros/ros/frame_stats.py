@@ -1,20 +1,23 @@
-"""Per-frame counters for the node's diagnostics: rates, latency percentiles, drops, rejects, stage timings.
+"""Per-frame counters for the node's diagnostics: rates, latency percentiles, drops, rejects, stage
+timings.
 
-Drops are counted from publication sequence numbers (rmw ``MessageInfo.publication_sequence_number``, which
-rmw_fastrtps and rmw_cyclonedds fill in, one counter per publisher): a frame whose number was skipped between two
-frames that reached the callback was published but never processed, either lost in transport or overwritten in the
-depth-1 subscription queue while the previous frame was being processed. Frames published before the first one
-seen from a publisher are not counted. Frames that reach the callback but are invalid are counted as rejected, not
-dropped. Where the rmw gives no sequence numbers, ``drops_known`` stays False. The input rate counts received and
-dropped frames, so it is the camera's rate as published, not the rate the node keeps up with.
+Drops are counted from publication sequence numbers (rmw
+``MessageInfo.publication_sequence_number``, which rmw_fastrtps and rmw_cyclonedds fill in, one
+counter per publisher): a frame whose number was skipped between two frames that reached the
+callback was published but never processed, either lost in transport or overwritten in the depth-1
+subscription queue while the previous frame was being processed. Frames published before the first
+one seen from a publisher are not counted. Frames that reach the callback but are invalid are
+counted as rejected, not dropped. Where the rmw gives no sequence numbers, ``drops_known`` stays
+False. The input rate counts received and dropped frames, so it is the camera's rate as published,
+not the rate the node keeps up with.
 
-Besides bad input (``rejected``, per reason), frames lost to an internal error are counted per pipeline stage
-(``failed``), glitched header stamps per kind (``stamp_glitches``) and frames whose latency was not plausible
-(``latency_excluded``); ``last_problem_s`` says when each kind of problem was last seen, for a status that warns while
-a problem recurs.
+Besides bad input (``rejected``, per reason), frames lost to an internal error are counted per
+pipeline stage (``failed``), glitched header stamps per kind (``stamp_glitches``) and frames whose
+latency was not plausible (``latency_excluded``); ``last_problem_s`` says when each kind of problem
+was last seen, for a status that warns while a problem recurs.
 
-All methods take ``now`` (seconds, monotonic) from the caller and hold a lock, so a diagnostics timer may read
-while the image callback writes.
+All methods take ``now`` (seconds, monotonic) from the caller and hold a lock, so a diagnostics
+timer may read while the image callback writes.
 """
 
 from __future__ import annotations
@@ -53,8 +56,8 @@ class StatsSnapshot:
 
 
 class _RateWindow:
-    """Events per second over the last ``window_s`` seconds: the events after the window's first instant, divided
-    by the span from it to the last one."""
+    """Events per second over the last ``window_s`` seconds: the events after the window's first
+    instant, divided by the span from it to the last one."""
 
     def __init__(self, window_s: float, max_events: int) -> None:
         self.window_s = window_s
@@ -73,7 +76,8 @@ class _RateWindow:
 
 
 class FrameStats:
-    """Counters for one node; ``max_samples`` bounds the latency and stage-time windows (last N frames)."""
+    """Counters for one node; ``max_samples`` bounds the latency and stage-time windows (last N
+    frames)."""
 
     def __init__(self, window_s: float = 5.0, max_samples: int = 300) -> None:
         self._lock = threading.Lock()
@@ -101,14 +105,16 @@ class FrameStats:
             self._last_problem: dict[str, float] = {}
 
     def restart_sequences(self) -> None:
-        """Start drop counting afresh (a new subscription: frames published while inactive are not drops)."""
+        """Start drop counting afresh (a new subscription: frames published while inactive are not
+        drops)."""
         with self._lock:
             self._last_sequence.clear()
 
     def received(
         self, now: float, publisher: Hashable = None, sequence: int | None = None
     ) -> None:
-        """A frame reached the callback; ``sequence`` is its publication sequence number from ``publisher``."""
+        """A frame reached the callback; ``sequence`` is its publication sequence number from
+        ``publisher``."""
         with self._lock:
             self._received += 1
             self._last_input = now
@@ -126,8 +132,8 @@ class FrameStats:
     def processed(
         self, now: float, latency_ms: float | None, stage_ms: Mapping[str, float]
     ) -> None:
-        """A frame was published; ``latency_ms``: image stamp -> publish (None: not plausible, counted in
-        ``latency_excluded``), ``stage_ms``: per-stage durations."""
+        """A frame was published; ``latency_ms``: image stamp -> publish (None: not plausible,
+        counted in ``latency_excluded``), ``stage_ms``: per-stage durations."""
         with self._lock:
             self._processed += 1
             self._processed_rate.add(now)
@@ -139,12 +145,14 @@ class FrameStats:
                 self._stages.setdefault(stage, deque(maxlen=self._max_samples)).append(ms)
 
     def rejected(self, now: float, reason: str) -> int:
-        """A frame reached the callback but was unusable (``reason``: a short key such as ``zero_size``); returns
-        the count for ``reason`` so far (as do ``failed`` and ``stamp_glitch`` for theirs)."""
+        """A frame reached the callback but was unusable (``reason``: a short key such as
+        ``zero_size``); returns the count for ``reason`` so far (as do ``failed`` and
+        ``stamp_glitch`` for theirs)."""
         return self._problem(now, "rejected", self._rejected, reason)
 
     def failed(self, now: float, stage: str) -> int:
-        """A frame was lost to an internal error in pipeline ``stage`` (``detect``, ``track``, ``annotate``...)."""
+        """A frame was lost to an internal error in pipeline ``stage`` (``detect``, ``track``,
+        ``annotate``...)."""
         return self._problem(now, "failed", self._failed, stage)
 
     def stamp_glitch(self, now: float, kind: str) -> int:

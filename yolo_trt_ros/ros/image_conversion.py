@@ -1,11 +1,12 @@
 """sensor_msgs/Image <-> numpy without cv_bridge (duck-typed: no ROS import).
 
-``image_to_array`` returns a zero-copy view of the message buffer. rclpy (rosidl_generator_py) hands a received
-``uint8[]`` field to Python as an ``array.array('B')``; ``np.frombuffer`` wraps it through the buffer protocol
-without copying (``bytes``, ``bytearray`` and ``memoryview`` work the same way). Rows padded to ``step`` bytes
-become a strided view (``reshape(height, step)[:, :width * channels]``), still without a copy. The view is only
-valid while the message lives and must be treated as read-only: copy before drawing on it. All supported
-encodings are 8-bit, so ``is_bigendian`` does not matter; 16-bit and float encodings are rejected.
+``image_to_array`` returns a zero-copy view of the message buffer. rclpy (rosidl_generator_py)
+hands a received ``uint8[]`` field to Python as an ``array.array('B')``; ``np.frombuffer`` wraps it
+through the buffer protocol without copying (``bytes``, ``bytearray`` and ``memoryview`` work the
+same way). Rows padded to ``step`` bytes become a strided view (``reshape(height, step)[:, :width *
+channels]``), still without a copy. The view is only valid while the message lives and must be
+treated as read-only: copy before drawing on it. All supported encodings are 8-bit, so
+``is_bigendian`` does not matter; 16-bit and float encodings are rejected.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ MsgT = TypeVar("MsgT")
 
 
 def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """View ``msg`` (anything with the sensor_msgs/Image fields) as an HxWxC (HxW for mono8) uint8 array.
+    """View ``msg`` (anything with the sensor_msgs/Image fields) as an HxWxC (HxW for mono8) uint8
+    array.
 
-    Raises ImageRejected (reasons: ``unsupported_encoding``, ``zero_size``, ``too_large``, ``step_too_small``,
-    ``data_too_short``, ``bad_data``) instead of reading past the buffer or allocating absurd arrays.
+    Raises ImageRejected (reasons: ``unsupported_encoding``, ``zero_size``, ``too_large``,
+    ``step_too_small``, ``data_too_short``, ``bad_data``) instead of reading past the buffer or
+    allocating absurd arrays.
     """
     encoding = msg.encoding
     channels = lookup(encoding).channels
@@ -62,7 +65,8 @@ def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
 
 
 def array_to_image(arr: np.ndarray, encoding: str, msg: MsgT) -> MsgT:
-    """Fill ``msg`` (a sensor_msgs/Image) from an HxWxC / HxW uint8 array; one memcpy into the message buffer."""
+    """Fill ``msg`` (a sensor_msgs/Image) from an HxWxC / HxW uint8 array; one memcpy into the
+    message buffer."""
     if encoding not in ENCODINGS:
         raise ValueError(f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})")
     channels = ENCODINGS[encoding].channels
@@ -85,5 +89,6 @@ def array_to_image(arr: np.ndarray, encoding: str, msg: MsgT) -> MsgT:
 
 
 def image_frame(msg: Any) -> tuple[np.ndarray, str]:
-    """The frame pipeline's converter for a sensor_msgs/Image: (``image_to_array`` view, encoding)."""
+    """The frame pipeline's converter for a sensor_msgs/Image: (``image_to_array`` view,
+    encoding)."""
     return image_to_array(msg), str(msg.encoding)

@@ -1,8 +1,9 @@
 """Watches the camera subscription: warns once per silent episode and says why no frame arrives.
 
-The reasons a robotics engineer meets most: no publisher on the topic (driver down, wrong name or remap), or a
-publisher whose QoS the subscription cannot match (a best-effort camera and a reliable subscription), which DDS
-reports as an event and otherwise delivers nothing. Only graph calls that Humble has are used.
+The reasons a robotics engineer meets most: no publisher on the topic (driver down, wrong name or
+remap), or a publisher whose QoS the subscription cannot match (a best-effort camera and a reliable
+subscription), which DDS reports as an event and otherwise delivers nothing. Only graph calls that
+Humble has are used.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class InputMonitor:
         """Subscription event callback; ``event``: QoSRequestedIncompatibleQoSInfo."""
         policy = QoSPolicyKind(event.last_policy_kind)
         self.qos_problem = self._reliability_mismatch() or (
-            f"publisher on {printable(self.topic)} offers a QoS incompatible with this subscription "
+            f"publisher on {printable(self.topic)} offers a QoS incompatible with this "
+            "subscription "
             f"(policy {policy.name}): no frames will arrive from it"
         )
         self._node.get_logger().warning(
@@ -62,7 +64,8 @@ class InputMonitor:
         )
 
     def check(self, last_input_age_s: float | None, timeout_s: float) -> None:
-        """Warn once per silent episode when no frame arrived for ``timeout_s``, naming the likely cause."""
+        """Warn once per silent episode when no frame arrived for ``timeout_s``, naming the likely
+        cause."""
         silent_for = min(
             time.monotonic() - self._since,
             float("inf") if last_input_age_s is None else last_input_age_s,
@@ -75,7 +78,8 @@ class InputMonitor:
         logger = self._node.get_logger()
         if not publishers:
             logger.warning(
-                f"no publisher on {topic} for {silent_for:.0f} s: check the camera driver and the topic "
+                f"no publisher on {topic} for {silent_for:.0f} s: check the camera driver and the "
+                "topic "
                 "name (input_topic or a remap)"
             )
             return

@@ -1,6 +1,8 @@
-"""Synchronous client for a lifecycle node's ``<node>/change_state`` and ``<node>/get_state`` services.
+"""Synchronous client for a lifecycle node's ``<node>/change_state`` and ``<node>/get_state``
+services.
 
-Used by the tests and the demo. The client spins itself while it waits, so do not add it to another executor.
+Used by the tests and the demo. The client spins itself while it waits, so do not add it to another
+executor.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ class LifecycleError(RuntimeError):
 
 
 class LifecycleClient(Node):
-    """Drives the lifecycle of node ``target`` (a name such as ``yolo_tracker`` or ``/ns/yolo_tracker``)."""
+    """Drives the lifecycle of node ``target`` (a name such as ``yolo_tracker`` or
+    ``/ns/yolo_tracker``)."""
 
     def __init__(
         self, target: str, node_name: str | None = None, timeout_s: float = 10.0, **kwargs: Any
@@ -50,7 +53,8 @@ class LifecycleClient(Node):
         return bool(response.success)
 
     def get_state(self, timeout_s: float | None = None) -> str:
-        """The target's current state label (``unconfigured``, ``inactive``, ``active``, ``finalized``...)."""
+        """The target's current state label (``unconfigured``, ``inactive``, ``active``,
+        ``finalized``...)."""
         return str(self._call(self._get_state, GetState.Request(), timeout_s).current_state.label)
 
     def wait_for_services(self, timeout_s: float | None = None) -> bool:
@@ -80,10 +84,12 @@ class LifecycleClient(Node):
 
 
 def main() -> None:
-    """``python -m yolo_trt_ros.ros.lifecycle_client <node> <transition|get>``: one call, exit status 0 on success."""
+    """``python -m yolo_trt_ros.ros.lifecycle_client <node> <transition|get>``: one call, exit
+    status 0 on success."""
     if len(sys.argv) != 3:
         sys.exit(
-            "usage: python -m yolo_trt_ros.ros.lifecycle_client NODE {configure,activate,deactivate,cleanup,"
+            "usage: python -m yolo_trt_ros.ros.lifecycle_client NODE "
+            "{configure,activate,deactivate,cleanup,"
             "shutdown,get}"
         )
     rclpy.init()

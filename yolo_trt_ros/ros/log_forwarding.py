@@ -1,4 +1,5 @@
-"""Forward Python ``logging`` records (the TensorRT backend's engine build/cache messages) to an rclpy logger."""
+"""Forward Python ``logging`` records (the TensorRT backend's engine build/cache messages) to an
+rclpy logger."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from rclpy.logging import LoggingSeverity
 class RclpyLogHandler(logging.Handler):
     """A ``logging.Handler`` that re-emits each record on ``ros_logger`` at the matching severity.
 
-    ``attach(name)`` adds it to the Python logger ``name`` (level INFO, or DEBUG when the ROS logger shows debug);
-    ``detach()`` removes it again.
+    ``attach(name)`` adds it to the Python logger ``name`` (level INFO, or DEBUG when the ROS
+    logger shows debug); ``detach()`` removes it again.
     """
 
     def __init__(self, ros_logger: RcutilsLogger) -> None:

@@ -1,5 +1,5 @@
-"""Log text: outside text (message fields, graph names, exception messages) made safe for one log line, and
-recurring problems logged at a bounded rate."""
+"""Log text: outside text (message fields, graph names, exception messages) made safe for one log
+line, and recurring problems logged at a bounded rate."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def printable(value: object, limit: int = MAX_LOGGED_CHARS) -> str:
-    """``str(value)`` cut to ``limit`` characters, with control and other non-printable characters escaped
-    (``\\n``, ``\\x1b``, ``\\u2028``), so it can neither flood a log nor forge a line of its own."""
+    """``str(value)`` cut to ``limit`` characters, with control and other non-printable characters
+    escaped (``\\n``, ``\\x1b``, ``\\u2028``), so it can neither flood a log nor forge a line of
+    its own."""
     text = str(value)
     shown = "".join(c if c.isprintable() else _escape(c) for c in text[:limit])
     if len(text) > limit:
@@ -34,7 +35,8 @@ def _escape(char: str) -> str:
 
 
 class ProblemLog:
-    """Logs a recurring problem at most once per ``period_s`` per key, with how often it occurred so far."""
+    """Logs a recurring problem at most once per ``period_s`` per key, with how often it occurred
+    so far."""
 
     def __init__(
         self, error: Callable[[str], object], warning: Callable[[str], object], period_s: float
@@ -45,7 +47,8 @@ class ProblemLog:
     def __call__(
         self, key: str, count: int, text: str, error: bool = True, details: str = ""
     ) -> None:
-        """Log ``text`` (and ``details`` on the lines after it) unless ``key`` was logged within the period."""
+        """Log ``text`` (and ``details`` on the lines after it) unless ``key`` was logged within
+        the period."""
         now = time.monotonic()
         last = self._logged_at.get(key)
         if last is not None and now - last < self.period_s:

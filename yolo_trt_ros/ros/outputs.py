@@ -1,9 +1,12 @@
-"""The tracker node's outputs: detections (vision_msgs/Detection2DArray) and the annotated image."""
+"""The tracker node's outputs: detections (vision_msgs/Detection2DArray) and the annotated
+image."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle.publisher import LifecyclePublisher
@@ -14,12 +17,14 @@ from vision_msgs.msg import Detection2DArray
 from yolo_trt_ros.detection.annotate import Annotator
 from yolo_trt_ros.pipeline import FrameResult
 from yolo_trt_ros.ros.detection_msgs import DetectionArrayBuilder
+from yolo_trt_ros.ros.diagnostics import Report
 from yolo_trt_ros.ros.image_conversion import array_to_image
 
 
 class Outputs:
-    """Lifecycle publishers ``detections`` and ``annotated_image`` of ``node``; a failed publish is logged
-    (throttled), never raised, so a shutting-down context or a congested reliable reader costs one message."""
+    """Lifecycle publishers ``detections`` and ``annotated_image`` of ``node``; a failed publish is
+    logged (throttled), never raised, so a shutting-down context or a congested reliable reader
+    costs one message."""
 
     def __init__(self, node: LifecycleNode, log_period_s: float) -> None:
         self._node = node
@@ -33,7 +38,8 @@ class Outputs:
         self._detections = self._node.create_lifecycle_publisher(
             Detection2DArray, "detections", 10
         )
-        # Reliable depth 1: matches reliable and best-effort viewers (rviz), never queues stale images.
+        # Reliable depth 1: matches reliable and best-effort viewers (rviz), never queues stale
+        # images.
         self._annotated = self._node.create_lifecycle_publisher(Image, "annotated_image", 1)
 
     def destroy(self) -> None:
@@ -78,3 +84,17 @@ class Outputs:
                 f"publishing on {publisher.topic_name} failed: {exc}",
                 throttle_duration_sec=self._log_period_s,
             )
+
+
+def diagnostic_array(report: Report, name: str, stamp: Time) -> DiagnosticArray:
+    """The /diagnostics message of node ``name`` (fully qualified) for ``report``."""
+    status = DiagnosticStatus(
+        level=bytes([report.level]),
+        name=f"{name}: detector",
+        message=report.message,
+        hardware_id=name,
+        values=[KeyValue(key=k, value=v) for k, v in report.values],
+    )
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = stamp
+    return array

@@ -1,10 +1,11 @@
-"""The parameters of ``yolo_tracker``: one table (default, type, range or choices, description), their declaration,
-and the check of a value against its entry.
+"""The parameters of ``yolo_tracker``: one table (default, type, range or choices, description),
+their declaration, and the check of a value against its entry.
 
-A value given at start (``-p`` or the YAML) that fails its type or range must not take the node down, so
-``declare_all`` declares such a parameter without its constraints, holding the given value, and returns the
-problem; ``on_configure`` refuses to configure while any value fails ``check``, with a reason that names the
-parameter, the value and what is allowed, until ``ros2 param set`` fixes it. At run time a bad value is refused.
+A value given at start (``-p`` or the YAML) that fails its type or range must not take the node
+down, so ``declare_all`` declares such a parameter without its constraints, holding the given
+value, and returns the problem; ``on_configure`` refuses to configure while any value fails
+``check``, with a reason that names the parameter, the value and what is allowed, until ``ros2
+param set`` fixes it. At run time a bad value is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from yolo_trt_ros.detection.detector import DetectorConfig
 from yolo_trt_ros.inference.selection import CHOICES as BACKEND_CHOICES
@@ -45,7 +47,8 @@ _UNCONFIGURED_ONLY = " Changeable only while unconfigured."
 
 @dataclass(frozen=True)
 class Spec:
-    """One parameter: its default (whose type is the parameter's; a list: string array), allowed range or choices."""
+    """One parameter: its default (whose type is the parameter's; a list: string array), allowed
+    range or choices."""
 
     name: str
     default: Any
@@ -60,7 +63,8 @@ class Spec:
         return type(self.default)
 
     def descriptor(self, constrained: bool = True) -> ParameterDescriptor:
-        """The ROS descriptor; ``constrained`` False drops type and range (a bad start value is kept, see module)."""
+        """The ROS descriptor; ``constrained`` False drops type and range (a bad start value is
+        kept, see module)."""
         text = self.description + (_UNCONFIGURED_ONLY if self.structural else "")
         constraints = ", ".join(self.choices)
         if (
@@ -81,7 +85,8 @@ class Spec:
         return descriptor
 
     def check(self, value: Any) -> str:
-        """Why ``value`` is not allowed ("" when it is), naming the parameter, the value and what is allowed."""
+        """Why ``value`` is not allowed ("" when it is), naming the parameter, the value and what
+        is allowed."""
         kind = self.kind
         if kind is list:
             if value is None or (
@@ -89,7 +94,10 @@ class Spec:
                 and all(isinstance(v, str) for v in value)
             ):
                 return ""
-            return f"{self.name} = {value!r} is not a list of strings (class names), e.g. ['person', 'car']"
+            return (
+                f"{self.name} = {value!r} is not a list of strings (class names), e.g. "
+                "['person', 'car']"
+            )
         fits = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             fits = True  # an integer given at start stands for the same double
@@ -104,8 +112,8 @@ class Spec:
         return ""
 
     def coerce(self, value: Any) -> Any:
-        """A checked value as the node uses it: a double for an integer given to a double parameter, a tuple of
-        class names for a list."""
+        """A checked value as the node uses it: a double for an integer given to a double
+        parameter, a tuple of class names for a list."""
         if self.kind is float:
             return float(value)
         if self.kind is list:
@@ -137,7 +145,8 @@ SPECS: tuple[Spec, ...] = (
         "trt_precision",
         "fp16",
         "TensorRT precision of the engine built (once, then cached) from an .onnx "
-        "model_path; an .engine runs as built. int8 needs a calibrated engine (yolo-trt-ros build-engine --int8).",
+        "model_path; an .engine runs as built. int8 needs a calibrated engine (yolo-trt-ros "
+        "build-engine --int8).",
         choices=TRT_PRECISIONS,
         structural=True,
     ),
@@ -159,7 +168,8 @@ SPECS: tuple[Spec, ...] = (
         "ort_allow_spinning",
         False,
         "ONNX Runtime: let idle worker threads busy-wait. Off by default: on a robot "
-        "the cores are shared with the camera driver, DDS and other nodes, and spinning threads slow them and, "
+        "the cores are shared with the camera driver, DDS and other nodes, and spinning threads "
+        "slow them and, "
         "through them, inference.",
         structural=True,
     ),
@@ -208,7 +218,8 @@ SPECS: tuple[Spec, ...] = (
         "stamp_tolerance",
         1.0,
         "Seconds by which a header stamp's progress may differ from the receive clock's "
-        "before the stamp counts as a glitch (the tracker then steps one typical frame interval and the frame's "
+        "before the stamp counts as a glitch (the tracker then steps one typical frame interval "
+        "and the frame's "
         "latency is not counted).",
         (0.01, 3600.0),
     ),
@@ -265,7 +276,8 @@ STRUCTURAL = tuple(spec.name for spec in SPECS if spec.structural)
 
 
 def declare_all(node: Node) -> dict[str, str]:
-    """Declare every parameter on ``node``; returns {name: problem} for start values that fail their check."""
+    """Declare every parameter on ``node``; returns {name: problem} for start values that fail
+    their check."""
     problems: dict[str, str] = {}
     for spec in SPECS:
         try:
@@ -275,12 +287,15 @@ def declare_all(node: Node) -> dict[str, str]:
         problem = spec.check(node.get_parameter(spec.name).value)
         if problem:
             problems[spec.name] = problem
+    classes = node.get_parameter("classes")
+    if not classes.value and classes.type_ != Parameter.Type.STRING_ARRAY:  # unset, or [] untyped
+        node.set_parameters([Parameter("classes", Parameter.Type.STRING_ARRAY, [])])
     return problems
 
 
 def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:
-    """The frame pipeline's settings from checked, coerced values (``Spec.coerce``) of every parameter; ValueError
-    when the tracker parameters do not fit together."""
+    """The frame pipeline's settings from checked, coerced values (``Spec.coerce``) of every
+    parameter; ValueError when the tracker parameters do not fit together."""
     return PipelineConfig(
         detector=DetectorConfig(
             conf_threshold=values["conf_threshold"],

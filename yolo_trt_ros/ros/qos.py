@@ -15,7 +15,8 @@ RELIABILITY = {
 
 
 def image_qos(reliability: str, depth: int) -> QoSProfile:
-    """Volatile keep-last QoS; ``reliability`` "best_effort" (sensor data) or "reliable"; ValueError otherwise."""
+    """Volatile keep-last QoS; ``reliability`` "best_effort" (sensor data) or "reliable";
+    ValueError otherwise."""
     if reliability not in RELIABILITY:
         raise ValueError(
             f"qos_reliability must be one of {', '.join(RELIABILITY)}, got {reliability!r}"
@@ -31,7 +32,8 @@ def image_qos(reliability: str, depth: int) -> QoSProfile:
 def reliability_mismatch(
     wanted: ReliabilityPolicy, topic: str, publishers: Sequence[TopicEndpointInfo]
 ) -> str:
-    """A sentence about the ``publishers`` a ``wanted``-reliability subscription cannot match ("" if none)."""
+    """A sentence about the ``publishers`` a ``wanted``-reliability subscription cannot match (""
+    if none)."""
     if wanted != ReliabilityPolicy.RELIABLE:
         return ""
     offered = [
@@ -42,6 +44,7 @@ def reliability_mismatch(
     if not offered:
         return ""
     return (
-        f"publisher on {topic} is BEST_EFFORT but this subscription requires RELIABLE: no frames will arrive "
+        f"publisher on {topic} is BEST_EFFORT but this subscription requires RELIABLE: no frames "
+        "will arrive "
         f"from {len(offered)} of {len(publishers)} publisher(s); set qos_reliability:=best_effort"
     )

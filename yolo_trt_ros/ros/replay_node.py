@@ -1,12 +1,14 @@
-"""Node ``image_replay``: publishes a video file, an image folder or a MOT sequence as a camera would.
+"""Node ``image_replay``: publishes a video file, an image folder or a MOT sequence as a camera
+would.
 
-Publishes sensor_msgs/Image (bgr8) on ``image_raw`` (remap it) at the source frame rate or ``rate``, stamped with
-the time of publishing and ``frame_id``. The next frame is decoded right after each publish, so the timer only
-publishes; the timer runs on a fixed schedule and does not drift. Without ``loop`` the node exits at the end of the
-source (``exit_on_end``, default true) after logging ``published N frames ...``.
+Publishes sensor_msgs/Image (bgr8) on ``image_raw`` (remap it) at the source frame rate or
+``rate``, stamped with the time of publishing and ``frame_id``. The next frame is decoded right
+after each publish, so the timer only publishes; the timer runs on a fixed schedule and does not
+drift. Without ``loop`` the node exits at the end of the source (``exit_on_end``, default true)
+after logging ``published N frames ...``.
 
-Over FastDDS on one machine, set ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA``: the default transports lose most
-best-effort 640x480 frames.
+Over FastDDS on one machine, set ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA``: the default transports
+lose most best-effort 640x480 frames.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class ReplayError(ValueError):
 
 
 class ImageReplay(Node):
-    """Publishes the frames of a source on ``image_raw`` at a fixed rate; ``finished`` completes at the end."""
+    """Publishes the frames of a source on ``image_raw`` at a fixed rate; ``finished`` completes at
+    the end."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("image_replay", **kwargs)
@@ -72,10 +75,12 @@ class ImageReplay(Node):
         self._next = self._prefetch()
         if self._next is None:
             raise ReplayError(f"{self._source.description}: no frames")
+        limit = f", max {self._max_frames} frames" if self._max_frames else ""
         self.get_logger().info(
-            f"replaying {self._source.description} at {self._source.fps:g} fps on {self._publisher.topic_name} "
+            f"replaying {self._source.description} at {self._source.fps:g} fps on "
+            f"{self._publisher.topic_name} "
             f"({p['qos_reliability']}, depth {p['qos_depth']}, frame_id {self._frame_id!r}"
-            f"{', loop' if self._loop else ''}{f', max {self._max_frames} frames' if self._max_frames else ''})"
+            f"{', loop' if self._loop else ''}{limit})"
         )
         if self._wait_for:
             self.get_logger().info(f"waiting for {self._wait_for} subscriber(s) before publishing")
@@ -144,7 +149,8 @@ class ImageReplay(Node):
         }
 
     def _prefetch(self) -> Image | None:
-        """Decode the next frame into a message ready to publish (None at the end of the source)."""
+        """Decode the next frame into a message ready to publish (None at the end of the
+        source)."""
         try:
             item = next(self._frames, None)
             if item is None and self._loop and self.published:
@@ -179,7 +185,8 @@ class ImageReplay(Node):
 
     def _finish(self) -> None:
         self._timer.cancel()
-        # A reliable sample is delivered only once acknowledged: exiting earlier would drop the last frames.
+        # A reliable sample is delivered only once acknowledged: exiting earlier would drop the
+        # last frames.
         if not self._publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S)):
             self.get_logger().warning(
                 f"not every frame was acknowledged within {ACK_TIMEOUT_S:g} s"
@@ -188,7 +195,8 @@ class ImageReplay(Node):
         self.finished.set_result(self.published)
 
     def log_totals(self) -> None:
-        """Log ``published N frames in T s (R fps), E publish errors`` (the demo reads N from this line)."""
+        """Log ``published N frames in T s (R fps), E publish errors`` (the demo reads N from this
+        line)."""
         elapsed = time.monotonic() - self._started_at if self.published else 0.0
         rate = (self.published - 1) / elapsed if elapsed > 0 else 0.0
         self.get_logger().info(
@@ -198,7 +206,8 @@ class ImageReplay(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Console entry point ``image_replay``; exit status 1 for bad parameters or an unreadable source."""
+    """Console entry point ``image_replay``; exit status 1 for bad parameters or an unreadable
+    source."""
     rclpy.init(args=args)
     node: ImageReplay | None = None
     try:

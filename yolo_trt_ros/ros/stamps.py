@@ -1,16 +1,19 @@
-"""Image header stamps checked against the receive clock: the tracker's time line, and which latencies are real.
+"""Image header stamps checked against the receive clock: the tracker's time line, and which
+latencies are real.
 
-A camera's stamps advance with the clock at which its frames arrive: the offset (receive time - stamp) is the
-camera-to-node delay and stays nearly constant, whatever the clocks' epochs (a bag replayed without sim time has a
-large but constant offset). A stamp is a glitch when it is zero, has nanoseconds >= 1e9, does not advance past the
-previous good stamp (``backwards``), or when its offset differs from the previous good frame's by more than
-``tolerance_s`` (``jump``, e.g. one stamp an hour off).
+A camera's stamps advance with the clock at which its frames arrive: the offset (receive time -
+stamp) is the camera-to-node delay and stays nearly constant, whatever the clocks' epochs (a bag
+replayed without sim time has a large but constant offset). A stamp is a glitch when it is zero,
+has nanoseconds >= 1e9, does not advance past the previous good stamp (``backwards``), or when its
+offset differs from the previous good frame's by more than ``tolerance_s`` (``jump``, e.g. one
+stamp an hour off).
 
-Tracker time (``StampCheck.time``): a good frame's stamp (shifted after a re-anchor, see below); for a glitch, the
-previous frame's time plus the camera's typical frame interval (the median of the recent good intervals; the
-receive interval while none is known), so one glitched stamp between good ones costs the tracker nothing. When
-``REANCHOR_FRAMES`` consecutive glitches agree with each other (the driver's clock was set, a bag restarted),
-their time line is taken as the new one, continuing the tracker time without a jump.
+Tracker time (``StampCheck.time``): a good frame's stamp (shifted after a re-anchor, see below);
+for a glitch, the previous frame's time plus the camera's typical frame interval (the median of the
+recent good intervals; the receive interval while none is known), so one glitched stamp between
+good ones costs the tracker nothing. When ``REANCHOR_FRAMES`` consecutive glitches agree with each
+other (the driver's clock was set, a bag restarted), their time line is taken as the new one,
+continuing the tracker time without a jump.
 
 Latency (``plausible_latency_ms``) is reported only for good stamps, from 0 to ``MAX_LATENCY_S``.
 """
@@ -24,7 +27,8 @@ from dataclasses import dataclass
 REANCHOR_FRAMES = 2
 """Consecutive glitches on one consistent time line after which that time line is accepted."""
 MAX_LATENCY_S = 10.0
-"""Longest stamp-to-publish delay counted as latency; anything longer is a clock mismatch, not a delay."""
+"""Longest stamp-to-publish delay counted as latency; anything longer is a clock mismatch, not a
+delay."""
 _INTERVALS = 15
 """Good stamp intervals kept for the typical frame interval."""
 
@@ -52,8 +56,8 @@ class _Anchor:
 
 
 class StampGuard:
-    """Checks each frame's header stamp (``sec``, ``nanosec``) against its receive time (seconds, any clock that
-    runs at the stamps' rate: the node's ROS clock); see the module docstring."""
+    """Checks each frame's header stamp (``sec``, ``nanosec``) against its receive time (seconds,
+    any clock that runs at the stamps' rate: the node's ROS clock); see the module docstring."""
 
     def __init__(self, tolerance_s: float = 1.0) -> None:
         self.tolerance_s = tolerance_s
@@ -131,7 +135,8 @@ class StampGuard:
         return StampCheck(time, glitch, detail)
 
     def _next_time(self, receive: float) -> float:
-        """The previous frame's time plus the typical frame interval (the receive interval while none is known)."""
+        """The previous frame's time plus the typical frame interval (the receive interval while
+        none is known)."""
         assert self._last_time is not None and self._last_receive is not None
         if self._intervals:
             return self._last_time + statistics.median(self._intervals)
@@ -139,7 +144,8 @@ class StampGuard:
 
 
 def plausible_latency_ms(check: StampCheck, stamp: float, now: float) -> float | None:
-    """Stamp-to-``now`` latency in ms for a good stamp within [0, ``MAX_LATENCY_S``]; None otherwise."""
+    """Stamp-to-``now`` latency in ms for a good stamp within [0, ``MAX_LATENCY_S``]; None
+    otherwise."""
     latency = now - stamp
     if check.glitch is not None or not 0.0 <= latency <= MAX_LATENCY_S:
         return None

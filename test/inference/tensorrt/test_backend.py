@@ -1,6 +1,7 @@
-"""TensorRTBackend's buffer, binding, cache and cleanup logic on the CPU, against fake tensorrt (8.6 and 10 API
-surfaces) and a fake pycuda whose device memory is host memory. The same code path runs with real pycuda and
-real CUDA kernels in test_gpu_check.py (marker gpu); real TensorRT never ran here.
+"""TensorRTBackend's buffer, binding, cache and cleanup logic on the CPU, against fake tensorrt
+(8.6 and 10 API surfaces) and a fake pycuda whose device memory is host memory. The same code path
+runs with real pycuda and real CUDA kernels in test_gpu_check.py (marker gpu); real TensorRT never
+ran here.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Engine builder and ``build-engine`` CLI against fake tensorrt/pycuda (real ONNX files, real calibration images).
+"""Engine builder and ``build-engine`` CLI against fake tensorrt/pycuda (real ONNX files, real
+calibration images).
 
-What the fake checks: the calls are the documented 8.6/10 ones (explicit-batch flag on 8.6, workspace pool,
-FP16/INT8 flags, calibrator protocol, profile for dynamic inputs); what comes out is a cached engine with a
-sidecar that the backend then accepts. Real TensorRT never ran here.
+What the fake checks: the calls are the documented 8.6/10 ones (explicit-batch flag on 8.6,
+workspace pool, FP16/INT8 flags, calibrator protocol, profile for dynamic inputs); what comes out
+is a cached engine with a sidecar that the backend then accepts. Real TensorRT never ran here.
 """
 
 from __future__ import annotations

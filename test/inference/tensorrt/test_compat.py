@@ -1,7 +1,9 @@
-"""The TensorRT 8.6 / 10 / 11 compatibility layer, executed against fake tensorrt modules of each API surface.
+"""The TensorRT 8.6 / 10 / 11 compatibility layer, executed against fake tensorrt modules of each
+API surface.
 
-The fakes (test/fake_tensorrt.py) implement only the documented calls of their version: the 8.6 fake has no
-tensor API and the 10 fake no bindings API, so a wrong branch fails with AttributeError.
+The fakes (test/fake_tensorrt.py) implement only the documented calls of their version: the 8.6
+fake has no tensor API and the 10 fake no bindings API, so a wrong branch fails with
+AttributeError.
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ def test_unsupported_types_and_versions(install) -> None:
     assert trt_compat._parse_version("8.6.1.post1") == (8, 6, 1)
 
 
-# -- builder ---------------------------------------------------------------------------------------------------
+# -- builder --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("version, flags", [("8.6.1", 1), ("10.3.0", 0)])

@@ -1,4 +1,5 @@
-"""Engine cache: reuse on a matching sidecar, rebuild on each mismatching field, refusal of direct engines."""
+"""Engine cache: reuse on a matching sidecar, rebuild on each mismatching field, refusal of direct
+engines."""
 
 from __future__ import annotations
 

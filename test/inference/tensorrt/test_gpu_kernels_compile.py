@@ -1,7 +1,7 @@
 """The CUDA sources compile with nvcc for Jetson Orin (sm_87) and Hopper (sm_90), with no warnings.
 
-They run on the GPU machine (test_gpu_check.py); here the compiler catches syntax and type errors without a GPU.
-Skips where nvcc is not installed.
+They run on the GPU machine (test_gpu_check.py); here the compiler catches syntax and type errors
+without a GPU. Skips where nvcc is not installed.
 """
 
 from __future__ import annotations

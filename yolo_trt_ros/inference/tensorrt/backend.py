@@ -1,10 +1,12 @@
-"""TensorRT backend: a raw TensorRT runtime (through ``trt_compat``) with pycuda buffers and one CUDA stream.
+"""TensorRT backend: a raw TensorRT runtime (through ``trt_compat``) with pycuda buffers and one
+CUDA stream.
 
-Per frame: pinned host -> device copy, ``execute_async``, device -> pinned host copy, all on one stream with a
-single synchronize. With ``gpu_preprocess`` the raw uint8 frame is uploaded instead and letterboxed on the GPU
-straight into the engine input, and only the candidate anchors come back (``infer_image``). The backend owns its
-CUDA context (the device's primary context) and pushes/pops it around every call, so any thread may call it
-(one at a time); ``close`` releases every allocation, the engine and the context.
+Per frame: pinned host -> device copy, ``execute_async``, device -> pinned host copy, all on one
+stream with a single synchronize. With ``gpu_preprocess`` the raw uint8 frame is uploaded instead
+and letterboxed on the GPU straight into the engine input, and only the candidate anchors come back
+(``infer_image``). The backend owns its CUDA context (the device's primary context) and pushes/pops
+it around every call, so any thread may call it (one at a time); ``close`` releases every
+allocation, the engine and the context.
 """
 
 from __future__ import annotations
@@ -63,14 +65,17 @@ class _Buffer:
 
 
 class TensorRTBackend:
-    """A YOLOv8 detection engine (from ``.engine``, or built and cached from ``.onnx``) on CUDA device ``device``.
+    """A YOLOv8 detection engine (from ``.engine``, or built and cached from ``.onnx``) on CUDA
+    device ``device``.
 
-    ``precision``, ``max_batch`` and ``workspace_mb`` apply when an engine is built from an ``.onnx`` (they select
-    and fingerprint its cache slot); an ``.engine`` runs as built (its sidecar says how).
+    ``precision``, ``max_batch`` and ``workspace_mb`` apply when an engine is built from an
+    ``.onnx`` (they select and fingerprint its cache slot); an ``.engine`` runs as built (its
+    sidecar says how).
 
-    Raises ModelError naming the file and the problem (refused engine, build failure, wrong I/O, no GPU, ...).
-    ``infer`` returns a view of a pinned buffer that the next call overwrites. ``gpu_timing`` records CUDA events
-    around the stages of ``infer_image`` (``last_gpu_times``; a few microseconds per frame).
+    Raises ModelError naming the file and the problem (refused engine, build failure, wrong I/O, no
+    GPU, ...). ``infer`` returns a view of a pinned buffer that the next call overwrites.
+    ``gpu_timing`` records CUDA events around the stages of ``infer_image`` (``last_gpu_times``; a
+    few microseconds per frame).
     """
 
     name = "tensorrt"
@@ -133,14 +138,16 @@ class TensorRTBackend:
         inputs, outputs = runner.inputs, runner.outputs
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(
-                f"model {self.model_path}: engine has inputs ({', '.join(t.name for t in inputs)}) and outputs "
+                f"model {self.model_path}: engine has inputs "
+                f"({', '.join(t.name for t in inputs)}) and outputs "
                 f"({', '.join(t.name for t in outputs)}); YOLOv8 detection needs one of each"
             )
         self._in, self._out = inputs[0], outputs[0]
         for t in (self._in, self._out):
             if t.dtype not in _FLOAT_TYPES:
                 raise ModelError(
-                    f"model {self.model_path}: tensor '{t.name}' is {t.dtype}; need float32 or float16"
+                    f"model {self.model_path}: tensor '{t.name}' is {t.dtype}; need float32 or "
+                    "float16"
                 )
         self.input_dtype: np.dtype = self._in.dtype
         self.input_shape = resolve_input_shape(
@@ -173,7 +180,8 @@ class TensorRTBackend:
         out_shape = self._runner.shape(self._out.name)
         if any(d < 0 for d in out_shape):
             raise ModelError(
-                f"model {self.model_path}: output shape {list(out_shape)} unresolved for input {shape}"
+                f"model {self.model_path}: output shape {list(out_shape)} unresolved for input "
+                f"{shape}"
             )
         if self._in_buf.ensure(int(np.prod(shape))) or not self._shape:
             self._runner.set_address(self._in.name, int(self._in_buf.device))
@@ -190,7 +198,8 @@ class TensorRTBackend:
         return self._gpu is not None
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
-        """Run a (B, 3, H, W) tensor (B within the engine profile); returns (B, 4+nc, N) float32."""
+        """Run a (B, 3, H, W) tensor (B within the engine profile); returns (B, 4+nc, N)
+        float32."""
         ctx = self._live()
         with ctx.active():
             if tuple(tensor.shape) != self._shape:
@@ -211,9 +220,10 @@ class TensorRTBackend:
     def infer_image(
         self, image: np.ndarray, encoding: str, conf_threshold: float
     ) -> tuple[np.ndarray, LetterboxTransform]:
-        """GPU path for one raw uint8 frame: upload, letterbox on the GPU, run, keep the anchors whose best score
-        exceeds ``conf_threshold``. Returns the (1, 4+nc, K) float32 candidates (decoding them gives the same
-        detections as decoding the full output) and the letterbox geometry. ValueError for a bad frame."""
+        """GPU path for one raw uint8 frame: upload, letterbox on the GPU, run, keep the anchors
+        whose best score exceeds ``conf_threshold``. Returns the (1, 4+nc, K) float32 candidates
+        (decoding them gives the same detections as decoding the full output) and the letterbox
+        geometry. ValueError for a bad frame."""
         ctx = self._live()
         if self._gpu is None:
             raise RuntimeError("GPU preprocessing is not available for this backend")
@@ -224,8 +234,8 @@ class TensorRTBackend:
 
     @property
     def last_gpu_times(self) -> dict[str, float]:
-        """With ``gpu_timing``: milliseconds (CUDA events) of the last ``infer_image`` stages (upload+letterbox,
-        engine, compaction+copy); else empty."""
+        """With ``gpu_timing``: milliseconds (CUDA events) of the last ``infer_image`` stages
+        (upload+letterbox, engine, compaction+copy); else empty."""
         return dict(self._gpu.times) if self._gpu is not None else {}
 
     def _execute(self) -> None:
@@ -238,7 +248,8 @@ class TensorRTBackend:
         return self._ctx
 
     def diagnostics(self) -> dict[str, str]:
-        """Key/values for the node's diagnostics: GPU, TensorRT, precision, device memory held, GPU path."""
+        """Key/values for the node's diagnostics: GPU, TensorRT, precision, device memory held, GPU
+        path."""
         out = {
             "gpu": self.gpu_name if self._ctx is not None else "",
             "tensorrt": self.tensorrt_version,
@@ -250,7 +261,8 @@ class TensorRTBackend:
         return out
 
     def close(self) -> None:
-        """Free every buffer, the kernels, the engine and the stream, then release the CUDA context."""
+        """Free every buffer, the kernels, the engine and the stream, then release the CUDA
+        context."""
         ctx, self._ctx = self._ctx, None
         if ctx is None:
             return
@@ -279,7 +291,8 @@ def _batch1(info: TensorInfo) -> list[int | None]:
 
 
 class _GpuPath:
-    """Upload + GPU letterbox into the engine input, engine, candidate compaction; timed with CUDA events."""
+    """Upload + GPU letterbox into the engine input, engine, candidate compaction; timed with CUDA
+    events."""
 
     def __init__(self, backend: TensorRTBackend, timing: bool):
         from yolo_trt_ros.inference.tensorrt.gpu_preprocess import (
@@ -301,7 +314,8 @@ class _GpuPath:
 
     @classmethod
     def start(cls, backend: TensorRTBackend, timing: bool, log: logging.Logger) -> _GpuPath | None:
-        """The GPU path, or None (logged) when its kernels cannot be built here, e.g. without nvcc."""
+        """The GPU path, or None (logged) when its kernels cannot be built here, e.g. without
+        nvcc."""
         try:
             return cls(backend, timing)
         except Exception as exc:  # pycuda compile errors, missing nvcc

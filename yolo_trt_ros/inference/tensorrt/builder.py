@@ -1,10 +1,13 @@
 """Build TensorRT engines from ONNX with TensorRT's ONNX parser, and keep the engine cache filled.
 
-``ensure_engine`` is what the backend calls for a model path (``.onnx``: reuse or build the cached engine;
-``.engine``: check its sidecar). ``register`` adds the ``build-engine`` subcommand to the ``yolo-trt-ros`` CLI:
+``ensure_engine`` is what the backend calls for a model path (``.onnx``: reuse or build the cached
+engine; ``.engine``: check its sidecar). ``register`` adds the ``build-engine`` subcommand to the
+``yolo-trt-ros`` CLI:
 
-    yolo-trt-ros build-engine --onnx M.onnx [--fp16 | --int8 --calib-dir DIR] [--workspace MB] [--max-batch N]
-    yolo-trt-ros build-engine --adopt M.engine [--fp16 | --int8]   # sidecar for an engine built here by another tool
+    yolo-trt-ros build-engine --onnx M.onnx [--fp16 | --int8 --calib-dir DIR] [--workspace MB]
+    [--max-batch N]
+    yolo-trt-ros build-engine --adopt M.engine [--fp16 | --int8]   # sidecar for an engine built
+    here by another tool
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ class BuildError(RuntimeError):
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """How to build: precision (fp32/fp16/int8), workspace limit, max batch of a dynamic-batch model, input size
-    for dynamic H/W (default: the model's ``imgsz`` metadata, else 640), INT8 calibration images and cache."""
+    """How to build: precision (fp32/fp16/int8), workspace limit, max batch of a dynamic-batch
+    model, input size for dynamic H/W (default: the model's ``imgsz`` metadata, else 640), INT8
+    calibration images and cache."""
 
     precision: str = "fp16"
     workspace_mb: int = DEFAULT_WORKSPACE_MB
@@ -63,9 +67,11 @@ def current_platform(cuda: CudaContext) -> Platform:
 
 
 def engine_spec(onnx_path: Path, options: BuildOptions, platform: Platform) -> EngineSpec:
-    """What an engine of ``onnx_path`` built with ``options`` on ``platform`` records (no TensorRT needed).
+    """What an engine of ``onnx_path`` built with ``options`` on ``platform`` records (no TensorRT
+    needed).
 
-    ModelError for a model that the detector would refuse anyway (inputs, outputs, output layout), before any build.
+    ModelError for a model that the detector would refuse anyway (inputs, outputs, output layout),
+    before any build.
     """
     try:
         info = read_onnx_info(onnx_path)
@@ -74,7 +80,8 @@ def engine_spec(onnx_path: Path, options: BuildOptions, platform: Platform) -> E
     if len(info.inputs) != 1:
         names = ", ".join(i.name for i in info.inputs)
         raise ModelError(
-            f"model {onnx_path}: has {len(info.inputs)} inputs ({names}); YOLOv8 needs one image input"
+            f"model {onnx_path}: has {len(info.inputs)} inputs ({names}); YOLOv8 needs one image "
+            "input"
         )
     inp = info.inputs[0]
     dims = [d if isinstance(d, int) and d > 0 else None for d in inp.shape]
@@ -87,7 +94,8 @@ def engine_spec(onnx_path: Path, options: BuildOptions, platform: Platform) -> E
     if len(info.outputs) != 1:
         names = ", ".join(o.name for o in info.outputs)
         raise ModelError(
-            f"model {onnx_path}: has {len(info.outputs)} outputs ({names}); only single-output YOLOv8 "
+            f"model {onnx_path}: has {len(info.outputs)} outputs ({names}); only single-output "
+            "YOLOv8 "
             "detection models are supported"
         )
     profile = profile_for([(inp.name, inp.shape)], options.max_batch, (h, w))
@@ -101,10 +109,11 @@ def build_engine(
     options: BuildOptions,
     log: logging.Logger,
 ) -> dict[str, Any]:
-    """Parse ``onnx_path``, build it as ``spec`` says and write the plan to ``engine_path`` (atomically).
+    """Parse ``onnx_path``, build it as ``spec`` says and write the plan to ``engine_path``
+    (atomically).
 
-    Returns the extra sidecar fields: the ONNX metadata (class names, ...) and the build settings. Needs the CUDA
-    context current.
+    Returns the extra sidecar fields: the ONNX metadata (class names, ...) and the build settings.
+    Needs the CUDA context current.
     """
     import tensorrt as trt
 
@@ -169,7 +178,8 @@ def _calibrator(
         return None, lambda: None
     if options.calib_dir is None:
         raise BuildError(
-            "INT8 needs calibration images: pass --calib-dir DIR (a few hundred frames from your camera)"
+            "INT8 needs calibration images: pass --calib-dir DIR (a few hundred frames from your "
+            "camera)"
         )
     import numpy as np
 
@@ -189,8 +199,9 @@ def _calibrator(
 def ensure_engine(
     model_path: Path, options: BuildOptions, cuda: CudaContext, log: logging.Logger
 ) -> tuple[Path, dict[str, Any]]:
-    """The engine to load for ``model_path`` and its sidecar record: a checked ``.engine``, or the cached engine
-    of an ``.onnx`` (built now when missing or stale). Needs the CUDA context current."""
+    """The engine to load for ``model_path`` and its sidecar record: a checked ``.engine``, or the
+    cached engine of an ``.onnx`` (built now when missing or stale). Needs the CUDA context
+    current."""
     platform = current_platform(cuda)
     return resolve_engine(
         model_path,
@@ -204,10 +215,11 @@ def ensure_engine(
 def adopt_engine(
     engine_path: Path, precision: str, cuda: CudaContext, log: logging.Logger
 ) -> Path:
-    """Write a sidecar for an engine built on this machine by another tool (e.g. ``yolo export format=engine``).
+    """Write a sidecar for an engine built on this machine by another tool (e.g. ``yolo export
+    format=engine``).
 
-    The engine is deserialized here first, so only an engine this TensorRT can load is adopted; its profile is
-    read from the engine. The ONNX hash is unknown (empty).
+    The engine is deserialized here first, so only an engine this TensorRT can load is adopted; its
+    profile is read from the engine. The ONNX hash is unknown (empty).
     """
     plan, header = read_engine_plan(engine_path)
     runner = trt_compat.load_engine(plan, log)

@@ -1,12 +1,13 @@
 """The one place that knows how TensorRT 8.6, 10.x and 11.x differ (runtime and builder).
 
 Runtime: TensorRT 10 removed the bindings API, so engines run through the name-based tensor API
-(``num_io_tensors``, ``get_tensor_name/mode/shape/dtype``, ``set_input_shape``, ``set_tensor_address``,
-``execute_async_v3``); on TensorRT 8.x the bindings API (``get_binding_*``, ``set_binding_shape``,
-``execute_async_v2``) is used, which every 8.x release has. ``load_engine`` returns an ``EngineRunner`` that hides
-the difference. Builder: explicit-batch network flag (required before 10, deprecated after), workspace limit
-(``set_memory_pool_limit`` since 8.4, else ``max_workspace_size``), and precision flags (removed in 11, where the
-ONNX itself must carry FP16 types or Q/DQ nodes).
+(``num_io_tensors``, ``get_tensor_name/mode/shape/dtype``, ``set_input_shape``,
+``set_tensor_address``, ``execute_async_v3``); on TensorRT 8.x the bindings API (``get_binding_*``,
+``set_binding_shape``, ``execute_async_v2``) is used, which every 8.x release has. ``load_engine``
+returns an ``EngineRunner`` that hides the difference. Builder: explicit-batch network flag
+(required before 10, deprecated after), workspace limit (``set_memory_pool_limit`` since 8.4, else
+``max_workspace_size``), and precision flags (removed in 11, where the ONNX itself must carry FP16
+types or Q/DQ nodes).
 
 ``tensorrt`` is imported inside the functions, so importing this module never needs TensorRT.
 """
@@ -34,8 +35,9 @@ class TensorRTError(RuntimeError):
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """One engine I/O tensor. ``shape`` has -1 for dynamic dims; ``profile`` is (min, opt, max) of an input
-    under optimization profile 0 (the static shape three times when nothing is dynamic), None for outputs."""
+    """One engine I/O tensor. ``shape`` has -1 for dynamic dims; ``profile`` is (min, opt, max) of
+    an input under optimization profile 0 (the static shape three times when nothing is dynamic),
+    None for outputs."""
 
     name: str
     is_input: bool
@@ -68,7 +70,8 @@ def _major() -> int:
 
 
 def check_supported() -> None:
-    """Raise TensorRTError for TensorRT versions before 8 (no explicit-batch ONNX engines worth supporting)."""
+    """Raise TensorRTError for TensorRT versions before 8 (no explicit-batch ONNX engines worth
+    supporting)."""
     version = tensorrt_version()
     if version[0] < 8:
         raise TensorRTError(
@@ -76,13 +79,14 @@ def check_supported() -> None:
         )
 
 
-# -- logging -------------------------------------------------------------------------------------------------
+# -- logging --------------------------------------------------------------------------------------
 
 _LOGGERS: dict[int, trt.ILogger] = {}
 
 
 def trt_logger(log: logging.Logger) -> trt.ILogger:
-    """A TensorRT logger forwarding to ``log``; one per process (TensorRT wants the same one everywhere)."""
+    """A TensorRT logger forwarding to ``log``; one per process (TensorRT wants the same one
+    everywhere)."""
     import tensorrt as trt
 
     key = id(trt)
@@ -106,11 +110,12 @@ def trt_logger(log: logging.Logger) -> trt.ILogger:
     return _LOGGERS[key]
 
 
-# -- runtime ---------------------------------------------------------------------------------------------------
+# -- runtime --------------------------------------------------------------------------------------
 
 
 class EngineRunner(ABC):
-    """A deserialized engine with one execution context, driven by tensor names on every TensorRT version.
+    """A deserialized engine with one execution context, driven by tensor names on every TensorRT
+    version.
 
     Call with the CUDA context current. ``execute_async`` only enqueues work on the given stream.
     """
@@ -149,7 +154,7 @@ class EngineRunner(ABC):
         if info.profile is not None:
             low, _, high = info.profile
             fits = len(shape) == len(low) and all(
-                lo <= d <= hi for d, lo, hi in zip(shape, low, high)
+                lo <= d <= hi for d, lo, hi in zip(shape, low, high, strict=True)
             )
             if not fits:
                 raise TensorRTError(
@@ -172,11 +177,12 @@ class EngineRunner(ABC):
 
     @abstractmethod
     def execute_async(self, stream_handle: int) -> None:
-        """Enqueue one inference on the CUDA stream ``stream_handle``; TensorRTError if TensorRT refuses."""
+        """Enqueue one inference on the CUDA stream ``stream_handle``; TensorRTError if TensorRT
+        refuses."""
 
     def close(self) -> None:
-        """Destroy context, engine and runtime (in that order: TensorRT requires it), freeing their device memory.
-        Nothing else may hold references to them."""
+        """Destroy context, engine and runtime (in that order: TensorRT requires it), freeing their
+        device memory. Nothing else may hold references to them."""
         self._context = None
         self._engine = None
         self._runtime = None
@@ -196,7 +202,8 @@ def load_engine(plan: bytes, log: logging.Logger) -> EngineRunner:
     engine = runtime.deserialize_cuda_engine(plan)
     if engine is None:
         raise TensorRTError(
-            f"TensorRT {trt.__version__} could not deserialize the engine (built by another TensorRT version, "
+            f"TensorRT {trt.__version__} could not deserialize the engine (built by another "
+            "TensorRT version, "
             "for another GPU, or corrupt; the TensorRT error is logged above)"
         )
     context = engine.create_execution_context()
@@ -271,7 +278,8 @@ class _TensorApiRunner(EngineRunner):
 
 
 class _LegacyEngine(Protocol):
-    """The TensorRT 8.x bindings API of ICudaEngine (removed in 10, so absent from the 10.x stubs)."""
+    """The TensorRT 8.x bindings API of ICudaEngine (removed in 10, so absent from the 10.x
+    stubs)."""
 
     @property
     def num_bindings(self) -> int: ...
@@ -341,13 +349,13 @@ class _BindingsApiRunner(EngineRunner):
     def execute_async(self, stream_handle: int) -> None:
         context = self._legacy_context()
         if not all(self._bindings):
-            unbound = [t.name for t, a in zip(self.tensors, self._bindings) if not a]
+            unbound = [t.name for t, a in zip(self.tensors, self._bindings, strict=True) if not a]
             raise TensorRTError(f"no address bound for tensor(s) {', '.join(unbound)}")
         if not context.execute_async_v2(self._bindings, stream_handle):
             raise TensorRTError("execute_async_v2 failed (the TensorRT error is logged above)")
 
 
-# -- builder ---------------------------------------------------------------------------------------------------
+# -- builder --------------------------------------------------------------------------------------
 
 
 class _LegacyBuilderConfig(Protocol):
@@ -357,7 +365,8 @@ class _LegacyBuilderConfig(Protocol):
 
 
 def create_network(builder: trt.Builder) -> trt.INetworkDefinition:
-    """An explicit-batch network definition (the flag is required before TensorRT 10 and ignored after)."""
+    """An explicit-batch network definition (the flag is required before TensorRT 10 and ignored
+    after)."""
     import tensorrt as trt
 
     flags = 0
@@ -383,15 +392,18 @@ def set_precision(
     calibrator: trt.IInt8Calibrator | None,
     log: logging.Logger,
 ) -> None:
-    """Enable FP16 or INT8 (with FP16 fallback) kernels; on TensorRT 11 only fp32 (types come from the ONNX)."""
+    """Enable FP16 or INT8 (with FP16 fallback) kernels; on TensorRT 11 only fp32 (types come from
+    the ONNX)."""
     import tensorrt as trt
 
     if precision == "fp32":
         return
     if _major() >= 11:
         raise TensorRTError(
-            f"TensorRT {trt.__version__} removed the FP16/INT8 builder flags (networks are strongly typed): convert "
-            "the ONNX first (FP16: ModelOpt AutoCast; INT8: Q/DQ nodes from ModelOpt) and build it with precision "
+            f"TensorRT {trt.__version__} removed the FP16/INT8 builder flags (networks are "
+            "strongly typed): convert "
+            "the ONNX first (FP16: ModelOpt AutoCast; INT8: Q/DQ nodes from ModelOpt) and build "
+            "it with precision "
             "fp32, which keeps the ONNX's own types"
         )
     if precision not in ("fp16", "int8"):
@@ -411,7 +423,8 @@ def add_profile(
     config: trt.IBuilderConfig,
     profile: Mapping[str, Mapping[str, Sequence[int]]],
 ) -> trt.IOptimizationProfile | None:
-    """Register one optimization profile (input -> min/opt/max shapes) when any input is dynamic; returns it."""
+    """Register one optimization profile (input -> min/opt/max shapes) when any input is dynamic;
+    returns it."""
     if all(list(shapes["min"]) == list(shapes["max"]) for shapes in profile.values()):
         return None
     import tensorrt as trt
@@ -428,7 +441,8 @@ def add_profile(
 def build_serialized(
     builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig
 ) -> bytes:
-    """Build and serialize (``build_serialized_network``: 8.x and later); TensorRTError when the build fails."""
+    """Build and serialize (``build_serialized_network``: 8.x and later); TensorRTError when the
+    build fails."""
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise TensorRTError("TensorRT could not build the engine (its errors are logged above)")

@@ -1,4 +1,5 @@
-"""The CUDA context a node owns (pycuda): the device's primary context, pushed around work on any thread."""
+"""The CUDA context a node owns (pycuda): the device's primary context, pushed around work on any
+thread."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Any
 
 
 class CudaContext:
-    """Retains device ``device``'s primary context (shared with TensorRT's CUDA runtime) until ``close``.
+    """Retains device ``device``'s primary context (shared with TensorRT's CUDA runtime) until
+    ``close``.
 
-    Every CUDA call must run inside ``with ctx.active():``, which makes the context current on the calling thread
-    and pops it afterwards, so ROS executor threads can take turns. Raises RuntimeError when there is no such GPU.
+    Every CUDA call must run inside ``with ctx.active():``, which makes the context current on the
+    calling thread and pops it afterwards, so ROS executor threads can take turns. Raises
+    RuntimeError when there is no such GPU.
     """
 
     def __init__(self, device: int = 0):
@@ -52,7 +55,8 @@ class CudaContext:
         return int(free), int(total)
 
     def close(self) -> None:
-        """Release the primary context (destroyed by CUDA when no one else retains it). Idempotent."""
+        """Release the primary context (destroyed by CUDA when no one else retains it).
+        Idempotent."""
         if self._context is not None:
             self._context.detach()
             self._context = None

@@ -1,10 +1,12 @@
-"""Which serialized TensorRT engine may be loaded: cache next to the ONNX, JSON sidecars, reuse/rebuild/refuse.
+"""Which serialized TensorRT engine may be loaded: cache next to the ONNX, JSON sidecars,
+reuse/rebuild/refuse.
 
-A TensorRT engine only runs on the TensorRT version and GPU it was built for, with the shapes of its profile. For
-an ``.onnx`` model the engine is built once and cached as ``<stem>.<precision>.engine`` beside it, with a sidecar
-``<engine>.json`` recording what it was built from and for (``EngineSpec``) plus the engine's own sha256. A cached
-engine is reused only when every field matches; otherwise it is rebuilt and the reason names the field. An
-``.engine`` given directly must have a sidecar that matches this machine, or it is refused: it is never
+A TensorRT engine only runs on the TensorRT version and GPU it was built for, with the shapes of
+its profile. For an ``.onnx`` model the engine is built once and cached as
+``<stem>.<precision>.engine`` beside it, with a sidecar ``<engine>.json`` recording what it was
+built from and for (``EngineSpec``) plus the engine's own sha256. A cached engine is reused only
+when every field matches; otherwise it is rebuilt and the reason names the field. An ``.engine``
+given directly must have a sidecar that matches this machine, or it is refused: it is never
 deserialized blindly. No TensorRT import here: the build step is passed in.
 """
 
@@ -37,7 +39,8 @@ class EngineRefused(RuntimeError):
 
 @dataclass(frozen=True)
 class Platform:
-    """What this machine runs: TensorRT version and the GPU (name, compute capability "major.minor")."""
+    """What this machine runs: TensorRT version and the GPU (name, compute capability
+    "major.minor")."""
 
     tensorrt_version: str
     gpu_name: str
@@ -81,7 +84,8 @@ class EngineSpec:
 
 @dataclass(frozen=True)
 class CacheDecision:
-    """What to do with the cache slot of an ONNX model: ``reuse`` the engine or ``build`` it, and why."""
+    """What to do with the cache slot of an ONNX model: ``reuse`` the engine or ``build`` it, and
+    why."""
 
     action: str
     engine_path: Path
@@ -110,8 +114,8 @@ def sidecar_path(engine_path: str | Path) -> Path:
 def profile_for(
     inputs: Sequence[tuple[str, Sequence[Dim]]], max_batch: int, imgsz: tuple[int, int]
 ) -> Profile:
-    """Optimization profile for the model inputs: batch 1..``max_batch`` (opt 1) where the batch is dynamic,
-    other dynamic dims fixed (the spatial ones to ``imgsz``, channels to 3)."""
+    """Optimization profile for the model inputs: batch 1..``max_batch`` (opt 1) where the batch is
+    dynamic, other dynamic dims fixed (the spatial ones to ``imgsz``, channels to 3)."""
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
     profile: dict[str, dict[str, list[int]]] = {}
@@ -135,7 +139,8 @@ def profile_for(
 def write_sidecar(
     engine_path: str | Path, spec: EngineSpec, extra: Mapping[str, Any] | None = None
 ) -> Path:
-    """Write ``<engine>.json`` for a freshly written engine (spec + engine sha256 + ``extra``, e.g. metadata)."""
+    """Write ``<engine>.json`` for a freshly written engine (spec + engine sha256 + ``extra``, e.g.
+    metadata)."""
     record: dict[str, Any] = {
         "format": SIDECAR_FORMAT,
         **spec.record(),
@@ -150,13 +155,15 @@ def write_sidecar(
 
 
 def read_sidecar(engine_path: str | Path) -> dict[str, Any]:
-    """The sidecar record of ``engine_path``; EngineRefused when it is missing, unreadable or incomplete."""
+    """The sidecar record of ``engine_path``; EngineRefused when it is missing, unreadable or
+    incomplete."""
     path = sidecar_path(engine_path)
     try:
         record = json.loads(path.read_text())
     except FileNotFoundError:
         raise EngineRefused(
-            f"engine {engine_path}: no sidecar {path.name} saying which TensorRT version and GPU it was built for"
+            f"engine {engine_path}: no sidecar {path.name} saying which TensorRT version and GPU "
+            "it was built for"
         ) from None
     except (OSError, ValueError) as exc:
         raise EngineRefused(f"engine {engine_path}: sidecar {path} is unreadable ({exc})") from exc
@@ -185,7 +192,8 @@ def mismatches(
 
 
 def decide(onnx_path: str | Path, spec: EngineSpec) -> CacheDecision:
-    """Reuse the cached engine of ``onnx_path`` only if its sidecar matches ``spec`` field by field."""
+    """Reuse the cached engine of ``onnx_path`` only if its sidecar matches ``spec`` field by
+    field."""
     engine = cached_engine_path(onnx_path, spec.precision)
     if not engine.is_file():
         return CacheDecision("build", engine, f"no cached engine {engine.name}")
@@ -212,8 +220,9 @@ def decide(onnx_path: str | Path, spec: EngineSpec) -> CacheDecision:
 
 
 def check_engine(engine_path: str | Path, platform: Platform) -> dict[str, Any]:
-    """Check an ``.engine`` given directly against this machine; returns its sidecar record or raises
-    EngineRefused naming the reason (missing file or sidecar, modified engine, other TensorRT version or GPU)."""
+    """Check an ``.engine`` given directly against this machine; returns its sidecar record or
+    raises EngineRefused naming the reason (missing file or sidecar, modified engine, other
+    TensorRT version or GPU)."""
     engine_path = Path(engine_path)
     if not engine_path.is_file():
         raise EngineRefused(f"engine {engine_path}: file not found")
@@ -221,7 +230,8 @@ def check_engine(engine_path: str | Path, platform: Platform) -> dict[str, Any]:
     diff = mismatches(asdict(platform), record, PLATFORM_FIELDS)
     if diff:
         raise EngineRefused(
-            f"engine {engine_path} was built for another platform ({'; '.join(diff)}); rebuild it here with "
+            f"engine {engine_path} was built for another platform ({'; '.join(diff)}); rebuild it "
+            "here with "
             f"`yolo-trt-ros build-engine --onnx MODEL.onnx` or give the node the .onnx"
         )
     if sha256_file(engine_path) != record["engine_sha256"]:
@@ -240,9 +250,10 @@ def resolve_engine(
 ) -> tuple[Path, dict[str, Any]]:
     """The engine to load for ``model_path`` (.onnx or .engine) and its sidecar record.
 
-    For an ``.onnx``: ``spec_for(onnx)`` says what the engine must match; a matching cached engine is reused,
-    otherwise ``build(onnx, engine_path, spec)`` writes the engine (returning extra sidecar fields) and the sidecar
-    is written after it. Each decision is passed to ``log``. An ``.engine`` goes through ``check_engine``.
+    For an ``.onnx``: ``spec_for(onnx)`` says what the engine must match; a matching cached engine
+    is reused, otherwise ``build(onnx, engine_path, spec)`` writes the engine (returning extra
+    sidecar fields) and the sidecar is written after it. Each decision is passed to ``log``. An
+    ``.engine`` goes through ``check_engine``.
     """
     model_path = Path(model_path)
     if model_path.suffix.lower() != ".onnx":
@@ -266,8 +277,9 @@ def resolve_engine(
 def read_engine_plan(engine_path: str | Path) -> tuple[bytes, dict[str, str]]:
     """The serialized engine in ``engine_path`` and the metadata of an Ultralytics header, if any.
 
-    ``yolo export format=engine`` prepends a little-endian int32 length and that many bytes of JSON metadata
-    (names, imgsz, ...) to the plan; the metadata values come back as Python-literal strings, as in ONNX metadata.
+    ``yolo export format=engine`` prepends a little-endian int32 length and that many bytes of JSON
+    metadata (names, imgsz, ...) to the plan; the metadata values come back as Python-literal
+    strings, as in ONNX metadata.
     """
     data = Path(engine_path).read_bytes()
     size = int.from_bytes(data[:4], "little", signed=True) if len(data) > 4 else 0
@@ -308,4 +320,7 @@ def _short(value: Any) -> str:
 
 
 def _platform_text(platform: Platform) -> str:
-    return f"TensorRT {platform.tensorrt_version}, {platform.gpu_name}, compute {platform.compute_capability}"
+    return (
+        f"TensorRT {platform.tensorrt_version}, {platform.gpu_name}, compute "
+        f"{platform.compute_capability}"
+    )

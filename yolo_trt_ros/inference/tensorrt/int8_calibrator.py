@@ -1,9 +1,10 @@
-"""INT8 calibration for the engine builder: letterboxed real images fed to TensorRT's entropy calibrator.
+"""INT8 calibration for the engine builder: letterboxed real images fed to TensorRT's entropy
+calibrator.
 
-``CalibrationImages`` is plain (OpenCV + the pipeline's Letterbox); ``make_entropy_calibrator`` wraps it in a
-``tensorrt.IInt8EntropyCalibrator2`` that copies each batch to the GPU with pycuda and reads/writes a
-calibration cache, so later builds skip calibration. (TensorRT deprecates implicit INT8 calibration from 10.1
-and removes it in 11, where INT8 needs Q/DQ nodes in the ONNX.)
+``CalibrationImages`` is plain (OpenCV + the pipeline's Letterbox); ``make_entropy_calibrator``
+wraps it in a ``tensorrt.IInt8EntropyCalibrator2`` that copies each batch to the GPU with pycuda
+and reads/writes a calibration cache, so later builds skip calibration. (TensorRT deprecates
+implicit INT8 calibration from 10.1 and removes it in 11, where INT8 needs Q/DQ nodes in the ONNX.)
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+FLOAT32 = np.dtype(np.float32)
 
 
 class CalibrationImages:
-    """Batches (batch, 3, H, W) of letterboxed images from ``folder`` (sorted, at most ``max_images``)."""
+    """Batches (batch, 3, H, W) of letterboxed images from ``folder`` (sorted, at most
+    ``max_images``)."""
 
     def __init__(
         self,
         folder: str | Path,
         input_hw: tuple[int, int],
         batch_size: int = 1,
-        dtype: np.dtype = np.dtype(np.float32),
+        dtype: np.dtype = FLOAT32,
         max_images: int = 1000,
     ):
         folder = Path(folder)
@@ -75,8 +78,9 @@ class CalibrationImages:
 def make_entropy_calibrator(
     images: CalibrationImages, cache_path: Path, log: logging.Logger
 ) -> tuple[trt.IInt8Calibrator, Callable[[], None]]:
-    """An IInt8EntropyCalibrator2 over ``images`` with calibration cache ``cache_path`` (read if present), and
-    the function that frees its device buffer (call it after the build). Needs the CUDA context current."""
+    """An IInt8EntropyCalibrator2 over ``images`` with calibration cache ``cache_path`` (read if
+    present), and the function that frees its device buffer (call it after the build). Needs the
+    CUDA context current."""
     import pycuda.driver as cuda
     import tensorrt as trt
 
