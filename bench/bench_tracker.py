@@ -44,11 +44,15 @@ import data_paths
 from yolo_trt_ros.evaluation.mot import Frames, load_detections, read_seqinfo
 from yolo_trt_ros.tracking.bytetrack import ByteTracker
 
-Runner = Callable[[], list[int]]  # runs the whole sequence once from a fresh state, returns ns per update
+# runs the whole sequence once from a fresh state, returns ns per update
+Runner = Callable[[], list[int]]
 
 
-def timed_runner(reset: Callable[[], object], update: Callable[..., object], inputs: list[tuple]) -> Runner:
-    """A Runner that resets the tracker, then times ``update(*args)`` for each prepared argument tuple."""
+def timed_runner(
+    reset: Callable[[], object], update: Callable[..., object], inputs: list[tuple]
+) -> Runner:
+    """A Runner that resets the tracker, then times ``update(*args)`` for each prepared argument
+    tuple."""
 
     def run() -> list[int]:
         reset()
@@ -64,17 +68,24 @@ def timed_runner(reset: Callable[[], object], update: Callable[..., object], inp
 
 def ours(frames: Frames, tracker_class: type = ByteTracker) -> Runner:
     tracker = tracker_class()
-    return timed_runner(tracker.reset, tracker.update, [(b, s, np.zeros(len(s), dtype=np.int64)) for b, s in frames])
+    return timed_runner(
+        tracker.reset,
+        tracker.update,
+        [(b, s, np.zeros(len(s), dtype=np.int64)) for b, s in frames],
+    )
 
 
 def tracker_at_revision(rev: str) -> type:
     """``ByteTracker`` as of git revision ``rev``: its ``yolo_trt_ros`` package, extracted into a
-    temporary directory (removed at exit) as package ``yolo_trt_ros_<commit>``, imports renamed."""
+    temporary directory (removed at exit) as package ``yolo_trt_ros_<commit>``, imports renamed.
+    Works for revisions before and after the move into subpackages."""
     git = ["git", "-C", str(data_paths.REPO_ROOT)]
-    commit = subprocess.run([*git, "rev-parse", "--short", rev], check=True, capture_output=True,
-                            text=True).stdout.strip()
-    archive = subprocess.run([*git, "archive", "--format=tar", commit, "yolo_trt_ros"], check=True,
-                             capture_output=True).stdout
+    commit = subprocess.run(
+        [*git, "rev-parse", "--short", rev], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    archive = subprocess.run(
+        [*git, "archive", "--format=tar", commit, "yolo_trt_ros"], check=True, capture_output=True
+    ).stdout
     package = f"yolo_trt_ros_{commit}"
     root = Path(tempfile.mkdtemp(prefix="bench_tracker_"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
@@ -84,7 +95,9 @@ def tracker_at_revision(rev: str) -> type:
     for path in (root / package).rglob("*.py"):
         path.write_text(imports.sub(rf"\1 {package}", path.read_text()))
     sys.path.insert(0, str(root))
-    return importlib.import_module(f"{package}.tracking.bytetrack").ByteTracker
+    # yolo_trt_ros/tracking/bytetrack.py, or yolo_trt_ros/bytetrack.py before the subpackages
+    module = "tracking.bytetrack" if (root / package / "tracking").is_dir() else "bytetrack"
+    return importlib.import_module(f"{package}.{module}").ByteTracker
 
 
 def ultralytics_bytetrack(frames: Frames, image_hw: tuple[int, int]) -> Runner:
@@ -95,7 +108,8 @@ def ultralytics_bytetrack(frames: Frames, image_hw: tuple[int, int]) -> Runner:
 
     tracker = BYTETracker(get_cfg(ROOT / "cfg" / "trackers" / "bytetrack.yaml"))
     inputs = [
-        (Boxes(np.column_stack((b, s, np.zeros_like(s))).astype(np.float32), image_hw),) for b, s in frames
+        (Boxes(np.column_stack((b, s, np.zeros_like(s))).astype(np.float32), image_hw),)
+        for b, s in frames
     ]
     return timed_runner(tracker.reset, tracker.update, inputs)
 
@@ -107,14 +121,18 @@ def supervision_bytetrack(frames: Frames) -> Runner:
         warnings.simplefilter("ignore")  # ByteTrack is deprecated in 0.30 (removed in 0.31)
         tracker = sv.ByteTrack()
     inputs = [
-        (sv.Detections(xyxy=b.astype(np.float64), confidence=s, class_id=np.zeros(len(s), dtype=int)),)
+        (
+            sv.Detections(
+                xyxy=b.astype(np.float64), confidence=s, class_id=np.zeros(len(s), dtype=int)
+            ),
+        )
         for b, s in frames
     ]
     return timed_runner(tracker.reset, tracker.update_with_detections, inputs)
 
 
 def synthetic_frames(n: int, length: int = 120, seed: int = 0) -> Frames:
-    """``length`` frames of ``n`` objects moving at constant velocity (see the module docstring)."""
+    """``length`` frames of ``n`` objects moving at constant velocity (the module docstring)."""
     rng = np.random.default_rng(seed)
     start = rng.uniform(0, (1800, 960), (n, 2))
     velocity = rng.normal(0, 2, (n, 2))
@@ -129,7 +147,7 @@ def synthetic_frames(n: int, length: int = 120, seed: int = 0) -> Frames:
 
 
 def run_round_robin(runners: dict[str, Runner], rounds: int) -> dict[str, list[int]]:
-    """Every runner ``rounds`` times, taking turns; the first round of each is warm-up and dropped."""
+    """Every runner ``rounds`` times, taking turns; the first round of each is warm-up, dropped."""
     times: dict[str, list[int]] = {name: [] for name in runners}
     for round_ in range(rounds):
         for name, run in runners.items():
@@ -145,8 +163,11 @@ def print_table(times: dict[str, list[int]]) -> None:
     print("|---|---|---|---|---|---|")
     for name, t in times.items():
         ms = np.array(t) / 1e6
-        print(f"| {name} | {ms.mean():.3f} | {np.median(ms):.3f} | {np.percentile(ms, 99):.3f} | {ms.max():.2f} | "
-              f"{ms.mean() / (ref_mean / 1e6):.1f}x |")
+        print(
+            f"| {name} | {ms.mean():.3f} | {np.median(ms):.3f} | {np.percentile(ms, 99):.3f} "
+            f"| {ms.max():.2f} | "
+            f"{ms.mean() / (ref_mean / 1e6):.1f}x |"
+        )
 
 
 OURS = "yolo_trt_ros ByteTracker"
@@ -168,8 +189,9 @@ def versions() -> str:
     import ultralytics
 
     return (
-        f"Python {platform.python_version()}, numpy {np.__version__}, ultralytics {ultralytics.__version__}, "
-        f"supervision {supervision.__version__}, CPU {cpu_model()} ({os.cpu_count()} logical cores)"
+        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"ultralytics {ultralytics.__version__}, supervision {supervision.__version__}, "
+        f"CPU {cpu_model()} ({os.cpu_count()} logical cores)"
     )
 
 
@@ -184,12 +206,23 @@ def cpu_model() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seq", type=Path, default=data_paths.mot_sequence("MOT16-05"))
-    parser.add_argument("--rounds", type=int, default=6, help="runs of the sequence per tracker (first is warm-up)")
-    parser.add_argument("--objects", type=int, nargs="*", default=[], help="also run synthetic scenes of N objects")
-    parser.add_argument("--baseline-ref", metavar="REV", action="append", default=[],
-                        help="also time ours as of git revision REV, e.g. HEAD (repeatable)")
+    parser.add_argument(
+        "--rounds", type=int, default=6, help="runs of the sequence per tracker (first is warm-up)"
+    )
+    parser.add_argument(
+        "--objects", type=int, nargs="*", default=[], help="also run synthetic scenes of N objects"
+    )
+    parser.add_argument(
+        "--baseline-ref",
+        metavar="REV",
+        action="append",
+        default=[],
+        help="also time ours as of git revision REV, e.g. HEAD (repeatable)",
+    )
     args = parser.parse_args()
     baselines = {f"{OURS} @{rev}": tracker_at_revision(rev) for rev in args.baseline_ref}
     info = read_seqinfo(args.seq)
@@ -199,10 +232,16 @@ def main() -> None:
     load_after = os.getloadavg()
 
     dets = sum(len(s) for _, s in frames) / len(frames)
-    print(f"{info.name}: {len(frames)} frames, {dets:.2f} detections/frame, {args.rounds - 1} timed rounds each")
+    print(
+        f"{info.name}: {len(frames)} frames, {dets:.2f} detections/frame, "
+        f"{args.rounds - 1} timed rounds each"
+    )
     print(versions())
-    print(f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
-          f"after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}")
+    print(
+        "load average (1/5/15 min) before {:.2f}/{:.2f}/{:.2f}, after {:.2f}/{:.2f}/{:.2f}".format(
+            *load_before, *load_after
+        )
+    )
     print_table(times)
     for n in args.objects:
         synthetic = synthetic_frames(n)

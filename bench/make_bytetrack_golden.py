@@ -170,7 +170,8 @@ def track(frames: Frames, image_hw: tuple[int, int]) -> list[str]:
         out = tracker.update(Boxes(data, image_hw))
         for x1, y1, x2, y2, track_id, score, cls, det in out.reshape(-1, 8).tolist():
             lines.append(
-                f"{frame},{int(track_id)},{x1:.4f},{y1:.4f},{x2:.4f},{y2:.4f},{score:.6f},{int(cls)},{int(det)}"
+                f"{frame},{int(track_id)},{x1:.4f},{y1:.4f},{x2:.4f},{y2:.4f},"
+                f"{score:.6f},{int(cls)},{int(det)}"
             )
     return lines
 

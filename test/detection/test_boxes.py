@@ -46,6 +46,17 @@ def test_conversions_keep_float_precision_and_round_trip(dtype: type) -> None:
     np.testing.assert_allclose(xyah_to_xyxy(xyah), b, rtol=1e-6)
 
 
+def test_conversions_write_into_column_views() -> None:
+    """``out=``: the tracker converts into columns of its track and detection arrays."""
+    b = random_xyxy(np.random.default_rng(4), 5)
+    table = np.full((5, 10), np.nan)
+    assert xyxy_to_xyah(b, out=table[:, 2:6]) is not None
+    np.testing.assert_array_equal(table[:, 2:6], xyxy_to_xyah(b))
+    xyah_to_xyxy(table[:, 2:6], out=table[:, 6:10])
+    np.testing.assert_array_equal(table[:, 6:10], xyah_to_xyxy(xyxy_to_xyah(b)))
+    assert np.isnan(table[:, :2]).all()
+
+
 @pytest.mark.parametrize("n, m", [(4, 6), (0, 5), (5, 0), (30, 40), (40, 30), (1, 1)])
 @pytest.mark.parametrize("eps", [0.0, 1e-7])
 def test_iou_matches_reference(n: int, m: int, eps: float) -> None:
@@ -63,8 +74,9 @@ def test_iou_known_values_and_eps() -> None:
     one = [[0, 0, 10, 10]]
     others = [[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30], [10, 0, 20, 10]]
     np.testing.assert_array_equal(iou(one, others, eps=0.0), [[1.0, 50 / 150, 0.0, 0.0]])
-    np.testing.assert_allclose(iou(one, others), [[100 / (100 + 1e-7), 50 / (150 + 1e-7), 0, 0]],
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        iou(one, others), [[100 / (100 + 1e-7), 50 / (150 + 1e-7), 0, 0]], rtol=1e-15
+    )
 
 
 def test_iou_of_empty_and_inverted_boxes_is_zero_without_warnings() -> None:
@@ -146,8 +158,9 @@ def test_nms_suppresses_only_above_threshold() -> None:
 
 @pytest.mark.usefixtures("nms_block")
 def test_ties_keep_input_order() -> None:
-    boxes = np.array([[0, 0, 10, 10], [100, 100, 110, 110], [0, 0, 10, 10], [50, 50, 60, 60]],
-                     np.float32)
+    boxes = np.array(
+        [[0, 0, 10, 10], [100, 100, 110, 110], [0, 0, 10, 10], [50, 50, 60, 60]], np.float32
+    )
     scores = np.array([0.5, 0.5, 0.5, 0.9], np.float32)
     assert nms(boxes, scores, 0.5).tolist() == [3, 0, 1]
 

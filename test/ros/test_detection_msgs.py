@@ -20,7 +20,7 @@ def fresh(header: Header, dets: Detections, ids: list[str]) -> Detection2DArray:
     """The straightforward construction, one new message object per detection."""
     out = Detection2DArray(header=header)
     for (x1, y1, x2, y2), score, cls, track_id in zip(
-        dets.boxes.tolist(), dets.scores.tolist(), dets.class_ids.tolist(), ids, strict=False
+        dets.boxes.tolist(), dets.scores.tolist(), dets.class_ids.tolist(), ids, strict=True
     ):
         det = Detection2D(header=header, id=track_id)
         det.bbox.center.position.x, det.bbox.center.position.y = (x1 + x2) / 2, (y1 + y2) / 2

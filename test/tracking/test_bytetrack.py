@@ -1,4 +1,5 @@
-"""ByteTracker: parity with Ultralytics' BYTETracker (golden files), lifecycle, time from stamps, bad input."""
+"""ByteTracker: parity with Ultralytics' BYTETracker (golden files), lifecycle, time from stamps,
+bad input."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import numpy as np
 import pytest
 from numpy.typing import ArrayLike
 
-from yolo_trt_ros.tracking.bytetrack import ByteTracker, TrackerConfig, Tracks
 from yolo_trt_ros.evaluation.mot import load_detections, read_seqinfo
+from yolo_trt_ros.tracking.bytetrack import ByteTracker, TrackerConfig, Tracks
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -25,10 +26,13 @@ def read_csv(path: Path) -> np.ndarray:
 
 
 def assert_same_tracks(
-    frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None]], golden: np.ndarray, config: TrackerConfig
+    frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    golden: np.ndarray,
+    config: TrackerConfig,
 ) -> None:
-    """Frame by frame: the same detections reported, boxes within 1e-3 px, scores and classes equal, and the track
-    IDs a bijection with the reference IDs that holds for the whole sequence."""
+    """Frame by frame: the same detections reported, boxes within 1e-3 px, scores and classes
+    equal, and the track IDs a bijection with the reference IDs that holds for the whole
+    sequence."""
     expected = defaultdict(list)
     for row in golden:
         expected[int(row[0])].append(row)
@@ -41,13 +45,24 @@ def assert_same_tracks(
         ref = ref[np.argsort(ref[:, 8])]
         order = np.argsort(out.det_indices)
         assert out.det_indices[order].tolist() == ref[:, 8].astype(int).tolist(), f"frame {frame}"
-        np.testing.assert_allclose(out.boxes[order], ref[:, 2:6], atol=1e-3, err_msg=f"frame {frame}")
-        np.testing.assert_allclose(out.scores[order], ref[:, 6], atol=1e-6, err_msg=f"frame {frame}")
+        np.testing.assert_allclose(
+            out.boxes[order], ref[:, 2:6], atol=1e-3, err_msg=f"frame {frame}"
+        )
+        np.testing.assert_allclose(
+            out.scores[order], ref[:, 6], atol=1e-6, err_msg=f"frame {frame}"
+        )
         assert out.class_ids[order].tolist() == ref[:, 7].astype(int).tolist(), f"frame {frame}"
-        for ours, theirs in zip(out.track_ids[order].tolist(), ref[:, 1].astype(int).tolist()):
-            assert ours_to_ref.setdefault(ours, theirs) == theirs, f"frame {frame}: our id {ours} changed partner"
-            assert ref_to_ours.setdefault(theirs, ours) == ours, f"frame {frame}: ref id {theirs} changed partner"
-    # Numbered when first reported: IDs are 1..K, no numbers spent on tracks never reported (Ultralytics: 76 up to 382).
+        for ours, theirs in zip(
+            out.track_ids[order].tolist(), ref[:, 1].astype(int).tolist(), strict=True
+        ):
+            assert ours_to_ref.setdefault(ours, theirs) == theirs, (
+                f"frame {frame}: our id {ours} changed partner"
+            )
+            assert ref_to_ours.setdefault(theirs, ours) == ours, (
+                f"frame {frame}: ref id {theirs} changed partner"
+            )
+    # Numbered when first reported: IDs are 1..K, no numbers spent on tracks never reported
+    # (Ultralytics: 76 up to 382).
     assert sorted(ours_to_ref) == list(range(1, len(ours_to_ref) + 1))
     assert tracker.ids_issued == len(ours_to_ref)
 
@@ -57,7 +72,9 @@ def test_parity_with_ultralytics_on_mot16_05(mot_dir: Path) -> None:
     frames = [(b, s, None) for b, s in load_detections(mot_dir / "det" / "det.txt", info.length)]
     golden = read_csv(GOLDEN / "bytetrack_mot16-05_ultralytics.csv.gz")
     assert len(frames) == 837 and len(golden) > 1000
-    assert_same_tracks(frames, golden, TrackerConfig())  # one class: class-aware or not is the same
+    assert_same_tracks(
+        frames, golden, TrackerConfig()
+    )  # one class: class-aware or not is the same
 
 
 def test_parity_with_ultralytics_on_synthetic_sequence() -> None:
@@ -66,12 +83,16 @@ def test_parity_with_ultralytics_on_synthetic_sequence() -> None:
     frames = []
     for frame in range(1, n_frames + 1):
         r = rows[rows[:, 0] == frame]
-        frames.append((r[:, 1:5].astype(np.float32), r[:, 5].astype(np.float32), r[:, 6].astype(np.int64)))
+        frames.append(
+            (r[:, 1:5].astype(np.float32), r[:, 5].astype(np.float32), r[:, 6].astype(np.int64))
+        )
     golden = read_csv(GOLDEN / "bytetrack_synthetic_ultralytics.csv.gz")
-    assert_same_tracks(frames, golden, TrackerConfig())  # defaults associate across classes, as Ultralytics
+    assert_same_tracks(
+        frames, golden, TrackerConfig()
+    )  # defaults associate across classes, as Ultralytics
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------
 # Behaviour on hand-made scenes.
 
 BOX = np.array([100.0, 100.0, 150.0, 220.0], dtype=np.float32)
@@ -85,7 +106,11 @@ def step(
     stamp: float | None = None,
 ) -> Tracks:
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    scores = np.full(len(boxes), 0.9, dtype=np.float32) if scores is None else np.asarray(scores, np.float32)
+    scores = (
+        np.full(len(boxes), 0.9, dtype=np.float32)
+        if scores is None
+        else np.asarray(scores, np.float32)
+    )
     return tracker.update(boxes, scores, classes, stamp)
 
 
@@ -170,7 +195,9 @@ def test_new_track_thresh() -> None:
     for _ in range(3):
         assert len(step(tracker, [BOX], [0.5])) == 0
     step(tracker, [BOX], [0.7])
-    assert ids(step(tracker, [BOX], [0.5])) == [1]  # an existing track takes high-score detections below it
+    assert ids(step(tracker, [BOX], [0.5])) == [
+        1
+    ]  # an existing track takes high-score detections below it
 
 
 def test_fuse_score_lowers_weak_matches() -> None:
@@ -178,7 +205,9 @@ def test_fuse_score_lowers_weak_matches() -> None:
     for fuse, same in ((False, True), (True, False)):
         tracker = ByteTracker(TrackerConfig(fuse_score=fuse))
         step(tracker, [BOX], [0.3])
-        out = step(tracker, [shifted], [0.3])  # fused cost 1 - 0.43 * 0.3 = 0.87 > match_thresh 0.8
+        out = step(
+            tracker, [shifted], [0.3]
+        )  # fused cost 1 - 0.43 * 0.3 = 0.87 > match_thresh 0.8
         assert (ids(out) == [1]) is same
 
 
@@ -188,21 +217,25 @@ def test_class_aware_association() -> None:
         step(tracker, [BOX], classes=[0])
         out = step(tracker, [BOX], classes=[1])
         if class_aware:
-            assert len(out) == 0 and tracker.lost_count == 1  # the class-1 detection starts its own track
+            assert (
+                len(out) == 0 and tracker.lost_count == 1
+            )  # the class-1 detection starts its own track
             out = step(tracker, [BOX], classes=[0])
         assert ids(out) == [1] and out.class_ids.tolist() == expected
 
 
 def test_default_keeps_one_id_through_class_flips() -> None:
-    """A car the detector calls car (2) or truck (7), three frames each, is one track by default, more when
-    class-aware."""
+    """A car the detector calls car (2) or truck (7), three frames each, is one track by default,
+    more when class-aware."""
     classes = [(2, 7)[f // 3 % 2] for f in range(24)]
     seen: dict[bool, set[int]] = {}
     for config in (TrackerConfig(), TrackerConfig(class_aware=True)):
         tracker = ByteTracker(config)
         found: set[int] = set()
         for f, cls in enumerate(classes):
-            out = step(tracker, [BOX + np.array([4 * f, 0, 4 * f, 0], dtype=np.float32)], classes=[cls])
+            out = step(
+                tracker, [BOX + np.array([4 * f, 0, 4 * f, 0], dtype=np.float32)], classes=[cls]
+            )
             found.update(ids(out))
             if not config.class_aware:
                 assert ids(out) == [1] and out.class_ids.tolist() == [cls]  # the detection's class
@@ -217,7 +250,7 @@ def test_two_crossing_objects_keep_their_ids() -> None:
         a = BOX + np.array([6 * f, 0, 6 * f, 0], dtype=np.float32)
         b = BOX + np.array([240 - 6 * f, 10, 240 - 6 * f, 10], dtype=np.float32)
         out = step(tracker, [a, b])
-        by_det = dict(zip(out.det_indices.tolist(), ids(out)))
+        by_det = dict(zip(out.det_indices.tolist(), ids(out), strict=True))
         assert by_det == {0: 1, 1: 2}, f
 
 
@@ -252,11 +285,14 @@ def test_reset_restarts_numbering() -> None:
     assert sorted(ids(step(tracker, [BOX, BOX + 300]))) == [1, 2]
     assert tracker.ids_issued == 2
     tracker.reset()
-    assert tracker.frame_count == 0 and tracker.tracked_count == tracker.lost_count == tracker.ids_issued == 0
+    assert (
+        tracker.frame_count == 0
+        and tracker.tracked_count == tracker.lost_count == tracker.ids_issued == 0
+    )
     assert sorted(ids(step(tracker, [BOX + 150, BOX + 300]))) == [1, 2]
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------
 # Time from header stamps.
 
 
@@ -295,14 +331,18 @@ def test_gap_longer_than_the_buffer_ends_every_track() -> None:
     tracker = ByteTracker(TrackerConfig(frame_rate=30.0, track_buffer=30))
     step(tracker, [BOX], stamp=0.0)
     step(tracker, [BOX], stamp=1 / 30)
-    assert ids(step(tracker, [BOX], stamp=1 / 30 + 1.0)) == [1]  # 30 periods: still within the buffer
-    out = step(tracker, [BOX], stamp=1e9)  # a huge jump: fresh tracks, IDs keep counting, no overflow
+    assert ids(step(tracker, [BOX], stamp=1 / 30 + 1.0)) == [
+        1
+    ]  # 30 periods: still within the buffer
+    out = step(
+        tracker, [BOX], stamp=1e9
+    )  # a huge jump: fresh tracks, IDs keep counting, no overflow
     assert ids(out) == [] and tracker.lost_count == 0
     out = step(tracker, [BOX], stamp=1e9 + 1 / 30)
     assert ids(out) == [2] and np.isfinite(out.boxes).all()
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------
 # Bad and extreme input.
 
 
@@ -371,8 +411,9 @@ def test_500_detections() -> None:
         out = tracker.update(boxes + jitter, scores, classes)
         assert len(set(ids(out))) == len(out)
         assert set(ids(out)) >= set(ids(first))
-        same = dict(zip(first.det_indices.tolist(), ids(first)))
-        assert all(same[d] == i for d, i in zip(out.det_indices.tolist(), ids(out)) if d in same)
+        same = dict(zip(first.det_indices.tolist(), ids(first), strict=True))
+        pairs = zip(out.det_indices.tolist(), ids(out), strict=True)
+        assert all(same[d] == i for d, i in pairs if d in same)
 
 
 def test_config_validation_names_the_parameter() -> None:
@@ -393,3 +434,15 @@ def test_set_config_keeps_tracks() -> None:
     tracker.set_config(TrackerConfig(track_high_thresh=0.5, new_track_thresh=0.5))
     assert ids(step(tracker, [BOX], [0.6])) == [1]
     assert tracker.config.track_high_thresh == 0.5
+
+
+def test_track_fields_are_views_of_one_array() -> None:
+    """Selecting or joining tracks is one numpy call: every field is a column view of one array."""
+    from yolo_trt_ros.tracking.bytetrack import _TrackArrays
+
+    tracks = _TrackArrays.empty(3)
+    for field in (tracks.mean, tracks.covariance, tracks.box, tracks.class_id, tracks.track_id):
+        assert np.shares_memory(field, tracks.data)
+    assert tracks.covariance.shape == (3, 8, 8)
+    tracks.covariance[1, 2, 3] = 7.0
+    assert tracks.data[1, _TrackArrays.COVARIANCE.start + 2 * 8 + 3] == 7.0

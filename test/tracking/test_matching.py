@@ -7,6 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy.optimize import linear_sum_assignment
 
 from yolo_trt_ros.tracking.matching import iou_cost, linear_assignment
 
@@ -22,8 +23,10 @@ def extended_cost(rows: list[int], cols: list[int], dense: np.ndarray, thresh: f
     """What lap.lapjv(extend_cost=True, cost_limit=thresh) minimises: matched costs + thresh/2 per
     unmatched row or column."""
     n, m = dense.shape
-    return float(sum(dense[r, c] for r, c in zip(rows, cols, strict=True))
-                 + (n + m - 2 * len(rows)) * thresh / 2)
+    return float(
+        sum(dense[r, c] for r, c in zip(rows, cols, strict=True))
+        + (n + m - 2 * len(rows)) * thresh / 2
+    )
 
 
 def best_cost(dense: np.ndarray, thresh: float) -> float:
@@ -49,8 +52,9 @@ def test_linear_assignment_is_optimal(seed: int) -> None:
     rows, cols = rows.tolist(), cols.tolist()
     assert rows == sorted(rows) and len(set(rows)) == len(rows) and len(set(cols)) == len(cols)
     assert all(dense[r, c] < thresh for r, c in zip(rows, cols, strict=True))
-    assert extended_cost(rows, cols, dense, thresh) == pytest.approx(best_cost(dense, thresh),
-                                                                     abs=1e-12)
+    assert extended_cost(rows, cols, dense, thresh) == pytest.approx(
+        best_cost(dense, thresh), abs=1e-12
+    )
 
 
 def test_linear_assignment_without_conflicts_takes_every_pair_below_the_threshold() -> None:
@@ -66,3 +70,20 @@ def test_linear_assignment_of_empty_and_unmatchable_matrices() -> None:
         assert rows.shape == cols.shape == (0,)
     rows, cols = linear_assignment(np.full((3, 2), 0.8), 0.8)  # at the threshold: no gain
     assert rows.size == cols.size == 0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_shortcut_without_conflicts_equals_the_solver(seed: int) -> None:
+    """At most one pair below the threshold per row and per column: ``linear_assignment`` skips
+    the solver; the pairs are the ones ``linear_sum_assignment`` keeps."""
+    rng = np.random.default_rng(seed)
+    n, m = rng.integers(1, 8, 2).tolist()
+    dense = rng.uniform(0.8, 1.0, (n, m))
+    k = min(n, m)
+    rows, cols = rng.permutation(n)[:k], rng.permutation(m)[:k]
+    dense[rows, cols] = rng.uniform(0.0, 1.0, k)  # some below 0.8, some not
+    got = linear_assignment(dense, 0.8)
+    solver_rows, solver_cols = linear_sum_assignment(np.minimum(dense - 0.8, 0.0))
+    below = dense[solver_rows, solver_cols] < 0.8
+    assert got[0].tolist() == solver_rows[below].tolist()
+    assert got[1].tolist() == solver_cols[below].tolist()

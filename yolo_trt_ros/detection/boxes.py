@@ -17,6 +17,8 @@ from numpy.typing import ArrayLike
 
 IOU_EPS = 1e-7
 """Added to the union by ``iou`` unless told otherwise, as in Ultralytics' ``box_iou``."""
+IOU_COPY_FROM = 32
+"""``iou`` copies the coordinates of ``b`` into contiguous rows from this many boxes on."""
 NMS_BLOCK = 64
 """Boxes ``nms`` takes at a time: on YOLOv8n outputs 64 is faster than 32 and 128 to 256 from ~200
 boxes on, and the same below."""
@@ -29,21 +31,31 @@ def xywh_to_xyxy(xywh: ArrayLike) -> np.ndarray:
     return np.concatenate((center - half, center + half), axis=1)
 
 
-def xyxy_to_xyah(xyxy: ArrayLike) -> np.ndarray:
-    """(N, 4) corner boxes as cx, cy, aspect ratio w / h, h."""
+def xyxy_to_xyah(xyxy: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
+    """(N, 4) corner boxes as cx, cy, aspect ratio w / h, h; into ``out`` if given (an (N, 4)
+    array or view not overlapping ``xyxy``)."""
     xyxy = np.asarray(xyxy).reshape(-1, 4)
-    center = (xyxy[:, :2] + xyxy[:, 2:]) * 0.5
-    wh = xyxy[:, 2:] - xyxy[:, :2]
-    return np.concatenate((center, wh[:, :1] / wh[:, 1:], wh[:, 1:]), axis=1)
+    if out is None:
+        out = np.empty(xyxy.shape, np.result_type(xyxy, 0.5))
+    np.add(xyxy[:, :2], xyxy[:, 2:], out=out[:, :2])
+    out[:, :2] *= 0.5
+    np.subtract(xyxy[:, 2:], xyxy[:, :2], out=out[:, 2:])  # w, h
+    out[:, 2] /= out[:, 3]
+    return out
 
 
-def xyah_to_xyxy(xyah: ArrayLike) -> np.ndarray:
-    """(N, 4) boxes cx, cy, aspect ratio w / h, h as corners x1, y1, x2, y2."""
+def xyah_to_xyxy(xyah: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
+    """(N, 4) boxes cx, cy, aspect ratio w / h, h as corners x1, y1, x2, y2; into ``out`` if given
+    (an (N, 4) array or view not overlapping ``xyah``)."""
     xyah = np.asarray(xyah).reshape(-1, 4)
+    if out is None:
+        out = np.empty(xyah.shape, np.result_type(xyah, 0.5))
     center = xyah[:, :2]
     half = xyah[:, 2:] * 0.5  # a / 2, h / 2
     half[:, 0] *= xyah[:, 3]  # w / 2 = a h / 2
-    return np.concatenate((center - half, center + half), axis=1)
+    np.subtract(center, half, out=out[:, :2])
+    np.add(center, half, out=out[:, 2:])
+    return out
 
 
 def iou(a: ArrayLike, b: ArrayLike, eps: float = IOU_EPS) -> np.ndarray:
@@ -51,11 +63,16 @@ def iou(a: ArrayLike, b: ArrayLike, eps: float = IOU_EPS) -> np.ndarray:
 
     A pair whose union is not positive (empty or inverted boxes) has IoU 0, without a warning. The
     (N, M) arithmetic reuses two buffers (``out=``), 3x faster at 200 x 180 boxes than fresh
-    temporaries.
+    temporaries; ``b``'s coordinates are copied into contiguous rows from ``IOU_COPY_FROM`` boxes
+    on (faster there, a fixed cost below).
     """
     # coordinates as rows: x1 of a (N, 1) against x1 of b (M,) broadcasts to (N, M)
-    ax1, ay1, ax2, ay2 = np.asarray(a, np.float64).reshape(-1, 4).T.copy()[:, :, None]
-    bx1, by1, bx2, by2 = np.asarray(b, np.float64).reshape(-1, 4).T.copy()
+    rows = np.asarray(a, np.float64).reshape(-1, 4)
+    cols = np.asarray(b, np.float64).reshape(-1, 4).T
+    if cols.shape[1] >= IOU_COPY_FROM:
+        cols = cols.copy()
+    ax1, ay1, ax2, ay2 = rows[:, 0, None], rows[:, 1, None], rows[:, 2, None], rows[:, 3, None]
+    bx1, by1, bx2, by2 = cols[0], cols[1], cols[2], cols[3]
     inter_w = np.minimum(ax2, bx2)
     inter_w -= np.maximum(ax1, bx1)
     np.maximum(inter_w, 0.0, out=inter_w)
@@ -63,7 +80,8 @@ def iou(a: ArrayLike, b: ArrayLike, eps: float = IOU_EPS) -> np.ndarray:
     inter_h -= np.maximum(ay1, by1)
     np.maximum(inter_h, 0.0, out=inter_h)
     inter = np.multiply(inter_w, inter_h, out=inter_w)
-    union = np.add((ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1), out=inter_h)
+    size_a, size_b = rows[:, 2:] - rows[:, :2], cols[2:] - cols[:2]  # widths and heights
+    union = np.add((size_a[:, 0] * size_a[:, 1])[:, None], size_b[0] * size_b[1], out=inter_h)
     union -= inter
     union += eps
     # The intersection is 0 wherever the union is not positive: the maximum only avoids 0 / 0.

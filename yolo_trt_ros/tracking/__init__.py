@@ -1,1 +1,2 @@
-"""Multi-object tracking: ByteTrack, its Kalman filter and matching, and what the tracker publishes."""
+"""Multi-object tracking: ByteTrack, its Kalman filter and matching, and what the tracker
+publishes."""

@@ -17,15 +17,24 @@ the detection it matched in this frame. ``class_aware=True`` matches detections 
 their class: a class flip then ends the track and starts a new ID (useful when objects of different
 classes overlap, at the cost of those flips).
 
-Design: tracks and detections are arrays with one row per track or detection (``_TrackArrays``:
-Kalman mean and covariance, box, and the detection last matched; ``_Detections``), and a frame is
-one fixed sequence of numpy operations over all rows, whatever their number: one Kalman prediction
-and one correction for all tracks (``kalman_filter``, 8 x 8 matrices), one IoU matrix of every
-track with every detection (``detection.boxes.iou``) that the three associations take their blocks
-from, one ``scipy.optimize.linear_sum_assignment`` per association (``matching``), and one IoU
-matrix for the duplicate check. Speed: from about 50 objects on, the vectorised arithmetic makes it
-faster than per-track Python; at a few objects the ~1 us that every numpy call costs dominates, and
-a frame takes ~0.18 ms (MOT16-05, ~5 detections), small next to inference (BENCHMARKS.md).
+Design: tracks and detections are arrays with one row per track or detection, each one float64
+array whose fields are named column views (``_TrackArrays``: Kalman mean and covariance, box, and
+the detection last matched; ``_Detections``), so selecting or joining tracks is one numpy call,
+and a frame is one fixed sequence of numpy operations over all rows, whatever their number: one
+Kalman prediction and one correction for all tracks, in place on the track array
+(``kalman_filter``, 8 x 8 matrices), one IoU matrix of every track with every detection
+(``detection.boxes.iou``) that the three associations take their blocks from, one thresholded
+optimal assignment per association (``matching``: ``scipy.optimize.linear_sum_assignment``, skipped
+when no two candidate pairs share a track or a detection, where its answer is known), and one IoU
+matrix for the duplicate check.
+
+Speed (``bench/bench_tracker.py``, one 2-core run): a frame of MOT16-05 (~5 detections) takes
+~0.14 ms, 2.6x less than Ultralytics' tracker (0.37 ms) but 4-5x more than the per-track Python
+tracker this replaced (0.03 ms). At a few objects nearly all of it is the ~0.3-1 us fixed cost of
+each of the ~170 numpy calls of a frame, whatever the array size (the two IoU matrices ~20%, the
+Kalman filter and box conversions ~30%, reading the detections ~15%, the rest bookkeeping), so the
+time grows slowly with the number of objects: faster than per-track Python from about 50 objects
+on (1.6x at 200). Small next to inference either way.
 
 Time: ``update(..., stamp=t)`` counts ``round((t - t_prev) * frame_rate)`` frame periods since the
 previous frame, so the filter predicts over dropped frames and lost tracks age in time. A missing
@@ -118,85 +127,122 @@ class Tracks:
         return len(self.track_ids)
 
 
-@dataclass(slots=True)
 class _Detections:
-    """The usable detections of one frame, one row each."""
+    """The usable detections of one frame: one row each of one float64 array, high-score rows
+    first (each group in input order), the fields named column views."""
 
-    box: np.ndarray  # (M, 4) float64 x1, y1, x2, y2
-    xyah: np.ndarray  # (M, 4) float64 the box as cx, cy, aspect ratio, height (Kalman measurement)
-    score: np.ndarray  # (M,) float64
-    class_id: np.ndarray  # (M,) int64
-    index: np.ndarray  # (M,) int64: position in update()'s input
+    __slots__ = ("data", "n_high")
+    BOX = slice(0, 4)  # x1, y1, x2, y2
+    SCORE, CLASS_ID, INDEX = 4, 5, 6  # class id, and position in update()'s input, as floats
+    MATCHED = slice(4, 7)  # score, class id, index: what a track takes from its detection
+    XYAH = slice(7, 11)  # the box as cx, cy, aspect ratio, height (Kalman measurement)
+    WIDTH = 11
+
+    def __init__(self, data: np.ndarray, n_high: int) -> None:
+        self.data = data  # (M, WIDTH)
+        self.n_high = n_high  # rows [0, n_high) are high-score
 
     def __len__(self) -> int:
-        return len(self.score)
+        return len(self.data)
 
-    def take(self, rows: np.ndarray) -> _Detections:
-        return _Detections(self.box[rows], self.xyah[rows], self.score[rows], self.class_id[rows],
-                           self.index[rows])
+    @property
+    def box(self) -> np.ndarray:
+        return self.data[:, self.BOX]
+
+    @property
+    def score(self) -> np.ndarray:
+        return self.data[:, self.SCORE]
+
+    @property
+    def class_id(self) -> np.ndarray:
+        return self.data[:, self.CLASS_ID]
 
 
-@dataclass(slots=True)
 class _TrackArrays:
-    """Tracks, one row each: the Kalman state, its box, and the detection last matched."""
+    """Tracks: one row each of one float64 array (integers are stored exactly, up to 2^53), the
+    fields named column views, so that selecting or joining tracks is one numpy call."""
 
-    mean: np.ndarray  # (N, 8) float64 Kalman mean: box cx, cy, a, h and its velocity
-    covariance: np.ndarray  # (N, 8, 8) float64 Kalman covariance
-    box: np.ndarray  # (N, 4) float64 x1, y1, x2, y2 of the mean (new track: its detection's box)
-    score: np.ndarray  # (N,) float64: score of the detection last matched
-    class_id: np.ndarray  # (N,) int64: class of that detection
-    det_index: np.ndarray  # (N,) int64: its position in update()'s input
-    last_frame: np.ndarray  # (N,) int64: frame of that match
-    start_frame: np.ndarray  # (N,) int64: frame the track was created
-    track_id: np.ndarray  # (N,) int64: 0 until the track is first reported
+    __slots__ = ("data",)
+    MEAN = slice(0, 8)  # Kalman mean: box cx, cy, a, h and its velocity
+    COVARIANCE = slice(8, 72)  # Kalman covariance, 8 x 8 row by row
+    BOX = slice(72, 76)  # x1, y1, x2, y2 of the mean (new track: its detection's box)
+    # score, class and input index of the detection last matched, frame of that match, frame the
+    # track was created, track ID (0 until the track is first reported)
+    SCORE, CLASS_ID, DET_INDEX, LAST_FRAME, START_FRAME, TRACK_ID = range(76, 82)
+    MATCHED = slice(76, 79)  # score, class id, det index: ``_Detections.MATCHED``
+    WIDTH = 82
 
-    @classmethod
-    def empty(cls) -> _TrackArrays:
-        ints = np.zeros(0, np.int64)
-        return cls(np.zeros((0, 8)), np.zeros((0, 8, 8)), np.zeros((0, 4)), np.zeros(0),
-                   ints, ints, ints, ints, ints)
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data  # (N, WIDTH)
 
     @classmethod
-    def start(cls, dets: _Detections, frame: int) -> _TrackArrays:
-        """New tracks at the detections ``dets``, created in ``frame``, not numbered yet."""
-        mean, covariance = kf.initiate(dets.xyah)
-        frames = np.full(len(dets), frame, np.int64)
-        return cls(mean, covariance, dets.box, dets.score, dets.class_id, dets.index, frames,
-                   frames.copy(), np.zeros(len(dets), np.int64))
-
-    @classmethod
-    def concat(cls, *parts: _TrackArrays) -> _TrackArrays:
-        columns = zip(*(part.arrays() for part in parts), strict=True)
-        return cls(*(np.concatenate(column) for column in columns))
+    def empty(cls, n: int = 0) -> _TrackArrays:
+        return cls(np.empty((n, cls.WIDTH)))
 
     def __len__(self) -> int:
-        return len(self.score)
+        return len(self.data)
 
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """The fields, in their order."""
-        return (self.mean, self.covariance, self.box, self.score, self.class_id, self.det_index,
-                self.last_frame, self.start_frame, self.track_id)
+    def rows(self, rows: slice) -> _TrackArrays:
+        """The tracks ``rows``, sharing this array's memory."""
+        return _TrackArrays(self.data[rows])
 
     def take(self, rows: np.ndarray) -> _TrackArrays:
-        return _TrackArrays(*(array[rows] for array in self.arrays()))
+        return _TrackArrays(self.data.take(rows, axis=0))
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.data[:, self.MEAN]
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """(N, 8, 8) view."""
+        return self.data[:, self.COVARIANCE].reshape(-1, 8, 8)
+
+    @property
+    def box(self) -> np.ndarray:
+        return self.data[:, self.BOX]
+
+    @property
+    def class_id(self) -> np.ndarray:
+        return self.data[:, self.CLASS_ID]
+
+    @property
+    def last_frame(self) -> np.ndarray:
+        return self.data[:, self.LAST_FRAME]
+
+    @property
+    def track_id(self) -> np.ndarray:
+        return self.data[:, self.TRACK_ID]
 
     @property
     def age(self) -> np.ndarray:
         """(N,) frames from creation to the last match."""
-        return self.last_frame - self.start_frame
+        return self.data[:, self.LAST_FRAME] - self.data[:, self.START_FRAME]
 
-    def predict(self, rows: slice, steps: int) -> None:
-        """Advance the Kalman state of tracks ``rows`` by ``steps`` frame periods."""
-        mean, self.covariance[rows] = kf.predict(self.mean[rows], self.covariance[rows], steps)
-        self.mean[rows], self.box[rows] = mean, xyah_to_xyxy(mean[:, :4])
+    def start(self, dets: np.ndarray, frame: int) -> None:
+        """Make these rows new tracks at the detections ``dets`` (rows of a ``_Detections``
+        array), created in ``frame``, not numbered yet."""
+        kf.initiate(dets[:, _Detections.XYAH], self.mean, self.covariance)
+        data = self.data
+        data[:, self.BOX] = dets[:, _Detections.BOX]
+        data[:, self.MATCHED] = dets[:, _Detections.MATCHED]
+        data[:, self.LAST_FRAME : self.TRACK_ID] = frame  # and START_FRAME
+        data[:, self.TRACK_ID] = 0.0
 
-    def correct(self, dets: _Detections, frame: int) -> None:
-        """Kalman update with the matched detections ``dets``, one per track, whose score, class
-        and index the tracks take."""
-        self.mean, self.covariance = kf.update(self.mean, self.covariance, dets.xyah)
-        self.box = xyah_to_xyxy(self.mean[:, :4])
-        self.score, self.class_id, self.det_index = dets.score, dets.class_id, dets.index
-        self.last_frame = np.full(len(dets), frame, np.int64)
+    def predict(self, steps: int) -> None:
+        """Advance the Kalman state by ``steps`` frame periods."""
+        mean = self.mean
+        kf.predict(mean, self.covariance, steps)
+        xyah_to_xyxy(mean[:, :4], out=self.box)
+
+    def correct(self, dets: np.ndarray, frame: int) -> None:
+        """Kalman update with the matched detections ``dets`` (rows of a ``_Detections`` array),
+        one per track, whose score, class and index the tracks take."""
+        mean, data = self.mean, self.data
+        kf.update(mean, self.covariance, dets[:, _Detections.XYAH])
+        xyah_to_xyxy(mean[:, :4], out=data[:, self.BOX])
+        data[:, self.MATCHED] = dets[:, _Detections.MATCHED]
+        data[:, self.LAST_FRAME] = frame
 
 
 class ByteTracker:
@@ -261,47 +307,29 @@ class ByteTracker:
         0); ``stamp`` the frame time in seconds (the image header stamp) or None to count one
         frame. Detections with a non-finite coordinate or score, or an empty box, are ignored.
         """
-        cfg = self._config
         steps = self._advance(stamp)
         self._frame += steps
         if steps > self._max_lost:
             self._clear_tracks()
-        dets, n_high = self._detections(boxes, scores, class_ids)
+        dets = self._detections(boxes, scores, class_ids)
         self._predict(steps)
-        tracks, n_tracked, n_pool = self._tracks, self._n_tracked, self._n_tracked + self._n_lost
-        # Rows: tracks (tracked | lost | unconfirmed); columns: detections (high | low score).
-        overlap = self._iou(tracks.box, tracks.class_id, dets.box, dets.class_id)
-        track_free = np.ones(len(tracks), bool)
-        det_free = np.ones(len(dets), bool)
-
-        # 1. High-score detections vs tracked and lost tracks.
-        t1, d1 = self._match(overlap[:n_pool, :n_high], dets.score[:n_high], cfg.match_thresh)
-        track_free[t1] = det_free[d1] = False
-        # 2. Low-score detections vs the tracked tracks still free, IoU only.
-        rows = track_free[:n_tracked].nonzero()[0]
-        t2, d2 = self._match(overlap[rows, n_high:], None, _SECOND_MATCH_THRESH)
-        t2, d2 = rows[t2], d2 + n_high
-        track_free[t2] = False
-        # 3. Unconfirmed tracks vs the high-score detections still free; unmatched, they end.
-        cols = det_free[:n_high].nonzero()[0]
-        t3, d3 = self._match(overlap[n_pool:, cols], dets.score[cols], _UNCONFIRMED_MATCH_THRESH)
-        t3, d3 = t3 + n_pool, cols[d3]
-        det_free[d3] = False
-
-        tracked = tracks.take(np.concatenate((t1, t2, t3)))
-        if len(tracked):
-            tracked.correct(dets.take(np.concatenate((d1, d2, d3))), self._frame)
-        new = self._new_tracks(dets, det_free[:n_high])
-        if self._frame == 1:  # the first frame reports its new tracks at once
-            tracked, new = new, _TrackArrays.empty()
-        self._number(tracked)
-        lost = self._lost(track_free[:n_pool].nonzero()[0])
-        tracked, lost, new = self._remove_duplicates(tracked, lost, new)
-
-        self._tracks = _TrackArrays.concat(tracked, lost, new)
-        self._n_tracked, self._n_lost = len(tracked), len(lost)
-        return Tracks(tracked.box.astype(np.float32), tracked.score.astype(np.float32),
-                      tracked.class_id, tracked.track_id, tracked.det_index)
+        matched, det_rows, unmatched, starts = self._associate(dets)
+        lost = self._still_lost(unmatched)
+        tracks = self._next_tracks(matched, det_rows, lost, starts, dets)
+        # Rows of ``tracks``: tracked (matched now) | lost | new; the first frame reports its new
+        # tracks at once (there are no others then).
+        n_tracked = len(tracks) if self._frame == 1 else len(matched)
+        self._number(tracks.data[:n_tracked, _TrackArrays.TRACK_ID])
+        self._tracks, self._n_tracked, self._n_lost = self._remove_duplicates(
+            tracks, n_tracked, len(lost)
+        )
+        reported = self._tracks.data[: self._n_tracked]
+        ints = reported[:, _REPORTED_INTEGERS].T.astype(np.int64, order="C")
+        return Tracks(
+            reported[:, _TrackArrays.BOX].astype(np.float32),
+            reported[:, _TrackArrays.SCORE].astype(np.float32),
+            *ints,
+        )
 
     def _advance(self, stamp: float | None) -> int:
         """Frame periods since the previous update (the time rule of the module docstring)."""
@@ -314,9 +342,8 @@ class ByteTracker:
 
     def _detections(
         self, boxes: ArrayLike, scores: ArrayLike, class_ids: ArrayLike | None
-    ) -> tuple[_Detections, int]:
-        """The usable detections, high-score ones first, each group in input order, and how many
-        are high-score.
+    ) -> _Detections:
+        """The usable detections, high-score ones first, each group in input order.
 
         Unusable: a score not above ``track_low_thresh``, a non-finite coordinate or score, or an
         empty box. Boxes and scores are taken as float32 (as Ultralytics' tracker takes them), then
@@ -329,38 +356,97 @@ class ByteTracker:
             b = b.reshape(-1, 4)
             if len(b) != m:
                 raise ValueError(f"{len(b)} boxes but {m} scores")
+        d = _Detections
+        if not m:
+            return _Detections(np.empty((0, d.WIDTH)), 0)
+        data = np.empty((m, d.WIDTH))
+        data[:, d.BOX] = b
+        data[:, d.SCORE] = s
         if class_ids is None:
-            classes = np.zeros(m, np.int64)
+            data[:, d.CLASS_ID] = 0.0
         else:
-            classes = np.asarray(class_ids).reshape(-1).astype(np.int64)
+            classes = np.asarray(class_ids).reshape(-1)
             if len(classes) != m:
                 raise ValueError(f"{m} scores but {len(classes)} class ids")
-        b, s = b.astype(np.float64), s.astype(np.float64)
-        usable = np.isfinite(b).all(axis=1) & np.isfinite(s) & (s > self._config.track_low_thresh)
-        usable &= (b[:, 2:] > b[:, :2]).all(axis=1)
-        high = usable & (s >= self._config.track_high_thresh)
-        rows = np.concatenate((high.nonzero()[0], (usable ^ high).nonzero()[0]))
-        b = b[rows]
-        return _Detections(b, xyxy_to_xyah(b), s[rows], classes[rows], rows), int(high.sum())
+            data[:, d.CLASS_ID] = classes.astype(np.int64, copy=False)
+        score = data[:, d.SCORE]
+        usable = np.isfinite(data[:, : d.SCORE + 1]).all(axis=1)  # box and score
+        usable &= (data[:, 2:4] > data[:, 0:2]).all(axis=1)
+        usable &= score > self._config.track_low_thresh
+        high = usable & (score >= self._config.track_high_thresh)
+        high_rows = high.nonzero()[0]
+        rows = np.concatenate((high_rows, (usable ^ high).nonzero()[0]))
+        data = data.take(rows, 0)
+        data[:, d.INDEX] = rows
+        xyxy_to_xyah(data[:, d.BOX], out=data[:, d.XYAH])
+        return _Detections(data, len(high_rows))
 
     def _predict(self, steps: int) -> None:
         """Kalman prediction of the tracked and lost tracks, lost ones without height velocity (as
         Ultralytics). Unconfirmed tracks stay as started."""
-        tracks, n_tracked, n_pool = self._tracks, self._n_tracked, self._n_tracked + self._n_lost
+        n_tracked, n_pool = self._n_tracked, self._n_tracked + self._n_lost
         if n_pool:
-            tracks.mean[n_tracked:n_pool, 7] = 0.0
-            tracks.predict(slice(0, n_pool), steps)
+            pool = self._tracks.rows(slice(0, n_pool))
+            pool.data[n_tracked:, 7] = 0.0  # mean vh of the lost tracks
+            pool.predict(steps)
 
-    def _iou(self, boxes_a: np.ndarray, classes_a: np.ndarray, boxes_b: np.ndarray,
-             classes_b: np.ndarray) -> np.ndarray:
+    def _associate(
+        self, dets: _Detections
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """ByteTrack's three associations on one IoU matrix of every track with every detection.
+
+        Returns the matched track rows and their detection rows (association 1, 2, 3 in turn),
+        the tracked and lost tracks left unmatched, and the high-score detections left unmatched
+        that score enough to start a track.
+        """
+        cfg, tracks = self._config, self._tracks
+        n_tracked, n_pool, n_high = self._n_tracked, self._n_tracked + self._n_lost, dets.n_high
+        score = dets.score
+        # Rows: tracks (tracked | lost | unconfirmed); columns: detections (high | low score).
+        overlap = self._iou(tracks.box, tracks.class_id, dets.box, dets.class_id)
+        track_free = np.ones(len(tracks), bool)
+        det_free = np.ones(n_high, bool)
+
+        # 1. High-score detections vs tracked and lost tracks.
+        t1, d1 = self._match(overlap[:n_pool, :n_high], score[:n_high], cfg.match_thresh)
+        track_free[t1] = det_free[d1] = False
+        # 2. Low-score detections vs the tracked tracks still free, IoU only.
+        t2 = d2 = _NO_ROWS
+        if n_tracked and n_high < len(dets):
+            rows = track_free[:n_tracked].nonzero()[0]
+            t2, d2 = self._match(overlap[rows, n_high:], None, _SECOND_MATCH_THRESH)
+            t2, d2 = rows[t2], d2 + n_high
+            track_free[t2] = False
+        # 3. Unconfirmed tracks vs the high-score detections still free; unmatched, they end.
+        t3 = d3 = _NO_ROWS
+        if n_pool < len(tracks) and n_high:
+            cols = det_free.nonzero()[0]
+            t3, d3 = self._match(overlap[n_pool:, cols], score[cols], _UNCONFIRMED_MATCH_THRESH)
+            t3, d3 = t3 + n_pool, cols[d3]
+            det_free[d3] = False
+
+        starts = (det_free & (score[:n_high] >= cfg.new_track_thresh)).nonzero()[0]
+        unmatched = track_free[:n_pool].nonzero()[0]
+        return np.concatenate((t1, t2, t3)), np.concatenate((d1, d2, d3)), unmatched, starts
+
+    def _iou(
+        self,
+        boxes_a: np.ndarray,
+        classes_a: np.ndarray,
+        boxes_b: np.ndarray,
+        classes_b: np.ndarray,
+    ) -> np.ndarray:
         """IoU matrix of two box sets; with ``class_aware``, other classes do not overlap."""
+        if not len(boxes_a) or not len(boxes_b):
+            return np.zeros((len(boxes_a), len(boxes_b)))
         overlap = iou(boxes_a, boxes_b)
         if self._config.class_aware:
             overlap[classes_a[:, None] != classes_b] = 0.0
         return overlap
 
-    def _match(self, overlap: np.ndarray, det_scores: np.ndarray | None,
-               thresh: float) -> tuple[np.ndarray, np.ndarray]:
+    def _match(
+        self, overlap: np.ndarray, det_scores: np.ndarray | None, thresh: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Optimal matching of tracks (rows) and detections (columns) by their IoU matrix
         ``overlap``, at a cost below ``thresh``: 1 - IoU, or 1 - IoU * score with ``det_scores``
         when ``fuse_score`` is on. Returns the matched rows (ascending) and columns."""
@@ -369,47 +455,66 @@ class ByteTracker:
         scores = det_scores if self._config.fuse_score else None
         return matching.linear_assignment(matching.iou_cost(overlap, scores), thresh)
 
-    def _new_tracks(self, dets: _Detections, free: np.ndarray) -> _TrackArrays:
-        """Tracks started at the detections ``free`` (a mask of the first ones) that score at least
-        ``new_track_thresh``."""
-        starts = (free & (dets.score[: len(free)] >= self._config.new_track_thresh)).nonzero()[0]
-        if not len(starts):
-            return _TrackArrays.empty()
-        return _TrackArrays.start(dets.take(starts), self._frame)
+    def _still_lost(self, unmatched: np.ndarray) -> np.ndarray:
+        """The rows ``unmatched`` (tracked or lost tracks, matched in no association) that are
+        still within the lost buffer."""
+        last = self._tracks.data[:, _TrackArrays.LAST_FRAME].take(unmatched)
+        return unmatched[last >= self._frame - self._max_lost]
 
-    def _number(self, tracks: _TrackArrays) -> None:
-        """Give IDs to the tracks that have none (reported for the first time), in row order."""
-        unnumbered = (tracks.track_id == 0).nonzero()[0]
-        tracks.track_id[unnumbered] = np.arange(self._next_id, self._next_id + len(unnumbered))
-        self._next_id += len(unnumbered)
+    def _next_tracks(
+        self,
+        matched: np.ndarray,
+        det_rows: np.ndarray,
+        lost: np.ndarray,
+        starts: np.ndarray,
+        dets: _Detections,
+    ) -> _TrackArrays:
+        """The tracks after this frame, rows: the ``matched`` ones corrected with their detections
+        ``det_rows``, the ``lost`` ones as predicted, and new tracks at the detections
+        ``starts``."""
+        n_matched, n_kept = len(matched), len(matched) + len(lost)
+        tracks = _TrackArrays.empty(n_kept + len(starts))
+        if n_kept:
+            rows = np.concatenate((matched, lost))
+            self._tracks.data.take(rows, 0, out=tracks.data[:n_kept])
+        if n_matched:
+            tracks.rows(slice(0, n_matched)).correct(dets.data.take(det_rows, 0), self._frame)
+        if len(starts):
+            tracks.rows(slice(n_kept, None)).start(dets.data.take(starts, 0), self._frame)
+        return tracks
 
-    def _lost(self, unmatched: np.ndarray) -> _TrackArrays:
-        """The tracks ``unmatched`` (tracked or lost, matched in no association) that are still
-        within the lost buffer."""
-        within = self._tracks.last_frame[unmatched] >= self._frame - self._max_lost
-        return self._tracks.take(unmatched[within])
+    def _number(self, track_ids: np.ndarray) -> None:
+        """Give IDs to the tracks that have none (0: reported for the first time), in row order;
+        ``track_ids`` is a view of their ID column."""
+        unnumbered = (track_ids == 0.0).nonzero()[0]
+        if len(unnumbered):
+            track_ids[unnumbered] = np.arange(self._next_id, self._next_id + len(unnumbered))
+            self._next_id += len(unnumbered)
 
     def _remove_duplicates(
-        self, tracked: _TrackArrays, lost: _TrackArrays, new: _TrackArrays
-    ) -> tuple[_TrackArrays, _TrackArrays, _TrackArrays]:
+        self, tracks: _TrackArrays, n_tracked: int, n_lost: int
+    ) -> tuple[_TrackArrays, int, int]:
         """Ultralytics' duplicate rule: of an active (tracked or new) and a lost track with IoU
-        above 0.85, the one followed for fewer frames goes (the active one on a tie)."""
-        if not len(lost) or not (len(tracked) or len(new)):
-            return tracked, lost, new
-        active_box = np.concatenate((tracked.box, new.box))
-        active_class = np.concatenate((tracked.class_id, new.class_id))
-        overlap = self._iou(active_box, active_class, lost.box, lost.class_id)
+        above 0.85, the one followed for fewer frames goes (the active one on a tie). Returns the
+        tracks left and how many of them are tracked and lost."""
+        lost = slice(n_tracked, n_tracked + n_lost)
+        if not n_lost or n_lost == len(tracks):
+            return tracks, n_tracked, n_lost
+        # IoU of every track with the lost ones; lost with lost is not a duplicate.
+        overlap = self._iou(tracks.box, tracks.class_id, tracks.box[lost], tracks.class_id[lost])
+        overlap[lost] = 0.0
         a, b = (1 - overlap < _DUPLICATE_IOU_DISTANCE).nonzero()
         if not len(a):
-            return tracked, lost, new
-        active_older = np.concatenate((tracked.age, new.age))[a] > lost.age[b]
-        keep_active = np.ones(len(active_box), bool)
-        keep_active[a[~active_older]] = False
-        keep_lost = np.ones(len(lost), bool)
-        keep_lost[b[active_older]] = False
-        n = len(tracked)
-        return (tracked.take(keep_active[:n].nonzero()[0]), lost.take(keep_lost.nonzero()[0]),
-                new.take(keep_active[n:].nonzero()[0]))
+            return tracks, n_tracked, n_lost
+        b += n_tracked
+        age = tracks.age
+        active_older = age[a] > age[b]
+        keep = np.ones(len(tracks), bool)
+        keep[a[~active_older]] = keep[b[active_older]] = False
+        n_tracked, n_lost = int(keep[:n_tracked].sum()), int(keep[lost].sum())
+        return tracks.take(keep.nonzero()[0]), n_tracked, n_lost
 
 
 _NO_ROWS = np.zeros(0, np.int64)
+# Integer fields of the reported tracks, in the order of ``Tracks``.
+_REPORTED_INTEGERS = [_TrackArrays.CLASS_ID, _TrackArrays.TRACK_ID, _TrackArrays.DET_INDEX]

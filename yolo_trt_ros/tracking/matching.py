@@ -23,7 +23,16 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
     below ``thresh``, and the optimum is the assignment minimising the sum of
     ``min(cost - thresh, 0)``: ``scipy.optimize.linear_sum_assignment`` on that matrix, keeping the
     pairs below 0 (pairs costing exactly ``thresh`` gain nothing and are left unmatched).
+
+    Shortcut, exact: when every row and every column has at most one pair below ``thresh``, those
+    pairs are the optimum (their gains sum to the least any matching can reach, and leaving one
+    out costs more), so ``linear_sum_assignment`` is skipped. At a few objects per frame that is
+    most associations.
     """
+    rows, cols = (cost < thresh).nonzero()  # rows ascending
+    row_list, col_list = rows.tolist(), cols.tolist()
+    if len(set(row_list)) == len(row_list) == len(set(col_list)):
+        return rows, cols
     gain = np.minimum(cost - thresh, 0.0)
     rows, cols = linear_sum_assignment(gain)
     below = gain[rows, cols] < 0

@@ -1,4 +1,4 @@
-"""TensorRT backend: a raw TensorRT runtime (through ``trt_compat``) with pycuda buffers and one
+"""TensorRT backend: a raw TensorRT runtime (through ``compat``) with pycuda buffers and one
 CUDA stream.
 
 Per frame: pinned host -> device copy, ``execute_async``, device -> pinned host copy, all on one

@@ -4,8 +4,8 @@ candidate compaction.
 ``GpuLetterbox``: one kernel reads the raw uint8 HWC frame (bgr8, rgb8, bgra8, rgba8, mono8; any
 size and row step) already on the device and writes the letterboxed, RGB, 0..1, CHW float32/float16
 tensor into the engine's input buffer, sampling exactly like cv2.resize INTER_LINEAR with
-Ultralytics' letterbox geometry (``preprocess.letterbox_geometry``); only the raw frame crosses
-PCIe (``FrameUploader``).
+Ultralytics' letterbox geometry (``detection.letterbox.letterbox_geometry``); only the raw frame
+crosses PCIe (``FrameUploader``).
 
 ``CandidateReducer``: two kernels keep the output columns (anchors) whose best class score is above
 the confidence threshold, in anchor order, as a compact (K, 4+nc) float32 array written straight
