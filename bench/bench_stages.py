@@ -47,6 +47,7 @@ from yolo_trt_ros.demo.processes import ros_env, stop_process
 from yolo_trt_ros.detection.annotate import Annotator
 from yolo_trt_ros.pipeline import FramePipeline, PipelineConfig
 from yolo_trt_ros.ros.detection_msgs import DetectionArrayBuilder
+from yolo_trt_ros.ros.frame_stats import STAGES as NODE_STAGES
 from yolo_trt_ros.ros.image_conversion import array_to_image, image_frame
 
 SUBSCRIBER = """
@@ -70,16 +71,7 @@ except (KeyboardInterrupt, ExternalShutdownException, RuntimeError):
     pass  # RuntimeError: a take cut by shutdown
 print(f"subscriber received {counts}", file=sys.stderr)
 """
-STAGES = (
-    "receive",
-    "convert",
-    "preprocess",
-    "infer",
-    "postprocess",
-    "track",
-    "publish",
-    "annotate",
-)
+STAGES = ("receive", *NODE_STAGES)
 OVERHEAD = ("convert", "preprocess", "postprocess", "track", "publish")
 
 

@@ -96,7 +96,6 @@ class FramePipeline:
         self.detector = detector
         self.convert = convert
         self.tracker = ByteTracker(config.tracker)
-        self.config = config
         self.configure(config)
 
     @classmethod
@@ -128,10 +127,9 @@ class FramePipeline:
     def configure(self, config: PipelineConfig) -> None:
         """Apply ``config`` (the tracks are kept); ValueError naming the bad value leaves
         everything unchanged."""
-        published = config.detector.conf_threshold
-        if not 0.0 <= published <= 1.0:
-            raise ValueError(f"conf_threshold must be in [0, 1], got {published}")
-        conf = detector_threshold(published, config.tracker if config.tracking else None)
+        self.detector.check_config(config.detector)  # the published threshold, before lowering it
+        tracker = config.tracker if config.tracking else None
+        conf = detector_threshold(config.detector.conf_threshold, tracker)
         self.detector.set_config(replace(config.detector, conf_threshold=conf))
         self.tracker.set_config(config.tracker)
         self.config = config

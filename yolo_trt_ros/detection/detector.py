@@ -117,6 +117,12 @@ class Detector:
     def set_config(self, config: DetectorConfig) -> None:
         """Validate and apply ``config``; raises ValueError (config unchanged) naming the bad
         value."""
+        self._class_filter = self.check_config(config)
+        self.config = config
+
+    def check_config(self, config: DetectorConfig) -> np.ndarray | None:
+        """Validate ``config`` without applying it: ValueError naming the bad value; else the
+        class ids its allow-list keeps (None: all)."""
         for field in ("conf_threshold", "iou_threshold"):
             value = getattr(config, field)
             if not 0.0 <= value <= 1.0:
@@ -137,8 +143,7 @@ class Detector:
                 )
             wanted = set(config.classes)
             class_filter = np.array([i for i, n in enumerate(self.names) if n in wanted], np.int64)
-        self.config = config
-        self._class_filter = class_filter
+        return class_filter
 
     def __call__(self, image: np.ndarray, encoding: str = "bgr8") -> Detections:
         """Detect in a uint8 image (see ``Letterbox`` for layouts); ValueError for an unusable

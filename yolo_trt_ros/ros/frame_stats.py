@@ -29,7 +29,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STAGES = ("convert", "preprocess", "infer", "postprocess", "track", "publish", "annotate")
+from yolo_trt_ros.pipeline import STAGES as PIPELINE_STAGES
+
+STAGES = (*PIPELINE_STAGES, "publish", "annotate")
+"""The frame pipeline's stages, then the node's own."""
 
 
 @dataclass(frozen=True)

@@ -49,10 +49,6 @@ class Outputs:
         self._detections = self._annotated = None
 
     @property
-    def ready(self) -> bool:
-        return self._detections is not None
-
-    @property
     def detections_topic(self) -> str:
         return self._detections.topic_name if self._detections is not None else "detections"
 
