@@ -1,8 +1,12 @@
-"""The yolo-trt-ros command line: detect and track, run as real subprocesses on the shared data."""
+"""The yolo-trt-ros command line: detect and track on the shared data. One test runs the real
+command in a subprocess; the others call its ``main`` in this process (the same code, without a
+second interpreter start per test)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import subprocess
@@ -12,6 +16,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from yolo_trt_ros.cli.main import main
 from yolo_trt_ros.evaluation.mot_format import read_rows
 from yolo_trt_ros.inference.selection import select_backend
 
@@ -19,6 +24,18 @@ TIMEOUT = 300
 
 
 def _cli(*args: object) -> subprocess.CompletedProcess[str]:
+    """``yolo-trt-ros ARGS`` in this process: exit status and output as a subprocess gives them."""
+    argv = list(map(str, args))
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            status = main(argv)
+        except SystemExit as exit_:  # argparse: --help, usage errors
+            status = exit_.code if isinstance(exit_.code, int) else 1
+    return subprocess.CompletedProcess(argv, status, stdout.getvalue(), stderr.getvalue())
+
+
+def _cli_process(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "yolo_trt_ros.cli.main", *map(str, args)],
         capture_output=True,
@@ -40,7 +57,7 @@ def _frame_count(video: Path) -> int:
 
 def test_detect_table(model_path: Path, mot_dir: Path) -> None:
     image = mot_dir / "img1" / "000001.jpg"
-    result = _cli("detect", image, "--model", model_path)
+    result = _cli_process("detect", image, "--model", model_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"{image} (640x480): ")

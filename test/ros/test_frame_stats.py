@@ -4,6 +4,7 @@ by reason."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -137,6 +138,7 @@ def test_concurrent_writers_and_reader() -> None:
         thread.start()
     while any(t.is_alive() for t in threads):
         stats.snapshot(1000.0)
+        time.sleep(0.001)  # a reader polls; it does not hold the lock back to back
     for thread in threads:
         thread.join()
     snap = stats.snapshot(2000.0)
