@@ -158,7 +158,7 @@ def test_no_publisher_check_runs_without_subscription_publisher_count(
     monkeypatch.delattr(Subscription, "get_publisher_count", raising=False)
     node = active(make_node, input_timeout=0.5, input_topic="/resilience_no_camera")
     node.input._since -= 1.0
-    node._on_diagnostics_timer()
+    node.diagnostics.publish()
     assert "no publisher on /resilience_no_camera" in capfd.readouterr().err
     assert status(node.node_state(), {})[0] == Level.WARN
 
@@ -167,8 +167,8 @@ def test_the_diagnostics_timer_survives_an_exception(
     make_node, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     node = make_node()
-    monkeypatch.setattr(node, "_publish_diagnostics", _raise(KeyError("values")))
-    node._on_diagnostics_timer()
+    monkeypatch.setattr(node, "node_state", _raise(KeyError("values")))
+    node.diagnostics.publish()
     assert "diagnostics failed: KeyError" in capfd.readouterr().err
 
 
@@ -236,4 +236,4 @@ def test_run_time_sets_are_checked_against_the_other_values(make_node) -> None:
     result = node.set_parameters([Parameter("track_low_thresh", value=0.5)])[0]
     assert not result.successful and "track_low_thresh" in result.reason
     assert node.set_parameters([Parameter("diagnostics_period", value=0.5)])[0].successful
-    assert node._diagnostics_timer.timer_period_ns == 500_000_000
+    assert node.diagnostics.period_s == pytest.approx(0.5)

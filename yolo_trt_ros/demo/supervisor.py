@@ -99,12 +99,14 @@ def run(options: DemoOptions) -> int:
 
 @contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP stop the demo like Ctrl-C does (children are in their own session)."""
+    """SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the demo (children are in their own session).
+    SIGINT too: a process started in the background of a shell inherits it ignored."""
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, interrupt) for sig in signals}
     try:
         yield
     finally:

@@ -114,6 +114,14 @@ class Detector:
         detector.backend_reason = reason
         return detector
 
+    def describe(self) -> str:
+        """Backend, input size, and the number of classes and where their names came from."""
+        _, _, height, width = self.backend.input_shape
+        return (
+            f"{self.backend.name}, input {width}x{height}, {len(self.names)} classes from "
+            f"{self.names_source}"
+        )
+
     def set_config(self, config: DetectorConfig) -> None:
         """Validate and apply ``config``; raises ValueError (config unchanged) naming the bad
         value."""

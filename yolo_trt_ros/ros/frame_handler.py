@@ -103,6 +103,15 @@ class FrameHandler:
             return
         self.stats.processed(time.monotonic(), latency_ms, stages)
 
+    def reset_tracker(self) -> int:
+        """Forget every track (IDs restart at 1) and the stamp history; returns the number of
+        tracks dropped."""
+        tracker = self.pipeline.tracker
+        dropped = tracker.tracked_count + tracker.lost_count
+        self.pipeline.reset()
+        self.stamps.reset()
+        return dropped
+
     def _failed(self, msg: Image, stage: str, cause: BaseException) -> None:
         count = self.stats.failed(time.monotonic(), stage)
         what = f"{type(cause).__name__}: {printable(cause)}"

@@ -1,8 +1,10 @@
-"""The tracker node's outputs: detections (vision_msgs/Detection2DArray) and the annotated
-image."""
+"""The tracker node's outputs: detections (vision_msgs/Detection2DArray), the annotated image, and
+its /diagnostics status."""
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Callable
 from typing import Any
 
 from builtin_interfaces.msg import Time
@@ -10,6 +12,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle.publisher import LifecyclePublisher
+from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
@@ -19,6 +22,7 @@ from yolo_trt_ros.pipeline import FrameResult
 from yolo_trt_ros.ros.detection_msgs import DetectionArrayBuilder
 from yolo_trt_ros.ros.diagnostics import Report
 from yolo_trt_ros.ros.image_conversion import array_to_image
+from yolo_trt_ros.ros.log_text import printable
 
 
 class Outputs:
@@ -78,6 +82,42 @@ class Outputs:
         except RCLError as exc:
             self._node.get_logger().warning(
                 f"publishing on {publisher.topic_name} failed: {exc}",
+                throttle_duration_sec=self._log_period_s,
+            )
+
+
+class DiagnosticsOutput:
+    """``node``'s status on /diagnostics: ``report()`` published every ``period_s`` and on
+    ``publish()``. A failure to make or publish it is logged (throttled), never raised: diagnostics
+    must not end the node."""
+
+    def __init__(
+        self, node: Node, report: Callable[[], Report], period_s: float, log_period_s: float
+    ) -> None:
+        self._node, self._report, self._log_period_s = node, report, log_period_s
+        self._publisher = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._timer = node.create_timer(period_s, self.publish)
+
+    @property
+    def period_s(self) -> float:
+        return self._timer.timer_period_ns * 1e-9
+
+    def set_period(self, period_s: float) -> None:
+        self._timer.timer_period_ns = int(period_s * 1e9)
+
+    def publish(self) -> None:
+        node = self._node
+        try:
+            msg = diagnostic_array(
+                self._report(), node.get_fully_qualified_name(), node.get_clock().now().to_msg()
+            )
+            self._publisher.publish(msg)
+        except RCLError:  # context shutting down
+            pass
+        except Exception as exc:  # noqa: BLE001 - a diagnostics failure must not end the node
+            tb = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+            node.get_logger().error(
+                f"diagnostics failed: {type(exc).__name__}: {printable(exc)}\n{tb}",
                 throttle_duration_sec=self._log_period_s,
             )
 

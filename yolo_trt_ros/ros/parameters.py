@@ -23,7 +23,8 @@ from rclpy.parameter import Parameter
 
 from yolo_trt_ros.detection.detector import DetectorConfig
 from yolo_trt_ros.inference.selection import CHOICES as BACKEND_CHOICES
-from yolo_trt_ros.pipeline import PipelineConfig
+from yolo_trt_ros.pipeline import Converter, FramePipeline, PipelineConfig
+from yolo_trt_ros.ros.log_text import printable
 from yolo_trt_ros.tracking.assignment import TRACKER_FIELDS
 from yolo_trt_ros.tracking.bytetrack import TrackerConfig
 
@@ -276,8 +277,8 @@ STRUCTURAL = tuple(spec.name for spec in SPECS if spec.structural)
 
 
 def declare_all(node: Node) -> dict[str, str]:
-    """Declare every parameter on ``node``; returns {name: problem} for start values that fail
-    their check."""
+    """Declare every parameter on ``node``; start values that fail their check are logged and
+    returned as {name: problem}."""
     problems: dict[str, str] = {}
     for spec in SPECS:
         try:
@@ -287,10 +288,72 @@ def declare_all(node: Node) -> dict[str, str]:
         problem = spec.check(node.get_parameter(spec.name).value)
         if problem:
             problems[spec.name] = problem
+            node.get_logger().error(
+                f"invalid parameter at start: {printable(problem)}; configure fails until it is "
+                "fixed with ros2 param set"
+            )
     classes = node.get_parameter("classes")
     if not classes.value and classes.type_ != Parameter.Type.STRING_ARRAY:  # unset, or [] untyped
         node.set_parameters([Parameter("classes", Parameter.Type.STRING_ARRAY, [])])
     return problems
+
+
+class ConfigurationError(ValueError):
+    """The parameters do not make a working pipeline: ``str()`` says which and why."""
+
+
+def values_of(node: Node, changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every parameter's value on ``node`` as the node uses it (``Spec.coerce``), with ``changes``
+    applied; only for values already checked (configure and set_parameters check them)."""
+    values = {spec.name: node.get_parameter(spec.name).value for spec in SPECS}
+    values.update(changes or {})
+    return {name: BY_NAME[name].coerce(v) for name, v in values.items() if name in BY_NAME}
+
+
+def problems_of(node: Node) -> list[str]:
+    """Why the parameter values on ``node`` cannot be used: one line per bad value."""
+    return [p for p in (spec.check(node.get_parameter(spec.name).value) for spec in SPECS) if p]
+
+
+def change_refused(changes: Mapping[str, Any], node_state: str) -> str:
+    """Why a set_parameters request ``changes`` is refused in lifecycle state ``node_state`` (""
+    when it is accepted): a structural parameter outside ``unconfigured``, or a bad value."""
+    structural = sorted(set(STRUCTURAL) & changes.keys())
+    if structural and node_state != "unconfigured":
+        return (
+            f"{', '.join(structural)} can only change while unconfigured (now {node_state}): "
+            "cleanup, set, then configure"
+        )
+    return "; ".join(
+        p for p in (BY_NAME[n].check(v) for n, v in changes.items() if n in BY_NAME) if p
+    )
+
+
+def load_pipeline(values: Mapping[str, Any], convert: Converter) -> FramePipeline:
+    """The frame pipeline of the checked parameter ``values``, its model loaded;
+    ``ConfigurationError`` naming the parameter or the model file and the problem."""
+    model_path = values["model_path"]
+    if not model_path:
+        raise ConfigurationError(
+            "parameter model_path is empty: pass the YOLOv8 model, e.g. --ros-args -p "
+            "model_path:=/path/to/yolov8n.onnx"
+        )
+    try:
+        config = pipeline_config(values)
+    except ValueError as exc:
+        raise ConfigurationError(f"tracker parameters: {exc}") from exc
+    try:
+        return FramePipeline.from_model(
+            model_path,
+            config,
+            values["backend"],
+            values["names_file"] or None,
+            backend_options(values),
+            convert=convert,
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure to load is the configuration's
+        reason = str(exc) if model_path in str(exc) else f"model {model_path}: {exc}"
+        raise ConfigurationError(reason) from exc
 
 
 def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:

@@ -1,38 +1,29 @@
 """Lifecycle node ``yolo_tracker``: camera images in, vision_msgs/Detection2DArray (+ annotated
-image) out.
+image) out. A thin shell (as ros2/demos lifecycle_py) around ``pipeline.FramePipeline``:
 
-A thin shell (as ros2/demos lifecycle_py) around ``pipeline.FramePipeline``:
-- configure: check every parameter (``ros.parameters``: a bad value, also one given at start, fails
-  the transition naming the parameter, the value and what is allowed), load the model
-  (``backend: auto`` takes TensorRT when it imports and sees a GPU, else ONNX Runtime; TensorRT
-  builds or reuses a cached engine, its log lines forwarded to this node's logger) and create the
-  publishers. A failure names the file and the problem; it is logged at ERROR and shown on
-  /diagnostics (ERROR) until the next successful transition. A failed activate is reported alike.
-- activate: subscribe to ``input_topic`` (default QoS: best effort, depth 1: a slow detector drops
-  stale frames instead of queueing them); deactivate: unsubscribe; cleanup: free the model.
+- configure: check every parameter (``ros.parameters``; a bad value fails the transition naming
+  it), load the model (``backend: auto``: TensorRT when it imports and sees a GPU, else ONNX
+  Runtime) and create the publishers. A failed configure or activate is logged and shown on
+  /diagnostics (ERROR) until the next successful transition.
+- activate: subscribe to ``input_topic`` (default QoS best effort, depth 1: stale frames are
+  dropped, not queued); deactivate: unsubscribe; cleanup: free the model.
 
-Frames go through ``ros.frame_handler`` (stamp check, pipeline, publishing, counting of bad frames
-and failures); ``ros.input_monitor`` says why no frame arrives; ``ros.diagnostics`` makes the
-/diagnostics status. Track IDs count from 1 for the configured life; ``~/reset_tracker``
-(std_srvs/Trigger) restarts them. Structural parameters change only while unconfigured; the others
-at run time (validated; tracks are kept).
-
-Between processes on one host, FastDDS needs ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` to deliver
-best-effort camera images reliably.
+Frames go through ``ros.frame_handler``; ``ros.input_monitor`` says why none arrive;
+``ros.diagnostics`` makes the /diagnostics status. ``~/reset_tracker`` (std_srvs/Trigger)
+restarts track IDs at 1. Structural parameters change only while unconfigured, the others at run
+time. Between processes on one host, FastDDS needs ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` to
+deliver best-effort images.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 import traceback
 from collections.abc import Mapping
 from typing import Any
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -48,14 +39,16 @@ from yolo_trt_ros.ros.image_conversion import image_frame
 from yolo_trt_ros.ros.input_monitor import InputMonitor
 from yolo_trt_ros.ros.log_forwarding import RclpyLogHandler
 from yolo_trt_ros.ros.log_text import printable
-from yolo_trt_ros.ros.outputs import Outputs, diagnostic_array
+from yolo_trt_ros.ros.outputs import DiagnosticsOutput, Outputs
 from yolo_trt_ros.ros.parameters import (
     BY_NAME,
-    SPECS,
-    STRUCTURAL,
-    backend_options,
+    ConfigurationError,
+    change_refused,
     declare_all,
+    load_pipeline,
     pipeline_config,
+    problems_of,
+    values_of,
 )
 from yolo_trt_ros.ros.qos import image_qos
 
@@ -70,8 +63,7 @@ two-argument callbacks."""
 
 NODE_NAME = "yolo_tracker"
 TRT_LOGGER = "yolo_trt_ros.tensorrt"
-"""The Python logger of the TensorRT backend (engine build/cache, GPU path), forwarded to the
-node's logger."""
+"""The TensorRT backend's Python logger (engine build/cache, GPU path), forwarded to the node's."""
 LOG_PERIOD_S = diagnostics.WARN_FOR_S
 """A problem (bad input per reason, failure per stage, stamp glitch per kind) is logged at most
 once per this period."""
@@ -83,11 +75,6 @@ class TrackerNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         start_problems = declare_all(self)
-        for problem in start_problems.values():
-            self.get_logger().error(
-                f"invalid parameter at start: {printable(problem)}; configure fails until it is "
-                "fixed with ros2 param set"
-            )
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.stats = FrameStats()
         self.pipeline: FramePipeline | None = None
@@ -98,55 +85,28 @@ class TrackerNode(LifecycleNode):
         self._error = ""  # why the last configure or activate failed
         self._subscription: Subscription[Image] | None = None
         self._trt_log = RclpyLogHandler(self.get_logger())
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         period = BY_NAME["diagnostics_period"].default
         if "diagnostics_period" not in start_problems:
-            period = self._values()["diagnostics_period"]
-        self._diagnostics_timer = self.create_timer(period, self._on_diagnostics_timer)
+            period = values_of(self)["diagnostics_period"]
+        self.diagnostics = DiagnosticsOutput(self, self._report, period, LOG_PERIOD_S)
         self.create_service(Trigger, "~/reset_tracker", self._on_reset_tracker)
-
-    def _values(self, changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Every parameter's value as the node uses it (``Spec.coerce``), with ``changes`` applied;
-        only for values already checked (configure and set_parameters check them)."""
-        values = {spec.name: self.get_parameter(spec.name).value for spec in SPECS}
-        values.update(changes or {})
-        return {name: BY_NAME[name].coerce(v) for name, v in values.items() if name in BY_NAME}
 
     # Lifecycle transitions -----------------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        problems = [p for p in (s.check(self.get_parameter(s.name).value) for s in SPECS) if p]
+        problems = problems_of(self)
         if problems:
             return self._transition_failed(
                 f"configure failed: invalid parameters: {'; '.join(problems)} (fix with: "
                 f"ros2 param set {self.get_fully_qualified_name()} NAME VALUE)"
             )
-        values = self._values()
-        model_path = values["model_path"]
-        if not model_path:
-            return self._transition_failed(
-                "configure failed: parameter model_path is empty: pass the YOLOv8 model, e.g. "
-                "--ros-args -p model_path:=/path/to/yolov8n.onnx"
-            )
-        try:
-            config = pipeline_config(values)
-        except ValueError as exc:
-            return self._transition_failed(f"configure failed: tracker parameters: {exc}")
+        values = values_of(self)
         self._trt_log.attach(TRT_LOGGER)
         try:
-            options = backend_options(values)
-            self.pipeline = FramePipeline.from_model(
-                model_path,
-                config,
-                values["backend"],
-                values["names_file"] or None,
-                options,
-                convert=image_frame,
-            )
-        except Exception as exc:  # noqa: BLE001 - the transition fails with the reason
+            self.pipeline = load_pipeline(values, convert=image_frame)
+        except ConfigurationError as exc:
             self._trt_log.detach()
-            reason = str(exc) if model_path in str(exc) else f"model {model_path}: {exc}"
-            return self._transition_failed(f"configure failed: {reason}")
+            return self._transition_failed(f"configure failed: {exc}")
         self._error = ""
         self.stats.reset()
         self.outputs.create()
@@ -160,13 +120,9 @@ class TrackerNode(LifecycleNode):
             annotate=lambda: bool(self.get_parameter("publish_annotated").value),
             topic=lambda: self.input.topic,
         )
-        detector = self.pipeline.detector
-        _, _, height, width = detector.backend.input_shape
+        detector, model_path = self.pipeline.detector, values["model_path"]
         self.get_logger().info(detector.backend_reason)
-        self.get_logger().info(
-            f"configured: model {model_path} ({detector.backend.name}, input {width}x{height}, "
-            f"{len(detector.names)} classes from {detector.names_source})"
-        )
+        self.get_logger().info(f"configured: model {model_path} ({detector.describe()})")
         if detector.names_source == "fallback":
             self.get_logger().warning(
                 f"model {model_path} has no class names in its metadata: publishing placeholders "
@@ -180,11 +136,11 @@ class TrackerNode(LifecycleNode):
         transition succeeds."""
         self._error = printable(error, limit=2000)
         self.get_logger().error(self._error)
-        self._publish_diagnostics()
+        self.diagnostics.publish()
         return TransitionCallbackReturn.FAILURE
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        values = self._values()
+        values = values_of(self)
         qos = image_qos(values["qos_reliability"], values["qos_depth"])
         topic = values["input_topic"]
         callback = self._on_image if MESSAGE_INFO else lambda msg: self._on_image(msg, None)
@@ -254,27 +210,18 @@ class TrackerNode(LifecycleNode):
 
     def _on_set_parameters(self, params: list[Parameter[Any]]) -> SetParametersResult:
         changes = {p.name: p.value for p in params}
-        structural = sorted(set(STRUCTURAL) & changes.keys())
-        if structural and self._state != "unconfigured":
-            return SetParametersResult(
-                successful=False,
-                reason=f"{', '.join(structural)} can only change while unconfigured (now "
-                f"{self._state}): cleanup, set, then configure",
-            )
-        problems = [BY_NAME[n].check(v) for n, v in changes.items() if n in BY_NAME]
-        if any(problems):
-            return SetParametersResult(
-                successful=False, reason="; ".join(p for p in problems if p)
-            )
+        refused = change_refused(changes, self._state)
+        if refused:
+            return SetParametersResult(successful=False, reason=refused)
         if self.pipeline is not None:  # configured (unconfigured, configure checks the whole set)
             try:
-                self.pipeline.configure(pipeline_config(self._values(changes)))
+                self.pipeline.configure(pipeline_config(values_of(self, changes)))
             except ValueError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
         if "stamp_tolerance" in changes and self.frames is not None:
             self.frames.stamps.tolerance_s = float(changes["stamp_tolerance"])
         if "diagnostics_period" in changes:
-            self._diagnostics_timer.timer_period_ns = int(changes["diagnostics_period"] * 1e9)
+            self.diagnostics.set_period(changes["diagnostics_period"])
         return SetParametersResult(successful=True)
 
     def _on_image(self, msg: Image, info: Mapping[str, Any] | None) -> None:
@@ -286,30 +233,22 @@ class TrackerNode(LifecycleNode):
         self, request: Trigger.Request, response: Trigger.Response
     ) -> Trigger.Response:
         """``~/reset_tracker``: forget every track; the next tracks are numbered from 1 again."""
-        if self.pipeline is None or self.frames is None:
+        if self.frames is None:
             response.success = False
             response.message = f"no tracker while {self._state}: configure the node first"
             return response
-        dropped = self.pipeline.tracker.tracked_count + self.pipeline.tracker.lost_count
-        self.pipeline.reset()
-        self.frames.stamps.reset()
+        dropped = self.frames.reset_tracker()
         response.success = True
         response.message = f"tracker reset: {dropped} tracks dropped, IDs restart at 1"
         self.get_logger().info(response.message)
         return response
 
-    def _on_diagnostics_timer(self) -> None:
-        try:
-            if self._state == "active":
-                age = self.stats.snapshot(time.monotonic()).last_input_age_s
-                self.input.check(age, self._values()["input_timeout"])
-            self._publish_diagnostics()
-        except Exception as exc:  # noqa: BLE001 - a diagnostics failure must not end the node
-            tb = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
-            self.get_logger().error(
-                f"diagnostics failed: {type(exc).__name__}: {printable(exc)}\n{tb}",
-                throttle_duration_sec=LOG_PERIOD_S,
-            )
+    def _report(self) -> diagnostics.Report:
+        """The /diagnostics report; while active, first checks that frames arrive."""
+        snapshot = self.stats.snapshot(time.monotonic())
+        if self._state == "active":
+            self.input.check(snapshot.last_input_age_s, values_of(self)["input_timeout"])
+        return diagnostics.report(self.node_state(), snapshot)
 
     def node_state(self) -> diagnostics.NodeState:
         """What /diagnostics reports besides the frame statistics."""
@@ -332,12 +271,6 @@ class TrackerNode(LifecycleNode):
             model=diagnostics.ModelInfo.of(pipeline.detector) if pipeline else None,
             tracks=diagnostics.TrackerInfo.of(pipeline.tracker) if pipeline else None,
         )
-
-    def _publish_diagnostics(self) -> None:
-        report = diagnostics.report(self.node_state(), self.stats.snapshot(time.monotonic()))
-        name, stamp = self.get_fully_qualified_name(), self.get_clock().now().to_msg()
-        with contextlib.suppress(RCLError):  # context shutting down
-            self._diagnostics_pub.publish(diagnostic_array(report, name, stamp))
 
 
 def main(args: list[str] | None = None) -> None:
