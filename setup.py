@@ -27,7 +27,7 @@ setup(
     # from requirements/*.txt (tools/setup_env.sh); not repeated here so colcon does not fight apt.
     install_requires=["setuptools"],
     extras_require={"export": ["ultralytics>=8.4,<8.5"]},
-    package_data={PACKAGE: ["inference/tensorrt/kernels.cu"]},
+    package_data={PACKAGE: ["inference/tensorrt/kernels.cu", "inference/tensorrt/kernels.ptx"]},
     zip_safe=False,
     entry_points={
         "console_scripts": [

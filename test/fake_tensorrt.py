@@ -5,10 +5,19 @@ exercised against this fake: ``make_fake_tensorrt("8.6.1")`` exposes the TensorR
 (``num_bindings``, ``get_binding_*``, ``set_binding_shape``, ``execute_async_v2``) and no tensor
 API is used there; ``make_fake_tensorrt("10.3.0")`` exposes only the tensor API
 (``num_io_tensors``, ``get_tensor_*``, ``set_input_shape``, ``set_tensor_address``,
-``execute_async_v3``), as TensorRT 10 removed the bindings API. Serialized engines ("plans") are
-JSON. What an execution computes is the ``executor`` callable, called with the inputs and the
-outputs as lists of (address, shape, numpy dtype) and the stream handle; ``host_executor`` computes
-on host memory (CPU tests); test_gpu_check.py passes one that launches a real CUDA kernel.
+``execute_async_v3``), as TensorRT 10 removed the bindings API, and adds ``IProgressMonitor``
+(``config.progress_monitor``, called during builds). ``make_fake_tensorrt("11.1.0")`` lacks what
+TensorRT 11 removed: the IInt8 calibrators, ``NetworkDefinitionCreationFlag.EXPLICIT_BATCH``,
+``Builder.platform_has_fast_fp16``, ``config.int8_calibrator``, ``set_calibration_profile`` and the
+FP16/INT8 builder flags. As TensorRT does, a build of a network with a dynamic input and no
+optimization profile fails (None, error logged), and an exception in a calibrator's ``get_batch``
+does not propagate (calibration just ends). Output dims that depend on dynamic input dims are
+computed at build time by running the ONNX with onnxruntime at the profile's opt shape.
+
+Serialized engines ("plans") are JSON. What an execution computes is the ``executor`` callable,
+called with the inputs and the outputs as lists of (address, shape, numpy dtype) and the stream
+handle; ``host_executor`` computes on host memory (CPU tests); test_gpu_check.py passes one that
+launches a real CUDA kernel.
 
 An executor with a ``release()`` method is told when an engine is destroyed (TensorRT frees an
 engine's device memory then). Default computation (host_executor), for an output of shape (B, R,
@@ -21,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import json
+import time
 import types
 from collections.abc import Callable
 from typing import Any
@@ -85,10 +95,23 @@ class MemoryPoolType(enum.Enum):
 class BuilderFlag(enum.Enum):
     FP16 = 0
     INT8 = 1
+    REFIT = 3
+
+
+class BuilderFlag11(enum.Enum):
+    """TensorRT 11's BuilderFlag: FP16 and INT8 (and the other weak-typing flags) are gone."""
+
+    REFIT = 3
 
 
 class NetworkDefinitionCreationFlag(enum.IntEnum):
     EXPLICIT_BATCH = 0
+    STRONGLY_TYPED = 1
+
+
+class NetworkDefinitionCreationFlag11(enum.IntEnum):
+    """TensorRT 11's flags: EXPLICIT_BATCH removed (every network is explicit-batch)."""
+
     STRONGLY_TYPED = 1
 
 
@@ -147,13 +170,16 @@ class _ContextBase:
         return True
 
     def _shape(self, name: str) -> Dims:
+        """An input's shape as set; an output's with the batch of the inputs and its other dynamic
+        dims from ``resolved`` (computed at build time for the profile's opt shape)."""
         t = self._plan.find(name)
         if t["mode"] == "input":
             return Dims(self._shapes.get(name, t["shape"]))
         batch = next((s[0] for s in self._shapes.values()), None)
+        resolved = t.get("resolved", t["shape"])
         return Dims(
             [
-                batch if d < 0 and i == 0 and batch is not None else d
+                (batch if batch is not None else d) if i == 0 and d < 0 else resolved[i]
                 for i, d in enumerate(t["shape"])
             ]
         )
@@ -297,11 +323,29 @@ class _Runtime:
 # -- builder --------------------------------------------------------------------------------------
 
 
+class _Tensor:
+    """ITensor: name, shape (Dims, -1 where dynamic), dtype."""
+
+    def __init__(self, name: str, shape: list[int], dtype: str):
+        self.name = name
+        self.shape = Dims(shape)
+        self.dtype = DataType[dtype]
+
+
 class _Network:
     def __init__(self, flags: int):
         self.flags = flags
         self.inputs: list[dict[str, Any]] = []
         self.outputs: list[dict[str, Any]] = []
+        self.onnx_path: str | None = None
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self.inputs)
+
+    def get_input(self, index: int) -> _Tensor:
+        t = self.inputs[index]
+        return _Tensor(t["name"], t["shape"], t["dtype"])
 
 
 class _Profile:
@@ -314,22 +358,37 @@ class _Profile:
 
 class _ConfigBase:
     def __init__(self) -> None:
-        self.flags: set[BuilderFlag] = set()
+        self.flags: set[Any] = set()
         self.workspace: int | None = None
         self.profiles: list[_Profile] = []
-        self.int8_calibrator: Any = None
-        self.calibration_profile: _Profile | None = None
 
-    def set_flag(self, flag: BuilderFlag) -> None:
+    def set_flag(self, flag: Any) -> None:
         self.flags.add(flag)
 
     def add_optimization_profile(self, profile: _Profile) -> int:
         self.profiles.append(profile)
         return len(self.profiles) - 1
 
+
+class _CalibrationConfig:
+    """The implicit-quantization part of IBuilderConfig (8.x-10.x; removed in 11)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.int8_calibrator: Any = None
+        self.calibration_profile: _Profile | None = None
+
     def set_calibration_profile(self, profile: _Profile) -> bool:
         self.calibration_profile = profile
         return True
+
+
+class _ProgressConfig:
+    """``IBuilderConfig.progress_monitor`` (TensorRT >= 10)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.progress_monitor: Any = None
 
 
 class _Config(_ConfigBase):
@@ -356,12 +415,18 @@ class _Builder:
     calibration_sums: list[float] = []
     """Sum of each calibration batch read from the calibrator's device pointer (host memory with
     fake pycuda)."""
+    build_seconds = 0.0
+    """How long ``build_serialized_network`` takes (a test of build progress logs sets it)."""
+    progress_phases: list[tuple[str, str | None, int]] = [
+        ("Building engine", None, 2),
+        ("Tactic selection", "Building engine", 3),
+    ]
+    """Phases (name, parent, steps) reported to a progress monitor, in order."""
 
     def __init__(self, logger: ILogger):
         if not isinstance(logger, ILogger):
             raise TypeError("Builder needs an ILogger")
         self._logger = logger
-        self.platform_has_fast_fp16 = True
 
     def create_network(self, flags: int = 0) -> _Network:
         return _Network(flags)
@@ -373,45 +438,108 @@ class _Builder:
         return _Profile()
 
     def build_serialized_network(self, network: _Network, config: _ConfigBase) -> bytes | None:
+        profile = config.profiles[0].shapes if config.profiles else {}
+        for t in network.inputs:
+            if -1 in t["shape"] and t["name"] not in profile:
+                self._logger.log(
+                    Severity.ERROR,
+                    "4: [network.cpp::validate::3000] Error Code 4: Network has dynamic or shape "
+                    "inputs, but no optimization profile has been defined.",
+                )
+                return None
+        if not self._report_progress(getattr(config, "progress_monitor", None)):
+            self._logger.log(Severity.ERROR, "the build was cancelled by the progress monitor")
+            return None
+        time.sleep(self.build_seconds)
         calibrated = 0
+        calibrator = getattr(config, "int8_calibrator", None)
         if BuilderFlag.INT8 in config.flags:
-            calibrator = config.int8_calibrator
             cache = calibrator.read_calibration_cache()
             if cache is None:
                 names = [t["name"] for t in network.inputs]
-                shape = (calibrator.get_batch_size(), *network.inputs[0]["shape"][1:])
-                while pointers := calibrator.get_batch(names):
+                calibration = config.calibration_profile
+                if calibration is not None:
+                    shape = tuple(calibration.shapes[network.inputs[0]["name"]][1])
+                else:
+                    shape = (calibrator.get_batch_size(), *network.inputs[0]["shape"][1:])
+                while pointers := _call_from_cpp(self._logger, calibrator.get_batch, names):
                     batch = _host_array(
                         pointers[0], shape, np.dtype(_NP[DataType[network.inputs[0]["dtype"]]])
                     )
                     self.calibration_sums.append(float(batch.astype(np.float64).sum()))
                     calibrated += 1
                 if not calibrated:
+                    self._logger.log(Severity.ERROR, "calibration failed: no batches")
                     return None
                 calibrator.write_calibration_cache(b"fake calibration table")
-        profile = config.profiles[0].shapes if config.profiles else {}
         tensors = []
         for t in network.inputs:
             shape = t["shape"]
-            if -1 in shape and t["name"] not in profile:
-                self._logger.log(
-                    Severity.ERROR, f"input {t['name']} is dynamic but has no profile"
-                )
-                return None
             tensors.append(
                 {**t, "mode": "input", "profile": profile.get(t["name"], [shape, shape, shape])}
             )
-        tensors += [{**t, "mode": "output"} for t in network.outputs]
+        outputs = [{**t, "mode": "output"} for t in network.outputs]
+        if any(-1 in t["shape"][1:] for t in outputs):
+            resolved = _resolve_outputs(network, {n: p[1] for n, p in profile.items()})
+            for t, shape in zip(outputs, resolved, strict=True):
+                t["resolved"] = shape
         info = {
             "version": self.version,
-            "tensors": tensors,
+            "tensors": tensors + outputs,
             "flags": sorted(f.name for f in config.flags),
             "workspace": config.workspace,
             "network_flags": network.flags,
             "calibrated_batches": calibrated,
+            "calibrator": _calibrator_kind(calibrator),
         }
         type(self).built.append(info)
         return json.dumps(info).encode()
+
+    def _report_progress(self, monitor: Any) -> bool:
+        """Drive ``monitor`` through ``progress_phases``; False when it cancels the build."""
+        if monitor is None:
+            return True
+        for name, parent, steps in self.progress_phases:
+            monitor.phase_start(name, parent, steps)
+        for name, _, steps in reversed(self.progress_phases):
+            for step in range(steps):
+                if not monitor.step_complete(name, step):
+                    return False
+            monitor.phase_finish(name)
+        return True
+
+
+def _call_from_cpp(logger: ILogger, method: Callable[..., Any], *args: Any) -> Any:
+    """Call a Python override as TensorRT's C++ side does: an exception does not propagate (the
+    binding logs it and the call counts as returning nothing)."""
+    try:
+        return method(*args)
+    except Exception as exc:  # noqa: BLE001 - what the C++ caller sees
+        logger.log(Severity.ERROR, f"exception in {method.__name__}: {exc}")
+        return None
+
+
+def _resolve_outputs(network: _Network, opt: dict[str, list[int]]) -> list[list[int]]:
+    """Output shapes of the network's ONNX for the input shapes ``opt`` (run by onnxruntime), as
+    TensorRT infers them from the network."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(network.onnx_path, providers=["CPUExecutionProvider"])
+    feeds = {
+        t["name"]: np.zeros(opt[t["name"]], _NP[DataType[t["dtype"]]]) for t in network.inputs
+    }
+    names = [t["name"] for t in network.outputs]
+    return [list(out.shape) for out in session.run(names, feeds)]
+
+
+def _calibrator_kind(calibrator: Any) -> str | None:
+    """The TensorRT calibrator class ``calibrator`` derives from (None without one)."""
+    if calibrator is None:
+        return None
+    for kind in (IInt8MinMaxCalibrator, IInt8EntropyCalibrator2):
+        if isinstance(calibrator, kind):
+            return kind.__name__
+    return type(calibrator).__name__
 
 
 class _OnnxParser:
@@ -429,6 +557,7 @@ class _OnnxParser:
     def parse_from_file(self, model: str) -> bool:
         import onnx
 
+        self._network.onnx_path = model
         if self.version < (10,) and not self._network.flags & (
             1 << int(NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
         ):
@@ -467,6 +596,15 @@ class IInt8EntropyCalibrator2(IInt8Calibrator):
     pass
 
 
+class IInt8MinMaxCalibrator(IInt8Calibrator):
+    pass
+
+
+class IProgressMonitor:
+    def __init__(self) -> None:
+        pass
+
+
 def make_fake_tensorrt(
     version: str = "10.3.0", executor: Executor = host_executor, legacy_workspace: bool = False
 ) -> types.ModuleType:
@@ -484,18 +622,22 @@ def make_fake_tensorrt(
             "version": version,
         },
     )
-    builder = type(
-        "Builder",
-        (_Builder,),
-        {
-            "config_class": _LegacyConfig if legacy_workspace else _Config,
-            "built": [],
-            "calibration_sums": [],
-            "version": version,
-        },
-    )
+    config_bases: tuple[type, ...] = (_LegacyConfig if legacy_workspace else _Config,)
+    if major < 11:
+        config_bases = (_CalibrationConfig, *config_bases)
+    if major >= 10:
+        config_bases = (_ProgressConfig, *config_bases)
+    builder_attrs: dict[str, Any] = {
+        "config_class": type("IBuilderConfig", config_bases, {}),
+        "built": [],
+        "calibration_sums": [],
+        "version": version,
+    }
+    if major < 11:
+        builder_attrs["platform_has_fast_fp16"] = True
+    builder = type("Builder", (_Builder,), builder_attrs)
     parser = type("OnnxParser", (_OnnxParser,), {"version": parsed})
-    attrs = {
+    attrs: dict[str, Any] = {
         "Runtime": runtime,
         "Builder": builder,
         "OnnxParser": parser,
@@ -504,12 +646,17 @@ def make_fake_tensorrt(
         "DataType": DataType,
         "TensorIOMode": TensorIOMode,
         "MemoryPoolType": MemoryPoolType,
-        "NetworkDefinitionCreationFlag": NetworkDefinitionCreationFlag,
-        "IInt8Calibrator": IInt8Calibrator,
-        "IInt8EntropyCalibrator2": IInt8EntropyCalibrator2,
+        "NetworkDefinitionCreationFlag": NetworkDefinitionCreationFlag11,
+        "BuilderFlag": BuilderFlag11,
     }
     if major < 11:
+        attrs["NetworkDefinitionCreationFlag"] = NetworkDefinitionCreationFlag
         attrs["BuilderFlag"] = BuilderFlag
+        attrs["IInt8Calibrator"] = IInt8Calibrator
+        attrs["IInt8EntropyCalibrator2"] = IInt8EntropyCalibrator2
+        attrs["IInt8MinMaxCalibrator"] = IInt8MinMaxCalibrator
+    if major >= 10:
+        attrs["IProgressMonitor"] = IProgressMonitor
     for name, value in attrs.items():
         setattr(mod, name, value)
     return mod

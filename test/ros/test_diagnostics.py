@@ -3,6 +3,14 @@ without ROS."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from yolo_trt_ros.inference.selection import choose_backend
 from yolo_trt_ros.ros.diagnostics import (
     WARN_FOR_S,
     Level,
@@ -140,3 +148,59 @@ def test_an_inactive_node_is_ok_unless_a_transition_failed() -> None:
     assert (
         status(active(state="inactive", error="activate failed: bad topic"), {})[0] == Level.ERROR
     )
+
+
+GPU_UNUSED = (
+    "NVIDIA GPU unused (/dev/nvidia0), running on the CPU with ONNX Runtime: pycuda is not "
+    "importable (No module named 'pycuda'); fix: pip install pycuda (see docs/tensorrt.md)"
+)
+FALLBACK = ModelInfo(
+    "onnxruntime", "backend auto -> onnxruntime: ...", 640, 640, 80, gpu_unused=GPU_UNUSED
+)
+
+
+def test_a_degraded_fallback_warns_that_the_gpu_is_unused_and_why() -> None:
+    assert report(active(model=FALLBACK), BUSY).level == Level.WARN
+    assert status(active(model=FALLBACK), {}) == (Level.WARN, GPU_UNUSED)
+    assert status(active(model=FALLBACK, state="inactive"), {}) == (
+        Level.WARN,
+        f"inactive; {GPU_UNUSED}",
+    )
+    # A current problem is more pressing than the lasting fallback; an error more still.
+    assert status(active(model=FALLBACK, input_silent=True), {}) == (
+        Level.WARN,
+        "no input on /cam/image_raw",
+    )
+    failing = active(model=FALLBACK, last_failure="frames failing in infer: RuntimeError: x")
+    assert status(failing, {"failed": 1.0})[1] == "frames failing in infer: RuntimeError: x"
+    assert status(active(model=FALLBACK, error="activate failed: x"), {})[0] == Level.ERROR
+    assert status(active(model=FALLBACK, state="unconfigured"), {}) == (Level.OK, "unconfigured")
+    assert status(active(model=MODEL), {}) == (Level.OK, "running")
+
+
+def _detector(reason: str) -> Any:
+    backend = SimpleNamespace(name="onnxruntime", input_shape=(1, 3, 640, 640))
+    return SimpleNamespace(backend=backend, backend_reason=reason, names=["person"])
+
+
+@pytest.mark.parametrize(("gpu", "warns"), [(True, True), (False, False)])
+def test_model_info_knows_a_degraded_fallback_from_the_detectors_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gpu: bool, warns: bool
+) -> None:
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    if gpu:
+        (tmp_path / "dev").mkdir()
+        (tmp_path / "dev" / "nvidia0").touch()
+    chosen = choose_backend("auto", tmp_path)
+    info = ModelInfo.of(_detector(chosen.reason))
+    assert info.gpu_unused == chosen.warning
+    assert bool(info.gpu_unused) == warns
+    if warns:
+        assert info.gpu_unused.startswith(
+            "NVIDIA GPU unused (/dev/nvidia0), running on the CPU with ONNX Runtime: TensorRT is "
+            "not importable ("
+        )
+        assert info.gpu_unused.endswith(
+            'fix: pip install "tensorrt-cu12<11" (see docs/tensorrt.md)'
+        )
+    assert status(active(model=info), {})[0] == (Level.WARN if warns else Level.OK)

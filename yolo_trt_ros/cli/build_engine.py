@@ -14,6 +14,7 @@ from yolo_trt_ros.inference.base import ModelError
 from yolo_trt_ros.inference.tensorrt import compat as trt_compat
 from yolo_trt_ros.inference.tensorrt.builder import (
     DEFAULT_WORKSPACE_MB,
+    INTEGRATED_WORKSPACE_MB,
     BuildError,
     BuildOptions,
     adopt_engine,
@@ -22,7 +23,14 @@ from yolo_trt_ros.inference.tensorrt.builder import (
     engine_spec,
 )
 from yolo_trt_ros.inference.tensorrt.cuda_context import CudaContext
-from yolo_trt_ros.inference.tensorrt.engine_cache import cached_engine_path, decide, write_sidecar
+from yolo_trt_ros.inference.tensorrt.engine_cache import (
+    EngineSpec,
+    build_lock,
+    cached_engine_path,
+    decide,
+    write_sidecar,
+)
+from yolo_trt_ros.inference.tensorrt.int8_calibrator import CALIBRATORS
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +43,9 @@ def register(subparsers: Any) -> None:
         "as MODEL.<precision>.engine with a MODEL.<precision>.engine.json sidecar (ONNX sha256, "
         "TensorRT version, GPU, precision, profile): the node reuses it when given the .onnx or "
         "the "
-        ".engine. An up-to-date engine is not rebuilt unless --force.",
+        ".engine. An up-to-date engine is not rebuilt unless --force. On a Jetson, run it once "
+        "after installing (it takes minutes there) so the node finds the cached engine at "
+        "configure.",
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--onnx", type=Path, metavar="MODEL.onnx", help="ONNX model to build")
@@ -68,14 +78,22 @@ def register(subparsers: Any) -> None:
         "--calib-cache",
         type=Path,
         metavar="FILE",
-        help="INT8 calibration cache (default: ENGINE with .calib suffix; reused when present)",
+        help="INT8 calibration cache (default: ENGINE with .calib suffix; reused only when "
+        "made from the same ONNX, images and calibrator)",
+    )
+    p.add_argument(
+        "--calibrator",
+        choices=CALIBRATORS,
+        default="minmax",
+        help="INT8 calibration algorithm: TensorRT's MinMax (default; what Ultralytics uses for "
+        "YOLO) or Entropy2 calibrator",
     )
     p.add_argument(
         "--workspace",
         type=int,
-        default=DEFAULT_WORKSPACE_MB,
         metavar="MB",
-        help="builder workspace limit in MiB (default: %(default)s)",
+        help=f"builder workspace limit in MiB (default: {DEFAULT_WORKSPACE_MB}, "
+        f"{INTEGRATED_WORKSPACE_MB} on integrated GPUs such as Jetson)",
     )
     p.add_argument(
         "--max-batch",
@@ -120,7 +138,13 @@ def run_build_engine(args: argparse.Namespace) -> int:
     if args.imgsz:
         imgsz = (args.imgsz[0], args.imgsz[-1])
     options = BuildOptions(
-        args.precision, args.workspace, args.max_batch, imgsz, args.calib_dir, args.calib_cache
+        args.precision,
+        args.workspace,
+        args.max_batch,
+        imgsz,
+        args.calib_dir,
+        args.calib_cache,
+        args.calibrator,
     )
     try:
         cuda = CudaContext(args.device)
@@ -149,12 +173,26 @@ def _run(
         raise ModelError(f"model {onnx}: file not found")
     spec = engine_spec(onnx, options, current_platform(cuda))
     engine = args.output or cached_engine_path(onnx, options.precision)
-    if args.output is None and not args.force:
-        decision = decide(onnx, spec)
-        if decision.action == "reuse":
-            log.info("%s is up to date (%s); --force rebuilds it", engine, decision.reason)
-            return engine
-        log.info("building %s: %s", engine, decision.reason)
-    extra = build_engine(onnx, engine, spec, options, log)
-    write_sidecar(engine, spec, extra)
+    check_cache = args.output is None and not args.force
+    if check_cache and _stale_reason(onnx, spec, log) is None:
+        return engine
+    with build_lock(engine, log.info):
+        if check_cache:  # again: another process may have built it meanwhile
+            reason = _stale_reason(onnx, spec, log)
+            if reason is None:
+                return engine
+            log.info("building %s: %s", engine, reason)
+        extra = build_engine(onnx, engine, spec, options, cuda, log)
+        write_sidecar(engine, spec, extra)
     return engine
+
+
+def _stale_reason(onnx: Path, spec: EngineSpec, log: logging.Logger) -> str | None:
+    """Why the cached engine of ``onnx`` must be built, or None when it is up to date (logged)."""
+    decision = decide(onnx, spec)
+    if decision.action == "reuse":
+        log.info(
+            "%s is up to date (%s); --force rebuilds it", decision.engine_path, decision.reason
+        )
+        return None
+    return decision.reason

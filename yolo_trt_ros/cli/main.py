@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yolo_trt_ros.cli import build_engine, eval_mot, export
+from yolo_trt_ros.cli import build_engine, doctor, eval_mot, export
 from yolo_trt_ros.cli.options import (
     PROG,
     add_detector_options,
@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     build_engine.register(sub)
     export.register(sub)
     eval_mot.register(sub)
+    doctor.register(sub)
     return parser
 
 

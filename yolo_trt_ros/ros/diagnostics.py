@@ -4,7 +4,9 @@ snapshot.
 ``report(node, stats)`` gives the level, the one-line message and the key/values of the node's
 DiagnosticStatus (the node only wraps them in messages). The level is ERROR while the last
 transition failed; while active, WARN for an incompatible camera QoS, for internal errors, bad
-frames or stamp glitches seen within ``WARN_FOR_S``, and for a silent input; OK otherwise.
+frames or stamp glitches seen within ``WARN_FOR_S``, and for a silent input; OK otherwise. A model
+running on ONNX Runtime because TensorRT cannot run on this GPU machine (a degraded fallback, see
+``inference.selection``) is a WARN whenever nothing more serious is current, inactive or active.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from enum import IntEnum
 
 from yolo_trt_ros.detection.detector import Detector
 from yolo_trt_ros.inference.base import DiagnosticsSource
+from yolo_trt_ros.inference.selection import degraded_fallback
 from yolo_trt_ros.ros.frame_stats import STAGES, StatsSnapshot
 from yolo_trt_ros.tracking.bytetrack import ByteTracker
 
@@ -42,14 +45,23 @@ class ModelInfo:
     class_count: int
     backend_values: Mapping[str, str] = field(default_factory=dict)
     """Backend-specific values (TensorRT: GPU, engine, device memory)."""
+    gpu_unused: str = ""
+    """Why this machine's NVIDIA GPU is unused and the fix ("" unless a degraded fallback)."""
 
     @classmethod
     def of(cls, detector: Detector) -> ModelInfo:
         backend = detector.backend
         values = backend.diagnostics() if isinstance(backend, DiagnosticsSource) else {}
         _, _, height, width = backend.input_shape
+        fallback = degraded_fallback(detector.backend_reason)
         return cls(
-            backend.name, detector.backend_reason, width, height, len(detector.names), values
+            backend.name,
+            detector.backend_reason,
+            width,
+            height,
+            len(detector.names),
+            values,
+            fallback.warning if fallback is not None else "",
         )
 
 
@@ -102,9 +114,12 @@ def status(node: NodeState, problem_ages_s: Mapping[str, float]) -> tuple[Level,
     def recent(kind: str) -> bool:
         return problem_ages_s.get(kind, WARN_FOR_S) < WARN_FOR_S
 
+    gpu_unused = node.model.gpu_unused if node.model is not None else ""
     if node.error:
         return Level.ERROR, node.error
     if node.state != "active":
+        if node.state == "inactive" and gpu_unused:
+            return Level.WARN, f"inactive; {gpu_unused}"
         return Level.OK, node.state
     if node.qos_problem:
         return Level.WARN, node.qos_problem
@@ -116,6 +131,8 @@ def status(node: NodeState, problem_ages_s: Mapping[str, float]) -> tuple[Level,
         return Level.WARN, "header stamp glitches (see stamp_glitches.*): tracking bridges them"
     if node.input_silent:
         return Level.WARN, f"no input on {node.input_topic}"
+    if gpu_unused:
+        return Level.WARN, gpu_unused
     return Level.OK, "running"
 
 

@@ -31,6 +31,7 @@ from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
+from yolo_trt_ros.inference.selection import degraded_fallback
 from yolo_trt_ros.pipeline import FramePipeline
 from yolo_trt_ros.ros import diagnostics
 from yolo_trt_ros.ros.frame_handler import FrameHandler
@@ -121,7 +122,10 @@ class TrackerNode(LifecycleNode):
             topic=lambda: self.input.topic,
         )
         detector, model_path = self.pipeline.detector, values["model_path"]
-        self.get_logger().info(detector.backend_reason)
+        if degraded_fallback(detector.backend_reason) is not None:  # a GPU left unused
+            self.get_logger().warning(detector.backend_reason)
+        else:
+            self.get_logger().info(detector.backend_reason)
         self.get_logger().info(f"configured: model {model_path} ({detector.describe()})")
         if detector.names_source == "fallback":
             self.get_logger().warning(

@@ -21,6 +21,8 @@ from yolo_trt_ros.inference.tensorrt import engine_cache as ec
 from yolo_trt_ros.inference.tensorrt.backend import TensorRTBackend
 
 GPU = ("Fake Orin", "8.7")
+GIB = 8
+"""make_fake_pycuda's total memory (8 GiB)."""
 
 
 @pytest.fixture
@@ -43,9 +45,10 @@ def _engine(
     path = tmp_path / name
     path.write_bytes(plan)
     profile = {"images": {"min": [1], "opt": [1], "max": [1]}}
+    platform = ec.Platform(version, *GPU, 0, GIB, ec.device_tree_model())
     ec.write_sidecar(
         path,
-        ec.EngineSpec("", version, GPU[0], GPU[1], precision, profile),
+        ec.EngineSpec.for_platform(platform, "", precision, profile),
         {"metadata": {"names": "{0: 'person'}", "imgsz": "[64, 64]"}},
     )
     return path
@@ -235,4 +238,58 @@ def test_create_backend_auto_takes_tensorrt_with_its_own_options(
     detector(np.zeros((48, 80, 3), np.uint8))
     assert state.stack == 0
     detector.close()
+    _assert_released(state)
+
+
+def _tiny_onnx(tmp_path: Path, make_yolo_onnx) -> Path:
+    rng = np.random.default_rng(0)
+    return make_yolo_onnx(
+        tmp_path / "tiny.onnx",
+        rng.random((30, 4), np.float32) * 64,
+        rng.random((2, 30), np.float32),
+        input_hw=(64, 64),
+    )
+
+
+def test_cached_engine_that_does_not_load_is_rebuilt_once(
+    gpu, tmp_path: Path, make_yolo_onnx, caplog: pytest.LogCaptureFixture
+) -> None:
+    trt, state = gpu("10.3.0")
+    onnx = _tiny_onnx(tmp_path, make_yolo_onnx)
+    TensorRTBackend(onnx, precision="fp32").close()
+    engine = tmp_path / "tiny.fp32.engine"
+    # matches its sidecar (e.g. a TensorRT reinstall kept the version string) but won't load
+    record = ec.read_sidecar(engine)
+    engine.write_bytes(b"\x00not a plan this TensorRT can read")
+    spec = ec.EngineSpec(**{f: record[f] for f in ec.SPEC_FIELDS})
+    ec.write_sidecar(engine, spec, {"metadata": record["metadata"]})
+    with caplog.at_level(logging.INFO):
+        backend = TensorRTBackend(onnx, precision="fp32")
+    assert len(trt.Builder.built) == 2
+    assert "TensorRT engine cache: " + str(engine) + " does not load" in caplog.text
+    assert "rebuilding it once" in caplog.text
+    assert "failed to deserialize" in caplog.text  # the cache's reason for the rebuild
+    assert backend.output_shape == (1, 6, 84)
+    backend.close()
+    _assert_released(state)
+
+
+def test_rebuilt_engine_that_still_does_not_load_is_an_error(
+    gpu, tmp_path: Path, make_yolo_onnx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trt, state = gpu("10.3.0")
+    onnx = _tiny_onnx(tmp_path, make_yolo_onnx)
+    monkeypatch.setattr(trt.Runtime, "deserialize_cuda_engine", lambda self, plan: None)
+    with pytest.raises(ModelError, match="could not deserialize the engine"):
+        TensorRTBackend(onnx, precision="fp32")
+    assert len(trt.Builder.built) == 2  # built, then rebuilt once: no loop
+    _assert_released(state)
+
+
+def test_given_engine_that_does_not_load_is_not_replaced(gpu, tmp_path: Path) -> None:
+    trt, state = gpu("10.3.0")
+    path = _engine(tmp_path, "10.3.0", b"\x00corrupt plan")
+    with pytest.raises(ModelError, match="model.engine: TensorRT 10.3.0 could not deserialize"):
+        TensorRTBackend(path)
+    assert path.read_bytes() == b"\x00corrupt plan" and trt.Builder.built == []
     _assert_released(state)

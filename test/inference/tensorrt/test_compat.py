@@ -200,16 +200,98 @@ def test_precision_flags_removed_in_tensorrt_11(install) -> None:
         trt_compat.set_precision(builder, config, "fp16", None, LOG)
 
 
-def test_profile_registered_only_when_dynamic(install) -> None:
+def _network(trt, shape: list[int]):
+    network = trt_compat.create_network(trt.Builder(trt_compat.trt_logger(LOG)))
+    network.inputs.append({"name": "images", "shape": shape, "dtype": "FLOAT"})
+    return network
+
+
+@pytest.mark.parametrize("version", ["8.6.1", "10.3.0"])
+def test_profile_registered_when_the_network_is_dynamic(install, version: str) -> None:
+    trt = install(version)
+    builder = trt.Builder(trt_compat.trt_logger(LOG))
+    fixed = {"images": {"min": [1, 3, 64, 64], "opt": [1, 3, 64, 64], "max": [1, 3, 64, 64]}}
+    config = builder.create_builder_config()
+    assert trt_compat.add_profile(builder, config, _network(trt, [1, 3, 64, 64]), fixed) is None
+    assert config.profiles == []
+    # dynamic inputs need a profile even when min = opt = max (max_batch 1, fixed imgsz)
+    dynamic = _network(trt, [-1, 3, -1, -1])
+    profile = trt_compat.add_profile(builder, config, dynamic, fixed)
+    assert config.profiles == [profile]
+    assert profile.shapes == {"images": [[1, 3, 64, 64]] * 3}
+    assert trt_compat.build_serialized(builder, dynamic, config)
+    batch = {"images": {"min": [1, 3, 64, 64], "opt": [1, 3, 64, 64], "max": [8, 3, 64, 64]}}
+    config = builder.create_builder_config()
+    profile = trt_compat.add_profile(builder, config, _network(trt, [-1, 3, 64, 64]), batch)
+    assert profile.shapes == {"images": [[1, 3, 64, 64], [1, 3, 64, 64], [8, 3, 64, 64]]}
+
+
+def test_dynamic_network_without_profile_fails_like_tensorrt(
+    install, caplog: pytest.LogCaptureFixture
+) -> None:
     trt = install("10.3.0")
     builder = trt.Builder(trt_compat.trt_logger(LOG))
+    network = _network(trt, [-1, 3, -1, -1])
+    with (
+        caplog.at_level(logging.ERROR, logger="test.trt"),
+        pytest.raises(trt_compat.TensorRTError, match="could not build the engine"),
+    ):
+        trt_compat.build_serialized(builder, network, builder.create_builder_config())
+    assert "no optimization profile has been defined" in caplog.text
+
+
+def test_tensorrt_11_fake_lacks_what_11_removed(install) -> None:
+    trt = install("11.1.0")
+    for name in ("IInt8Calibrator", "IInt8EntropyCalibrator2", "IInt8MinMaxCalibrator"):
+        assert not hasattr(trt, name)
+    assert not hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH")
+    assert not hasattr(trt.BuilderFlag, "FP16") and not hasattr(trt.BuilderFlag, "INT8")
+    builder = trt.Builder(trt_compat.trt_logger(LOG))
     config = builder.create_builder_config()
-    static = {"images": {"min": [1, 3, 64, 64], "opt": [1, 3, 64, 64], "max": [1, 3, 64, 64]}}
-    assert trt_compat.add_profile(builder, config, static) is None and config.profiles == []
-    dynamic = {"images": {"min": [1, 3, 64, 64], "opt": [1, 3, 64, 64], "max": [8, 3, 64, 64]}}
-    profile = trt_compat.add_profile(builder, config, dynamic)
-    assert config.profiles == [profile]
-    assert profile.shapes == {"images": [[1, 3, 64, 64], [1, 3, 64, 64], [8, 3, 64, 64]]}
+    assert not hasattr(builder, "platform_has_fast_fp16")
+    assert not hasattr(config, "int8_calibrator")
+    assert not hasattr(config, "set_calibration_profile")
+    assert hasattr(trt, "IProgressMonitor") and hasattr(config, "progress_monitor")
+    assert trt_compat.create_network(builder).flags == 0
+    old = install("10.3.0")
+    assert hasattr(old, "IInt8MinMaxCalibrator") and hasattr(old.BuilderFlag, "INT8")
+    assert not hasattr(install("8.6.1"), "IProgressMonitor")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_precision_check_on_tensorrt_11(install, precision: str) -> None:
+    install("11.1.0")
+    trt_compat.check_precision("fp32")
+    with pytest.raises(trt_compat.TensorRTError, match="TensorRT 11.1.0 removed") as info:
+        trt_compat.check_precision(precision)
+    assert ("INT8 calibration" in str(info.value)) is (precision == "int8")
+    assert "tensorrt<11" in str(info.value)
+    install("10.3.0")
+    trt_compat.check_precision(precision)
+    with pytest.raises(trt_compat.TensorRTError, match="unknown precision 'bf16'"):
+        trt_compat.check_precision("bf16")
+
+
+def test_progress_monitor_logs_phases(
+    install, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    install("8.6.1")
+    assert trt_compat.progress_monitor(LOG) is None  # no IProgressMonitor before 10
+    trt = install("10.3.0")
+    monkeypatch.setattr(trt_compat, "PROGRESS_INTERVAL_S", 0.0)
+    monitor = trt_compat.progress_monitor(LOG)
+    assert isinstance(monitor, trt.IProgressMonitor)
+    with caplog.at_level(logging.INFO, logger="test.trt"):
+        monitor.phase_start("Building engine", None, 2)
+        monitor.phase_start("Tactic selection", "Building engine", 40)
+        assert monitor.step_complete("Tactic selection", 9) is True
+        monitor.phase_finish("Tactic selection")
+        monitor.phase_finish("Building engine")
+    assert [r.getMessage() for r in caplog.records] == [
+        "building engine: Building engine started",
+        "building engine: Tactic selection, step 10/40",
+        "building engine: Building engine done",
+    ]
 
 
 def test_failed_build_raises(install) -> None:

@@ -4,14 +4,18 @@ engines."""
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
+import multiprocessing
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from yolo_trt_ros.inference.tensorrt import engine_cache as ec
 
-PLATFORM = ec.Platform("10.3.0.26", "Orin", "8.7")
+PLATFORM = ec.Platform("10.3.0", "Orin", "8.7", 16, 61, "NVIDIA Jetson AGX Orin Developer Kit")
 PROFILE = {"images": {"min": [1, 3, 640, 640], "opt": [1, 3, 640, 640], "max": [1, 3, 640, 640]}}
 
 
@@ -43,8 +47,10 @@ def test_sidecar_records_every_field(tmp_path: Path) -> None:
     engine = _cache(onnx, _spec(onnx))
     record = json.loads(ec.sidecar_path(engine).read_text())
     assert record["onnx_sha256"] == ec.sha256_file(onnx)
-    assert record["tensorrt_version"] == "10.3.0.26"
+    assert record["tensorrt_version"] == "10.3.0"
     assert record["gpu_name"] == "Orin" and record["compute_capability"] == "8.7"
+    assert (record["sm_count"], record["total_memory_gib"]) == (16, 61)
+    assert record["device_model"] == "NVIDIA Jetson AGX Orin Developer Kit"
     assert record["precision"] == "fp16"
     assert record["profile"] == PROFILE
     assert record["engine_sha256"] == ec.sha256_file(engine)
@@ -68,9 +74,12 @@ def test_build_when_no_engine(tmp_path: Path) -> None:
     "field, new_value",
     [
         ("onnx_sha256", "0" * 64),
-        ("tensorrt_version", "10.4.0.1"),
+        ("tensorrt_version", "10.4.0"),
         ("gpu_name", "NVIDIA GeForce RTX 4090"),
         ("compute_capability", "8.9"),
+        ("sm_count", 8),
+        ("total_memory_gib", 30),
+        ("device_model", "NVIDIA Jetson Orin NX Engineering Reference Developer Kit"),
         (
             "profile",
             {
@@ -143,10 +152,17 @@ def test_direct_engine_accepted_when_platform_matches(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "field, value",
-    [("tensorrt_version", "8.6.1"), ("gpu_name", "Xavier"), ("compute_capability", "7.2")],
+    [
+        ("tensorrt_version", "8.6.1"),
+        ("gpu_name", "Xavier"),
+        ("compute_capability", "7.2"),
+        ("sm_count", 4),
+        ("total_memory_gib", 7),
+        ("device_model", "NVIDIA Jetson Orin Nano Developer Kit"),
+    ],
 )
 def test_direct_engine_refused_on_platform_mismatch(
-    tmp_path: Path, field: str, value: str
+    tmp_path: Path, field: str, value: object
 ) -> None:
     onnx = _onnx(tmp_path)
     engine = _cache(onnx, _spec(onnx))
@@ -192,10 +208,10 @@ def test_resolve_builds_once_then_reuses(tmp_path: Path) -> None:
     assert "building" in logs[-1] and "no cached engine" in logs[-1]
     assert resolve(PLATFORM)[0] == path and len(builds) == 1
     assert "reusing" in logs[-1]
-    upgraded = dataclasses.replace(PLATFORM, tensorrt_version="10.4.0.1")
+    upgraded = dataclasses.replace(PLATFORM, tensorrt_version="10.4.0")
     resolve(upgraded)
     assert len(builds) == 2
-    assert "tensorrt_version: engine has '10.3.0.26', expected '10.4.0.1'" in logs[-1]
+    assert "tensorrt_version: engine has '10.3.0', expected '10.4.0'" in logs[-1]
     # the engine itself given directly: checked against the platform, refused on the old one
     assert ec.resolve_engine(path, _spec, upgraded, build, logs.append)[0] == path
     with pytest.raises(ec.EngineRefused):
@@ -243,3 +259,124 @@ def test_read_engine_plan_plain_and_ultralytics_header(tmp_path: Path) -> None:
     from yolo_trt_ros.detection.class_names import names_from_metadata
 
     assert names_from_metadata(metadata) == ["person", "bicycle"]
+
+
+def test_sidecar_without_device_fields_is_stale(tmp_path: Path) -> None:
+    """A sidecar from before SM count, memory and board model were recorded cannot tell Orin
+    modules apart: the cached engine is rebuilt, a direct engine refused."""
+    onnx = _onnx(tmp_path)
+    engine = _cache(onnx, _spec(onnx))
+    sidecar = ec.sidecar_path(engine)
+    record = json.loads(sidecar.read_text())
+    for field in ("sm_count", "total_memory_gib", "device_model"):
+        del record[field]
+    sidecar.write_text(json.dumps(record))
+    decision = ec.decide(onnx, _spec(onnx))
+    assert decision.action == "build"
+    assert "sm_count: not recorded (older sidecar), expected 16" in decision.reason
+    assert "device_model: not recorded" in decision.reason
+    with pytest.raises(ec.EngineRefused, match="built for another platform \\(sm_count: not rec"):
+        ec.check_engine(engine, PLATFORM)
+
+
+def test_device_tree_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tmp_path / "model"
+    model.write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
+    monkeypatch.setattr(ec, "DEVICE_TREE_MODEL", model)
+    assert ec.device_tree_model() == "NVIDIA Jetson AGX Orin Developer Kit"
+    monkeypatch.setattr(ec, "DEVICE_TREE_MODEL", tmp_path / "absent")  # x86
+    assert ec.device_tree_model() == ""
+
+
+def test_engine_that_failed_to_load_is_rebuilt(tmp_path: Path) -> None:
+    onnx = _onnx(tmp_path)
+    engine = _cache(onnx, _spec(onnx))
+    failed = ec.sha256_file(engine)
+    decision = ec.decide(onnx, _spec(onnx), failed_sha256=failed)
+    assert decision.action == "build" and "failed to deserialize" in decision.reason
+    engine.write_bytes(b"a plan another process rebuilt meanwhile")
+    ec.write_sidecar(engine, _spec(onnx))
+    assert ec.decide(onnx, _spec(onnx), failed_sha256=failed).action == "reuse"
+
+
+def _build_slowly(onnx: Path, count: Path) -> tuple[str, str]:
+    """resolve_engine of ``onnx`` whose build takes 0.3 s and appends a line to ``count``."""
+
+    def build(src: Path, engine: Path, spec: ec.EngineSpec) -> dict[str, object]:
+        with open(count, "a") as f:
+            f.write("build\n")
+        time.sleep(0.3)
+        ec.write_atomic(engine, b"plan")
+        return {}
+
+    path, record = ec.resolve_engine(onnx, _spec, PLATFORM, build, lambda _: None)
+    return str(path), record["engine_sha256"]
+
+
+def _race_worker(onnx: str, count: str, start: float, results: multiprocessing.Queue) -> None:
+    time.sleep(max(0.0, start - time.time()))
+    results.put(_build_slowly(Path(onnx), Path(count)))
+
+
+def test_concurrent_processes_build_once(tmp_path: Path) -> None:
+    onnx = _onnx(tmp_path)
+    count = tmp_path / "builds.txt"
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    start = time.time() + 1.0
+    workers = [
+        context.Process(target=_race_worker, args=(str(onnx), str(count), start, results))
+        for _ in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert count.read_text() == "build\n"  # one built, the others reused after the lock
+    engine = ec.cached_engine_path(onnx, "fp16")
+    assert outcomes == [(str(engine), ec.sha256_file(engine))] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "builds.txt",
+        "yolov8n.fp16.engine",
+        "yolov8n.fp16.engine.json",
+        "yolov8n.fp16.engine.lock",
+        "yolov8n.onnx",
+    ]  # no temporary files left
+
+
+def test_waits_for_the_lock_then_reuses(tmp_path: Path) -> None:
+    onnx = _onnx(tmp_path)
+    engine = ec.cached_engine_path(onnx, "fp16")
+    logs: list[str] = []
+    result: list[Path] = []
+
+    def build(src: Path, path: Path, spec: ec.EngineSpec) -> dict[str, object]:
+        raise AssertionError("must reuse the engine built while it waited")
+
+    with open(ec.lock_path(engine), "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # another process is building
+        thread = threading.Thread(
+            target=lambda: result.append(
+                ec.resolve_engine(onnx, _spec, PLATFORM, build, logs.append)[0]
+            )
+        )
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not any("waiting for another process" in line for line in logs):
+            assert time.monotonic() < deadline and thread.is_alive()
+            time.sleep(0.01)
+        _cache(onnx, _spec(onnx))
+        fcntl.flock(held.fileno(), fcntl.LOCK_UN)
+    thread.join(timeout=10)
+    assert result == [engine]
+    assert "built meanwhile by another process" in logs[-1]
+
+
+def test_write_atomic_replaces_whole_files(tmp_path: Path) -> None:
+    target = tmp_path / "model.fp16.engine"
+    target.write_bytes(b"old")
+    ec.write_atomic(target, b"new plan")
+    assert target.read_bytes() == b"new plan"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.fp16.engine"]

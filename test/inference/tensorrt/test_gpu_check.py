@@ -1,10 +1,14 @@
 """The TensorRT backend's CUDA parts on a real GPU, on real MOT16-05 frames.
 
-Needs an NVIDIA GPU with its driver, pycuda and nvcc (skipped otherwise), OpenCV and ONNX Runtime.
+Needs an NVIDIA GPU with its driver, pycuda and nvcc (skipped otherwise; nvcc compiles the engine
+stand-in and the fallback check, the package's kernels load from PTX), OpenCV and ONNX Runtime.
 TensorRT is not needed and is not used (it cannot be installed on our machines): a real CUDA kernel
 stands in for the engine (bench/gpu_engine_stub.py) behind fake TensorRT 8.6 (bindings API) and 10
 (tensor API).
 
+0. kernels without nvcc: with an empty PATH, GpuKernels loads the shipped PTX (driver JIT) and
+   its letterbox equals the CPU Letterbox; the doctor's check_kernels says so. With the PTX made
+   unloadable, nvcc compiles kernels.cu instead, with the same results.
 1. letterbox: the GPU kernel equals the CPU Letterbox within 1/255 per element, for
    bgr8/rgb8/bgra8/rgba8/mono8, many source sizes, two model input sizes, float32 and float16, and
    a source with padded rows; every output element is written (the buffer is poisoned with NaN).
@@ -47,7 +51,9 @@ from gpu_engine_stub import DriverKernels, FormulaEngine, ReplayEngine, write_en
 from yolo_trt_ros.detection.decode import decode_yolov8
 from yolo_trt_ros.detection.detections import Detections
 from yolo_trt_ros.detection.letterbox import Letterbox, letterbox_geometry
+from yolo_trt_ros.inference.tensorrt import gpu_preprocess
 from yolo_trt_ros.inference.tensorrt.backend import TensorRTBackend
+from yolo_trt_ros.inference.tensorrt.cuda_context import release_primary_context
 
 _CUDA_BIN = Path("/usr/local/cuda/bin")
 
@@ -69,7 +75,7 @@ def _missing() -> str | None:
     if importlib.util.find_spec("pycuda") is None:
         return "pycuda not installed (GPU machine: the wheels in shared/device, see its README)"
     if _nvcc() is None:
-        return "nvcc not found (pycuda compiles the kernels with it)"
+        return "nvcc not found (pycuda compiles the engine stand-in's kernel with it)"
     return None
 
 
@@ -151,7 +157,7 @@ def cuda() -> Iterator[Any]:
             yield driver
         finally:
             driver.Context.pop()
-            context.detach()
+            release_primary_context(driver, context)
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +246,83 @@ def _same(a: Detections, b: Detections) -> bool:
 
 def _failures(failures: list[str]) -> str:
     return f"{len(failures)} failed: " + "; ".join(failures[:5])
+
+
+def _letterbox_failures(cuda: Any, kernels: Any, frames: list[np.ndarray]) -> list[str]:
+    """Each frame in every encoding, at its size and at an odd one, float32 and float16: the
+    GPU letterbox against the CPU one."""
+    from yolo_trt_ros.inference.tensorrt.gpu_preprocess import GpuLetterbox
+
+    rng = np.random.default_rng(3)
+    stream = cuda.Stream()
+    failures: list[str] = []
+    for dtype in (np.dtype(np.float32), np.dtype(np.float16)):
+        gpu_lb, cpu_lb = GpuLetterbox(kernels, (640, 640), dtype), Letterbox((640, 640), dtype)
+        host = cuda.pagelocked_empty((1, 3, 640, 640), dtype)
+        d_dst = cuda.mem_alloc(host.nbytes)
+        for f, frame in enumerate(frames):
+            for sized in (frame, cv2.resize(frame, (333, 517), interpolation=cv2.INTER_AREA)):
+                for enc in ENCODINGS:
+                    img = encode(sized, enc, rng)
+                    d_src = cuda.mem_alloc(img.nbytes)
+                    cuda.memcpy_htod(d_src, np.ascontiguousarray(img))
+                    poison(cuda, d_dst, host.nbytes)
+                    gpu_lb(int(d_src), img.shape[:2], enc, int(d_dst), stream)
+                    cuda.memcpy_dtoh_async(host, d_dst, stream)
+                    stream.synchronize()
+                    d_src.free()
+                    diff = max_diff(host, cpu_lb(img, enc)[0].astype(np.float32))
+                    if diff > TOLERANCE:
+                        failures.append(
+                            f"{dtype.name} {enc} frame {f} {img.shape[:2]}: {diff * 255:.3f}/255"
+                        )
+        d_dst.free()
+        host.base.free()
+    return failures
+
+
+def test_kernels_load_from_ptx_without_nvcc(
+    cuda: Any, gpu: Gpu, frames: list[np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No nvcc on PATH (as under a launch file or systemd on a Jetson): the shipped PTX loads
+    through the driver's JIT, with the CPU letterbox's results."""
+    empty = tmp_path / "no-nvcc"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    assert shutil.which("nvcc") is None
+    kernels = gpu_preprocess.GpuKernels()
+    try:
+        assert (kernels.origin, kernels.ptx_problem) == ("ptx", None)
+        failures = _letterbox_failures(cuda, kernels, frames)
+    finally:
+        kernels.close()
+    ok, message = gpu_preprocess.check_kernels()
+    sm = "sm_" + gpu[1].replace(".", "")
+    print(f"kernels from {gpu_preprocess.PTX_PATH.name} without nvcc; check_kernels: {message}")
+    assert (ok, message) == (True, f"PTX kernels loaded ({sm}, no nvcc needed)")
+    assert not failures, _failures(failures)
+
+
+def test_kernels_compile_with_nvcc_when_the_ptx_does_not_load(
+    cuda: Any,
+    frames: list[np.ndarray],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    garbage = tmp_path / "kernels.ptx"
+    garbage.write_bytes(b"not PTX\n")
+    monkeypatch.setattr(gpu_preprocess, "PTX_PATH", garbage)
+    with caplog.at_level(logging.WARNING):
+        kernels = gpu_preprocess.GpuKernels()
+    try:
+        assert kernels.origin == "nvcc" and kernels.ptx_problem
+        failures = _letterbox_failures(cuda, kernels, frames)
+    finally:
+        kernels.close()
+    print(f"PTX refused ({kernels.ptx_problem}); compiled by nvcc")
+    assert "kernels.ptx did not load" in caplog.text
+    assert not failures, _failures(failures)
 
 
 def test_letterbox_kernel_equals_cpu_letterbox(cuda: Any, frames: list[np.ndarray]) -> None:

@@ -20,12 +20,13 @@ import numpy as np
 from yolo_trt_ros.detection.encodings import checked_frame
 from yolo_trt_ros.detection.letterbox import LetterboxTransform
 from yolo_trt_ros.inference.base import ModelError, check_output_shape, resolve_input_shape
-from yolo_trt_ros.inference.tensorrt.builder import (
-    DEFAULT_WORKSPACE_MB,
-    BuildOptions,
-    ensure_engine,
+from yolo_trt_ros.inference.tensorrt.builder import BuildOptions, ensure_engine
+from yolo_trt_ros.inference.tensorrt.compat import (
+    EngineDeserializeError,
+    EngineRunner,
+    TensorInfo,
+    load_engine,
 )
-from yolo_trt_ros.inference.tensorrt.compat import EngineRunner, TensorInfo, load_engine
 from yolo_trt_ros.inference.tensorrt.cuda_context import CudaContext
 from yolo_trt_ros.inference.tensorrt.engine_cache import read_engine_plan
 from yolo_trt_ros.inference.tensorrt.gpu_preprocess import free_pinned
@@ -68,9 +69,11 @@ class TensorRTBackend:
     """A YOLOv8 detection engine (from ``.engine``, or built and cached from ``.onnx``) on CUDA
     device ``device``.
 
-    ``precision``, ``max_batch`` and ``workspace_mb`` apply when an engine is built from an
-    ``.onnx`` (they select and fingerprint its cache slot); an ``.engine`` runs as built (its
-    sidecar says how).
+    ``precision``, ``max_batch`` and ``workspace_mb`` (None: the GPU's default, smaller on a
+    Jetson) apply when an engine is built from an ``.onnx`` (precision and max batch select and
+    fingerprint its cache slot); an ``.engine`` runs as built (its sidecar says how). A cached
+    engine that TensorRT cannot deserialize is rebuilt once; an ``.engine`` given directly is
+    not.
 
     Raises ModelError naming the file and the problem (refused engine, build failure, wrong I/O, no
     GPU, ...). ``infer`` returns a view of a pinned buffer that the next call overwrites.
@@ -87,7 +90,7 @@ class TensorRTBackend:
         *,
         device: int = 0,
         max_batch: int = 1,
-        workspace_mb: int = DEFAULT_WORKSPACE_MB,
+        workspace_mb: int | None = None,
         gpu_preprocess: bool = True,
         gpu_timing: bool = False,
         log: logging.Logger | None = None,
@@ -128,12 +131,26 @@ class TensorRTBackend:
         assert self._ctx is not None
         engine_path, record = ensure_engine(self.model_path, options, self._ctx, self._log)
         plan, header = read_engine_plan(engine_path)
+        try:
+            runner = self._runner = load_engine(plan, self._log)
+        except EngineDeserializeError as exc:
+            if self.model_path.suffix.lower() != ".onnx":
+                raise
+            self._log.warning(
+                "TensorRT engine cache: %s does not load (%s); rebuilding it once",
+                engine_path,
+                exc,
+            )
+            engine_path, record = ensure_engine(
+                self.model_path, options, self._ctx, self._log, str(record["engine_sha256"])
+            )
+            plan, header = read_engine_plan(engine_path)
+            runner = self._runner = load_engine(plan, self._log)
         self.engine_path = engine_path
         self.precision = str(record.get("precision", "unknown"))
         self.tensorrt_version = str(record.get("tensorrt_version"))
         self.gpu_name = self._ctx.device_name
         self.metadata = {**record.get("metadata", {}), **header}
-        runner = self._runner = load_engine(plan, self._log)
         self.api = runner.api
         inputs, outputs = runner.inputs, runner.outputs
         if len(inputs) != 1 or len(outputs) != 1:

@@ -8,16 +8,21 @@ engine; ``.engine``: check its sidecar). ``register`` adds the ``build-engine`` 
     [--max-batch N]
     yolo-trt-ros build-engine --adopt M.engine [--fp16 | --int8]   # sidecar for an engine built
     here by another tool
+
+A build logs its progress on the "yolo_trt_ros.tensorrt" logger: TensorRT's build phases
+(``IProgressMonitor``, TensorRT >= 10) or, before 10, a heartbeat line every ``HEARTBEAT_S``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from yolo_trt_ros import __version__
 from yolo_trt_ros.detection.model_layout import check_layout
@@ -28,17 +33,26 @@ from yolo_trt_ros.inference.tensorrt.cuda_context import CudaContext
 from yolo_trt_ros.inference.tensorrt.engine_cache import (
     EngineSpec,
     Platform,
+    device_tree_model,
     profile_for,
     read_engine_plan,
     resolve_engine,
     sha256_file,
+    write_atomic,
     write_sidecar,
 )
-
-if TYPE_CHECKING:
-    import tensorrt as trt
+from yolo_trt_ros.inference.tensorrt.int8_calibrator import CALIBRATORS
 
 DEFAULT_WORKSPACE_MB = 2048
+"""Builder workspace limit on a discrete GPU."""
+INTEGRATED_WORKSPACE_MB = 1024
+"""Builder workspace limit on an integrated GPU (Jetson), whose memory the camera, DDS and the
+other nodes share."""
+JETSON_COMPUTE_CAPABILITIES = ("5.3", "6.2", "7.2", "8.7")
+"""Nano, TX2, Xavier, Orin: integrated GPUs, for a pycuda without the INTEGRATED attribute."""
+HEARTBEAT_S = 30.0
+"""Seconds between "still building" lines where TensorRT has no progress monitor (< 10)."""
+PROGRESS_LOG = logging.getLogger("yolo_trt_ros.tensorrt")
 _ONNX_FLOAT16 = 10
 
 
@@ -48,22 +62,66 @@ class BuildError(RuntimeError):
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """How to build: precision (fp32/fp16/int8), workspace limit, max batch of a dynamic-batch
-    model, input size for dynamic H/W (default: the model's ``imgsz`` metadata, else 640), INT8
-    calibration images and cache."""
+    """How to build: precision (fp32/fp16/int8), workspace limit (None: ``default_workspace_mb``
+    of the GPU), max batch of a dynamic-batch model, input size for dynamic H/W (default: the
+    model's ``imgsz`` metadata, else 640), INT8 calibration images, cache and calibrator (one of
+    CALIBRATORS; minmax, as Ultralytics uses for YOLO)."""
 
     precision: str = "fp16"
-    workspace_mb: int = DEFAULT_WORKSPACE_MB
+    workspace_mb: int | None = None
     max_batch: int = 1
     imgsz: tuple[int, int] | None = None
     calib_dir: Path | None = None
     calib_cache: Path | None = None
+    calibrator: str = "minmax"
+
+    def __post_init__(self) -> None:
+        if self.calibrator not in CALIBRATORS:
+            raise ValueError(
+                f"calibrator must be one of {', '.join(CALIBRATORS)}, got {self.calibrator!r}"
+            )
 
 
 def current_platform(cuda: CudaContext) -> Platform:
+    """This machine as an engine records it: TensorRT version, GPU name, compute capability, SM
+    count (0 where pycuda cannot say), total memory in GiB and the device-tree model."""
     import tensorrt as trt
 
-    return Platform(trt.__version__, cuda.device_name, cuda.compute_capability)
+    return Platform(
+        trt.__version__,
+        cuda.device_name,
+        cuda.compute_capability,
+        _device_attribute(cuda, "MULTIPROCESSOR_COUNT") or 0,
+        round(cuda.total_memory / 2**30),
+        device_tree_model(),
+    )
+
+
+def _device_attribute(cuda: CudaContext, name: str) -> int | None:
+    """pycuda's ``Device.get_attribute(device_attribute.<name>)``; None where pycuda lacks it."""
+    import pycuda.driver as driver
+
+    attribute = getattr(getattr(driver, "device_attribute", None), name, None)
+    device = driver.Device(cuda.device_index)
+    if attribute is None or not hasattr(device, "get_attribute"):
+        return None
+    return int(device.get_attribute(attribute))
+
+
+def is_integrated(cuda: CudaContext) -> bool:
+    """True for a GPU that shares the system memory (Jetson): pycuda's INTEGRATED device
+    attribute, else a Jetson compute capability."""
+    integrated = _device_attribute(cuda, "INTEGRATED")
+    if integrated is not None:
+        return bool(integrated)
+    return cuda.compute_capability in JETSON_COMPUTE_CAPABILITIES
+
+
+def default_workspace_mb(cuda: CudaContext) -> int:
+    """The builder workspace limit when none is given: ``INTEGRATED_WORKSPACE_MB`` (1024) on an
+    integrated GPU such as a Jetson (``is_integrated``), where the build shares memory with the
+    camera and DDS processes, else ``DEFAULT_WORKSPACE_MB`` (2048)."""
+    return INTEGRATED_WORKSPACE_MB if is_integrated(cuda) else DEFAULT_WORKSPACE_MB
 
 
 def engine_spec(onnx_path: Path, options: BuildOptions, platform: Platform) -> EngineSpec:
@@ -107,16 +165,30 @@ def build_engine(
     engine_path: Path,
     spec: EngineSpec,
     options: BuildOptions,
+    cuda: CudaContext,
     log: logging.Logger,
 ) -> dict[str, Any]:
     """Parse ``onnx_path``, build it as ``spec`` says and write the plan to ``engine_path``
     (atomically).
 
     Returns the extra sidecar fields: the ONNX metadata (class names, ...) and the build settings.
-    Needs the CUDA context current.
+    Needs the CUDA context ``cuda`` current. BuildError names the model and the reason; a
+    precision this TensorRT cannot build is refused before anything is created.
     """
     import tensorrt as trt
 
+    try:
+        trt_compat.check_precision(spec.precision)
+    except trt_compat.TensorRTError as exc:
+        raise BuildError(f"model {onnx_path}: {exc}") from exc
+    if spec.precision == "int8" and options.calib_dir is None:
+        raise BuildError(
+            "INT8 needs calibration images: pass --calib-dir DIR (a few hundred frames from your "
+            "camera)"
+        )
+    workspace_mb = options.workspace_mb
+    if workspace_mb is None:
+        workspace_mb = default_workspace_mb(cuda)
     info = read_onnx_info(onnx_path)
     logger = trt_compat.trt_logger(log)
     builder = trt.Builder(logger)
@@ -128,43 +200,83 @@ def build_engine(
             f"model {onnx_path}: TensorRT {trt.__version__}'s ONNX parser failed: {errors}"
         )
     config = builder.create_builder_config()
-    trt_compat.set_workspace(config, options.workspace_mb << 20)
-    profile = trt_compat.add_profile(builder, config, spec.profile)
-    calibrator, release = _calibrator(info.inputs[0].elem_type, spec, options, engine_path, log)
+    trt_compat.set_workspace(config, workspace_mb << 20)
+    profile = trt_compat.add_profile(builder, config, network, spec.profile)
+    monitor = trt_compat.progress_monitor(PROGRESS_LOG)
+    if monitor is not None:
+        config.progress_monitor = monitor
+    calibrator = _calibrator(info.inputs[0].elem_type, spec, options, engine_path, log)
+    plan: bytes | None = None
+    failure: trt_compat.TensorRTError | None = None
+    try:
+        trt_compat.set_precision(builder, config, spec.precision, calibrator, log)
+        if calibrator is not None and profile is not None:
+            config.set_calibration_profile(profile)
+        PROGRESS_LOG.info(
+            "building %s engine from %s with TensorRT %s, workspace %d MiB (this takes minutes)",
+            spec.precision,
+            onnx_path,
+            trt.__version__,
+            workspace_mb,
+        )
+        started = time.monotonic()
+        with _heartbeat(monitor is None):
+            plan = trt_compat.build_serialized(builder, network, config)
+        PROGRESS_LOG.info("engine built in %.0f s", time.monotonic() - started)
+    except trt_compat.TensorRTError as exc:
+        failure = exc
+    finally:
+        if calibrator is not None:
+            calibrator.free()
+    if calibrator is not None and calibrator.error is not None:
+        error = calibrator.error
+        raise BuildError(
+            f"model {onnx_path}: INT8 calibration failed: {type(error).__name__}: {error}"
+        ) from error
+    if plan is None:
+        raise BuildError(f"model {onnx_path}: {failure}") from failure
+    write_atomic(engine_path, plan)
+    log.info("wrote %s (%.1f MB)", engine_path, len(plan) / 1e6)
     extra: dict[str, Any] = {
         "metadata": info.metadata,
         "build": {
-            "workspace_mb": options.workspace_mb,
+            "workspace_mb": workspace_mb,
             "max_batch": options.max_batch,
             "onnx": str(onnx_path),
             "yolo_trt_ros": __version__,
         },
     }
-    try:
-        trt_compat.set_precision(builder, config, spec.precision, calibrator, log)
-        if calibrator is not None and profile is not None:
-            config.set_calibration_profile(profile)
-        log.info(
-            "building %s engine from %s with TensorRT %s (this takes minutes)",
-            spec.precision,
-            onnx_path,
-            trt.__version__,
-        )
-        plan = trt_compat.build_serialized(builder, network, config)
-    except trt_compat.TensorRTError as exc:
-        raise BuildError(f"model {onnx_path}: {exc}") from exc
-    finally:
-        release()
     if calibrator is not None:
         extra["calibration"] = {
             "dir": str(options.calib_dir),
             "cache": str(_calib_cache(options, engine_path)),
+            "calibrator": options.calibrator,
         }
-    tmp = engine_path.with_name(engine_path.name + ".tmp")
-    tmp.write_bytes(plan)
-    os.replace(tmp, engine_path)
-    log.info("wrote %s (%.1f MB)", engine_path, len(plan) / 1e6)
     return extra
+
+
+@contextmanager
+def _heartbeat(enabled: bool) -> Iterator[None]:
+    """While enabled, log "still building" every HEARTBEAT_S seconds until the block ends."""
+    if not enabled:
+        yield
+        return
+    done = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_S):
+            PROGRESS_LOG.info(
+                "building engine: still running (%.0f s)", time.monotonic() - started
+            )
+
+    thread = threading.Thread(target=beat, name="engine-build-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _calib_cache(options: BuildOptions, engine_path: Path) -> Path:
@@ -173,19 +285,18 @@ def _calib_cache(options: BuildOptions, engine_path: Path) -> Path:
 
 def _calibrator(
     elem_type: int, spec: EngineSpec, options: BuildOptions, engine_path: Path, log: logging.Logger
-) -> tuple[trt.IInt8Calibrator | None, Callable[[], None]]:
-    if spec.precision != "int8":
-        return None, lambda: None
-    if options.calib_dir is None:
-        raise BuildError(
-            "INT8 needs calibration images: pass --calib-dir DIR (a few hundred frames from your "
-            "camera)"
-        )
+) -> Any:
+    """The INT8 calibrator of the build (see ``int8_calibrator.make_calibrator``), None for other
+    precisions."""
+    if spec.precision != "int8" or options.calib_dir is None:
+        return None
     import numpy as np
 
     from yolo_trt_ros.inference.tensorrt.int8_calibrator import (
+        CalibrationCache,
         CalibrationImages,
-        make_entropy_calibrator,
+        calibration_key,
+        make_calibrator,
     )
 
     shape = next(iter(spec.profile.values()))["opt"]
@@ -193,22 +304,29 @@ def _calibrator(
     images = CalibrationImages(
         options.calib_dir, (int(shape[2]), int(shape[3])), int(shape[0]), dtype
     )
-    return make_entropy_calibrator(images, _calib_cache(options, engine_path), log)
+    key = calibration_key(spec.onnx_sha256, images, options.calibrator, spec.tensorrt_version)
+    cache = CalibrationCache(_calib_cache(options, engine_path), key, log)
+    return make_calibrator(options.calibrator, images, cache, log)
 
 
 def ensure_engine(
-    model_path: Path, options: BuildOptions, cuda: CudaContext, log: logging.Logger
+    model_path: Path,
+    options: BuildOptions,
+    cuda: CudaContext,
+    log: logging.Logger,
+    failed_sha256: str | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """The engine to load for ``model_path`` and its sidecar record: a checked ``.engine``, or the
-    cached engine of an ``.onnx`` (built now when missing or stale). Needs the CUDA context
-    current."""
+    cached engine of an ``.onnx`` (built now when missing, stale, or the engine ``failed_sha256``
+    that did not deserialize). Needs the CUDA context current."""
     platform = current_platform(cuda)
     return resolve_engine(
         model_path,
         lambda onnx: engine_spec(onnx, options, platform),
         platform,
-        lambda onnx, engine, spec: build_engine(onnx, engine, spec, options, log),
+        lambda onnx, engine, spec: build_engine(onnx, engine, spec, options, cuda, log),
         log.info,
+        failed_sha256,
     )
 
 
@@ -231,13 +349,5 @@ def adopt_engine(
         }
     finally:
         runner.close()
-    platform = current_platform(cuda)
-    spec = EngineSpec(
-        "",
-        platform.tensorrt_version,
-        platform.gpu_name,
-        platform.compute_capability,
-        precision,
-        profile,
-    )
+    spec = EngineSpec.for_platform(current_platform(cuda), "", precision, profile)
     return write_sidecar(engine_path, spec, {"metadata": header, "adopted": True})

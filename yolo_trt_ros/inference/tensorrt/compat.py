@@ -5,9 +5,10 @@ Runtime: TensorRT 10 removed the bindings API, so engines run through the name-b
 ``set_tensor_address``, ``execute_async_v3``); on TensorRT 8.x the bindings API (``get_binding_*``,
 ``set_binding_shape``, ``execute_async_v2``) is used, which every 8.x release has. ``load_engine``
 returns an ``EngineRunner`` that hides the difference. Builder: explicit-batch network flag
-(required before 10, deprecated after), workspace limit (``set_memory_pool_limit`` since 8.4, else
-``max_workspace_size``), and precision flags (removed in 11, where the ONNX itself must carry FP16
-types or Q/DQ nodes).
+(required before 10, deprecated after, removed in 11), workspace limit (``set_memory_pool_limit``
+since 8.4, else ``max_workspace_size``), precision flags and INT8 calibrators (removed in 11, where
+the ONNX itself must carry FP16 types or Q/DQ nodes), and build progress (``IProgressMonitor``
+from 10).
 
 ``tensorrt`` is imported inside the functions, so importing this module never needs TensorRT.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +33,10 @@ Shape = tuple[int, ...]
 
 class TensorRTError(RuntimeError):
     """TensorRT refused an operation; the message says which and why."""
+
+
+class EngineDeserializeError(TensorRTError):
+    """TensorRT could not deserialize an engine plan (other TensorRT or GPU, or corrupt)."""
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,7 @@ def load_engine(plan: bytes, log: logging.Logger) -> EngineRunner:
     runtime = trt.Runtime(trt_logger(log))
     engine = runtime.deserialize_cuda_engine(plan)
     if engine is None:
-        raise TensorRTError(
+        raise EngineDeserializeError(
             f"TensorRT {trt.__version__} could not deserialize the engine (built by another "
             "TensorRT version, "
             "for another GPU, or corrupt; the TensorRT error is logged above)"
@@ -385,6 +391,26 @@ def set_workspace(config: trt.IBuilderConfig, nbytes: int) -> None:
         cast(_LegacyBuilderConfig, config).max_workspace_size = nbytes
 
 
+def check_precision(precision: str) -> None:
+    """TensorRTError when this TensorRT cannot build ``precision`` (before anything is created):
+    TensorRT 11 removed the FP16/INT8 builder flags and the INT8 calibrators."""
+    import tensorrt as trt
+
+    if precision not in ("fp32", "fp16", "int8"):
+        raise TensorRTError(f"unknown precision {precision!r}")
+    if precision == "fp32" or _major() < 11:
+        return
+    removed = "the FP16/INT8 builder flags"
+    if precision == "int8":
+        removed += " and INT8 calibration (IInt8 calibrators)"
+    raise TensorRTError(
+        f"TensorRT {trt.__version__} removed {removed} (networks are strongly typed): convert "
+        "the ONNX first (FP16: ModelOpt AutoCast; INT8: Q/DQ nodes from ModelOpt) and build it "
+        "with precision fp32, which keeps the ONNX's own types, or use TensorRT 10 "
+        "(pip install 'tensorrt<11')"
+    )
+
+
 def set_precision(
     builder: trt.Builder,
     config: trt.IBuilderConfig,
@@ -396,18 +422,9 @@ def set_precision(
     the ONNX)."""
     import tensorrt as trt
 
+    check_precision(precision)
     if precision == "fp32":
         return
-    if _major() >= 11:
-        raise TensorRTError(
-            f"TensorRT {trt.__version__} removed the FP16/INT8 builder flags (networks are "
-            "strongly typed): convert "
-            "the ONNX first (FP16: ModelOpt AutoCast; INT8: Q/DQ nodes from ModelOpt) and build "
-            "it with precision "
-            "fp32, which keeps the ONNX's own types"
-        )
-    if precision not in ("fp16", "int8"):
-        raise TensorRTError(f"unknown precision {precision!r}")
     if not builder.platform_has_fast_fp16:
         log.warning("this GPU has no fast FP16; %s kernels may be slower than FP32", precision)
     config.set_flag(trt.BuilderFlag.FP16)
@@ -418,14 +435,20 @@ def set_precision(
         config.int8_calibrator = calibrator
 
 
+def is_dynamic(network: trt.INetworkDefinition) -> bool:
+    """True when any network input has a dynamic (-1) dimension."""
+    return any(-1 in _dims(network.get_input(i).shape) for i in range(network.num_inputs))
+
+
 def add_profile(
     builder: trt.Builder,
     config: trt.IBuilderConfig,
+    network: trt.INetworkDefinition,
     profile: Mapping[str, Mapping[str, Sequence[int]]],
 ) -> trt.IOptimizationProfile | None:
-    """Register one optimization profile (input -> min/opt/max shapes) when any input is dynamic;
-    returns it."""
-    if all(list(shapes["min"]) == list(shapes["max"]) for shapes in profile.values()):
+    """Register one optimization profile (input -> min/opt/max shapes) when the parsed network has
+    a dynamic input (TensorRT requires one then, even with min = opt = max); returns it."""
+    if not is_dynamic(network):
         return None
     import tensorrt as trt
 
@@ -447,3 +470,47 @@ def build_serialized(
     if plan is None:
         raise TensorRTError("TensorRT could not build the engine (its errors are logged above)")
     return bytes(memoryview(plan))
+
+
+PROGRESS_INTERVAL_S = 10.0
+"""Least seconds between two step lines of one build phase."""
+
+
+def progress_monitor(log: logging.Logger) -> trt.IProgressMonitor | None:
+    """An ``IProgressMonitor`` (TensorRT >= 10) logging build phases to ``log``: top-level phases
+    when they start and finish, steps at most every ``PROGRESS_INTERVAL_S``; None before 10."""
+    import tensorrt as trt
+
+    if _major() < 10:
+        return None
+
+    class _Progress(trt.IProgressMonitor):
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self._steps: dict[str, int] = {}
+            self._top: set[str] = set()
+            self._logged = 0.0
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            self._steps[phase_name] = num_steps
+            if parent_phase is None:
+                self._top.add(phase_name)
+            log.log(self._level(phase_name), "building engine: %s started", phase_name)
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            now = time.monotonic()
+            if now - self._logged >= PROGRESS_INTERVAL_S:
+                self._logged = now
+                total = self._steps.get(phase_name, 0)
+                log.info("building engine: %s, step %d/%d", phase_name, step + 1, total)
+            return True
+
+        def phase_finish(self, phase_name: str) -> None:
+            log.log(self._level(phase_name), "building engine: %s done", phase_name)
+            self._steps.pop(phase_name, None)
+            self._top.discard(phase_name)
+
+        def _level(self, phase_name: str) -> int:
+            return logging.INFO if phase_name in self._top else logging.DEBUG
+
+    return _Progress()

@@ -8,14 +8,27 @@ built from and for (``EngineSpec``) plus the engine's own sha256. A cached engin
 when every field matches; otherwise it is rebuilt and the reason names the field. An ``.engine``
 given directly must have a sidecar that matches this machine, or it is refused: it is never
 deserialized blindly. No TensorRT import here: the build step is passed in.
+
+The platform is the TensorRT version and the GPU: name, compute capability, SM count, total memory
+(GiB) and the device-tree model (``/proc/device-tree/model``; empty on x86), since every Jetson
+Orin module reports "Orin" and compute 8.7. A sidecar written before the last three fields existed
+does not match (the cached engine is rebuilt, a direct engine is refused), because it cannot say
+which module it was built on.
+
+Builders of the same cache slot (several nodes of one launch) serialize on an exclusive
+``fcntl.flock`` of ``<engine>.lock`` and re-check the cache after taking it, so one builds and the
+others reuse; engine and sidecar are written under unique temporary names and renamed into place.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +36,19 @@ from typing import Any
 from yolo_trt_ros.inference.onnx_info import Dim
 
 PRECISIONS = ("fp32", "fp16", "int8")
-SIDECAR_FORMAT = 1
-PLATFORM_FIELDS = ("tensorrt_version", "gpu_name", "compute_capability")
+SIDECAR_FORMAT = 2
+PLATFORM_FIELDS = (
+    "tensorrt_version",
+    "gpu_name",
+    "compute_capability",
+    "sm_count",
+    "total_memory_gib",
+    "device_model",
+)
 """Fields an engine shares with the machine that runs it."""
+REQUIRED_FIELDS = ("onnx_sha256", *PLATFORM_FIELDS[:3], "precision", "profile", "engine_sha256")
+"""Fields without which a sidecar is unreadable (those of every sidecar format)."""
+DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
 SPEC_FIELDS = ("onnx_sha256", *PLATFORM_FIELDS, "precision", "profile")
 """Fields a cached engine must match to be reused, in the order mismatches are reported."""
 
@@ -40,11 +63,15 @@ class EngineRefused(RuntimeError):
 @dataclass(frozen=True)
 class Platform:
     """What this machine runs: TensorRT version and the GPU (name, compute capability
-    "major.minor")."""
+    "major.minor", SM count, total memory rounded to GiB, device-tree model; 0 or "" where
+    unknown)."""
 
     tensorrt_version: str
     gpu_name: str
     compute_capability: str
+    sm_count: int = 0
+    total_memory_gib: int = 0
+    device_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,6 +84,9 @@ class EngineSpec:
     compute_capability: str
     precision: str
     profile: Profile
+    sm_count: int = 0
+    total_memory_gib: int = 0
+    device_model: str = ""
 
     @classmethod
     def for_platform(
@@ -73,6 +103,9 @@ class EngineSpec:
             platform.compute_capability,
             precision,
             profile,
+            platform.sm_count,
+            platform.total_memory_gib,
+            platform.device_model,
         )
 
     def record(self) -> dict[str, Any]:
@@ -90,6 +123,17 @@ class CacheDecision:
     action: str
     engine_path: Path
     reason: str
+
+
+def device_tree_model() -> str:
+    """The board model from the device tree (``DEVICE_TREE_MODEL``, e.g. a Jetson module's name),
+    "" where there is none (x86)."""
+    try:
+        return (
+            DEVICE_TREE_MODEL.read_bytes().replace(b"\x00", b"").decode(errors="replace").strip()
+        )
+    except OSError:
+        return ""
 
 
 def sha256_file(path: str | Path) -> str:
@@ -148,10 +192,47 @@ def write_sidecar(
     }
     record.update(extra or {})
     path = sidecar_path(engine_path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a uniquely named file beside ``path`` and rename it over ``path``, so
+    readers see the old or the new content and concurrent writers never share a temporary file.
+    The file gets the usual permissions (0o666 less the umask)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def lock_path(engine_path: str | Path) -> Path:
+    engine_path = Path(engine_path)
+    return engine_path.with_name(engine_path.name + ".lock")
+
+
+@contextmanager
+def build_lock(engine_path: Path, log: Callable[[str], None]) -> Iterator[None]:
+    """Hold the exclusive lock on ``<engine>.lock`` (waiting, with a log line, while another
+    process builds the same engine). The lock file stays: removing it would race."""
+    path = lock_path(engine_path)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"TensorRT engine cache: waiting for another process building {engine_path.name}")
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def read_sidecar(engine_path: str | Path) -> dict[str, Any]:
@@ -167,11 +248,7 @@ def read_sidecar(engine_path: str | Path) -> dict[str, Any]:
         ) from None
     except (OSError, ValueError) as exc:
         raise EngineRefused(f"engine {engine_path}: sidecar {path} is unreadable ({exc})") from exc
-    missing = [
-        f
-        for f in (*SPEC_FIELDS, "engine_sha256")
-        if not isinstance(record, dict) or f not in record
-    ]
+    missing = [f for f in REQUIRED_FIELDS if not isinstance(record, dict) or f not in record]
     if missing:
         raise EngineRefused(f"engine {engine_path}: sidecar {path} lacks {', '.join(missing)}")
     return dict(record)
@@ -180,10 +257,14 @@ def read_sidecar(engine_path: str | Path) -> dict[str, Any]:
 def mismatches(
     expected: Mapping[str, Any], recorded: Mapping[str, Any], fields: Sequence[str]
 ) -> list[str]:
-    """One ``field: engine has X, expected Y`` line per differing field, in ``fields`` order."""
+    """One ``field: engine has X, expected Y`` line per differing field, in ``fields`` order (a
+    field the sidecar lacks: ``field: not recorded (older sidecar), expected Y``)."""
     out = []
     for name in fields:
         want, have = expected[name], recorded.get(name)
+        if name not in recorded:
+            out.append(f"{name}: not recorded (older sidecar), expected {_short(want)}")
+            continue
         if name == "profile":
             want, have = _normalized_profile(want), _normalized_profile(have or {})
         if want != have:
@@ -191,9 +272,11 @@ def mismatches(
     return out
 
 
-def decide(onnx_path: str | Path, spec: EngineSpec) -> CacheDecision:
+def decide(
+    onnx_path: str | Path, spec: EngineSpec, failed_sha256: str | None = None
+) -> CacheDecision:
     """Reuse the cached engine of ``onnx_path`` only if its sidecar matches ``spec`` field by
-    field."""
+    field and it is not the engine (sha256 ``failed_sha256``) that TensorRT failed to load."""
     engine = cached_engine_path(onnx_path, spec.precision)
     if not engine.is_file():
         return CacheDecision("build", engine, f"no cached engine {engine.name}")
@@ -214,6 +297,8 @@ def decide(onnx_path: str | Path, spec: EngineSpec) -> CacheDecision:
         return CacheDecision(
             "build", engine, f"cached engine {engine.name} differs from the sha256 in its sidecar"
         )
+    if record["engine_sha256"] == failed_sha256:
+        return CacheDecision("build", engine, f"cached engine {engine.name} failed to deserialize")
     return CacheDecision(
         "reuse", engine, f"cached engine {engine.name} matches {', '.join(SPEC_FIELDS)}"
     )
@@ -247,13 +332,15 @@ def resolve_engine(
     platform: Platform,
     build: Callable[[Path, Path, EngineSpec], Mapping[str, Any]],
     log: Callable[[str], None],
+    failed_sha256: str | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """The engine to load for ``model_path`` (.onnx or .engine) and its sidecar record.
 
     For an ``.onnx``: ``spec_for(onnx)`` says what the engine must match; a matching cached engine
-    is reused, otherwise ``build(onnx, engine_path, spec)`` writes the engine (returning extra
-    sidecar fields) and the sidecar is written after it. Each decision is passed to ``log``. An
-    ``.engine`` goes through ``check_engine``.
+    is reused (unless it is the engine ``failed_sha256`` that did not deserialize), otherwise,
+    under ``build_lock`` and after checking again, ``build(onnx, engine_path, spec)`` writes the
+    engine (returning extra sidecar fields) and the sidecar is written after it. Each decision is
+    passed to ``log``. An ``.engine`` goes through ``check_engine``.
     """
     model_path = Path(model_path)
     if model_path.suffix.lower() != ".onnx":
@@ -261,17 +348,23 @@ def resolve_engine(
         log(f"engine {model_path}: sidecar matches this machine ({_platform_text(platform)})")
         return model_path, record
     spec = spec_for(model_path)
-    decision = decide(model_path, spec)
+    decision = decide(model_path, spec, failed_sha256)
     if decision.action == "reuse":
         log(f"TensorRT engine cache: reusing {decision.engine_path} ({decision.reason})")
         return decision.engine_path, read_sidecar(decision.engine_path)
-    log(
-        f"TensorRT engine cache: building {decision.engine_path} because {decision.reason} "
-        f"(first start only; this takes minutes)"
-    )
-    extra = build(model_path, decision.engine_path, spec)
-    write_sidecar(decision.engine_path, spec, extra)
-    return decision.engine_path, read_sidecar(decision.engine_path)
+    engine = decision.engine_path
+    with build_lock(engine, log):
+        decision = decide(model_path, spec, failed_sha256)
+        if decision.action == "reuse":
+            log(f"TensorRT engine cache: reusing {engine}, built meanwhile by another process")
+            return engine, read_sidecar(engine)
+        log(
+            f"TensorRT engine cache: building {engine} because {decision.reason} "
+            f"(first start only; this takes minutes)"
+        )
+        extra = build(model_path, engine, spec)
+        write_sidecar(engine, spec, extra)
+        return engine, read_sidecar(engine)
 
 
 def read_engine_plan(engine_path: str | Path) -> tuple[bytes, dict[str, str]]:
@@ -320,7 +413,9 @@ def _short(value: Any) -> str:
 
 
 def _platform_text(platform: Platform) -> str:
+    board = f", {platform.device_model}" if platform.device_model else ""
     return (
         f"TensorRT {platform.tensorrt_version}, {platform.gpu_name}, compute "
-        f"{platform.compute_capability}"
+        f"{platform.compute_capability}, {platform.sm_count} SMs, "
+        f"{platform.total_memory_gib} GiB{board}"
     )

@@ -13,6 +13,10 @@ into mapped (zero-copy) pinned host memory, so only K columns cross PCIe instead
 no copy call is needed. Decoding the compact output gives exactly the detections of decoding the
 full output (same anchors, same order, same values).
 
+The kernels ship precompiled as PTX (``kernels.ptx``, made from ``kernels.cu`` by
+tools/make_ptx.py) that the CUDA driver JIT-compiles for the GPU at hand, so no nvcc is needed at
+run time; nvcc compiles ``kernels.cu`` only when the driver refuses the PTX.
+
 Kernel arguments are packed once per layout (``_Launch``), so a frame costs one driver call per
 kernel. All methods must run with the owning CUDA context current; every launch and copy goes on
 the given stream.
@@ -20,6 +24,8 @@ the given stream.
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,7 @@ import numpy as np
 
 from yolo_trt_ros.detection.encodings import ENCODINGS
 from yolo_trt_ros.detection.letterbox import LetterboxTransform, letterbox_geometry
+from yolo_trt_ros.inference.tensorrt.cuda_context import CudaContext
 
 PAD_VALUE = 114
 _BLOCK_2D = (32, 8, 1)
@@ -35,7 +42,23 @@ _BLOCK_1D = 256
 KERNEL_SOURCE = (Path(__file__).parent / "kernels.cu").read_text()
 """The CUDA source of the letterbox and candidate-compaction kernels (``kernels.cu``)."""
 
+PTX_PATH = Path(__file__).with_name("kernels.ptx")
+"""``kernels.cu`` compiled to PTX by tools/make_ptx.py (PTX ISA 8.2: CUDA 12.2+ drivers)."""
+
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16"}
+_SIGNATURES = {
+    "letterbox": "PiiiiiiiPiiiiiifff",
+    "flag_candidates": "PiifP",
+    "gather_candidates": "PiiPP",
+}
+ENTRY_POINTS = tuple(f"{base}_{suffix}" for base in _SIGNATURES for suffix in _SUFFIX.values())
+"""The kernels' names, as ``kernels.cu`` declares them (extern "C") and the PTX exports them."""
+
+_PTX_FIX = (
+    "an NVIDIA driver for CUDA >= 12.2 (JetPack >= 6.0) loads the shipped PTX; otherwise put "
+    "nvcc on PATH, e.g. export PATH=/usr/local/cuda/bin:$PATH in the launch environment"
+)
+_LOG = logging.getLogger("yolo_trt_ros.tensorrt")
 
 
 def _suffix(dtype: np.dtype) -> str:
@@ -73,25 +96,59 @@ def free_pinned(array: np.ndarray) -> None:
     allocation.free()
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class GpuKernels:
-    """The kernels above, compiled once by pycuda (nvcc, cached by pycuda) in the current CUDA
-    context."""
+    """The kernels above, loaded once in the current CUDA context.
 
-    def __init__(self) -> None:
-        from pycuda.compiler import SourceModule
+    From the shipped PTX (driver JIT, no nvcc; ``origin`` "ptx"), else compiled from
+    ``kernels.cu`` by pycuda with nvcc (``origin`` "nvcc", logged at WARN with the reason in
+    ``ptx_problem``). RuntimeError naming what is missing, and the fix, when neither works.
+    """
 
-        self._module: Any = SourceModule(KERNEL_SOURCE, no_extern_c=True, options=["-O3"])
+    def __init__(self, log: logging.Logger | None = None) -> None:
+        import pycuda.driver as cuda
+
+        self.ptx_problem: str | None = None
+        try:
+            # cuModuleLoadDataEx reads PTX as a NUL-terminated string
+            self._module: Any = cuda.module_from_buffer(PTX_PATH.read_bytes() + b"\0")
+            self.origin = "ptx"
+        except (OSError, cuda.Error) as exc:
+            self.ptx_problem = _first_line(exc)
+            (log or _LOG).warning(
+                "GPU kernels: %s did not load (%s); compiling kernels.cu with nvcc instead",
+                PTX_PATH.name,
+                self.ptx_problem,
+            )
+            self._module = self._compile(self.ptx_problem)
+            self.origin = "nvcc"
         self._functions: dict[str, Any] = {}
-        signatures = {
-            "letterbox": "PiiiiiiiPiiiiiifff",
-            "flag_candidates": "PiifP",
-            "gather_candidates": "PiiPP",
-        }
-        for base, signature in signatures.items():
-            for suffix in _SUFFIX.values():
-                function = self._module.get_function(f"{base}_{suffix}")
-                function.prepare(signature)
-                self._functions[f"{base}_{suffix}"] = function
+        for name in ENTRY_POINTS:
+            function = self._module.get_function(name)
+            function.prepare(_SIGNATURES[name.rsplit("_", 1)[0]])
+            self._functions[name] = function
+
+    @staticmethod
+    def _compile(ptx_problem: str) -> Any:
+        unavailable = f"GPU kernels unavailable: {PTX_PATH.name} did not load ({ptx_problem})"
+        nvcc = shutil.which("nvcc")
+        if nvcc is None:
+            raise RuntimeError(
+                f"{unavailable} and nvcc is not on PATH to compile kernels.cu; fix: {_PTX_FIX}"
+            )
+        try:
+            from pycuda.compiler import SourceModule
+
+            return SourceModule(KERNEL_SOURCE, nvcc=nvcc, no_extern_c=True, options=["-O3"])
+        except Exception as exc:  # pycuda.driver.CompileError, nvcc or module load failures
+            raise RuntimeError(
+                f"{unavailable} and {nvcc} could not compile kernels.cu ({_first_line(exc)}); "
+                f"fix: {_PTX_FIX}"
+            ) from exc
 
     def get(self, name: str) -> Any:
         if self._module is None:
@@ -102,6 +159,44 @@ class GpuKernels:
         """Drop the functions and the module (pycuda unloads it from the device)."""
         self._functions.clear()
         self._module = None
+
+
+def check_kernels(device: int = 0) -> tuple[bool, str]:
+    """Doctor check: load the GPU kernels on ``device`` as preprocessing does. (True, what
+    loaded) when the shipped PTX loads (no nvcc needed), else (False, the problem and its fix).
+    Never raises."""
+    try:
+        import pycuda.driver  # noqa: F401
+    except Exception as exc:  # ImportError, or OSError when libcuda is missing
+        return False, f"pycuda does not import ({_first_line(exc)}); fix: install pycuda"
+    try:
+        ctx = CudaContext(device)
+    except Exception as exc:
+        return False, (
+            f"no CUDA context on device {device} ({_first_line(exc)}); fix: check the NVIDIA "
+            "driver (nvidia-smi, or JetPack on a Jetson)"
+        )
+    try:
+        return _check_kernels(ctx)
+    except Exception as exc:  # GpuKernels' reason and fix, or a CUDA error
+        return False, _first_line(exc)
+
+
+def _check_kernels(ctx: CudaContext) -> tuple[bool, str]:
+    """check_kernels' result once ``ctx`` exists; closes it."""
+    try:
+        with ctx.active():
+            kernels = GpuKernels()
+            kernels.close()
+    finally:
+        ctx.close()
+    if kernels.origin == "ptx":
+        sm = "sm_" + ctx.compute_capability.replace(".", "")
+        return True, f"PTX kernels loaded ({sm}, no nvcc needed)"
+    return False, (
+        f"{PTX_PATH.name} did not load ({kernels.ptx_problem}); nvcc compiled kernels.cu "
+        f"instead, which a launch file or service without nvcc on PATH cannot; fix: {_PTX_FIX}"
+    )
 
 
 class FrameUploader:

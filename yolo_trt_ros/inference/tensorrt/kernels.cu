@@ -1,5 +1,7 @@
-// CUDA kernels of the TensorRT backend's GPU path (gpu_preprocess.py compiles them).
+// CUDA kernels of the TensorRT backend's GPU path. tools/make_ptx.py compiles them to kernels.ptx, which
+// gpu_preprocess.py loads (rerun it after any change here); nvcc and NVRTC must both accept this file.
 #include <cuda_fp16.h>
+#include <math_constants.h>
 
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
@@ -54,7 +56,7 @@ __device__ void flag_candidates(const T* __restrict__ out, int rows, int n, floa
                                 unsigned* __restrict__ masks) {
     __shared__ float best[8][33];
     const int j = blockIdx.x * 32 + threadIdx.x;
-    float m = -INFINITY;
+    float m = -CUDART_INF_F;
     if (j < n) {
         for (int r = 4 + threadIdx.y; r < rows; r += 8) m = fmaxf(m, load(out + (size_t)r * n + j));
     }
