@@ -29,6 +29,7 @@ for path in (REPO, REPO / "test"):
         sys.path.insert(0, str(path))
 
 import fake_tensorrt as fake  # noqa: E402
+from yolo_trt_ros.inference.selection import device_tree_model  # noqa: E402
 from yolo_trt_ros.inference.tensorrt import engine_cache as ec  # noqa: E402
 
 SOURCE = r"""
@@ -213,17 +214,22 @@ def write_engine(
     dtype: str = "FLOAT",
     profile: list[list[int]] | None = None,
 ) -> Path:
-    """A fake plan plus the sidecar that makes the backend accept it on this GPU."""
+    """A fake plan plus the sidecar that makes the backend accept it on this machine's GPU 0."""
+    import pycuda.driver as cuda
+
     path.write_bytes(fake.make_plan(version, input_shape, output_shape, profile, dtype, dtype))
     low, opt, high = profile or [input_shape] * 3
-    spec = ec.EngineSpec(
-        "",
+    device = cuda.Device(0)
+    platform = ec.Platform(
         version,
         gpu_name,
         compute_capability,
-        "fp32",
-        {"images": {"min": low, "opt": opt, "max": high}},
+        device.get_attribute(cuda.device_attribute.MULTIPROCESSOR_COUNT),
+        round(device.total_memory() / 2**30),
+        device_tree_model(),
     )
+    profiles = {"images": {"min": low, "opt": opt, "max": high}}
+    spec = ec.EngineSpec.for_platform(platform, "", "fp32", profiles)
     ec.write_sidecar(path, spec, {"metadata": {"imgsz": repr(input_shape[2:])}})
     return path
 

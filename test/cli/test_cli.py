@@ -18,7 +18,7 @@ import pytest
 
 from yolo_trt_ros.cli.main import main
 from yolo_trt_ros.evaluation.mot_format import read_rows
-from yolo_trt_ros.inference.selection import select_backend
+from yolo_trt_ros.inference.selection import choose_backend
 
 TIMEOUT = 300
 
@@ -72,12 +72,11 @@ def test_detect_json_with_filters(model_path: Path, mot_dir: Path) -> None:
         "detect", *images, "--model", model_path, "--json", "--classes", "person", "--conf", "0.5"
     )
     assert result.returncode == 0, result.stderr
-    name, reason = select_backend(
-        "auto"
-    )  # what --backend auto (the default) must pick and say on this machine
-    assert f"yolo-trt-ros: {reason}" in result.stderr.splitlines()
+    chosen = choose_backend("auto")  # what --backend auto (the default) must pick and say here
+    warning = "warning: " if chosen.degraded else ""
+    assert f"yolo-trt-ros: {warning}{chosen.reason}" in result.stderr.splitlines()
     report = json.loads(result.stdout)
-    assert report["backend"] == name
+    assert report["backend"] == chosen.backend
     assert [r["image"] for r in report["images"]] == [str(p) for p in images]
     first = report["images"][0]
     assert (first["width"], first["height"]) == (640, 480)

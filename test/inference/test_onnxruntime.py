@@ -47,8 +47,8 @@ IMAGE = (TensorProto.FLOAT, [1, 3, 64, 64])
 
 
 def test_real_model(model_path: Path) -> None:
-    backend, reason = create_backend("onnxruntime", model_path)
-    assert reason == "backend onnxruntime: as configured"
+    backend, selection = create_backend("onnxruntime", model_path)
+    assert selection.reason == "backend onnxruntime: as configured"
     try:
         assert backend.name == "onnxruntime" and backend.model_path == model_path
         assert backend.input_shape == (1, 3, 640, 640)
@@ -184,9 +184,9 @@ def test_float16_input_and_output(tmp_path: Path, make_yolo_onnx) -> None:
 def test_create_backend_kinds(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert BACKENDS == ("onnxruntime", "tensorrt")
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # as on a machine without TensorRT
-    backend, reason = create_backend("auto", model_path, {"tensorrt": {"precision": "int8"}})
+    backend, selection = create_backend("auto", model_path, {"tensorrt": {"precision": "int8"}})
     assert isinstance(backend, OnnxRuntimeBackend)
-    assert reason.startswith("backend auto -> onnxruntime: TensorRT is not importable (")
+    assert selection.reason.startswith("backend auto -> onnxruntime: TensorRT is not importable (")
     with pytest.raises(
         ModelError, match="backend tensorrt was requested but TensorRT is not importable"
     ) as info:

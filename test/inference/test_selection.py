@@ -17,7 +17,7 @@ from yolo_trt_ros.inference.base import ModelError
 from yolo_trt_ros.inference.selection import (
     GpuHost,
     choose_backend,
-    degraded_fallback,
+    device_tree_model,
     find_nvidia_gpu,
     select_backend,
     tensorrt_status,
@@ -169,7 +169,7 @@ def test_fallback_on_a_jetson_without_pycuda_is_degraded_and_names_the_fix(
         "NVIDIA GPU unused (Jetson 'NVIDIA Jetson AGX Orin Developer Kit'), running on the CPU "
         "with ONNX Runtime: pycuda is not importable ("
     )
-    assert degraded_fallback(chosen.reason) == chosen
+    assert chosen.degraded
 
 
 @pytest.mark.parametrize(
@@ -220,10 +220,7 @@ def test_without_a_gpu_the_fallback_is_normal(
         "",
     )
     assert chosen.reason == f"backend auto -> onnxruntime: {chosen.cause}"
-    assert degraded_fallback(chosen.reason) is None
-    assert (
-        degraded_fallback(choose_backend("onnxruntime", host_tree(tmp_path, ORIN)).reason) is None
-    )
+    assert not choose_backend("onnxruntime", host_tree(tmp_path, ORIN)).degraded
 
 
 def test_tensorrt_on_a_gpu_machine_is_not_degraded(
@@ -231,8 +228,7 @@ def test_tensorrt_on_a_gpu_machine_is_not_degraded(
 ) -> None:
     _gpu(monkeypatch)
     chosen = choose_backend("auto", host_tree(tmp_path, ORIN))
-    assert (chosen.backend, chosen.degraded) == ("tensorrt", False)
-    assert degraded_fallback(chosen.reason) is None
+    assert (chosen.backend, chosen.degraded, chosen.warning) == ("tensorrt", False, "")
 
 
 def test_the_cli_prints_a_degraded_fallback_as_a_warning(
@@ -251,3 +247,11 @@ def test_the_cli_prints_a_degraded_fallback_as_a_warning(
     first = stderr.getvalue().splitlines()[0]
     assert first.startswith("yolo-trt-ros: warning: backend auto -> onnxruntime: TensorRT is not")
     assert first.endswith('fix: pip install "tensorrt-cu12<11" (see docs/tensorrt.md)')
+
+
+def test_device_tree_model_strips_nul(tmp_path: Path) -> None:
+    model = tmp_path / "proc" / "device-tree" / "model"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
+    assert device_tree_model(tmp_path) == "NVIDIA Jetson AGX Orin Developer Kit"
+    assert device_tree_model(tmp_path / "x86") == ""

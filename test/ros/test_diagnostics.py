@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from yolo_trt_ros.inference.selection import choose_backend
+from yolo_trt_ros.inference.selection import Selection, choose_backend
 from yolo_trt_ros.ros.diagnostics import (
     WARN_FOR_S,
     Level,
@@ -178,13 +178,18 @@ def test_a_degraded_fallback_warns_that_the_gpu_is_unused_and_why() -> None:
     assert status(active(model=MODEL), {}) == (Level.OK, "running")
 
 
-def _detector(reason: str) -> Any:
+def _detector(selection: Selection) -> Any:
     backend = SimpleNamespace(name="onnxruntime", input_shape=(1, 3, 640, 640))
-    return SimpleNamespace(backend=backend, backend_reason=reason, names=["person"])
+    return SimpleNamespace(
+        backend=backend,
+        backend_reason=selection.reason,
+        gpu_unused=selection.warning,
+        names=["person"],
+    )
 
 
 @pytest.mark.parametrize(("gpu", "warns"), [(True, True), (False, False)])
-def test_model_info_knows_a_degraded_fallback_from_the_detectors_reason(
+def test_model_info_reports_a_degraded_fallback(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gpu: bool, warns: bool
 ) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", None)
@@ -192,7 +197,7 @@ def test_model_info_knows_a_degraded_fallback_from_the_detectors_reason(
         (tmp_path / "dev").mkdir()
         (tmp_path / "dev" / "nvidia0").touch()
     chosen = choose_backend("auto", tmp_path)
-    info = ModelInfo.of(_detector(chosen.reason))
+    info = ModelInfo.of(_detector(chosen))
     assert info.gpu_unused == chosen.warning
     assert bool(info.gpu_unused) == warns
     if warns:
@@ -204,3 +209,13 @@ def test_model_info_knows_a_degraded_fallback_from_the_detectors_reason(
             'fix: pip install "tensorrt-cu12<11" (see docs/tensorrt.md)'
         )
     assert status(active(model=info), {})[0] == (Level.WARN if warns else Level.OK)
+
+
+def test_a_transition_in_progress_shows_what_it_does() -> None:
+    building = active(state="unconfigured", activity="building engine: Building engine started")
+    assert status(building, {}) == (
+        Level.OK,
+        "unconfigured; configuring: building engine: Building engine started",
+    )
+    failed = active(state="unconfigured", activity="x", error="configure failed: y")
+    assert status(failed, {}) == (Level.ERROR, "configure failed: y")

@@ -9,10 +9,12 @@ processes is tested in test_tracker_node.py.
 from __future__ import annotations
 
 import gc
+import logging
 import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,6 +26,8 @@ from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
 
 from yolo_trt_ros.detection.detections import Detections
+from yolo_trt_ros.inference.tensorrt.builder import PROGRESS_LOG
+from yolo_trt_ros.ros import tracker_node
 from yolo_trt_ros.ros.diagnostics import Level, status
 from yolo_trt_ros.ros.image_conversion import array_to_image
 from yolo_trt_ros.ros.tracker_node import TrackerNode
@@ -237,3 +241,27 @@ def test_run_time_sets_are_checked_against_the_other_values(make_node) -> None:
     assert not result.successful and "track_low_thresh" in result.reason
     assert node.set_parameters([Parameter("diagnostics_period", value=0.5)])[0].successful
     assert node.diagnostics.period_s == pytest.approx(0.5)
+
+
+def test_engine_build_progress_is_on_diagnostics_while_configure_runs(
+    make_node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine build blocks configure for minutes: its progress lines reach /diagnostics."""
+    node = make_node()
+    seen = []
+    load = tracker_node.load_pipeline
+
+    def building(*args: Any, **kwargs: Any) -> Any:
+        logging.getLogger(PROGRESS_LOG.name).info("building engine: %s started", "Building engine")
+        seen.append(status(node.node_state(), {}))
+        return load(*args, **kwargs)
+
+    published = []
+    monkeypatch.setattr(tracker_node, "load_pipeline", building)
+    monkeypatch.setattr(node.diagnostics, "publish", lambda: published.append(node._activity))
+    assert succeeds(node.trigger_configure())
+    assert seen == [
+        (Level.OK, "unconfigured; configuring: building engine: Building engine started")
+    ]
+    assert published == ["building engine: Building engine started"]
+    assert status(node.node_state(), {}) == (Level.OK, "inactive")

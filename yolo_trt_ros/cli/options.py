@@ -11,7 +11,6 @@ from typing import Any
 
 from yolo_trt_ros.detection.detector import DetectorConfig
 from yolo_trt_ros.inference.selection import CHOICES as BACKEND_CHOICES
-from yolo_trt_ros.inference.selection import degraded_fallback
 from yolo_trt_ros.pipeline import FramePipeline, PipelineConfig
 from yolo_trt_ros.tracking.assignment import TRACKER_FIELDS
 from yolo_trt_ros.tracking.bytetrack import TrackerConfig
@@ -60,16 +59,8 @@ def load_pipeline(args: argparse.Namespace, tracker: TrackerConfig | None = None
     pipeline = FramePipeline.from_model(
         args.model, config, backend=args.backend, names_file=args.names_file
     )
-    detector = pipeline.detector
-    degraded = degraded_fallback(detector.backend_reason) is not None  # a GPU left unused
-    warning = "warning: " if degraded else ""
-    print(f"{PROG}: {warning}{detector.backend_reason}", file=sys.stderr)
-    if detector.names_source == "fallback":
-        print(
-            f"{PROG}: warning: {args.model} has no class names; using class_<i> (give "
-            "--names-file)",
-            file=sys.stderr,
-        )
+    for warning, note in pipeline.detector.load_notes("give them with --names-file"):
+        print(f"{PROG}: {'warning: ' if warning else ''}{note}", file=sys.stderr)
     return pipeline
 
 

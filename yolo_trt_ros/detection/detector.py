@@ -16,7 +16,7 @@ from yolo_trt_ros.detection.detections import Detections
 from yolo_trt_ros.detection.letterbox import Letterbox
 from yolo_trt_ros.detection.model_layout import check_layout
 from yolo_trt_ros.inference.base import Backend, FrameBackend, ModelError
-from yolo_trt_ros.inference.selection import create_backend
+from yolo_trt_ros.inference.selection import Selection, create_backend
 
 
 @dataclass
@@ -53,7 +53,8 @@ class Detector:
 
     ``names_source`` says where the names came from: "names_file", "metadata", "fallback"
     (placeholders ``class_<i>``: callers should warn) or "given" (passed to the constructor);
-    ``backend_reason`` why this backend was chosen (set by ``from_model``). A ``FrameBackend`` with
+    ``selection`` why this backend was chosen (set by ``from_model``; ``backend_reason`` its log
+    line). A ``FrameBackend`` with
     ``gpu_preprocessing`` on gets the raw frame (letterboxed on the GPU) instead of the CPU
     letterbox's tensor. A model whose output layout is not a YOLOv8/YOLO11 detection head (see
     ``model_layout``) is refused with a ModelError.
@@ -72,7 +73,7 @@ class Detector:
         self.backend = backend
         self.names = list(names)
         self.names_source = "given"
-        self.backend_reason = ""
+        self.selection: Selection | None = None
         self.last_times = StageTimes()
         self._letterbox = Letterbox(backend.input_shape[2:], backend.input_dtype)
         self._frame_backend = (
@@ -100,7 +101,7 @@ class Detector:
         does not decode, a bad names file, a names count that does not match the model, or an
         invalid ``config`` such as an unknown class in ``classes``).
         """
-        engine, reason = create_backend(backend, model_path, backend_options)
+        engine, selection = create_backend(backend, model_path, backend_options)
         try:
             names, source = _resolve_names(engine, names_file)
             try:
@@ -111,8 +112,32 @@ class Detector:
             engine.close()
             raise
         detector.names_source = source
-        detector.backend_reason = reason
+        detector.selection = selection
         return detector
+
+    @property
+    def backend_reason(self) -> str:
+        return self.selection.reason if self.selection is not None else ""
+
+    @property
+    def gpu_unused(self) -> str:
+        """Why the machine's NVIDIA GPU is left unused (a degraded ``auto`` fallback), or ""."""
+        return self.selection.warning if self.selection is not None else ""
+
+    def load_notes(self, names_hint: str) -> list[tuple[bool, str]]:
+        """What to tell the user once the model is loaded, as (is a warning, text): why this
+        backend (a warning when it leaves a GPU unused), and placeholder class names (with
+        ``names_hint``, how to give real ones)."""
+        notes = [(bool(self.gpu_unused), self.backend_reason)]
+        if self.names_source == "fallback":
+            notes.append(
+                (
+                    True,
+                    f"model {self.backend.model_path} has no class names in its metadata: using "
+                    f"placeholders class_<i>; {names_hint}",
+                )
+            )
+        return notes
 
     def describe(self) -> str:
         """Backend, input size, and the number of classes and where their names came from."""

@@ -2,8 +2,8 @@
 model.
 
 On a machine with an NVIDIA GPU (``find_nvidia_gpu``), ``auto`` falling back to ONNX Runtime is a
-degraded choice: its ``Selection`` names what is missing and the command that fixes it, and
-``degraded_fallback(reason)`` finds it again from the reason a detector stores.
+degraded choice: its ``Selection`` names what is missing and the command that fixes it (the
+detector keeps it as ``Detector.selection``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def device_tree_model(root: Path = Path("/")) -> str:
         raw = (root / "proc/device-tree/model").read_bytes()
     except OSError:
         return ""
-    return raw.rstrip(b"\0").decode(errors="replace").strip()
+    return raw.replace(b"\0", b"").decode(errors="replace").strip()
 
 
 def find_nvidia_gpu(root: Path = Path("/")) -> GpuHost | None:
@@ -115,18 +115,6 @@ class Selection:
         )
 
 
-_MADE: dict[str, Selection] = {}
-"""Every selection this process made, by reason text (identical reasons mean identical
-selections)."""
-
-
-def degraded_fallback(reason: str) -> Selection | None:
-    """The selection that produced ``reason`` (a detector's ``backend_reason``) if it was a
-    degraded fallback, else None."""
-    selection = _MADE.get(reason)
-    return selection if selection is not None and selection.degraded else None
-
-
 def _tensorrt_probe() -> tuple[Missing | None, str]:
     """(what is missing or None, the reason): TensorRT and pycuda import and CUDA sees a GPU."""
     try:
@@ -166,34 +154,27 @@ def choose_backend(kind: str, root: Path = Path("/")) -> Selection:
     if kind not in CHOICES:
         raise ModelError(f"backend must be one of {', '.join(CHOICES)}, got {kind!r}")
     if kind == "onnxruntime":
-        return _made(Selection("onnxruntime", "backend onnxruntime: as configured"))
+        return Selection("onnxruntime", "backend onnxruntime: as configured")
     missing, cause = _tensorrt_probe()
     if kind == "tensorrt":
         if missing is not None:
             raise ModelError(f"backend tensorrt was requested but {cause}")
-        return _made(Selection("tensorrt", f"backend tensorrt: as configured; {cause}", cause))
+        return Selection("tensorrt", f"backend tensorrt: as configured; {cause}", cause)
     if missing is None:
-        return _made(Selection("tensorrt", f"backend auto -> tensorrt: {cause}", cause))
+        return Selection("tensorrt", f"backend auto -> tensorrt: {cause}", cause)
     reason = f"backend auto -> onnxruntime: {cause}"
     gpu = find_nvidia_gpu(root)
     if gpu is None:
-        return _made(Selection("onnxruntime", reason, cause, missing))
+        return Selection("onnxruntime", reason, cause, missing)
     fix = fix_for(missing, gpu)
-    return _made(
-        Selection(
-            "onnxruntime",
-            f"{reason}; the NVIDIA GPU ({gpu.evidence}) stays unused; fix: {fix} (see {DOCS})",
-            cause,
-            missing,
-            gpu,
-            fix,
-        )
+    return Selection(
+        "onnxruntime",
+        f"{reason}; the NVIDIA GPU ({gpu.evidence}) stays unused; fix: {fix} (see {DOCS})",
+        cause,
+        missing,
+        gpu,
+        fix,
     )
-
-
-def _made(selection: Selection) -> Selection:
-    _MADE[selection.reason] = selection
-    return selection
 
 
 def select_backend(kind: str, root: Path = Path("/")) -> tuple[str, str]:
@@ -204,7 +185,7 @@ def select_backend(kind: str, root: Path = Path("/")) -> tuple[str, str]:
 
 def create_backend(
     kind: str, model_path: str | Path, options: Mapping[str, Mapping[str, Any]] | None = None
-) -> tuple[Backend, str]:
+) -> tuple[Backend, Selection]:
     """Load ``model_path`` with backend ``kind`` (one of ``CHOICES``); returns the backend and why
     it was chosen.
 
@@ -226,14 +207,14 @@ def create_backend(
     if not path.exists():
         raise ModelError(f"model {path}: file not found")
     try:
-        name, reason = select_backend(kind)
+        selection = choose_backend(kind)
     except ModelError as exc:
         raise ModelError(f"model {model_path}: {exc}") from exc
-    chosen = dict((options or {}).get(name, {}))
-    if name == "tensorrt":
+    chosen = dict((options or {}).get(selection.backend, {}))
+    if selection.backend == "tensorrt":
         from yolo_trt_ros.inference.tensorrt.backend import TensorRTBackend
 
-        return TensorRTBackend(model_path, **chosen), reason
+        return TensorRTBackend(model_path, **chosen), selection
     from yolo_trt_ros.inference.onnxruntime import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(model_path, **chosen), reason
+    return OnnxRuntimeBackend(model_path, **chosen), selection

@@ -17,7 +17,6 @@ from enum import IntEnum
 
 from yolo_trt_ros.detection.detector import Detector
 from yolo_trt_ros.inference.base import DiagnosticsSource
-from yolo_trt_ros.inference.selection import degraded_fallback
 from yolo_trt_ros.ros.frame_stats import STAGES, StatsSnapshot
 from yolo_trt_ros.tracking.bytetrack import ByteTracker
 
@@ -53,7 +52,6 @@ class ModelInfo:
         backend = detector.backend
         values = backend.diagnostics() if isinstance(backend, DiagnosticsSource) else {}
         _, _, height, width = backend.input_shape
-        fallback = degraded_fallback(detector.backend_reason)
         return cls(
             backend.name,
             detector.backend_reason,
@@ -61,7 +59,7 @@ class ModelInfo:
             height,
             len(detector.names),
             values,
-            fallback.warning if fallback is not None else "",
+            detector.gpu_unused,
         )
 
 
@@ -94,6 +92,8 @@ class NodeState:
     """The last internal error, as "frames failing in <stage>: <exception>"."""
     input_silent: bool = False
     """No frame for ``input_timeout`` while active."""
+    activity: str = ""
+    """What a transition in progress is doing, e.g. the last engine build progress line."""
     input_publishers: int | None = None
     """Publishers on the input topic in the graph (matched or not); None while not subscribed."""
     model: ModelInfo | None = None
@@ -118,6 +118,8 @@ def status(node: NodeState, problem_ages_s: Mapping[str, float]) -> tuple[Level,
     if node.error:
         return Level.ERROR, node.error
     if node.state != "active":
+        if node.activity:
+            return Level.OK, f"{node.state}; configuring: {node.activity}"
         if node.state == "inactive" and gpu_unused:
             return Level.WARN, f"inactive; {gpu_unused}"
         return Level.OK, node.state

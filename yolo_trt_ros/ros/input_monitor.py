@@ -1,4 +1,5 @@
-"""Watches the camera subscription: warns once per silent episode and says why no frame arrives.
+"""The camera subscription and its watch: warns once per silent episode and says why no frame
+arrives.
 
 The reasons a robotics engineer meets most: no publisher on the topic (driver down, wrong name or
 remap), or a publisher whose QoS the subscription cannot match (a best-effort camera and a reliable
@@ -9,18 +10,31 @@ Humble has are used.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rclpy.node import Node
-from rclpy.qos import QoSPolicyKind
+from rclpy.qos import QoSPolicyKind, QoSProfile
 from rclpy.subscription import Subscription
 
 from yolo_trt_ros.ros.log_text import printable
 from yolo_trt_ros.ros.qos import reliability_mismatch
 
+try:  # Iron and later
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
+
+MESSAGE_INFO = hasattr(Subscription, "CallbackType")
+"""Iron and later pass MessageInfo (publication sequence numbers, for drop counting) to
+two-argument callbacks."""
+
+FrameCallback = Callable[[Any, "Mapping[str, Any] | None"], None]
+
 
 class InputMonitor:
-    """The state of the input topic of ``node``: publishers, a QoS problem, silence."""
+    """The input subscription of ``node`` and the state of its topic: publishers, a QoS problem,
+    silence."""
 
     def __init__(self, node: Node) -> None:
         self._node = node
@@ -30,22 +44,36 @@ class InputMonitor:
         self.silent = False
         """A silent-input warning was given and no frame arrived since."""
 
-    def watch(self, subscription: Subscription[Any]) -> None:
-        """Start watching a new subscription (at activate)."""
-        self._subscription = subscription
+    def subscribe(
+        self, msg_type: type, topic: str, qos: QoSProfile, callback: FrameCallback
+    ) -> None:
+        """Subscribe (at activate); ``callback(msg, message_info or None)`` gets each frame.
+        Raises what ``create_subscription`` raises (e.g. for an invalid topic name)."""
+
+        def arrived(msg: Any, info: Mapping[str, Any] | None) -> None:
+            self.silent = False
+            callback(msg, info)
+
+        events = SubscriptionEventCallbacks(incompatible_qos=self.on_incompatible_qos)
+        self._subscription = self._node.create_subscription(
+            msg_type,
+            topic,
+            arrived if MESSAGE_INFO else lambda msg: arrived(msg, None),
+            qos,
+            event_callbacks=events,
+        )
         self._since = time.monotonic()
         self.qos_problem = ""
         self.silent = False
 
-    def stop(self) -> None:
-        self._subscription = None
+    def unsubscribe(self) -> None:
+        if self._subscription is not None:
+            self._node.destroy_subscription(self._subscription)
+            self._subscription = None
 
     @property
     def topic(self) -> str:
         return self._subscription.topic_name if self._subscription is not None else ""
-
-    def frame_arrived(self) -> None:
-        self.silent = False
 
     def publishers(self) -> int | None:
         """Publishers on the topic in the graph, matched or not (None while not subscribed)."""

@@ -27,11 +27,9 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from yolo_trt_ros.inference.selection import degraded_fallback
 from yolo_trt_ros.pipeline import FramePipeline
 from yolo_trt_ros.ros import diagnostics
 from yolo_trt_ros.ros.frame_handler import FrameHandler
@@ -53,17 +51,9 @@ from yolo_trt_ros.ros.parameters import (
 )
 from yolo_trt_ros.ros.qos import image_qos
 
-try:  # Iron and later
-    from rclpy.event_handler import SubscriptionEventCallbacks
-except ImportError:  # Humble
-    from rclpy.qos_event import SubscriptionEventCallbacks
-
-MESSAGE_INFO = hasattr(Subscription, "CallbackType")
-"""Iron and later pass MessageInfo (publication sequence numbers, for drop counting) to
-two-argument callbacks."""
-
 NODE_NAME = "yolo_tracker"
 TRT_LOGGER = "yolo_trt_ros.tensorrt"
+BUILD_LOGGER = "yolo_trt_ros.tensorrt.build"  # its build progress, on /diagnostics too
 """The TensorRT backend's Python logger (engine build/cache, GPU path), forwarded to the node's."""
 LOG_PERIOD_S = diagnostics.WARN_FOR_S
 """A problem (bad input per reason, failure per stage, stamp glitch per kind) is logged at most
@@ -84,8 +74,8 @@ class TrackerNode(LifecycleNode):
         self.outputs = Outputs(self, LOG_PERIOD_S)
         self._state = "unconfigured"
         self._error = ""  # why the last configure or activate failed
-        self._subscription: Subscription[Image] | None = None
-        self._trt_log = RclpyLogHandler(self.get_logger())
+        self._activity = ""  # engine build progress while configure runs
+        self._trt_log = RclpyLogHandler(self.get_logger(), BUILD_LOGGER, self._on_build_progress)
         period = BY_NAME["diagnostics_period"].default
         if "diagnostics_period" not in start_problems:
             period = values_of(self)["diagnostics_period"]
@@ -108,6 +98,8 @@ class TrackerNode(LifecycleNode):
         except ConfigurationError as exc:
             self._trt_log.detach()
             return self._transition_failed(f"configure failed: {exc}")
+        finally:
+            self._activity = ""
         self._error = ""
         self.stats.reset()
         self.outputs.create()
@@ -121,17 +113,10 @@ class TrackerNode(LifecycleNode):
             annotate=lambda: bool(self.get_parameter("publish_annotated").value),
             topic=lambda: self.input.topic,
         )
-        detector, model_path = self.pipeline.detector, values["model_path"]
-        if degraded_fallback(detector.backend_reason) is not None:  # a GPU left unused
-            self.get_logger().warning(detector.backend_reason)
-        else:
-            self.get_logger().info(detector.backend_reason)
-        self.get_logger().info(f"configured: model {model_path} ({detector.describe()})")
-        if detector.names_source == "fallback":
-            self.get_logger().warning(
-                f"model {model_path} has no class names in its metadata: publishing placeholders "
-                "class_<i>; set names_file to get real names"
-            )
+        detector, log = self.pipeline.detector, self.get_logger()
+        for warning, note in detector.load_notes("set names_file to get real names"):
+            (log.warning if warning else log.info)(note)
+        log.info(f"configured: model {values['model_path']} ({detector.describe()})")
         self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
@@ -147,18 +132,13 @@ class TrackerNode(LifecycleNode):
         values = values_of(self)
         qos = image_qos(values["qos_reliability"], values["qos_depth"])
         topic = values["input_topic"]
-        callback = self._on_image if MESSAGE_INFO else lambda msg: self._on_image(msg, None)
-        events = SubscriptionEventCallbacks(incompatible_qos=self.input.on_incompatible_qos)
         try:
-            self._subscription = self.create_subscription(
-                Image, topic, callback, qos, event_callbacks=events
-            )
+            self.input.subscribe(Image, topic, qos, self._on_image)
         except Exception as exc:  # noqa: BLE001 - e.g. an invalid topic name: the reason is shown
             return self._transition_failed(
                 f"activate failed: cannot subscribe to input_topic {topic!r}: {exc}"
             )
         self._error = ""
-        self.input.watch(self._subscription)
         self.stats.restart_sequences()
         self._state = "active"
         self.get_logger().info(
@@ -168,7 +148,7 @@ class TrackerNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._destroy_subscription()
+        self.input.unsubscribe()
         self._state = "inactive"
         return super().on_deactivate(state)
 
@@ -191,14 +171,8 @@ class TrackerNode(LifecycleNode):
         self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
-    def _destroy_subscription(self) -> None:
-        self.input.stop()
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
-
     def _release(self) -> None:
-        self._destroy_subscription()
+        self.input.unsubscribe()
         self.outputs.destroy()
         self.frames = None
         if self.pipeline is not None:
@@ -228,8 +202,11 @@ class TrackerNode(LifecycleNode):
             self.diagnostics.set_period(changes["diagnostics_period"])
         return SetParametersResult(successful=True)
 
+    def _on_build_progress(self, message: str) -> None:
+        self._activity = message
+        self.diagnostics.publish()
+
     def _on_image(self, msg: Image, info: Mapping[str, Any] | None) -> None:
-        self.input.frame_arrived()
         if self.frames is not None:
             self.frames(msg, info)
 
@@ -271,6 +248,7 @@ class TrackerNode(LifecycleNode):
             qos_problem=self.input.qos_problem,
             last_failure=self.frames.last_failure if self.frames is not None else "",
             input_silent=self.input.silent,
+            activity=self._activity,
             input_publishers=self.input.publishers(),
             model=diagnostics.ModelInfo.of(pipeline.detector) if pipeline else None,
             tracks=diagnostics.TrackerInfo.of(pipeline.tracker) if pipeline else None,

@@ -17,6 +17,7 @@ import fake_tensorrt as fake
 from fake_pycuda import make_fake_pycuda
 from yolo_trt_ros.detection.detector import Detector
 from yolo_trt_ros.inference.base import DiagnosticsSource, FrameBackend, ModelError
+from yolo_trt_ros.inference.selection import device_tree_model
 from yolo_trt_ros.inference.tensorrt import engine_cache as ec
 from yolo_trt_ros.inference.tensorrt.backend import TensorRTBackend
 
@@ -45,7 +46,7 @@ def _engine(
     path = tmp_path / name
     path.write_bytes(plan)
     profile = {"images": {"min": [1], "opt": [1], "max": [1]}}
-    platform = ec.Platform(version, *GPU, 0, GIB, ec.device_tree_model())
+    platform = ec.Platform(version, *GPU, 0, GIB, device_tree_model())
     ec.write_sidecar(
         path,
         ec.EngineSpec.for_platform(platform, "", precision, profile),

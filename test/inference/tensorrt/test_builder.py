@@ -29,6 +29,7 @@ from fake_pycuda import make_fake_pycuda
 from yolo_trt_ros.cli import build_engine
 from yolo_trt_ros.detection.letterbox import Letterbox
 from yolo_trt_ros.inference.base import ModelError
+from yolo_trt_ros.inference.selection import device_tree_model
 from yolo_trt_ros.inference.tensorrt import builder as engine_builder
 from yolo_trt_ros.inference.tensorrt import engine_cache as ec
 from yolo_trt_ros.inference.tensorrt.backend import TensorRTBackend
@@ -409,7 +410,9 @@ def test_build_progress_is_logged(
     trt, _ = gpu("10.3.0")
     with caplog.at_level(logging.INFO, logger="yolo_trt_ros.tensorrt"):
         assert _cli("build-engine", "--onnx", str(tiny_onnx)) == 0
-    progress = [r.getMessage() for r in caplog.records if r.name == "yolo_trt_ros.tensorrt"]
+    progress = [
+        r.getMessage() for r in caplog.records if r.name == engine_builder.PROGRESS_LOG.name
+    ]
     assert "building engine: Building engine started" in progress
     assert "building engine: Building engine done" in progress
     trt, _ = gpu("8.6.1")  # no IProgressMonitor: a heartbeat while the build runs
@@ -419,7 +422,7 @@ def test_build_progress_is_logged(
     with caplog.at_level(logging.INFO, logger="yolo_trt_ros.tensorrt"):
         assert _cli("build-engine", "--onnx", str(tiny_onnx), "--force") == 0
     beats = [r for r in caplog.records if "building engine: still running" in r.getMessage()]
-    assert len(beats) >= 3 and {r.name for r in beats} == {"yolo_trt_ros.tensorrt"}
+    assert len(beats) >= 3 and {r.name for r in beats} == {engine_builder.PROGRESS_LOG.name}
 
 
 @pytest.mark.parametrize(
@@ -457,9 +460,10 @@ def test_sidecar_tells_orin_modules_apart(
     trt, _ = gpu("10.3.0")
     driver = sys.modules["pycuda.driver"]
     _device_attributes(monkeypatch, driver, INTEGRATED=1, MULTIPROCESSOR_COUNT=16)
-    model = tmp_path / "device-tree-model"
+    model = tmp_path / "proc" / "device-tree" / "model"
+    model.parent.mkdir(parents=True)
     model.write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
-    monkeypatch.setattr(ec, "DEVICE_TREE_MODEL", model)
+    monkeypatch.setattr(engine_builder, "device_tree_model", lambda: device_tree_model(tmp_path))
     assert _cli("build-engine", "--onnx", str(tiny_onnx), "--fp16") == 0
     record = json.loads(tiny_onnx.with_name("tiny.fp16.engine.json").read_text())
     assert (record["gpu_name"], record["compute_capability"]) == ("Fake Orin", "8.7")

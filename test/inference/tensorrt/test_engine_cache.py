@@ -279,15 +279,6 @@ def test_sidecar_without_device_fields_is_stale(tmp_path: Path) -> None:
         ec.check_engine(engine, PLATFORM)
 
 
-def test_device_tree_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    model = tmp_path / "model"
-    model.write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
-    monkeypatch.setattr(ec, "DEVICE_TREE_MODEL", model)
-    assert ec.device_tree_model() == "NVIDIA Jetson AGX Orin Developer Kit"
-    monkeypatch.setattr(ec, "DEVICE_TREE_MODEL", tmp_path / "absent")  # x86
-    assert ec.device_tree_model() == ""
-
-
 def test_engine_that_failed_to_load_is_rebuilt(tmp_path: Path) -> None:
     onnx = _onnx(tmp_path)
     engine = _cache(onnx, _spec(onnx))

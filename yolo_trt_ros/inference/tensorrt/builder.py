@@ -28,12 +28,12 @@ from yolo_trt_ros import __version__
 from yolo_trt_ros.detection.model_layout import check_layout
 from yolo_trt_ros.inference.base import ModelError, resolve_input_shape
 from yolo_trt_ros.inference.onnx_info import read_onnx_info
+from yolo_trt_ros.inference.selection import device_tree_model
 from yolo_trt_ros.inference.tensorrt import compat as trt_compat
 from yolo_trt_ros.inference.tensorrt.cuda_context import CudaContext
 from yolo_trt_ros.inference.tensorrt.engine_cache import (
     EngineSpec,
     Platform,
-    device_tree_model,
     profile_for,
     read_engine_plan,
     resolve_engine,
@@ -52,7 +52,8 @@ JETSON_COMPUTE_CAPABILITIES = ("5.3", "6.2", "7.2", "8.7")
 """Nano, TX2, Xavier, Orin: integrated GPUs, for a pycuda without the INTEGRATED attribute."""
 HEARTBEAT_S = 30.0
 """Seconds between "still building" lines where TensorRT has no progress monitor (< 10)."""
-PROGRESS_LOG = logging.getLogger("yolo_trt_ros.tensorrt")
+PROGRESS_LOG = logging.getLogger("yolo_trt_ros.tensorrt.build")
+"""Engine build progress (a child of the backend's logger: the node shows it on /diagnostics)."""
 _ONNX_FLOAT16 = 10
 
 

@@ -48,7 +48,6 @@ PLATFORM_FIELDS = (
 """Fields an engine shares with the machine that runs it."""
 REQUIRED_FIELDS = ("onnx_sha256", *PLATFORM_FIELDS[:3], "precision", "profile", "engine_sha256")
 """Fields without which a sidecar is unreadable (those of every sidecar format)."""
-DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
 SPEC_FIELDS = ("onnx_sha256", *PLATFORM_FIELDS, "precision", "profile")
 """Fields a cached engine must match to be reused, in the order mismatches are reported."""
 
@@ -123,17 +122,6 @@ class CacheDecision:
     action: str
     engine_path: Path
     reason: str
-
-
-def device_tree_model() -> str:
-    """The board model from the device tree (``DEVICE_TREE_MODEL``, e.g. a Jetson module's name),
-    "" where there is none (x86)."""
-    try:
-        return (
-            DEVICE_TREE_MODEL.read_bytes().replace(b"\x00", b"").decode(errors="replace").strip()
-        )
-    except OSError:
-        return ""
 
 
 def sha256_file(path: str | Path) -> str:
