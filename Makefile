@@ -2,7 +2,7 @@
 #   make setup                 create/update .venv (tools/setup_env.sh; fast when nothing changed)
 #   make test                  lint, then the whole test suite, type check included (needs the data set, see DATA)
 #   make lint                  ruff check (pyflakes, pycodestyle, isort, bugbear, pyupgrade, simplify) + ruff format --check
-#   make test-fast             only the tests without ROS processes or a GPU (-m "not ros and not gpu"), on every core
+#   make test-fast             the tests without ROS processes, a GPU or the reference env, on every core
 #   make demo                  replay a video through the tracker node, results in $(OUT)
 #   make bench                 run every section of BENCHMARKS.md (bench/run_all.sh; BENCH_ARGS="--quick" or sections)
 #   make clean / distclean     remove build outputs / also the virtualenv
@@ -45,7 +45,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 test-fast: setup check-data
-	$(PYTEST) $(PYTEST_ARGS) -n auto --dist loadfile -m "not ros and not gpu" test
+	$(PYTEST) $(PYTEST_ARGS) -n auto --dist loadfile -m "not ros and not gpu and not reference" test
 
 demo: setup check-data
 	@for f in "$(MODEL)" "$(SOURCE)"; do \

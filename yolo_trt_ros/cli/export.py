@@ -44,12 +44,17 @@ def register(subparsers: Any) -> None:
         action="store_false",
         help="skip onnxslim graph simplification",
     )
+    p.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="dynamic batch, height and width (default: static 1 x 3 x H x W)",
+    )
     p.add_argument("--output", type=Path, help="ONNX path (default: beside the weights)")
     p.set_defaults(run=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
     imgsz = args.imgsz[0] if len(args.imgsz) == 1 else args.imgsz[:2]
-    path = export_onnx(args.weights, imgsz, args.opset, args.simplify, args.output)
+    path = export_onnx(args.weights, imgsz, args.opset, args.simplify, args.output, args.dynamic)
     print(check_exported(path))
     return 0

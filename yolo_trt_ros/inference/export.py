@@ -10,6 +10,7 @@ TensorRT engine builder both read.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,15 +26,26 @@ def export_onnx(
     opset: int | None = None,
     simplify: bool = True,
     output: Path | None = None,
+    dynamic: bool = False,
 ) -> Path:
-    """Export a YOLOv8 detection model to ONNX; returns the file. ModelError when Ultralytics is
-    missing, the model is not a detector, or the result is not a [1, 4+nc, N] detection output."""
+    """Export a YOLOv8 detection model to ONNX; returns the file. ``dynamic``: batch, height and
+    width as dynamic axes (any camera size, several cameras in one batch). ModelError when
+    Ultralytics is missing, the model is not a detector, or the result is not a [B, 4+nc, N]
+    detection output."""
     try:
         from ultralytics import YOLO
     except ImportError as exc:
         raise ModelError(
             f"export needs Ultralytics ({exc}): pip install 'yolo_trt_ros[export]'"
         ) from exc
+    if output is not None and Path(weights).is_file():
+        # Ultralytics writes beside the weights: export a copy in the output's folder instead, so
+        # that a read-only or shared weights folder stays untouched.
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=Path(output).parent) as scratch:
+            copy = Path(shutil.copy2(weights, scratch))
+            path = export_onnx(copy, imgsz, opset, simplify, None, dynamic)
+            return Path(shutil.move(str(path), str(output)))
     model = YOLO(str(weights))
     if model.task != "detect":
         raise ModelError(
@@ -46,7 +58,7 @@ def export_onnx(
             imgsz=size,
             opset=opset,
             simplify=simplify,
-            dynamic=False,
+            dynamic=dynamic,
             half=False,
             nms=False,
             batch=1,
