@@ -50,3 +50,48 @@ def constant_model(
         [numpy_helper.from_array(np.array(output_shape, np.int64), "shape")],
     )
     return save_model(graph, path, metadata)
+
+
+def fixed_output_model(
+    path: Path,
+    output: np.ndarray,
+    input_hw: tuple[int, int] = (320, 256),
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """A model with image input [1, 3, H, W] whose float32 output is ``output`` plus 0 x
+    mean(input) (so the graph depends on its input)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0),
+            helper.make_node("Mul", ["m", "zero"], ["z"]),
+            helper.make_node("Add", ["fixed", "z"], ["output0"]),
+        ],
+        "fixed_output",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, *input_hw])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(output.shape))],
+        [
+            numpy_helper.from_array(output.astype(np.float32), "fixed"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        ],
+    )
+    return save_model(graph, path, metadata)
+
+
+def yolov5_model(
+    path: Path,
+    rows: np.ndarray,
+    input_hw: tuple[int, int] = (320, 256),
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """An original-YOLOv5 layout model (``fixed_output_model``): output [1, 3*A, 5+nc], A the grid
+    cells at strides 8, 16, 32 (``anchor_count``): ``rows`` (cx, cy, w, h in input pixels,
+    objectness, nc class scores), then zero rows."""
+    from yolo_trt_ros.detection.model_layout import anchor_count
+
+    total = 3 * anchor_count(input_hw)
+    if rows.ndim != 2 or rows.shape[0] > total or rows.shape[1] < 6:
+        raise ValueError(f"rows must be (N <= {total}, 5+nc >= 6), got {rows.shape}")
+    padded = np.pad(rows.astype(np.float32), ((0, total - rows.shape[0]), (0, 0)))[None]
+    return fixed_output_model(path, padded, input_hw, metadata)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 
+from onnx_models import fixed_output_model
 from yolo_trt_ros.detection.detector import Detector, DetectorConfig
 from yolo_trt_ros.detection.letterbox import Letterbox
 from yolo_trt_ros.inference.base import ModelError
@@ -268,6 +269,22 @@ def test_frame_backend_path(tiny_model: Path, gpu_preprocessing: bool) -> None:
     np.testing.assert_array_equal(dets.class_ids, want.class_ids)
     if gpu_preprocessing:
         assert detector.last_times.preprocess == 0.0 and detector.last_times.infer > 0
+
+
+def test_gpu_compaction_only_for_one_to_many_outputs(tmp_path: Path) -> None:
+    """The GPU candidate compaction is written for [1, 4+nc, N]: an end-to-end [1, K, 6] output
+    takes the plain path (full output, decoded by its layout)."""
+    rows = np.zeros((1, 300, 6), np.float32)
+    rows[0, 0] = (10, 20, 110, 220, 0.9, 0)
+    path = fixed_output_model(
+        tmp_path / "e2e.onnx", rows, (640, 640), {"end2end": "True", "names": "{0: 'person'}"}
+    )
+    backend = FrameBackendProbe(path, gpu_preprocessing=True)
+    detector = Detector(backend, ["person"])
+    dets = detector(np.zeros((640, 640, 3), np.uint8))
+    assert backend.calls == ["infer"]
+    assert dets.class_ids.tolist() == [0]
+    np.testing.assert_allclose(dets.boxes, [[10, 20, 110, 220]])
 
 
 def test_fallback_names_when_model_has_none(tmp_path: Path, make_yolo_onnx) -> None:

@@ -196,3 +196,10 @@ def test_create_backend_kinds(model_path: Path, monkeypatch: pytest.MonkeyPatch)
         ModelError, match="unknown backend 'openvino'; choose one of auto, tensorrt, onnxruntime"
     ):
         create_backend("openvino", model_path)
+
+
+def test_a_segmentation_model_is_refused_naming_its_task(data_dir: Path) -> None:
+    with pytest.raises(
+        ModelError, match="looks like a segment model \\(metadata task 'segment'\\)"
+    ):
+        OnnxRuntimeBackend(data_dir / "models" / "formats" / "yolov8n-seg-random.onnx")

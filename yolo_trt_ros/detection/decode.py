@@ -1,4 +1,10 @@
-"""Decode the raw YOLOv8 detection head output into NMS-filtered detections."""
+"""Decode raw detection outputs, one function per layout (see ``model_layout``), into detections
+in input-tensor pixels, by descending score.
+
+All share the thresholds (a score strictly above ``conf_threshold``), the class allow-list
+(``class_filter``, class indices) and ``max_detections``; rows with a NaN/inf in their box or
+(allowed) scores are dropped.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +44,100 @@ def decode_yolov8(
             "YOLOv8 output must be [1, 4+nc, N] or [4+nc, N] with nc >= 1, got "
             f"{list(output.shape)}"
         )
-    scores = pred[4:]
+    return _decode_candidates(
+        pred[:4],
+        pred[4:],
+        conf_threshold,
+        iou_threshold,
+        max_detections,
+        class_filter,
+        agnostic,
+        multi_label,
+    )
+
+
+def decode_yolov5(
+    output: np.ndarray,
+    conf_threshold: float,
+    iou_threshold: float,
+    max_detections: int,
+    class_filter: np.ndarray | None = None,
+    agnostic: bool = False,
+    multi_label: bool = False,
+) -> Detections:
+    """Decode an original YOLOv5 output ([1, N, 5+nc] or [N, 5+nc]: cx, cy, w, h in input pixels,
+    objectness, then nc class scores).
+
+    A class's score is objectness x class score; from there as ``decode_yolov8`` (an anchor needs
+    objectness above ``conf_threshold`` too, which a score above it implies).
+    """
+    pred = output[0] if output.ndim == 3 else output
+    if pred.ndim != 2 or pred.shape[1] < 6 or (output.ndim == 3 and output.shape[0] != 1):
+        raise ValueError(
+            "YOLOv5 output must be [1, N, 5+nc] or [N, 5+nc] with nc >= 1, got "
+            f"{list(output.shape)}"
+        )
+    rows = pred[pred[:, 4] > conf_threshold]
+    return _decode_candidates(
+        rows[:, :4].T,
+        (rows[:, 5:] * rows[:, 4:5]).T,
+        conf_threshold,
+        iou_threshold,
+        max_detections,
+        class_filter,
+        agnostic,
+        multi_label,
+    )
+
+
+def decode_end2end(
+    output: np.ndarray,
+    conf_threshold: float,
+    max_detections: int,
+    num_classes: int,
+    class_filter: np.ndarray | None = None,
+) -> Detections:
+    """Decode an end-to-end output ([1, K, 6] or [K, 6]: x1, y1, x2, y2 in input pixels, score,
+    class), which needs no NMS.
+
+    Keeps rows with a finite box, a score above ``conf_threshold`` and a class in [0,
+    ``num_classes``) (and in ``class_filter``): the ``max_detections`` best, as Ultralytics (whose
+    rows come sorted by score).
+    """
+    pred = output[0] if output.ndim == 3 else output
+    if pred.ndim != 2 or pred.shape[1] != 6 or (output.ndim == 3 and output.shape[0] != 1):
+        raise ValueError(
+            f"end-to-end output must be [1, K, 6] or [K, 6], got {list(output.shape)}"
+        )
+    cls = pred[:, 5]
+    keep = (
+        (pred[:, 4] > conf_threshold)
+        & np.isfinite(pred[:, :4]).all(axis=1)
+        & (cls >= 0)
+        & (cls < num_classes)
+    )
+    rows = pred[keep]
+    if class_filter is not None:
+        allowed = np.zeros(num_classes, bool)
+        allowed[class_filter] = True
+        rows = rows[allowed[rows[:, 5].astype(np.int64)]]
+    rows = rows[np.argsort(-rows[:, 4], kind="stable")[:max_detections]]
+    return Detections(
+        rows[:, :4].astype(np.float32), rows[:, 4].astype(np.float32), rows[:, 5].astype(np.int64)
+    )
+
+
+def _decode_candidates(
+    boxes_xywh: np.ndarray,
+    scores: np.ndarray,
+    conf_threshold: float,
+    iou_threshold: float,
+    max_detections: int,
+    class_filter: np.ndarray | None,
+    agnostic: bool,
+    multi_label: bool,
+) -> Detections:
+    """Threshold, class allow-list and NMS of (4, N) cx, cy, w, h boxes with (nc, N) scores."""
     if class_filter is not None:
         class_filter = np.asarray(class_filter, np.int64)
         if class_filter.size == 0:
@@ -49,7 +148,7 @@ def decode_yolov8(
     if anchors.size == 0:
         return Detections.empty()
     cand_scores = scores[:, anchors]
-    boxes = xywh_to_xyxy(pred[:4, anchors].T)
+    boxes = xywh_to_xyxy(boxes_xywh[:, anchors].T)
     finite = np.isfinite(boxes).all(axis=1) & np.isfinite(cand_scores).all(axis=0)
     if not finite.all():
         cand_scores, boxes = cand_scores[:, finite], boxes[finite]

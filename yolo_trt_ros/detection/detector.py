@@ -1,4 +1,5 @@
-"""Detector: letterbox -> backend inference -> YOLOv8 decode, with per-stage timings."""
+"""Detector: letterbox -> backend inference -> decode of the model's output layout, with per-stage
+timings."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from yolo_trt_ros.detection.class_names import fallback_names, load_names_file, names_from_metadata
-from yolo_trt_ros.detection.decode import decode_yolov8
+from yolo_trt_ros.detection.decode import decode_end2end, decode_yolov5, decode_yolov8
 from yolo_trt_ros.detection.detections import Detections
 from yolo_trt_ros.detection.letterbox import Letterbox
-from yolo_trt_ros.detection.model_layout import check_layout
+from yolo_trt_ros.detection.model_layout import LayoutKind, ModelLayout, check_layout
 from yolo_trt_ros.inference.base import Backend, FrameBackend, ModelError
 from yolo_trt_ros.inference.selection import Selection, create_backend
 
@@ -56,15 +57,16 @@ class Detector:
     ``selection`` why this backend was chosen (set by ``from_model``; ``backend_reason`` its log
     line). A ``FrameBackend`` with
     ``gpu_preprocessing`` on gets the raw frame (letterboxed on the GPU) instead of the CPU
-    letterbox's tensor. A model whose output layout is not a YOLOv8/YOLO11 detection head (see
-    ``model_layout``) is refused with a ModelError.
+    letterbox's tensor. The output layout (``layout``: one-to-many, end-to-end or YOLOv5, see
+    ``model_layout``) is decided once here; any other is refused with a ModelError.
     """
 
     def __init__(
         self, backend: Backend, names: Sequence[str], config: DetectorConfig | None = None
     ):
-        num_classes = _num_classes(backend)
-        if len(names) != num_classes:
+        self.layout = _layout(backend)
+        num_classes = self.layout.num_classes
+        if num_classes is not None and len(names) != num_classes:
             raise ModelError(
                 f"model {backend.model_path}: {len(names)} class names given but the model "
                 "outputs "
@@ -76,8 +78,13 @@ class Detector:
         self.selection: Selection | None = None
         self.last_times = StageTimes()
         self._letterbox = Letterbox(backend.input_shape[2:], backend.input_dtype)
+        # GPU letterbox + candidate compaction: written for the one-to-many output
         self._frame_backend = (
-            backend if isinstance(backend, FrameBackend) and backend.gpu_preprocessing else None
+            backend
+            if isinstance(backend, FrameBackend)
+            and backend.gpu_preprocessing
+            and self.layout.kind is LayoutKind.ONE_TO_MANY
+            else None
         )
         self._class_filter: np.ndarray | None = None
         self.config = DetectorConfig()
@@ -193,7 +200,26 @@ class Detector:
             t1 = time.perf_counter()
             output = self.backend.infer(tensor)
         t2 = time.perf_counter()
-        dets = decode_yolov8(
+        dets = self._decode(output)
+        if len(dets):
+            dets = Detections(transform.to_original(dets.boxes), dets.scores, dets.class_ids)
+        t3 = time.perf_counter()
+        self.last_times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return dets
+
+    def _decode(self, output: np.ndarray) -> Detections:
+        """Decode one raw output by the model's layout with the current config (input pixels)."""
+        cfg = self.config
+        if self.layout.kind is LayoutKind.END_TO_END:
+            return decode_end2end(
+                output,
+                cfg.conf_threshold,
+                int(cfg.max_detections),
+                len(self.names),
+                class_filter=self._class_filter,
+            )
+        decode = decode_yolov5 if self.layout.kind is LayoutKind.YOLOV5 else decode_yolov8
+        return decode(
             output,
             cfg.conf_threshold,
             cfg.iou_threshold,
@@ -202,11 +228,6 @@ class Detector:
             agnostic=cfg.agnostic_nms,
             multi_label=cfg.multi_label,
         )
-        if len(dets):
-            dets = Detections(transform.to_original(dets.boxes), dets.scores, dets.class_ids)
-        t3 = time.perf_counter()
-        self.last_times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
-        return dets
 
     def close(self) -> None:
         self.backend.close()
@@ -215,13 +236,13 @@ class Detector:
 def _resolve_names(backend: Backend, names_file: str | Path | None) -> tuple[list[str], str]:
     """(names, source): from ``names_file`` if given, else the model metadata, else
     placeholders."""
-    num_classes = _num_classes(backend)
+    num_classes = _layout(backend).num_classes
     if names_file:
         try:
             names = load_names_file(names_file)
         except ValueError as exc:
             raise ModelError(str(exc)) from exc
-        if len(names) != num_classes:
+        if num_classes is not None and len(names) != num_classes:
             raise ModelError(
                 f"names file {names_file}: {len(names)} names but model {backend.model_path} "
                 "outputs "
@@ -233,12 +254,18 @@ def _resolve_names(backend: Backend, names_file: str | Path | None) -> tuple[lis
     except ValueError as exc:
         raise ModelError(f"model {backend.model_path}: {exc}") from exc
     if from_metadata is None:
+        if num_classes is None:
+            raise ModelError(
+                f"model {backend.model_path}: output {list(backend.output_shape)} is end-to-end "
+                "(x1, y1, x2, y2, score, class), which does not tell the number of classes, and "
+                "the model has no class names in its metadata: give a names file"
+            )
         return fallback_names(num_classes), "fallback"
     return from_metadata, "metadata"
 
 
-def _num_classes(backend: Backend) -> int:
-    """Classes in the backend's output; ModelError unless its layout is a YOLOv8/YOLO11 detection
-    head."""
-    check_layout(backend.model_path, backend.input_shape, backend.output_shape, backend.metadata)
-    return backend.output_shape[1] - 4
+def _layout(backend: Backend) -> ModelLayout:
+    """The backend's output layout; ModelError unless this package decodes it."""
+    return check_layout(
+        backend.model_path, backend.input_shape, backend.output_shape, backend.metadata
+    )

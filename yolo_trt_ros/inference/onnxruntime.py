@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from yolo_trt_ros.detection.model_layout import check_layout
 from yolo_trt_ros.inference.base import ModelError, check_output_shape, resolve_input_shape
 
 _DTYPES: dict[str, np.dtype] = {
@@ -59,6 +60,11 @@ class OnnxRuntimeBackend:
                 "image input"
             )
         if len(outputs) != 1:
+            if self.metadata.get("task", "detect") != "detect":  # segment, pose: say which
+                shape = resolve_input_shape(
+                    self.model_path, inputs[0].name, inputs[0].shape, self.metadata
+                )
+                check_layout(self.model_path, shape, outputs[0].shape, self.metadata)
             names = ", ".join(o.name for o in outputs)
             raise ModelError(
                 f"model {self.model_path}: has {len(outputs)} outputs ({names}); only "
