@@ -13,8 +13,14 @@ pixels before un-letterboxing and clipping, against ground truth mapped into tha
 Ultralytics val does; ``ours + Ultralytics metric`` scores our detections with Ultralytics' own
 matching and AP code, which isolates pipeline from metric differences.
 
+``--rect`` (for a model with dynamic input height/width) letterboxes each image only to the
+smallest stride-multiple rectangle on our side (``Detector(rect=True)``) and runs Ultralytics val
+with ``rect=True`` (its rectangular val batches add half a stride of padding: 640x480 -> 672x512).
+
     .venv-ref/bin/python bench/coco8_map.py            # ours and Ultralytics
     .venv/bin/python bench/coco8_map.py                # ours only
+    .venv-ref/bin/python bench/coco8_map.py --rect \\
+        --model ../shared/data/models/yolov8n-coco-dynamic.onnx
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from yolo_trt_ros.evaluation.coco_metrics import (
     read_yolo_labels,
     yolo_dataset_items,
 )
+from yolo_trt_ros.inference.base import DynamicInput
 
 SPLITS = {"all 8": ("train", "val"), "val 4": ("val",)}
 VAL_CONFIG = DetectorConfig(
@@ -46,14 +53,18 @@ VAL_CONFIG = DetectorConfig(
 )
 
 
-def predict_all(detector: Detector, root: Path) -> dict[str, dict]:
+def predict_all(detector: Detector, root: Path, rect: bool = False) -> dict[str, dict]:
     """Run the detector over every image once.
 
     Keeps the Detector's output (original-image pixels, clipped) and, for the diagnostic, the same
     pipeline's decoded boxes before un-letterboxing ("input" space, unclipped) with the ground
     truth mapped into that space.
     """
-    letterbox = Letterbox(detector.backend.input_shape[2:])
+    backend = detector.backend
+    dynamic = rect and isinstance(backend, DynamicInput) and backend.dynamic_hw
+    letterbox = Letterbox(
+        backend.input_shape[2:], stride=max(detector.layout.strides) if dynamic else None
+    )
     cfg = detector.config
     out = {}
     for image_path, label_path in yolo_dataset_items(root, ("train", "val")):
@@ -132,7 +143,9 @@ def score_with_ultralytics_metric(
     return float(ap.mean()), float(ap[:, 0].mean())
 
 
-def ultralytics_val(model: Path, root: Path, work: Path) -> dict[str, tuple[float, float]]:
+def ultralytics_val(
+    model: Path, root: Path, work: Path, rect: bool = False
+) -> dict[str, tuple[float, float]]:
     """Ultralytics val on all 8 and on the 4 val images; returns {split: (mAP50-95, mAP50)}."""
     from ultralytics import YOLO
 
@@ -162,7 +175,7 @@ def ultralytics_val(model: Path, root: Path, work: Path) -> dict[str, tuple[floa
             conf=0.001,
             iou=0.7,
             max_det=300,
-            rect=False,
+            rect=rect,
             device="cpu",
             half=False,
             plots=False,
@@ -186,11 +199,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-reference", action="store_true", help="skip Ultralytics even if installed"
     )
+    parser.add_argument(
+        "--rect",
+        action="store_true",
+        help="rectangular input (models with dynamic height/width; Ultralytics val rect=True)",
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
 
-    detector = Detector.from_model(args.model, config=VAL_CONFIG)
-    preds = predict_all(detector, args.data)
+    detector = Detector.from_model(args.model, config=VAL_CONFIG, rect=args.rect)
+    preds = predict_all(detector, args.data, args.rect)
     detector.close()
     rows: dict[str, dict[str, tuple[float, float]]] = {
         "ours": {},
@@ -209,10 +227,11 @@ def main(argv: list[str] | None = None) -> int:
             for label, splits in SPLITS.items()
         }
         with tempfile.TemporaryDirectory(prefix="coco8_val_") as tmp:
-            rows["Ultralytics val"] = ultralytics_val(args.model, args.data, Path(tmp))
+            rows["Ultralytics val"] = ultralytics_val(args.model, args.data, Path(tmp), args.rect)
 
     print(
-        f"\ncoco8 mAP, model {args.model.name}, conf 0.001, IoU 0.7, max_det 300, multi-label NMS"
+        f"\ncoco8 mAP, model {args.model.name}, {'rectangular' if args.rect else 'square'} input, "
+        "conf 0.001, IoU 0.7, max_det 300, multi-label NMS"
     )
     print(
         f"{'':30s}"

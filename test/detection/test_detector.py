@@ -138,11 +138,11 @@ def test_custom_model_mono_and_float16(tmp_path: Path, make_yolo_onnx) -> None:
     np.testing.assert_allclose(dets.boxes, np.array([r[3] for r in rows]), atol=1e-3)
 
 
-def test_dynamic_custom_model(tmp_path: Path, make_yolo_onnx) -> None:
+def test_dynamic_custom_model_at_its_nominal_size(tmp_path: Path, make_yolo_onnx) -> None:
     path = make_yolo_onnx(
         tmp_path / "dyn.onnx", ANCHORS, weights_matrix(), (320, 256), NAMES_META, dynamic=True
     )
-    detector = Detector.from_model(path)
+    detector = Detector.from_model(path, rect=False)  # square: the default is rectangular
     assert detector.backend.input_shape == (1, 3, 320, 256)
     image = np.full((480, 640, 3), 255, np.uint8)
     check(detector(image), expected((480, 640), (255, 255, 255)))
@@ -340,3 +340,105 @@ def test_real_model_on_mot_frame(model_path: Path, mot_dir: Path) -> None:
     detector.close()
     with pytest.raises(RuntimeError, match="closed"):
         detector(frame)
+
+
+def expected_rect(
+    image_hw: tuple[int, int], rgb: tuple[int, int, int], input_hw: tuple[int, int]
+) -> list:
+    """What the dynamic tiny model must yield (no NMS overlap case: conf 0.25, IoU 1) when the
+    image is letterboxed at its nominal 320x256 scale into ``input_hw``, from first principles."""
+    h, w = image_hw
+    r = min(320 / h, 256 / w)
+    nh, nw = round(h * r), round(w * r)
+    top, left = round((input_hw[0] - nh) / 2 - 0.1), round((input_hw[1] - nw) / 2 - 0.1)
+    frac = nh * nw / (input_hw[0] * input_hw[1])
+    means = [frac * c / 255 + (1 - frac) * 114 / 255 for c in rgb]
+    rows = []
+    for k, (cx, cy, bw, bh) in enumerate(ANCHORS.tolist()):
+        score = WEIGHTS[k] * means[CLASSES[k]]
+        if score <= 0.25:
+            continue
+        x1, y1, x2, y2 = cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2
+        box = [
+            (x1 - left) * w / nw,
+            (y1 - top) * h / nh,
+            (x2 - left) * w / nw,
+            (y2 - top) * h / nh,
+        ]
+        box = [min(max(v, 0.0), lim) for v, lim in zip(box, (w, h, w, h), strict=True)]
+        rows.append((k, score, CLASSES[k], box))
+    rows.sort(key=lambda r: -r[1])
+    return rows
+
+
+def recorded_input_shapes(detector: Detector) -> list[tuple[int, ...]]:
+    """Wrap the detector's backend so that each inferred tensor's shape is recorded."""
+    shapes: list[tuple[int, ...]] = []
+    infer = detector.backend.infer
+
+    def record(tensor: np.ndarray) -> np.ndarray:
+        shapes.append(tensor.shape)
+        return infer(tensor)
+
+    detector.backend.infer = record  # type: ignore[method-assign]
+    return shapes
+
+
+@pytest.mark.parametrize(
+    "image_hw, rgb, input_hw",
+    [
+        ((480, 640), (255, 255, 255), (192, 256)),  # scale 0.4: exactly 192x256, no padding
+        ((450, 640), (255, 200, 255), (192, 256)),  # 180 rows padded to 192 (6 top, 6 bottom)
+        ((640, 400), (230, 255, 255), (320, 224)),  # 200 columns padded to 224
+    ],
+)
+def test_rect_input_for_dynamic_model(
+    tmp_path: Path, make_yolo_onnx, image_hw, rgb, input_hw
+) -> None:
+    path = make_yolo_onnx(
+        tmp_path / "dyn.onnx", ANCHORS, weights_matrix(), (320, 256), NAMES_META, dynamic=True
+    )
+    detector = Detector.from_model(path, config=DetectorConfig(iou_threshold=1.0), rect=True)
+    assert detector.backend.input_shape == (1, 3, 320, 256)  # the nominal size is unchanged
+    shapes = recorded_input_shapes(detector)
+    image = np.empty((*image_hw, 3), np.uint8)
+    image[:] = rgb[::-1]
+    rows = expected_rect(image_hw, rgb, input_hw)
+    assert rows, "the case must produce detections"
+    check(detector(image), rows)
+    assert shapes == [(1, 3, *input_hw)]
+
+
+def test_rect_keeps_the_nominal_input_for_static_models_and_when_off(
+    tiny_model: Path, tmp_path: Path, make_yolo_onnx
+) -> None:
+    image = np.full((480, 640, 3), 255, np.uint8)
+    dynamic_model = make_yolo_onnx(
+        tmp_path / "dyn.onnx", ANCHORS, weights_matrix(), (320, 256), NAMES_META, dynamic=True
+    )
+    for detector in (
+        Detector.from_model(tiny_model, rect=True),
+        Detector.from_model(dynamic_model, rect=False),
+    ):
+        shapes = recorded_input_shapes(detector)
+        check(detector(image), expected((480, 640), (255, 255, 255)))
+        assert shapes == [(1, 3, 320, 256)]
+
+
+def test_real_dynamic_model_rect_vs_square(data_dir: Path, mot_dir: Path) -> None:
+    """The shared dynamic YOLOv8n: a 640x480 frame runs at 640x480 and a 768x432 one at 640x384;
+    the confident detections are those of the square input."""
+    model = data_dir / "models" / "yolov8n-coco-dynamic.onnx"
+    square, rect = Detector.from_model(model, rect=False), Detector.from_model(model)
+    shapes = recorded_input_shapes(rect)
+    frame = cv2.imread(str(mot_dir / "img1" / "000001.jpg"))
+    wide = cv2.resize(frame, (768, 432), interpolation=cv2.INTER_LINEAR)
+    for image in (frame, wide):
+        a, b = square(image), rect(image)
+        confident_a, confident_b = a.scores > 0.5, b.scores > 0.5
+        assert confident_a.sum() == confident_b.sum() >= 2
+        for box, cls in zip(a.boxes[confident_a], a.class_ids[confident_a], strict=True):
+            same = b.boxes[confident_b][b.class_ids[confident_b] == cls]
+            assert np.abs(same - box).max(axis=1).min() < 4.0  # pixels
+    assert shapes == [(1, 3, 480, 640), (1, 3, 384, 640)]
+    square.close(), rect.close()

@@ -7,7 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from yolo_trt_ros.detection.letterbox import Letterbox, LetterboxTransform, letterbox_geometry
+from yolo_trt_ros.detection.letterbox import (
+    Letterbox,
+    LetterboxTransform,
+    letterbox_geometry,
+    rect_input_hw,
+)
 
 
 def reference_letterbox(bgr: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
@@ -261,3 +266,93 @@ def test_transform_is_frozen() -> None:
     t = LetterboxTransform(1.0, 0.0, 80.0, (480, 640), (480, 640))
     with pytest.raises(AttributeError):
         t.scale = 2.0  # type: ignore[misc]
+
+
+def reference_auto_letterbox(
+    bgr: np.ndarray, input_hw: tuple[int, int], stride: int
+) -> np.ndarray:
+    """Ultralytics LetterBox(auto=True, center=True): padding only up to the stride, written out
+    plainly (float64, RGB, CHW)."""
+    h, w = bgr.shape[:2]
+    r = min(input_hw[0] / h, input_hw[1] / w)
+    new_w, new_h = max(int(round(w * r)), 1), max(int(round(h * r)), 1)
+    img = (
+        bgr
+        if (new_w, new_h) == (w, h)
+        else cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    )
+    dw, dh = np.mod(input_hw[1] - new_w, stride) / 2, np.mod(input_hw[0] - new_h, stride) / 2
+    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
+    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    img = cv2.copyMakeBorder(
+        img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114)
+    )
+    return img[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float64) / 255.0
+
+
+@pytest.mark.parametrize(
+    "src_hw, dst_hw, stride, rect_hw",
+    [
+        ((480, 640), (640, 640), 32, (480, 640)),  # VGA camera: no padding at all
+        ((432, 768), (640, 640), 32, (384, 640)),  # 640x360 image, height padded to 384
+        ((720, 1280), (640, 640), 32, (384, 640)),
+        ((1000, 300), (640, 640), 32, (640, 192)),
+        ((100, 100), (640, 640), 32, (640, 640)),  # upscaled
+        ((333, 517), (640, 640), 32, (416, 640)),  # 412 -> 416
+        ((333, 517), (640, 640), 64, (448, 640)),  # P6 model: stride 64
+        ((480, 640), (320, 256), 32, (192, 256)),  # non-square nominal size
+    ],
+)
+def test_rect_input_hw_hand_computed(src_hw, dst_hw, stride, rect_hw) -> None:
+    assert rect_input_hw(src_hw, dst_hw, stride) == rect_hw
+
+
+@pytest.mark.parametrize("encoding", ["bgr8", "rgba8", "mono8"])
+@pytest.mark.parametrize("size", SIZES)
+def test_rect_letterbox_matches_reference(encoding: str, size: tuple[int, int]) -> None:
+    image, bgr = encode(random_image(*size, seed=7), encoding, np.random.default_rng(6))
+    tensor, t = Letterbox((640, 640), stride=32)(image, encoding)
+    ref = reference_auto_letterbox(bgr, (640, 640), 32)
+    assert tensor.shape == ref.shape == (1, 3, *rect_input_hw(size, (640, 640), 32))
+    assert tensor.shape[2] % 32 == 0 and tensor.shape[3] % 32 == 0
+    np.testing.assert_allclose(tensor, ref, rtol=0, atol=1 / 255 + 1e-6)
+    # the transform maps the image corners onto the edges of the unpadded region
+    corners = t.to_input(np.array([[0, 0, size[1], size[0]]], np.float32))[0]
+    np.testing.assert_allclose(
+        corners, [t.pad_x, t.pad_y, t.pad_x + t.resized_hw[1], t.pad_y + t.resized_hw[0]]
+    )
+
+
+def test_rect_geometry_scale_is_that_of_the_nominal_size() -> None:
+    for src_hw in [(480, 640), (432, 768), (333, 517), (1000, 300)]:
+        square, rect = (
+            letterbox_geometry(src_hw, (640, 640)),
+            letterbox_geometry(src_hw, (640, 640), 32),
+        )
+        assert (rect.scale, rect.resized_hw) == (square.scale, square.resized_hw)
+        h, w = rect_input_hw(src_hw, (640, 640), 32)
+        assert (rect.pad_x, rect.pad_y) == (
+            round((w - rect.resized_hw[1]) / 2 - 0.1),
+            round((h - rect.resized_hw[0]) / 2 - 0.1),
+        )
+
+
+def test_rect_buffer_reallocated_only_when_the_input_size_changes() -> None:
+    lb = Letterbox((640, 640), stride=32)
+    vga, wide = random_image(480, 640, seed=1), random_image(432, 768, seed=2)
+    first, _ = lb(vga)
+    assert first.shape == (1, 3, 480, 640) and lb(vga)[0] is first
+    second, _ = lb(wide)
+    assert second.shape == (1, 3, 384, 640)
+    assert lb(random_image(720, 1280, seed=3))[0] is second  # same rectangle: same buffer
+    np.testing.assert_allclose(
+        second,
+        reference_auto_letterbox(random_image(720, 1280, seed=3), (640, 640), 32),
+        rtol=0,
+        atol=1 / 255 + 1e-6,
+    )
+    np.testing.assert_allclose(
+        lb(vga)[0], reference_auto_letterbox(vga, (640, 640), 32), rtol=0, atol=1e-6
+    )
+    with pytest.raises(ValueError):
+        second[0, 0, 0, 0] = 1.0

@@ -16,7 +16,7 @@ from yolo_trt_ros.detection.decode import decode_end2end, decode_yolov5, decode_
 from yolo_trt_ros.detection.detections import Detections
 from yolo_trt_ros.detection.letterbox import Letterbox
 from yolo_trt_ros.detection.model_layout import LayoutKind, ModelLayout, check_layout
-from yolo_trt_ros.inference.base import Backend, FrameBackend, ModelError
+from yolo_trt_ros.inference.base import Backend, DynamicInput, FrameBackend, ModelError
 from yolo_trt_ros.inference.selection import Selection, create_backend
 
 
@@ -59,10 +59,19 @@ class Detector:
     ``gpu_preprocessing`` on gets the raw frame (letterboxed on the GPU) instead of the CPU
     letterbox's tensor. The output layout (``layout``: one-to-many, end-to-end or YOLOv5, see
     ``model_layout``) is decided once here; any other is refused with a ModelError.
+
+    ``rect`` True (the default): a model with dynamic input height/width (``DynamicInput``) gets
+    each frame letterboxed only to the smallest rectangle of multiples of its largest stride that
+    holds the frame scaled to its nominal size (Ultralytics' ``auto`` letterbox: 640x480 ->
+    640x480, 768x432 -> 640x384 at 640); other models, and ``rect`` False, get the nominal size.
     """
 
     def __init__(
-        self, backend: Backend, names: Sequence[str], config: DetectorConfig | None = None
+        self,
+        backend: Backend,
+        names: Sequence[str],
+        config: DetectorConfig | None = None,
+        rect: bool = True,
     ):
         self.layout = _layout(backend)
         num_classes = self.layout.num_classes
@@ -77,7 +86,12 @@ class Detector:
         self.names_source = "given"
         self.selection: Selection | None = None
         self.last_times = StageTimes()
-        self._letterbox = Letterbox(backend.input_shape[2:], backend.input_dtype)
+        self.rect = rect and isinstance(backend, DynamicInput) and backend.dynamic_hw
+        self._letterbox = Letterbox(
+            backend.input_shape[2:],
+            backend.input_dtype,
+            stride=max(self.layout.strides) if self.rect else None,
+        )
         # GPU letterbox + candidate compaction: written for the one-to-many output
         self._frame_backend = (
             backend
@@ -98,12 +112,14 @@ class Detector:
         names_file: str | Path | None = None,
         config: DetectorConfig | None = None,
         backend_options: Mapping[str, Mapping[str, Any]] | None = None,
+        rect: bool = True,
     ) -> Detector:
         """Load a model and its class names (``names_file`` if given, else model metadata, else
         placeholders).
 
         ``backend`` is "onnxruntime", "tensorrt" or "auto"; ``backend_options`` go to
-        ``create_backend`` (per backend name, e.g. ``{"onnxruntime": {"intra_op_threads": 1}}``).
+        ``create_backend`` (per backend name, e.g. ``{"onnxruntime": {"intra_op_threads": 1}}``);
+        ``rect`` as in the class docstring.
         Raises ModelError naming the file and the problem (also for an output layout this package
         does not decode, a bad names file, a names count that does not match the model, or an
         invalid ``config`` such as an unknown class in ``classes``).
@@ -112,7 +128,7 @@ class Detector:
         try:
             names, source = _resolve_names(engine, names_file)
             try:
-                detector = cls(engine, names, config)
+                detector = cls(engine, names, config, rect)
             except ValueError as exc:
                 raise ModelError(f"model {engine.model_path}: {exc}") from exc
         except Exception:
@@ -149,8 +165,9 @@ class Detector:
     def describe(self) -> str:
         """Backend, input size, and the number of classes and where their names came from."""
         _, _, height, width = self.backend.input_shape
+        rect = " or smaller (rectangular)" if self.rect else ""
         return (
-            f"{self.backend.name}, input {width}x{height}, {len(self.names)} classes from "
+            f"{self.backend.name}, input {width}x{height}{rect}, {len(self.names)} classes from "
             f"{self.names_source}"
         )
 

@@ -46,21 +46,42 @@ class LetterboxTransform:
         return np.asarray(boxes, np.float32) * self._gains() + pad
 
 
-def letterbox_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> LetterboxTransform:
-    """Ultralytics ``LetterBox(auto=False, scaleup=True, center=True)`` geometry for one image
-    size."""
+def letterbox_geometry(
+    src_hw: tuple[int, int], dst_hw: tuple[int, int], stride: int | None = None
+) -> LetterboxTransform:
+    """Ultralytics ``LetterBox(scaleup=True, center=True)`` geometry for one image size.
+
+    ``stride`` None: ``auto=False`` (pad to ``dst_hw``); else ``auto=True`` (pad only to the
+    input ``rect_input_hw`` gives).
+    """
     h, w = src_hw
     r = min(dst_hw[0] / h, dst_hw[1] / w)
     new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
-    dw, dh = (dst_hw[1] - new_w) / 2, (dst_hw[0] - new_h) / 2
+    dw, dh = dst_hw[1] - new_w, dst_hw[0] - new_h
+    if stride is not None:
+        dw, dh = dw % stride, dh % stride
     return LetterboxTransform(
-        r, float(round(dw - 0.1)), float(round(dh - 0.1)), (h, w), (new_h, new_w)
+        r, float(round(dw / 2 - 0.1)), float(round(dh / 2 - 0.1)), (h, w), (new_h, new_w)
     )
+
+
+def rect_input_hw(
+    src_hw: tuple[int, int], dst_hw: tuple[int, int], stride: int
+) -> tuple[int, int]:
+    """Input size of Ultralytics' ``auto`` letterbox: the image scaled to fit ``dst_hw``, each side
+    padded by ``(dst - resized) % stride`` (640x480 -> 640x480, 768x432 -> 640x384 at 640, 32)."""
+    t = letterbox_geometry(src_hw, dst_hw)
+    (new_h, new_w), (dh, dw) = t.resized_hw, dst_hw
+    return new_h + (dh - new_h) % stride, new_w + (dw - new_w) % stride
 
 
 class Letterbox:
     """Letterbox images into one preallocated (1, 3, H, W) RGB 0..1 tensor of ``dtype`` (float32 or
     float16).
+
+    H, W is ``input_hw``; with a ``stride`` (a dynamic-H/W model's largest stride) it is instead
+    the smallest padded rectangle per source size (``rect_input_hw``), reallocated only when that
+    size changes.
 
     The padding (``pad_value``/255) is written only when the source size changes; each frame writes
     just the image region: resize (cv2.INTER_LINEAR, skipped at scale 1) into a reused buffer,
@@ -69,9 +90,14 @@ class Letterbox:
     """
 
     def __init__(
-        self, input_hw: tuple[int, int], dtype: type | np.dtype = np.float32, pad_value: int = 114
+        self,
+        input_hw: tuple[int, int],
+        dtype: type | np.dtype = np.float32,
+        pad_value: int = 114,
+        stride: int | None = None,
     ):
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.stride = stride
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float16):
             raise ValueError(f"Letterbox dtype must be float32 or float16, got {self.dtype}")
@@ -94,7 +120,13 @@ class Letterbox:
         image = checked_frame(image, encoding)
         t = self._transform
         if t is None or t.src_hw != image.shape[:2]:
-            t = self._transform = letterbox_geometry(image.shape[:2], self.input_hw)
+            t = self._transform = letterbox_geometry(image.shape[:2], self.input_hw, self.stride)
+            if self.stride is not None:
+                hw = rect_input_hw(image.shape[:2], self.input_hw, self.stride)
+                if self._tensor.shape[2:] != hw:
+                    self._tensor = np.empty((1, 3, *hw), self.dtype)
+                    self._output = self._tensor.view()
+                    self._output.flags.writeable = False
             self._tensor.fill(self.pad_value / 255)
         resized = self._resize(image, t.resized_hw)
         y, x = int(t.pad_y), int(t.pad_x)

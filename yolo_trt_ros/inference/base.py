@@ -65,6 +65,19 @@ class DiagnosticsSource(Protocol):
     def diagnostics(self) -> dict[str, str]: ...
 
 
+@runtime_checkable
+class DynamicInput(Protocol):
+    """Optional: ``dynamic_hw`` True when the model also runs at input sizes other than
+    ``input_shape`` (any H, W that are multiples of its largest stride)."""
+
+    dynamic_hw: bool
+
+
+def has_dynamic_hw(shape: Sequence[Dim]) -> bool:
+    """Whether an image input's shape ([B, C, H, W]) leaves H or W dynamic."""
+    return len(shape) == 4 and not all(isinstance(d, int) for d in shape[2:])
+
+
 def resolve_input_shape(
     model_path: Path, name: str, shape: Sequence[Dim], metadata: dict[str, str]
 ) -> tuple[int, int, int, int]:

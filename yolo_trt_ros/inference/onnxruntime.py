@@ -8,7 +8,12 @@ import numpy as np
 import onnxruntime as ort
 
 from yolo_trt_ros.detection.model_layout import check_layout
-from yolo_trt_ros.inference.base import ModelError, check_output_shape, resolve_input_shape
+from yolo_trt_ros.inference.base import (
+    ModelError,
+    check_output_shape,
+    has_dynamic_hw,
+    resolve_input_shape,
+)
 
 _DTYPES: dict[str, np.dtype] = {
     "tensor(float)": np.dtype(np.float32),
@@ -23,7 +28,8 @@ class OnnxRuntimeBackend:
     ``intra_op_threads`` 0 lets ONNX Runtime choose (one per physical core). ``allow_spinning``
     False makes idle worker threads sleep instead of busy-waiting: slightly slower on an idle
     machine, much faster when other processes (a camera driver, DDS, the rest of the robot) share
-    the cores.
+    the cores. ``dynamic_hw``: the input height/width are dynamic (``input_shape`` holds the
+    nominal size, any stride-multiple size runs).
     """
 
     name = "onnxruntime"
@@ -85,6 +91,7 @@ class OnnxRuntimeBackend:
             )
         self.input_dtype: np.dtype = dtype
         self.input_shape = resolve_input_shape(self.model_path, inp.name, inp.shape, self.metadata)
+        self.dynamic_hw = has_dynamic_hw(inp.shape)
         check_output_shape(self.model_path, out.name, out.shape)
         if all(isinstance(d, int) for d in out.shape):
             self.output_shape: tuple[int, ...] = tuple(out.shape)
