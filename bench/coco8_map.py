@@ -45,7 +45,6 @@ from yolo_trt_ros.evaluation.coco_metrics import (
     read_yolo_labels,
     yolo_dataset_items,
 )
-from yolo_trt_ros.inference.base import DynamicInput
 
 SPLITS = {"all 8": ("train", "val"), "val 4": ("val",)}
 VAL_CONFIG = DetectorConfig(
@@ -53,17 +52,16 @@ VAL_CONFIG = DetectorConfig(
 )
 
 
-def predict_all(detector: Detector, root: Path, rect: bool = False) -> dict[str, dict]:
+def predict_all(detector: Detector, root: Path) -> dict[str, dict]:
     """Run the detector over every image once.
 
     Keeps the Detector's output (original-image pixels, clipped) and, for the diagnostic, the same
     pipeline's decoded boxes before un-letterboxing ("input" space, unclipped) with the ground
     truth mapped into that space.
     """
-    backend = detector.backend
-    dynamic = rect and isinstance(backend, DynamicInput) and backend.dynamic_hw
     letterbox = Letterbox(
-        backend.input_shape[2:], stride=max(detector.layout.strides) if dynamic else None
+        detector.backend.input_shape[2:],
+        stride=max(detector.layout.strides) if detector.rect else None,
     )
     cfg = detector.config
     out = {}
@@ -208,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     detector = Detector.from_model(args.model, config=VAL_CONFIG, rect=args.rect)
-    preds = predict_all(detector, args.data, args.rect)
+    preds = predict_all(detector, args.data)
     detector.close()
     rows: dict[str, dict[str, tuple[float, float]]] = {
         "ours": {},
