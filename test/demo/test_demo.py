@@ -3,6 +3,7 @@ them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -53,6 +55,16 @@ def _processes_with(marker: str) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_nodes() -> Iterator[None]:
+    """A demo that failed or was killed leaves its nodes (in their own sessions) running; they must
+    not run on into later tests. Tests that check the demo's own cleanup assert before this."""
+    yield
+    for pid in _processes_with(RUN):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _finish(proc: subprocess.Popen[str], timeout: float = TIMEOUT_S) -> tuple[int, str]:
