@@ -8,3 +8,34 @@ def ref_iou(a, b) -> float:
     inter = iw * ih
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def greedy_nms(cands, iou, agnostic=False, max_det=300, max_nms=None):
+    """Greedy NMS over [(box, score, class)] by descending score (stable), the first ``max_nms``
+    candidates only; a candidate is kept unless its IoU with a kept one (of its class unless
+    ``agnostic``) exceeds ``iou``. Returns the first ``max_det`` kept candidates."""
+    order = sorted(range(len(cands)), key=lambda i: -cands[i][1])[:max_nms]
+    kept: list[int] = []
+    for i in order:
+        box, _, c = cands[i]
+        if all(ref_iou(cands[k][0], box) <= iou for k in kept if agnostic or cands[k][2] == c):
+            kept.append(i)
+    return [cands[i] for i in kept[:max_det]]
+
+
+def assert_same_rows(got, expected, box_tol: float, score_tol: float) -> None:
+    """One-to-one match of (x1, y1, x2, y2, score, cls) detection rows (numpy arrays): same class,
+    close score and box. Tie order is free."""
+    import numpy as np
+
+    assert got.shape == expected.shape
+    free = np.ones(len(got), bool)
+    for row in expected:
+        close = (
+            free
+            & (got[:, 5] == row[5])
+            & (np.abs(got[:, 4] - row[4]) <= score_tol)
+            & (np.abs(got[:, :4] - row[:4]).max(axis=1) <= box_tol)
+        )
+        assert close.any(), f"reference row {row.tolist()} has no match"
+        free[np.argmax(close)] = False

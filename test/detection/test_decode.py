@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from box_reference import ref_iou
+from box_reference import greedy_nms
 from yolo_trt_ros.detection import decode as postprocess
 from yolo_trt_ros.detection.decode import decode_yolov8
 
@@ -40,13 +40,7 @@ def reference_decode(
             )  # highest score, lowest class on ties (argmax)
             if s[best] > conf:
                 cands.append((box, s[best], best))
-    order = sorted(range(len(cands)), key=lambda i: -cands[i][1])[:max_nms]
-    kept: list[int] = []
-    for i in order:
-        box, _, c = cands[i]
-        if all(ref_iou(cands[k][0], box) <= iou for k in kept if agnostic or cands[k][2] == c):
-            kept.append(i)
-    return [cands[i] for i in kept[:max_det]]
+    return greedy_nms(cands, iou, agnostic, max_det, max_nms)
 
 
 def random_output(rng: np.random.Generator, nc: int, n: int, span: float = 640.0) -> np.ndarray:

@@ -49,15 +49,20 @@ def tiny_model(tmp_path: Path, make_yolo_onnx) -> Path:
 
 
 def expected(
-    image_hw: tuple[int, int], rgb: tuple[int, int, int], conf: float = 0.25, iou: float = 0.7
+    image_hw: tuple[int, int],
+    rgb: tuple[int, int, int],
+    conf: float = 0.25,
+    iou: float = 0.7,
+    input_hw: tuple[int, int] = (320, 256),
 ):
     """What the tiny model must yield, from first principles: letterbox area fractions and box
-    arithmetic."""
+    arithmetic. The image is scaled to the nominal 320x256 and padded into ``input_hw`` (a
+    rectangular input of the dynamic model)."""
     h, w = image_hw
     r = min(320 / h, 256 / w)
     nh, nw = round(h * r), round(w * r)
-    top, left = round((320 - nh) / 2 - 0.1), round((256 - nw) / 2 - 0.1)
-    frac = nh * nw / (320 * 256)
+    top, left = round((input_hw[0] - nh) / 2 - 0.1), round((input_hw[1] - nw) / 2 - 0.1)
+    frac = nh * nw / (input_hw[0] * input_hw[1])
     means = [frac * c / 255 + (1 - frac) * 114 / 255 for c in rgb]
     rows = []
     for k, (cx, cy, bw, bh) in enumerate(ANCHORS.tolist()):
@@ -342,35 +347,6 @@ def test_real_model_on_mot_frame(model_path: Path, mot_dir: Path) -> None:
         detector(frame)
 
 
-def expected_rect(
-    image_hw: tuple[int, int], rgb: tuple[int, int, int], input_hw: tuple[int, int]
-) -> list:
-    """What the dynamic tiny model must yield (no NMS overlap case: conf 0.25, IoU 1) when the
-    image is letterboxed at its nominal 320x256 scale into ``input_hw``, from first principles."""
-    h, w = image_hw
-    r = min(320 / h, 256 / w)
-    nh, nw = round(h * r), round(w * r)
-    top, left = round((input_hw[0] - nh) / 2 - 0.1), round((input_hw[1] - nw) / 2 - 0.1)
-    frac = nh * nw / (input_hw[0] * input_hw[1])
-    means = [frac * c / 255 + (1 - frac) * 114 / 255 for c in rgb]
-    rows = []
-    for k, (cx, cy, bw, bh) in enumerate(ANCHORS.tolist()):
-        score = WEIGHTS[k] * means[CLASSES[k]]
-        if score <= 0.25:
-            continue
-        x1, y1, x2, y2 = cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2
-        box = [
-            (x1 - left) * w / nw,
-            (y1 - top) * h / nh,
-            (x2 - left) * w / nw,
-            (y2 - top) * h / nh,
-        ]
-        box = [min(max(v, 0.0), lim) for v, lim in zip(box, (w, h, w, h), strict=True)]
-        rows.append((k, score, CLASSES[k], box))
-    rows.sort(key=lambda r: -r[1])
-    return rows
-
-
 def recorded_input_shapes(detector: Detector) -> list[tuple[int, ...]]:
     """Wrap the detector's backend so that each inferred tensor's shape is recorded."""
     shapes: list[tuple[int, ...]] = []
@@ -403,7 +379,7 @@ def test_rect_input_for_dynamic_model(
     shapes = recorded_input_shapes(detector)
     image = np.empty((*image_hw, 3), np.uint8)
     image[:] = rgb[::-1]
-    rows = expected_rect(image_hw, rgb, input_hw)
+    rows = expected(image_hw, rgb, iou=1.0, input_hw=input_hw)
     assert rows, "the case must produce detections"
     check(detector(image), rows)
     assert shapes == [(1, 3, *input_hw)]

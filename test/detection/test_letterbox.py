@@ -15,9 +15,12 @@ from yolo_trt_ros.detection.letterbox import (
 )
 
 
-def reference_letterbox(bgr: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
-    """Ultralytics LetterBox(auto=False, center=True) + BGR->RGB, /255, CHW, written out plainly
-    (float64)."""
+def reference_letterbox(
+    bgr: np.ndarray, input_hw: tuple[int, int], stride: int | None = None
+) -> np.ndarray:
+    """Ultralytics LetterBox(center=True) + BGR->RGB, /255, CHW, written out plainly (float64):
+    ``auto=False`` padding up to ``input_hw``, or with ``stride`` ``auto=True``: padding only up
+    to the next multiple of the stride."""
     h, w = bgr.shape[:2]
     r = min(input_hw[0] / h, input_hw[1] / w)
     new_w, new_h = max(int(round(w * r)), 1), max(int(round(h * r)), 1)
@@ -26,13 +29,16 @@ def reference_letterbox(bgr: np.ndarray, input_hw: tuple[int, int]) -> np.ndarra
         if (new_w, new_h) == (w, h)
         else cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     )
-    dw, dh = (input_hw[1] - new_w) / 2, (input_hw[0] - new_h) / 2
+    dw, dh = input_hw[1] - new_w, input_hw[0] - new_h
+    if stride is not None:
+        dw, dh = dw % stride, dh % stride
+    dw, dh = dw / 2, dh / 2
     top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
     left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
     img = cv2.copyMakeBorder(
         img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114)
     )
-    assert img.shape[:2] == input_hw
+    assert stride is not None or img.shape[:2] == input_hw
     return img[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float64) / 255.0
 
 
@@ -268,28 +274,6 @@ def test_transform_is_frozen() -> None:
         t.scale = 2.0  # type: ignore[misc]
 
 
-def reference_auto_letterbox(
-    bgr: np.ndarray, input_hw: tuple[int, int], stride: int
-) -> np.ndarray:
-    """Ultralytics LetterBox(auto=True, center=True): padding only up to the stride, written out
-    plainly (float64, RGB, CHW)."""
-    h, w = bgr.shape[:2]
-    r = min(input_hw[0] / h, input_hw[1] / w)
-    new_w, new_h = max(int(round(w * r)), 1), max(int(round(h * r)), 1)
-    img = (
-        bgr
-        if (new_w, new_h) == (w, h)
-        else cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    )
-    dw, dh = np.mod(input_hw[1] - new_w, stride) / 2, np.mod(input_hw[0] - new_h, stride) / 2
-    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
-    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
-    img = cv2.copyMakeBorder(
-        img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114)
-    )
-    return img[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float64) / 255.0
-
-
 @pytest.mark.parametrize(
     "src_hw, dst_hw, stride, rect_hw",
     [
@@ -312,7 +296,7 @@ def test_rect_input_hw_hand_computed(src_hw, dst_hw, stride, rect_hw) -> None:
 def test_rect_letterbox_matches_reference(encoding: str, size: tuple[int, int]) -> None:
     image, bgr = encode(random_image(*size, seed=7), encoding, np.random.default_rng(6))
     tensor, t = Letterbox((640, 640), stride=32)(image, encoding)
-    ref = reference_auto_letterbox(bgr, (640, 640), 32)
+    ref = reference_letterbox(bgr, (640, 640), 32)
     assert tensor.shape == ref.shape == (1, 3, *rect_input_hw(size, (640, 640), 32))
     assert tensor.shape[2] % 32 == 0 and tensor.shape[3] % 32 == 0
     np.testing.assert_allclose(tensor, ref, rtol=0, atol=1 / 255 + 1e-6)
@@ -347,12 +331,12 @@ def test_rect_buffer_reallocated_only_when_the_input_size_changes() -> None:
     assert lb(random_image(720, 1280, seed=3))[0] is second  # same rectangle: same buffer
     np.testing.assert_allclose(
         second,
-        reference_auto_letterbox(random_image(720, 1280, seed=3), (640, 640), 32),
+        reference_letterbox(random_image(720, 1280, seed=3), (640, 640), 32),
         rtol=0,
         atol=1 / 255 + 1e-6,
     )
     np.testing.assert_allclose(
-        lb(vga)[0], reference_auto_letterbox(vga, (640, 640), 32), rtol=0, atol=1e-6
+        lb(vga)[0], reference_letterbox(vga, (640, 640), 32), rtol=0, atol=1e-6
     )
     with pytest.raises(ValueError):
         second[0, 0, 0, 0] = 1.0

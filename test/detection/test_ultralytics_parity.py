@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from box_reference import assert_same_rows
 from yolo_trt_ros.detection.decode import decode_yolov8
 from yolo_trt_ros.detection.detector import Detector
 
@@ -30,25 +31,6 @@ def rows(dets) -> np.ndarray:
     return np.concatenate(
         [dets.boxes, dets.scores[:, None], dets.class_ids[:, None].astype(np.float32)], axis=1
     )
-
-
-def assert_same_rows(
-    got: np.ndarray, expected: np.ndarray, box_tol: float, score_tol: float
-) -> None:
-    """One-to-one match of (x1, y1, x2, y2, score, cls) rows: same class, close score and box. Tie
-    order is free."""
-    assert got.shape == expected.shape
-    free = np.ones(len(got), bool)
-    for row in expected:
-        close = (
-            free
-            & (got[:, 5] == row[5])
-            & (np.abs(got[:, 4] - row[4]) <= score_tol)
-            & (np.abs(got[:, :4] - row[:4]).max(axis=1) <= box_tol)
-        )
-        if not close.any():
-            pytest.fail(f"Ultralytics row {row.tolist()} has no match")
-        free[np.argmax(close)] = False
 
 
 with np.load(GOLDEN) as _golden:

@@ -274,15 +274,6 @@ def test_without_tensorrt_the_cli_says_so(
         _cli("build-engine", "--onnx", str(tiny_onnx))
 
 
-@pytest.fixture
-def calib(tmp_path: Path, mot_dir: Path) -> Path:
-    folder = tmp_path / "calib"
-    folder.mkdir()
-    for frame in sorted((mot_dir / "img1").glob("*.jpg"))[:3]:
-        shutil.copy(frame, folder)
-    return folder
-
-
 @pytest.mark.parametrize("version", ["8.6.1", "10.3.0"])
 def test_dynamic_axes_onnx_builds_with_max_batch_1(
     gpu, data_dir: Path, tmp_path: Path, version: str

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,32 +18,23 @@ from yolo_trt_ros.inference.tensorrt.int8_calibrator import (
 LOG = logging.getLogger("test.int8")
 
 
-@pytest.fixture
-def images(tmp_path: Path, mot_dir: Path) -> Path:
-    folder = tmp_path / "calib"
-    folder.mkdir()
-    for frame in sorted((mot_dir / "img1").glob("*.jpg"))[:2]:
-        shutil.copy(frame, folder)
-    return folder
-
-
-def test_digest_follows_the_images_and_the_input(images: Path) -> None:
-    digest = CalibrationImages(images, (64, 64)).digest()
-    assert CalibrationImages(images, (64, 64)).digest() == digest
-    assert CalibrationImages(images, (96, 64)).digest() != digest
-    first = sorted(images.iterdir())[0]
+def test_digest_follows_the_images_and_the_input(calib: Path) -> None:
+    digest = CalibrationImages(calib, (64, 64)).digest()
+    assert CalibrationImages(calib, (64, 64)).digest() == digest
+    assert CalibrationImages(calib, (96, 64)).digest() != digest
+    first = sorted(calib.iterdir())[0]
     stat = first.stat()
     os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # re-exported
-    touched = CalibrationImages(images, (64, 64)).digest()
+    touched = CalibrationImages(calib, (64, 64)).digest()
     assert touched != digest
-    (images / "notes.txt").write_text("not an image")
-    assert CalibrationImages(images, (64, 64)).digest() == touched
+    (calib / "notes.txt").write_text("not an image")
+    assert CalibrationImages(calib, (64, 64)).digest() == touched
 
 
 def test_cache_is_used_only_with_its_key(
-    images: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    calib: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    key = calibration_key("a" * 64, CalibrationImages(images, (64, 64)), "minmax", "10.3.0")
+    key = calibration_key("a" * 64, CalibrationImages(calib, (64, 64)), "minmax", "10.3.0")
     path = tmp_path / "model.int8.calib"
     assert CalibrationCache(path, key, LOG).read() is None  # nothing cached yet
     CalibrationCache(path, key, LOG).write(b"TRT-100300-MinMaxCalibration\n")
