@@ -23,6 +23,8 @@ export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
 override YOLO_TRT_ROS_DATA := $(abspath $(YOLO_TRT_ROS_DATA))
 export YOLO_TRT_ROS_DATA
 export VENV
+# Tests start many Python processes: let them reuse compiled bytecode.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup lint test test-fast demo bench clean distclean check-data
 

@@ -14,11 +14,13 @@ def greedy_nms(cands, iou, agnostic=False, max_det=300, max_nms=None):
     """Greedy NMS over [(box, score, class)] by descending score (stable), the first ``max_nms``
     candidates only; a candidate is kept unless its IoU with a kept one (of its class unless
     ``agnostic``) exceeds ``iou``. Returns the first ``max_det`` kept candidates."""
-    order = sorted(range(len(cands)), key=lambda i: -cands[i][1])[:max_nms]
+    boxes = [[float(v) for v in box] for box, _, _ in cands]
+    classes = [int(c) for _, _, c in cands]
+    order = sorted(range(len(cands)), key=lambda i: -float(cands[i][1]))[:max_nms]
     kept: list[int] = []
     for i in order:
-        box, _, c = cands[i]
-        if all(ref_iou(cands[k][0], box) <= iou for k in kept if agnostic or cands[k][2] == c):
+        rivals = [k for k in kept if agnostic or classes[k] == classes[i]]
+        if all(ref_iou(boxes[k], boxes[i]) <= iou for k in rivals):
             kept.append(i)
     return [cands[i] for i in kept[:max_det]]
 

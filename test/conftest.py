@@ -3,6 +3,8 @@ bench/data_paths.py)."""
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,26 @@ import pytest
 import data_paths
 from onnx_models import save_model
 from yolo_trt_ros.detection.model_layout import anchor_count
+from yolo_trt_ros.inference.onnxruntime import OnnxRuntimeBackend
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_onnxruntime_thread_per_test_worker():
+    """Under pytest-xdist every worker shares the few cores: ONNX Runtime's default busy-waiting
+    thread pools (one per worker) then fight each other, so workers run sessions on one thread
+    (explicit arguments of a test still win)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            OnnxRuntimeBackend,
+            "__init__",
+            functools.partialmethod(
+                OnnxRuntimeBackend.__init__, intra_op_threads=1, allow_spinning=False
+            ),
+        )
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -26,10 +26,11 @@ def reference_decode(
     nc = pred.shape[0] - 4
     allowed = list(range(nc)) if class_filter is None else [int(c) for c in class_filter]
     cands = []  # (box, score, class) in anchor-major order, as Ultralytics builds them
+    class_scores = pred[4:].T.tolist()  # float32 values, exactly as Python floats
     for k in range(pred.shape[1]):
         cx, cy, w, h = (np.float32(v) for v in pred[:4, k])
         box = [float(cx - w / 2), float(cy - h / 2), float(cx + w / 2), float(cy + h / 2)]
-        s = {c: float(pred[4 + c, k]) for c in allowed}
+        s = {c: class_scores[k][c] for c in allowed}
         if not all(math.isfinite(v) for v in box + list(s.values())):
             continue
         if multi_label:
