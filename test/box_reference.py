@@ -15,13 +15,14 @@ def greedy_nms(cands, iou, agnostic=False, max_det=300, max_nms=None):
     candidates only; a candidate is kept unless its IoU with a kept one (of its class unless
     ``agnostic``) exceeds ``iou``. Returns the first ``max_det`` kept candidates."""
     boxes = [[float(v) for v in box] for box, _, _ in cands]
-    classes = [int(c) for _, _, c in cands]
     order = sorted(range(len(cands)), key=lambda i: -float(cands[i][1]))[:max_nms]
     kept: list[int] = []
+    rivals: dict[int, list[int]] = {}  # kept boxes by class (all under one key if agnostic)
     for i in order:
-        rivals = [k for k in kept if agnostic or classes[k] == classes[i]]
-        if all(ref_iou(boxes[k], boxes[i]) <= iou for k in rivals):
+        group = rivals.setdefault(0 if agnostic else int(cands[i][2]), [])
+        if all(ref_iou(boxes[k], boxes[i]) <= iou for k in group):
             kept.append(i)
+            group.append(i)
     return [cands[i] for i in kept[:max_det]]
 
 

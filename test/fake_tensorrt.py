@@ -12,7 +12,8 @@ TensorRT 11 removed: the IInt8 calibrators, ``NetworkDefinitionCreationFlag.EXPL
 FP16/INT8 builder flags. As TensorRT does, a build of a network with a dynamic input and no
 optimization profile fails (None, error logged), and an exception in a calibrator's ``get_batch``
 does not propagate (calibration just ends). Output dims that depend on dynamic input dims are
-computed at build time by running the ONNX with onnxruntime at the profile's opt shape.
+computed as TensorRT's shape inference would, by running the ONNX (its path is kept in the plan)
+with onnxruntime at the input shapes set: the profile's opt shape until one is set.
 
 Serialized engines ("plans") are JSON. What an execution computes is the ``executor`` callable,
 called with the inputs and the outputs as lists of (address, shape, numpy dtype) and the stream
@@ -29,10 +30,12 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import functools
 import json
 import time
 import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -124,6 +127,29 @@ def host_executor(inputs: list[Bound], outputs: list[Bound], stream: int) -> Non
     y[:] = (2 * x[:, k % x.shape[1]] + (k // y_shape[-1]).astype(np.float32)).astype(y.dtype)
 
 
+class OnnxExecutor:
+    """Runs an ONNX model with onnxruntime on host memory: an engine of that model computes what
+    the model does (CPU tests of whole detections through the TensorRT path)."""
+
+    def __init__(self, onnx_path: str | Path):
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        self.input_shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, inputs: list[Bound], outputs: list[Bound], stream: int) -> None:
+        names = [i.name for i in self.session.get_inputs()]
+        feeds = {
+            name: _host_array(addr, shape, dtype).astype(np.float32)
+            for name, (addr, shape, dtype) in zip(names, inputs, strict=True)
+        }
+        self.input_shapes.append(inputs[0][1])
+        results = self.session.run(None, feeds)
+        for (addr, shape, dtype), result in zip(outputs, results, strict=True):
+            assert tuple(result.shape) == shape, (result.shape, shape)
+            np.copyto(_host_array(addr, shape, dtype), result, casting="unsafe")
+
+
 def expected_output(x: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
     """What ``host_executor`` writes for input ``x`` (float32 result)."""
     flat = x.reshape(x.shape[0], -1).astype(np.float32)
@@ -171,12 +197,22 @@ class _ContextBase:
 
     def _shape(self, name: str) -> Dims:
         """An input's shape as set; an output's with the batch of the inputs and its other dynamic
-        dims from ``resolved`` (computed at build time for the profile's opt shape)."""
+        dims from the ONNX at the inputs' shapes (``resolved``: at the profile's opt shape, where
+        the plan has no ONNX)."""
         t = self._plan.find(name)
         if t["mode"] == "input":
             return Dims(self._shapes.get(name, t["shape"]))
         batch = next((s[0] for s in self._shapes.values()), None)
         resolved = t.get("resolved", t["shape"])
+        onnx_path = self._plan.info.get("onnx_path")
+        if onnx_path and "resolved" in t:
+            inputs = [u for u in self._plan.tensors if u["mode"] == "input"]
+            shapes = tuple(
+                (u["name"], self._shapes.get(u["name"], tuple(u["profile"][1])), u["dtype"])
+                for u in inputs
+            )
+            outputs = [u["name"] for u in self._plan.tensors if u["mode"] == "output"]
+            resolved = _output_shapes(onnx_path, shapes)[outputs.index(name)]
         return Dims(
             [
                 (batch if batch is not None else d) if i == 0 and d < 0 else resolved[i]
@@ -479,12 +515,15 @@ class _Builder:
                 {**t, "mode": "input", "profile": profile.get(t["name"], [shape, shape, shape])}
             )
         outputs = [{**t, "mode": "output"} for t in network.outputs]
+        onnx_path = None
         if any(-1 in t["shape"][1:] for t in outputs):
-            resolved = _resolve_outputs(network, {n: p[1] for n, p in profile.items()})
-            for t, shape in zip(outputs, resolved, strict=True):
+            onnx_path = network.onnx_path
+            opt = tuple((t["name"], tuple(t["profile"][1]), t["dtype"]) for t in tensors)
+            for t, shape in zip(outputs, _output_shapes(onnx_path, opt), strict=True):
                 t["resolved"] = shape
         info = {
             "version": self.version,
+            "onnx_path": onnx_path,
             "tensors": tensors + outputs,
             "flags": sorted(f.name for f in config.flags),
             "workspace": config.workspace,
@@ -519,17 +558,17 @@ def _call_from_cpp(logger: ILogger, method: Callable[..., Any], *args: Any) -> A
         return None
 
 
-def _resolve_outputs(network: _Network, opt: dict[str, list[int]]) -> list[list[int]]:
-    """Output shapes of the network's ONNX for the input shapes ``opt`` (run by onnxruntime), as
+@functools.lru_cache(maxsize=64)
+def _output_shapes(
+    onnx_path: str, inputs: tuple[tuple[str, tuple[int, ...], str], ...]
+) -> list[list[int]]:
+    """Output shapes of an ONNX model for the (name, shape, dtype) inputs (run by onnxruntime), as
     TensorRT infers them from the network."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(network.onnx_path, providers=["CPUExecutionProvider"])
-    feeds = {
-        t["name"]: np.zeros(opt[t["name"]], _NP[DataType[t["dtype"]]]) for t in network.inputs
-    }
-    names = [t["name"] for t in network.outputs]
-    return [list(out.shape) for out in session.run(names, feeds)]
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    feeds = {name: np.zeros(shape, _NP[DataType[dtype]]) for name, shape, dtype in inputs}
+    return [list(out.shape) for out in session.run(None, feeds)]
 
 
 def _calibrator_kind(calibrator: Any) -> str | None:

@@ -107,11 +107,16 @@ class FramePipeline:
         names_file: str | Path | None = None,
         backend_options: Mapping[str, Mapping[str, Any]] | None = None,
         convert: Converter = bgr_frame,
+        rect: bool = True,
     ) -> FramePipeline:
-        """Load the model (``Detector.from_model``: ModelError naming the file and the problem)
-        into a pipeline."""
+        """Load the model (``Detector.from_model``: ModelError naming the file and the problem;
+        ``rect``: rectangular inputs for a dynamic-size model) into a pipeline."""
         detector = Detector.from_model(
-            model_path, backend=backend, names_file=names_file, backend_options=backend_options
+            model_path,
+            backend=backend,
+            names_file=names_file,
+            backend_options=backend_options,
+            rect=rect,
         )
         try:
             return cls(detector, config, convert)

@@ -24,21 +24,19 @@ def reference_decode(
     pred = out.reshape(out.shape[-2], out.shape[-1])
     conf = np.float32(conf)
     nc = pred.shape[0] - 4
-    allowed = list(range(nc)) if class_filter is None else [int(c) for c in class_filter]
+    allowed = list(range(nc)) if class_filter is None else sorted(int(c) for c in class_filter)
     cands = []  # (box, score, class) in anchor-major order, as Ultralytics builds them
     class_scores = pred[4:].T.tolist()  # float32 values, exactly as Python floats
     for k in range(pred.shape[1]):
         cx, cy, w, h = (np.float32(v) for v in pred[:4, k])
         box = [float(cx - w / 2), float(cy - h / 2), float(cx + w / 2), float(cy + h / 2)]
-        s = {c: class_scores[k][c] for c in allowed}
-        if not all(math.isfinite(v) for v in box + list(s.values())):
+        s = class_scores[k]
+        if not all(math.isfinite(v) for v in box + [s[c] for c in allowed]):
             continue
         if multi_label:
             cands += [(box, s[c], c) for c in allowed if s[c] > conf]
         else:
-            best = max(
-                allowed, key=lambda c: (s[c], -c)
-            )  # highest score, lowest class on ties (argmax)
+            best = max(allowed, key=s.__getitem__)  # the first (lowest) class on ties, as argmax
             if s[best] > conf:
                 cands.append((box, s[best], best))
     return greedy_nms(cands, iou, agnostic, max_det, max_nms)

@@ -237,21 +237,24 @@ class FrameBackendProbe:
         self.name, self.model_path, self.metadata = "probe", path, self._ort.metadata
         self.input_shape, self.input_dtype = self._ort.input_shape, self._ort.input_dtype
         self.output_shape = self._ort.output_shape
+        self.dynamic_hw = self._ort.dynamic_hw
         self.gpu_preprocessing = gpu_preprocessing
         self.calls: list[str] = []
-        self._letterbox = Letterbox(self.input_shape[2:], self.input_dtype)
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         self.calls.append("infer")
         return self._ort.infer(tensor)
 
-    def infer_image(self, image: np.ndarray, encoding: str, conf_threshold: float):
-        self.calls.append(f"infer_image {encoding} {conf_threshold}")
-        tensor, transform = self._letterbox(image, encoding)
+    def infer_image(
+        self, image: np.ndarray, encoding: str, conf_threshold: float | None, stride: int | None
+    ):
+        self.calls.append(f"infer_image {encoding} {conf_threshold} {stride}")
+        letterbox = Letterbox(self.input_shape[2:], self.input_dtype, stride=stride)
+        tensor, transform = letterbox(image, encoding)
         output = self._ort.infer(tensor)
-        keep = (
-            output[0, 4:].max(axis=0) > conf_threshold
-        )  # candidates only, as the GPU reduction returns
+        if conf_threshold is None:
+            return output, transform
+        keep = output[0, 4:].max(axis=0) > conf_threshold  # candidates, as the GPU compaction
         return np.ascontiguousarray(output[:, :, keep]), transform
 
     def close(self) -> None:
@@ -267,7 +270,7 @@ def test_frame_backend_path(tiny_model: Path, gpu_preprocessing: bool) -> None:
     image = np.zeros((200, 300, 3), np.uint8)
     image[:, :] = (255, 0, 255)  # rgb8: red and blue anchors fire
     dets, want = detector(image, "rgb8"), reference(image, "rgb8")
-    assert backend.calls == (["infer_image rgb8 0.3"] if gpu_preprocessing else ["infer"])
+    assert backend.calls == (["infer_image rgb8 0.3 None"] if gpu_preprocessing else ["infer"])
     assert len(want) >= 2
     np.testing.assert_allclose(dets.boxes, want.boxes, atol=1e-4)
     np.testing.assert_allclose(dets.scores, want.scores, atol=1e-6)
@@ -278,7 +281,7 @@ def test_frame_backend_path(tiny_model: Path, gpu_preprocessing: bool) -> None:
 
 def test_gpu_compaction_only_for_one_to_many_outputs(tmp_path: Path) -> None:
     """The GPU candidate compaction is written for [1, 4+nc, N]: an end-to-end [1, K, 6] output
-    takes the plain path (full output, decoded by its layout)."""
+    is letterboxed on the GPU too but comes back whole (no threshold), decoded by its layout."""
     rows = np.zeros((1, 300, 6), np.float32)
     rows[0, 0] = (10, 20, 110, 220, 0.9, 0)
     path = fixed_output_model(
@@ -287,9 +290,26 @@ def test_gpu_compaction_only_for_one_to_many_outputs(tmp_path: Path) -> None:
     backend = FrameBackendProbe(path, gpu_preprocessing=True)
     detector = Detector(backend, ["person"])
     dets = detector(np.zeros((640, 640, 3), np.uint8))
-    assert backend.calls == ["infer"]
+    assert backend.calls == ["infer_image bgr8 None None"]
     assert dets.class_ids.tolist() == [0]
     np.testing.assert_allclose(dets.boxes, [[10, 20, 110, 220]])
+
+
+def test_frame_backend_letterboxes_rectangles_for_a_dynamic_model(
+    data_dir: Path, mot_dir: Path
+) -> None:
+    """A dynamic-H/W model on the GPU path: the frame backend is asked for the rectangular
+    letterbox (the model's largest stride) and detects what the CPU path does."""
+    path = data_dir / "models" / "yolov8n-coco-dynamic.onnx"
+    backend = FrameBackendProbe(path, gpu_preprocessing=True)
+    reference = Detector.from_model(path)
+    detector = Detector(backend, reference.names)
+    frame = cv2.imread(str(sorted((mot_dir / "img1").glob("*.jpg"))[0]))
+    dets, want = detector(frame), reference(frame)
+    assert detector.rect and backend.calls == ["infer_image bgr8 0.25 32"]
+    assert len(want) > 3
+    np.testing.assert_allclose(dets.boxes, want.boxes, atol=1e-4)
+    np.testing.assert_array_equal(dets.class_ids, want.class_ids)
 
 
 def test_fallback_names_when_model_has_none(tmp_path: Path, make_yolo_onnx) -> None:

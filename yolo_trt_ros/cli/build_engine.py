@@ -107,7 +107,19 @@ def register(subparsers: Any) -> None:
         type=int,
         nargs="+",
         metavar="N",
-        help="input size (H [W]) for a dynamic-H/W ONNX",
+        help="nominal input size (H [W]) for a dynamic-H/W ONNX (default: its imgsz metadata)",
+    )
+    p.add_argument(
+        "--camera-size",
+        type=camera_size,
+        metavar="WxH",
+        help="dynamic-H/W ONNX: tune the engine for the rectangular input of this camera image "
+        "size, e.g. 640x480 (default: the nominal square)",
+    )
+    p.add_argument(
+        "--square",
+        action="store_true",
+        help="dynamic-H/W ONNX: build for the nominal square input only, no rectangular inputs",
     )
     p.add_argument(
         "--output",
@@ -122,6 +134,17 @@ def register(subparsers: Any) -> None:
         "--force", action="store_true", help="rebuild even when the cached engine is up to date"
     )
     p.set_defaults(run=run_build_engine)
+
+
+def camera_size(text: str) -> tuple[int, int]:
+    """ "WxH" (e.g. 640x480) as (height, width)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 640x480") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be positive")
+    return height, width
 
 
 def run_build_engine(args: argparse.Namespace) -> int:
@@ -145,6 +168,8 @@ def run_build_engine(args: argparse.Namespace) -> int:
         args.calib_dir,
         args.calib_cache,
         args.calibrator,
+        rect=not args.square,
+        camera_hw=args.camera_size,
     )
     try:
         cuda = CudaContext(args.device)

@@ -92,14 +92,12 @@ class Detector:
             backend.input_dtype,
             stride=max(self.layout.strides) if self.rect else None,
         )
-        # GPU letterbox + candidate compaction: written for the one-to-many output
         self._frame_backend = (
-            backend
-            if isinstance(backend, FrameBackend)
-            and backend.gpu_preprocessing
-            and self.layout.kind is LayoutKind.ONE_TO_MANY
-            else None
+            backend if isinstance(backend, FrameBackend) and backend.gpu_preprocessing else None
         )
+        # candidate compaction pays on the one-to-many output (8400 anchors, most below the
+        # threshold); an end-to-end output is 300 rows already, a YOLOv5 one anchor-major
+        self._compact = self.layout.kind is LayoutKind.ONE_TO_MANY
         self._class_filter: np.ndarray | None = None
         self.config = DetectorConfig()
         self.set_config(config or DetectorConfig())
@@ -210,7 +208,10 @@ class Detector:
         if self._frame_backend is not None:
             t1 = t0
             output, transform = self._frame_backend.infer_image(
-                image, encoding, cfg.conf_threshold
+                image,
+                encoding,
+                cfg.conf_threshold if self._compact else None,
+                self._letterbox.stride,
             )
         else:
             tensor, transform = self._letterbox(image, encoding)

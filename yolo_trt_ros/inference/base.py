@@ -51,10 +51,15 @@ class FrameBackend(Protocol):
     def gpu_preprocessing(self) -> bool: ...
 
     def infer_image(
-        self, image: np.ndarray, encoding: str, conf_threshold: float
+        self,
+        image: np.ndarray,
+        encoding: str,
+        conf_threshold: float | None,
+        stride: int | None = None,
     ) -> tuple[np.ndarray, LetterboxTransform]:
-        """(1, 4+nc, K) float32 output (K may keep only anchors above ``conf_threshold``) and the
-        letterbox."""
+        """The float32 output and the letterbox. With ``conf_threshold`` (one-to-many outputs) the
+        output (1, 4+nc, K) may keep only the anchors whose best score exceeds it; with ``stride``
+        the frame is letterboxed into the smallest stride-multiple rectangle (``dynamic_hw``)."""
         ...
 
 

@@ -159,6 +159,29 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec("cuda_device", 0, "TensorRT: CUDA device index.", (0, 63), structural=True),
     Spec(
+        "rect_input",
+        True,
+        "Models with a dynamic input size: letterbox each frame only to the smallest rectangle "
+        "of stride multiples (a 640x480 camera: 640x480, not 640x640); false: the model's "
+        "nominal square.",
+        structural=True,
+    ),
+    Spec(
+        "trt_camera_width",
+        0,
+        "TensorRT, dynamic-size .onnx: tune the engine for the rectangular input of images this "
+        "wide (with trt_camera_height); 0: for the nominal square. Any size still runs.",
+        (0, 65535),
+        structural=True,
+    ),
+    Spec(
+        "trt_camera_height",
+        0,
+        "TensorRT, dynamic-size .onnx: the camera image height for trt_camera_width.",
+        (0, 65535),
+        structural=True,
+    ),
+    Spec(
         "ort_threads",
         0,
         "ONNX Runtime: intra-op threads; 0 = one per physical core.",
@@ -350,6 +373,7 @@ def load_pipeline(values: Mapping[str, Any], convert: Converter) -> FramePipelin
             values["names_file"] or None,
             backend_options(values),
             convert=convert,
+            rect=values["rect_input"],
         )
     except Exception as exc:  # noqa: BLE001 - any failure to load is the configuration's
         reason = str(exc) if model_path in str(exc) else f"model {model_path}: {exc}"
@@ -373,6 +397,12 @@ def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:
     )
 
 
+def camera_hw(values: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(height, width) of ``trt_camera_height``/``trt_camera_width``; None unless both are set."""
+    height, width = values["trt_camera_height"], values["trt_camera_width"]
+    return (height, width) if height > 0 and width > 0 else None
+
+
 def backend_options(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Per backend, its keyword arguments (``create_backend``) from the parameter values."""
     return {
@@ -380,6 +410,8 @@ def backend_options(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             "precision": values["trt_precision"],
             "device": values["cuda_device"],
             "gpu_preprocess": values["gpu_preprocess"],
+            "rect": values["rect_input"],
+            "camera_hw": camera_hw(values),
         },
         "onnxruntime": {
             "intra_op_threads": values["ort_threads"],

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -98,10 +99,21 @@ def test_engine_spec_of_dynamic_model(tmp_path: Path, make_yolo_onnx) -> None:
         metadata={"imgsz": "[320, 480]"},
     )
     platform = ec.Platform("8.6.1", "Orin", "8.7")
-    spec = engine_builder.engine_spec(
-        onnx, engine_builder.BuildOptions("fp32", max_batch=4), platform
-    )
-    assert spec.profile == {
+    options = engine_builder.BuildOptions("fp32", max_batch=4)
+    # rectangular inputs (the default): every stride-multiple size up to the nominal one
+    assert engine_builder.engine_spec(onnx, options, platform).profile == {
+        "images": {"min": [1, 3, 32, 32], "opt": [1, 3, 320, 480], "max": [4, 3, 320, 480]}
+    }
+    # tuned for a 640x480 camera: its rectangular input at 320x480 is 320x448
+    camera = replace(options, camera_hw=(480, 640))
+    assert engine_builder.engine_spec(onnx, camera, platform).profile["images"]["opt"] == [
+        1,
+        3,
+        320,
+        448,
+    ]
+    square = engine_builder.engine_spec(onnx, replace(options, rect=False), platform)
+    assert square.profile == {
         "images": {"min": [1, 3, 320, 480], "opt": [1, 3, 320, 480], "max": [4, 3, 320, 480]}
     }
     spec = engine_builder.engine_spec(
@@ -160,7 +172,7 @@ def test_cli_dynamic_batch_profile(gpu, tmp_path: Path, make_yolo_onnx) -> None:
         == 0
     )
     (built,) = trt.Builder.built
-    assert built["tensors"][0]["profile"] == [[1, 3, 96, 96], [1, 3, 96, 96], [8, 3, 96, 96]]
+    assert built["tensors"][0]["profile"] == [[1, 3, 32, 32], [1, 3, 96, 96], [8, 3, 96, 96]]
     assert json.loads(ec.sidecar_path(out).read_text())["precision"] == "fp32"
 
 
@@ -279,15 +291,16 @@ def test_dynamic_axes_onnx_builds_with_max_batch_1(
     gpu, data_dir: Path, tmp_path: Path, version: str
 ) -> None:
     """`yolo export format=onnx dynamic=True` (batch, height, width dynamic): the parsed network is
-    dynamic, so it needs a profile even with min = opt = max."""
+    dynamic, so it needs a profile even with min = opt = max (``--square``)."""
     trt, state = gpu(version)
     onnx = tmp_path / "yolov8n-dynamic.onnx"
     shutil.copy(data_dir / "models" / "yolov8n-coco-dynamic.onnx", onnx)
-    assert _cli("build-engine", "--onnx", str(onnx)) == 0
+    assert _cli("build-engine", "--onnx", str(onnx), "--square") == 0
     (built,) = trt.Builder.built
     assert built["tensors"][0]["shape"] == [-1, 3, -1, -1]
     assert built["tensors"][0]["profile"] == [[1, 3, 640, 640]] * 3
-    backend = TensorRTBackend(onnx, precision="fp32")  # reuses the engine the CLI built
+    # reuses the engine the CLI built
+    backend = TensorRTBackend(onnx, precision="fp32", rect=False)
     assert len(trt.Builder.built) == 1
     assert backend.input_shape == (1, 3, 640, 640) and backend.output_shape == (1, 84, 8400)
     x = np.random.default_rng(0).random((1, 3, 640, 640), np.float32)
@@ -300,13 +313,17 @@ def test_dynamic_axes_onnx_through_the_backend(gpu, data_dir: Path, tmp_path: Pa
     trt, state = gpu("10.3.0")
     onnx = tmp_path / "yolov8n-dynamic.onnx"
     shutil.copy(data_dir / "models" / "yolov8n-coco-dynamic.onnx", onnx)
-    backend = TensorRTBackend(onnx, precision="fp16", max_batch=2)
+    backend = TensorRTBackend(onnx, precision="fp16", max_batch=2, camera_hw=(480, 640))
     assert trt.Builder.built[0]["tensors"][0]["profile"] == [
-        [1, 3, 640, 640],
-        [1, 3, 640, 640],
+        [1, 3, 32, 32],
+        [1, 3, 480, 640],
         [2, 3, 640, 640],
     ]
+    assert backend.dynamic_hw and backend.input_shape == (1, 3, 640, 640)
+    assert backend.output_shape == (1, 84, 8400)
     assert backend.infer(np.zeros((2, 3, 640, 640), np.float32)).shape == (2, 84, 8400)
+    assert backend.infer(np.zeros((1, 3, 480, 640), np.float32)).shape == (1, 84, 6300)
+    assert backend.infer(np.zeros((2, 3, 384, 640), np.float32)).shape == (2, 84, 5040)
     backend.close()
     assert state.retained == 0
 

@@ -226,8 +226,21 @@ def test_profile_for_dynamic_and_static_inputs() -> None:
     }
     with pytest.raises(ValueError, match="max_batch"):
         ec.profile_for([("images", [1, 3, 640, 640])], 0, (640, 640))
-    with pytest.raises(ValueError, match="only the batch"):
+    with pytest.raises(ValueError, match="need \\[batch, 3, height, width\\]"):
         ec.profile_for([("tokens", ["batch", "seq"])], 1, (640, 640))
+
+
+def test_rect_profile_spans_stride_to_nominal_size_with_the_camera_input_as_opt() -> None:
+    rect = ec.profile_for([("images", ["batch", 3, "h", "w"])], 2, (640, 640), (32, (480, 640)))
+    assert rect == {
+        "images": {"min": [1, 3, 32, 32], "opt": [1, 3, 480, 640], "max": [2, 3, 640, 640]}
+    }
+    # static sides stay fixed; an opt size outside the range is refused
+    assert ec.profile_for([("images", [1, 3, 640, 640])], 1, (640, 640), (32, (480, 640))) == {
+        "images": {"min": [1, 3, 640, 640], "opt": [1, 3, 640, 640], "max": [1, 3, 640, 640]}
+    }
+    with pytest.raises(ValueError, match="opt size 704 outside"):
+        ec.profile_for([("images", [1, 3, "h", "w"])], 1, (640, 640), (32, (480, 704)))
 
 
 def test_unknown_precision_rejected(tmp_path: Path) -> None:

@@ -3,10 +3,13 @@ CUDA stream.
 
 Per frame: pinned host -> device copy, ``execute_async``, device -> pinned host copy, all on one
 stream with a single synchronize. With ``gpu_preprocess`` the raw uint8 frame is uploaded instead
-and letterboxed on the GPU straight into the engine input, and only the candidate anchors come back
-(``infer_image``). The backend owns its CUDA context (the device's primary context) and pushes/pops
-it around every call, so any thread may call it (one at a time); ``close`` releases every
-allocation, the engine and the context.
+and letterboxed on the GPU straight into the engine input, and for a one-to-many output only the
+candidate anchors come back (``infer_image``). An engine whose profile leaves the input height and
+width free (``dynamic_hw``) runs each frame at its own input size (the rectangular letterbox).
+
+The backend owns its CUDA context (the device's primary context) and pushes/pops it around every
+call, so any thread may call it (one at a time); ``close`` releases every allocation, the engine
+and the context.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from yolo_trt_ros.detection.encodings import checked_frame
-from yolo_trt_ros.detection.letterbox import LetterboxTransform
+from yolo_trt_ros.detection.letterbox import LetterboxTransform, rect_input_hw
 from yolo_trt_ros.inference.base import ModelError, check_output_shape, resolve_input_shape
 from yolo_trt_ros.inference.tensorrt.builder import BuildOptions, ensure_engine
 from yolo_trt_ros.inference.tensorrt.compat import (
@@ -29,7 +32,13 @@ from yolo_trt_ros.inference.tensorrt.compat import (
 )
 from yolo_trt_ros.inference.tensorrt.cuda_context import CudaContext
 from yolo_trt_ros.inference.tensorrt.engine_cache import read_engine_plan
-from yolo_trt_ros.inference.tensorrt.gpu_preprocess import free_pinned
+from yolo_trt_ros.inference.tensorrt.gpu_preprocess import (
+    CandidateReducer,
+    FrameUploader,
+    GpuKernels,
+    GpuLetterbox,
+    free_pinned,
+)
 
 _FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float16))
 
@@ -75,6 +84,11 @@ class TensorRTBackend:
     engine that TensorRT cannot deserialize is rebuilt once; an ``.engine`` given directly is
     not.
 
+    An ``.onnx`` with dynamic height/width gets (``rect``) a profile spanning every rectangular
+    letterbox size, from the model's largest stride up to its nominal size (``dynamic_hw``), tuned
+    for the rectangular input of a ``camera_hw`` (height, width) image (default: the nominal
+    square); ``rect`` False builds the nominal size only.
+
     Raises ModelError naming the file and the problem (refused engine, build failure, wrong I/O, no
     GPU, ...). ``infer`` returns a view of a pinned buffer that the next call overwrites.
     ``gpu_timing`` records CUDA events around the stages of ``infer_image`` (``last_gpu_times``; a
@@ -91,6 +105,8 @@ class TensorRTBackend:
         device: int = 0,
         max_batch: int = 1,
         workspace_mb: int | None = None,
+        rect: bool = True,
+        camera_hw: tuple[int, int] | None = None,
         gpu_preprocess: bool = True,
         gpu_timing: bool = False,
         log: logging.Logger | None = None,
@@ -103,6 +119,7 @@ class TensorRTBackend:
         self._buffers: list[_Buffer] = []
         self._stream: Any = None
         self.metadata: dict[str, str] = {}
+        self.dynamic_hw = False
         self.device_memory_bytes = 0
         if not self.model_path.is_file():
             raise ModelError(f"model {self.model_path}: file not found")
@@ -113,7 +130,10 @@ class TensorRTBackend:
             self._ctx = CudaContext(device)
             with self._ctx.active():
                 free_before = cuda.mem_get_info()[0]
-                self._load(BuildOptions(precision, workspace_mb, max_batch))
+                options = BuildOptions(
+                    precision, workspace_mb, max_batch, rect=rect, camera_hw=camera_hw
+                )
+                self._load(options)
                 if gpu_preprocess:
                     self._gpu = _GpuPath.start(self, gpu_timing, self._log)
                 self.device_memory_bytes = max(0, free_before - cuda.mem_get_info()[0])
@@ -170,6 +190,7 @@ class TensorRTBackend:
         self.input_shape = resolve_input_shape(
             self.model_path, self._in.name, _batch1(self._in), self.metadata
         )
+        self.dynamic_hw = _spans_hw(self._in)
         self._stream = self._cuda.Stream()
         self._in_buf = _Buffer(self._cuda, self._in.dtype)
         self._out_buf = _Buffer(self._cuda, self._out.dtype)
@@ -224,35 +245,53 @@ class TensorRTBackend:
             count = int(np.prod(self._shape))
             host_in = self._in_buf.host[:count].reshape(self._shape)
             np.copyto(host_in, tensor, casting="same_kind")
-            host_out = self._out_buf.host[: int(np.prod(self._out_shape))].reshape(self._out_shape)
             self._cuda.memcpy_htod_async(self._in_buf.device, host_in, self._stream)
             self._execute()
-            self._cuda.memcpy_dtoh_async(host_out, self._out_buf.device, self._stream)
+            host_out = self._enqueue_download()
             self._stream.synchronize()
+        return self._as_float32(host_out)
+
+    def infer_image(
+        self,
+        image: np.ndarray,
+        encoding: str,
+        conf_threshold: float | None,
+        stride: int | None = None,
+    ) -> tuple[np.ndarray, LetterboxTransform]:
+        """GPU path for one raw uint8 frame: upload, letterbox on the GPU (with ``stride``, on a
+        ``dynamic_hw`` engine: into the smallest stride-multiple rectangle), run. With
+        ``conf_threshold`` (one-to-many outputs) only the anchors whose best score exceeds it come
+        back: the (1, 4+nc, K) float32 candidates, which decode to the same detections as the full
+        output; with None, the whole output. Also returns the letterbox geometry. ValueError for a
+        bad frame."""
+        ctx = self._live()
+        if self._gpu is None:
+            raise RuntimeError("GPU preprocessing is not available for this backend")
+        image = checked_frame(image, encoding)
+        nominal = (self.input_shape[2], self.input_shape[3])
+        hw = rect_input_hw(image.shape[:2], nominal, stride) if stride else nominal
+        with ctx.active():
+            if self._shape != (1, 3, *hw):
+                self._bind((1, 3, *hw))
+            return self._gpu.run(image, encoding, conf_threshold, stride)
+
+    def _enqueue_download(self) -> np.ndarray:
+        """Queue the copy of the whole output into its pinned buffer; returns that buffer's view
+        (valid once the stream synchronized)."""
+        host_out = self._out_buf.host[: int(np.prod(self._out_shape))].reshape(self._out_shape)
+        self._cuda.memcpy_dtoh_async(host_out, self._out_buf.device, self._stream)
+        return host_out
+
+    def _as_float32(self, host_out: np.ndarray) -> np.ndarray:
         if self._out_f32 is None:
             return host_out
         np.copyto(self._out_f32, host_out)
         return self._out_f32
 
-    def infer_image(
-        self, image: np.ndarray, encoding: str, conf_threshold: float
-    ) -> tuple[np.ndarray, LetterboxTransform]:
-        """GPU path for one raw uint8 frame: upload, letterbox on the GPU, run, keep the anchors
-        whose best score exceeds ``conf_threshold``. Returns the (1, 4+nc, K) float32 candidates
-        (decoding them gives the same detections as decoding the full output) and the letterbox
-        geometry. ValueError for a bad frame."""
-        ctx = self._live()
-        if self._gpu is None:
-            raise RuntimeError("GPU preprocessing is not available for this backend")
-        with ctx.active():
-            if self._shape != self.input_shape:
-                self._bind(self.input_shape)
-            return self._gpu.run(image, encoding, conf_threshold)
-
     @property
     def last_gpu_times(self) -> dict[str, float]:
         """With ``gpu_timing``: milliseconds (CUDA events) of the last ``infer_image`` stages
-        (upload+letterbox, engine, compaction+copy); else empty."""
+        (upload+letterbox, engine, compaction or copy of the output); else empty."""
         return dict(self._gpu.times) if self._gpu is not None else {}
 
     def _execute(self) -> None:
@@ -298,34 +337,38 @@ class TensorRTBackend:
 
 
 def _batch1(info: TensorInfo) -> list[int | None]:
-    """The input shape at batch 1, dynamic dims taken from the profile's opt shape."""
+    """The input shape at batch 1: a dynamic height/width that the profile spans is the
+    profile's maximum (the nominal size; smaller rectangles run too), other dynamic dims the opt
+    shape's."""
     assert info.profile is not None
-    opt = info.profile[1]
-    dims: list[int | None] = [d if d >= 0 else opt[i] for i, d in enumerate(info.shape)]
+    opt, high = info.profile[1], info.profile[2]
+    spans = _spans_hw(info)
+    dims: list[int | None] = [
+        d if d >= 0 else (high if spans and i >= 2 else opt)[i] for i, d in enumerate(info.shape)
+    ]
     if dims:
         dims[0] = 1
     return dims
 
 
+def _spans_hw(info: TensorInfo) -> bool:
+    """Whether the profile of an image input lets its height or width vary."""
+    assert info.profile is not None
+    low, _, high = info.profile
+    return len(info.shape) == 4 and any(low[i] != high[i] for i in (2, 3))
+
+
 class _GpuPath:
-    """Upload + GPU letterbox into the engine input, engine, candidate compaction; timed with CUDA
-    events."""
+    """Upload + GPU letterbox into the engine input, engine, then candidate compaction or the
+    whole output back; timed with CUDA events."""
 
     def __init__(self, backend: TensorRTBackend, timing: bool):
-        from yolo_trt_ros.inference.tensorrt.gpu_preprocess import (
-            CandidateReducer,
-            FrameUploader,
-            GpuKernels,
-            GpuLetterbox,
-        )
-
         self._backend = backend
         cuda = backend._cuda
         self.kernels = GpuKernels()
         self.uploader = FrameUploader()
         self.letterbox = GpuLetterbox(self.kernels, backend.input_shape[2:], backend.input_dtype)
-        rows, n = backend.output_shape[1], backend.output_shape[2]
-        self.reducer = CandidateReducer(self.kernels, rows, n, backend._out.dtype)
+        self.reducer: CandidateReducer | None = None  # made on first use: one-to-many outputs only
         self._events = [cuda.Event() for _ in range(4)] if timing else []
         self.times: dict[str, float] = {}
 
@@ -341,35 +384,52 @@ class _GpuPath:
             return None
 
     def run(
-        self, image: np.ndarray, encoding: str, conf: float
+        self, image: np.ndarray, encoding: str, conf: float | None, stride: int | None
     ) -> tuple[np.ndarray, LetterboxTransform]:
-        image = checked_frame(image, encoding)
+        """``infer_image`` once the engine is bound to this frame's input size."""
         b = self._backend
         stream = b._stream
         events = self._events
         if events:
             events[0].record(stream)
         src = self.uploader.upload(image, stream)
-        transform = self.letterbox(src, image.shape[:2], encoding, int(b._in_buf.device), stream)
+        transform = self.letterbox(
+            src, image.shape[:2], encoding, int(b._in_buf.device), stream, stride=stride
+        )
         if events:
             events[1].record(stream)
         b._execute()
         if events:
             events[2].record(stream)
-        self.reducer.enqueue(int(b._out_buf.device), conf, stream)
+        reducer = None
+        if conf is None:
+            host_out = b._enqueue_download()
+        else:
+            reducer = self._reducer()
+            reducer.enqueue(int(b._out_buf.device), conf, stream, n=b._out_shape[2])
         if events:
             events[3].record(stream)
         stream.synchronize()
-        candidates = self.reducer.result()
+        output = reducer.result() if reducer is not None else b._as_float32(host_out)
         if events:
             self.times = {
                 name: events[i + 1].time_since(events[i])
-                for i, name in enumerate(("preprocess", "infer", "compact"))
+                for i, name in enumerate(("preprocess", "infer", "output"))
             }
-        return candidates, transform
+        return output, transform
+
+    def _reducer(self) -> CandidateReducer:
+        """The compaction of a one-to-many output, made on first use (its buffers fit the
+        nominal input's anchors, the most any input size has)."""
+        if self.reducer is None:
+            b = self._backend
+            _, rows, anchors = b.output_shape
+            self.reducer = CandidateReducer(self.kernels, rows, anchors, b._out.dtype)
+        return self.reducer
 
     def close(self) -> None:
-        self.reducer.close()
+        if self.reducer is not None:
+            self.reducer.close()
         self.uploader.close()
         self.kernels.close()
         self._events = []

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from yolo_trt_ros import __version__
+from yolo_trt_ros.detection.letterbox import rect_input_hw
 from yolo_trt_ros.detection.model_layout import check_layout
-from yolo_trt_ros.inference.base import ModelError, resolve_input_shape
+from yolo_trt_ros.inference.base import ModelError, has_dynamic_hw, resolve_input_shape
 from yolo_trt_ros.inference.onnx_info import read_onnx_info
 from yolo_trt_ros.inference.selection import device_tree_model
 from yolo_trt_ros.inference.tensorrt import compat as trt_compat
@@ -64,9 +65,14 @@ class BuildError(RuntimeError):
 @dataclass(frozen=True)
 class BuildOptions:
     """How to build: precision (fp32/fp16/int8), workspace limit (None: ``default_workspace_mb``
-    of the GPU), max batch of a dynamic-batch model, input size for dynamic H/W (default: the
-    model's ``imgsz`` metadata, else 640), INT8 calibration images, cache and calibrator (one of
-    CALIBRATORS; minmax, as Ultralytics uses for YOLO)."""
+    of the GPU), max batch of a dynamic-batch model, nominal input size for dynamic H/W (default:
+    the model's ``imgsz`` metadata, else 640), INT8 calibration images, cache and calibrator (one
+    of CALIBRATORS; minmax, as Ultralytics uses for YOLO).
+
+    A model with dynamic H/W gets, with ``rect`` (the default), a profile spanning every
+    rectangular letterbox size (the model's largest stride up to the nominal size) whose opt shape
+    is the rectangular input of a ``camera_hw`` image (default: the nominal square); without
+    ``rect``, the nominal size only."""
 
     precision: str = "fp16"
     workspace_mb: int | None = None
@@ -75,6 +81,8 @@ class BuildOptions:
     calib_dir: Path | None = None
     calib_cache: Path | None = None
     calibrator: str = "minmax"
+    rect: bool = True
+    camera_hw: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.calibrator not in CALIBRATORS:
@@ -148,8 +156,9 @@ def engine_spec(onnx_path: Path, options: BuildOptions, platform: Platform) -> E
         dims[2] = dims[2] or options.imgsz[0]
         dims[3] = dims[3] or options.imgsz[1]
     _, _, h, w = resolve_input_shape(onnx_path, inp.name, dims, info.metadata)
+    layout = None
     if info.outputs:
-        check_layout(onnx_path, (1, 3, h, w), info.outputs[0].shape, info.metadata)
+        layout = check_layout(onnx_path, (1, 3, h, w), info.outputs[0].shape, info.metadata)
     if len(info.outputs) != 1:
         names = ", ".join(o.name for o in info.outputs)
         raise ModelError(
@@ -157,7 +166,15 @@ def engine_spec(onnx_path: Path, options: BuildOptions, platform: Platform) -> E
             "YOLOv8 "
             "detection models are supported"
         )
-    profile = profile_for([(inp.name, inp.shape)], options.max_batch, (h, w))
+    rect = None
+    if options.rect and layout is not None and has_dynamic_hw(inp.shape):
+        stride = max(layout.strides)
+        camera = options.camera_hw or (h, w)
+        rect = (stride, rect_input_hw(camera, (h, w), stride))
+    try:
+        profile = profile_for([(inp.name, inp.shape)], options.max_batch, (h, w), rect)
+    except ValueError as exc:
+        raise ModelError(f"model {onnx_path}: {exc}") from exc
     return EngineSpec.for_platform(platform, sha256_file(onnx_path), options.precision, profile)
 
 

@@ -144,27 +144,43 @@ def sidecar_path(engine_path: str | Path) -> Path:
 
 
 def profile_for(
-    inputs: Sequence[tuple[str, Sequence[Dim]]], max_batch: int, imgsz: tuple[int, int]
+    inputs: Sequence[tuple[str, Sequence[Dim]]],
+    max_batch: int,
+    imgsz: tuple[int, int],
+    rect: tuple[int, tuple[int, int]] | None = None,
 ) -> Profile:
     """Optimization profile for the model inputs: batch 1..``max_batch`` (opt 1) where the batch is
-    dynamic, other dynamic dims fixed (the spatial ones to ``imgsz``, channels to 3)."""
+    dynamic; channels 3; a dynamic height/width fixed to ``imgsz``, or with ``rect`` = (stride,
+    opt_hw) spanning ``stride`` .. ``imgsz`` with opt ``opt_hw`` (every rectangular letterbox
+    size fits)."""
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
     profile: dict[str, dict[str, list[int]]] = {}
     for name, shape in inputs:
-        fixed = [d if isinstance(d, int) and d > 0 else None for d in shape]
-        if len(shape) == 4:
-            fixed = [fixed[0], fixed[1] or 3, fixed[2] or imgsz[0], fixed[3] or imgsz[1]]
-        if any(d is None for d in fixed[1:]):
+        if len(shape) != 4:
             raise ValueError(
-                f"input '{name}' has shape {list(shape)}: only the batch dimension may be unknown"
+                f"input '{name}' has shape {list(shape)}: need [batch, 3, height, width]"
             )
-        rest = [int(d) for d in fixed[1:] if d is not None]
-        if fixed[0] is None:
-            profile[name] = {"min": [1, *rest], "opt": [1, *rest], "max": [max_batch, *rest]}
-        else:
-            static = [int(fixed[0]), *rest]
-            profile[name] = {"min": static, "opt": static, "max": static}
+        batch, channels, *sides = (d if isinstance(d, int) and d > 0 else None for d in shape)
+        low: list[int] = []
+        opt: list[int] = []
+        high: list[int] = []
+        for i, side in enumerate(sides):
+            if side is not None:
+                ranges = (side, side, side)
+            elif rect is not None:
+                ranges = (rect[0], rect[1][i], imgsz[i])
+            else:
+                ranges = (imgsz[i], imgsz[i], imgsz[i])
+            if not ranges[0] <= ranges[1] <= ranges[2]:
+                raise ValueError(f"input '{name}': opt size {ranges[1]} outside {ranges}")
+            for dims, value in zip((low, opt, high), ranges, strict=True):
+                dims.append(value)
+        batches = (1, 1, max_batch) if batch is None else (batch, batch, batch)
+        profile[name] = {
+            key: [b, channels or 3, *dims]
+            for key, b, dims in zip(("min", "opt", "max"), batches, (low, opt, high), strict=True)
+        }
     return profile
 
 

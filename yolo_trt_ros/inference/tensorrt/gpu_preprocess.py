@@ -32,7 +32,11 @@ from typing import Any
 import numpy as np
 
 from yolo_trt_ros.detection.encodings import ENCODINGS
-from yolo_trt_ros.detection.letterbox import LetterboxTransform, letterbox_geometry
+from yolo_trt_ros.detection.letterbox import (
+    LetterboxTransform,
+    letterbox_geometry,
+    rect_input_hw,
+)
 from yolo_trt_ros.inference.tensorrt.cuda_context import CudaContext
 
 PAD_VALUE = 114
@@ -252,7 +256,8 @@ class FrameUploader:
 
 class GpuLetterbox:
     """Letterbox device frames into a (1, 3, H, W) RGB 0..1 tensor of ``dtype`` at a device
-    address."""
+    address: H, W is ``input_hw``, or with a ``stride`` the smallest padded rectangle
+    (``rect_input_hw``), as the CPU ``Letterbox``."""
 
     def __init__(
         self,
@@ -275,15 +280,16 @@ class GpuLetterbox:
         dst: int,
         stream: Any,
         src_step: int | None = None,
+        stride: int | None = None,
     ) -> LetterboxTransform:
         """Enqueue the kernel for a packed (or ``src_step``-strided) HWC frame of ``src_hw`` at
         ``src``."""
-        key = (src, tuple(src_hw), encoding, dst, src_step)
+        key = (src, tuple(src_hw), encoding, dst, src_step, stride)
         if (
             key != self._key or self._launch is None
         ):  # geometry and kernel arguments, computed once per layout
             self._launch = self._prepare(
-                src, (int(src_hw[0]), int(src_hw[1])), encoding, dst, src_step
+                src, (int(src_hw[0]), int(src_hw[1])), encoding, dst, src_step, stride
             )
             self._key = key
         launch, transform = self._launch
@@ -291,11 +297,17 @@ class GpuLetterbox:
         return transform
 
     def _prepare(
-        self, src: int, src_hw: tuple[int, int], encoding: str, dst: int, src_step: int | None
+        self,
+        src: int,
+        src_hw: tuple[int, int],
+        encoding: str,
+        dst: int,
+        src_step: int | None,
+        stride: int | None,
     ) -> tuple[_Launch, LetterboxTransform]:
         channels = ENCODINGS[encoding].channels
-        t = letterbox_geometry(src_hw, self.input_hw)
-        h, w = self.input_hw
+        t = letterbox_geometry(src_hw, self.input_hw, stride)
+        h, w = rect_input_hw(src_hw, self.input_hw, stride) if stride else self.input_hw
         res_h, res_w = t.resized_hw
         r_c, g_c, b_c = ENCODINGS[encoding].rgb
         grid = ((w + _BLOCK_2D[0] - 1) // _BLOCK_2D[0], (h + _BLOCK_2D[1] - 1) // _BLOCK_2D[1], 1)
@@ -326,7 +338,7 @@ class GpuLetterbox:
 
 class CandidateReducer:
     """Compacts a (1, rows, n) YOLOv8 output on the device to the columns whose best score exceeds
-    a threshold.
+    a threshold; a smaller input size's output (fewer columns) is passed with its ``n``.
 
     ``enqueue`` launches the two kernels; the second writes the count (an int32 in a header slot)
     and the candidates straight into mapped pinned host memory, so nothing else is queued. After
@@ -347,29 +359,37 @@ class CandidateReducer:
             (n + 1, rows), np.float32, mem_flags=cuda.host_alloc_flags.DEVICEMAP
         )
         self._compact_device = int(self._compact.base.get_device_pointer())
-        self._key: tuple[int, float] | None = None
+        self._key: tuple[int, float, int] | None = None
         self._launches: tuple[_Launch, ...] = ()
 
-    def enqueue(self, output: int, conf_threshold: float, stream: Any) -> None:
-        if self._key != (output, conf_threshold):
+    def enqueue(
+        self, output: int, conf_threshold: float, stream: Any, n: int | None = None
+    ) -> None:
+        """Launch the compaction of the (1, rows, ``n``) output at ``output`` (``n``: the
+        constructor's by default, at most that)."""
+        n = self.n if n is None else n
+        if not 0 < n <= self.n:
+            raise ValueError(f"output of {n} columns; this reducer holds at most {self.n}")
+        if self._key != (output, conf_threshold, n):
             i32, ptr = np.int32, np.uintp
-            rows, n, masks = i32(self.rows), i32(self.n), ptr(int(self._masks))
+            words = (n + 31) // 32
+            masks = ptr(int(self._masks))
             warps = _BLOCK_1D // 32
             self._launches = (
                 _Launch(
                     self._flag,
-                    (self._words, 1, 1),
+                    (words, 1, 1),
                     (32, 8, 1),
-                    (ptr(output), rows, n, np.float32(conf_threshold), masks),
+                    (ptr(output), i32(self.rows), i32(n), np.float32(conf_threshold), masks),
                 ),
                 _Launch(
                     self._gather,
-                    ((self._words + warps - 1) // warps, 1, 1),
+                    ((words + warps - 1) // warps, 1, 1),
                     (_BLOCK_1D, 1, 1),
-                    (ptr(output), rows, n, masks, ptr(self._compact_device)),
+                    (ptr(output), i32(self.rows), i32(n), masks, ptr(self._compact_device)),
                 ),
             )
-            self._key = (output, conf_threshold)
+            self._key = (output, conf_threshold, n)
         for launch in self._launches:
             launch(stream)
 
