@@ -213,11 +213,16 @@ def write_engine(
     output_shape: list[int],
     dtype: str = "FLOAT",
     profile: list[list[int]] | None = None,
+    onnx_path: Path | None = None,
 ) -> Path:
-    """A fake plan plus the sidecar that makes the backend accept it on this machine's GPU 0."""
+    """A fake plan plus the sidecar that makes the backend accept it on this machine's GPU 0
+    (``onnx_path``: where output dims that follow dynamic input dims come from)."""
     import pycuda.driver as cuda
 
-    path.write_bytes(fake.make_plan(version, input_shape, output_shape, profile, dtype, dtype))
+    plan = fake.make_plan(
+        version, input_shape, output_shape, profile, dtype, dtype, onnx_path=onnx_path
+    )
+    path.write_bytes(plan)
     low, opt, high = profile or [input_shape] * 3
     device = cuda.Device(0)
     platform = ec.Platform(
@@ -230,7 +235,7 @@ def write_engine(
     )
     profiles = {"images": {"min": low, "opt": opt, "max": high}}
     spec = ec.EngineSpec.for_platform(platform, "", "fp32", profiles)
-    ec.write_sidecar(path, spec, {"metadata": {"imgsz": repr(input_shape[2:])}})
+    ec.write_sidecar(path, spec, {"metadata": {"imgsz": repr(high[2:])}})
     return path
 
 

@@ -710,13 +710,25 @@ def make_plan(
     output_dtype: str = "FLOAT",
     input_name: str = "images",
     output_name: str = "output0",
+    onnx_path: str | Path | None = None,
 ) -> bytes:
     """A serialized fake engine with one input and one output (-1 dims are dynamic, ``profile``
-    min/opt/max)."""
+    min/opt/max). Output dims that follow dynamic input dims come from ``onnx_path`` (see
+    ``_ContextBase._shape``)."""
     profile = profile or [input_shape, input_shape, input_shape]
+    output: dict[str, Any] = {
+        "name": output_name,
+        "mode": "output",
+        "shape": output_shape,
+        "dtype": output_dtype,
+    }
+    if onnx_path is not None:
+        opt = ((input_name, tuple(profile[1]), input_dtype),)
+        output["resolved"] = _output_shapes(str(onnx_path), opt)[0]
     return json.dumps(
         {
             "version": version,
+            "onnx_path": None if onnx_path is None else str(onnx_path),
             "tensors": [
                 {
                     "name": input_name,
@@ -725,12 +737,7 @@ def make_plan(
                     "dtype": input_dtype,
                     "profile": profile,
                 },
-                {
-                    "name": output_name,
-                    "mode": "output",
-                    "shape": output_shape,
-                    "dtype": output_dtype,
-                },
+                output,
             ],
         }
     ).encode()

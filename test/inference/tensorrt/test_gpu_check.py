@@ -21,6 +21,9 @@ stands in for the engine (bench/gpu_engine_stub.py) behind fake TensorRT 8.6 (bi
    outputs for float32, float16 and a dynamic batch.
 4. GPU path: infer_image (raw frame upload, letterbox into the engine input buffer, compaction)
    gives the CPU path's detections exactly; the engine input equals the CPU letterbox within 1/255.
+   With a dynamic-H/W engine each frame runs at its stride-32 rectangle (the CPU rectangular
+   letterbox within 1/255, compaction of the smaller output exact), and without a threshold the
+   whole output comes back exactly.
 5. memory: 20 configure/cleanup cycles of the backend leave the device's free memory unchanged.
 
 Run on the GPU machine (-rP prints each check's numbers; data from $YOLO_TRT_ROS_DATA as for every
@@ -646,6 +649,79 @@ def test_infer_image_equals_the_cpu_path(
         f"letterbox max {worst * 255:.3f}/255; last GPU times (ms) "
         + ", ".join(f"{k} {v:.3f}" for k, v in times.items())
     )
+    assert not failures, _failures(failures)
+
+
+@pytest.mark.parametrize(("version", "api"), ENGINE_APIS)
+def test_infer_image_rectangles_of_a_dynamic_engine(
+    cuda: Any,
+    kernels: DriverKernels,
+    gpu: Gpu,
+    frames: list[np.ndarray],
+    data_dir: Path,
+    tmp_path: Path,
+    use_engine: UseEngine,
+    version: str,
+    api: str,
+) -> None:
+    """An engine with dynamic height/width (the profile of a dynamic-size ONNX tuned for a
+    640x480 camera): each frame is letterboxed on the GPU into its own stride-32 rectangle (the
+    CPU ``Letterbox(stride=32)`` within 1/255), the engine is bound to it, the compaction of the
+    smaller output decodes exactly like the whole output, and without a threshold the whole
+    output comes back exactly (the path of end-to-end and YOLOv5 outputs)."""
+    import onnxruntime as ort
+
+    onnx = data_dir / "models" / "yolov8n-coco-dynamic.onnx"
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    executor = ReplayEngine(kernels)
+    use_engine(version, executor)
+    profile = [[1, 3, 32, 32], [1, 3, 480, 640], [1, 3, 640, 640]]
+    engine = write_engine(
+        tmp_path / "rect.engine",
+        version,
+        *gpu,
+        [-1, 3, -1, -1],
+        [-1, 84, -1],
+        profile=profile,
+        onnx_path=onnx,
+    )
+    backend = _backend(engine)
+    sources = {
+        "640x480": frames[0],
+        "1280x720": cv2.resize(frames[1], (1280, 720)),
+        "400x480 crop view": frames[2][:, 100:500],
+        "640x480 again": frames[1],
+    }
+    failures: list[str] = []
+    shapes = []
+    try:
+        assert backend.api == api and backend.dynamic_hw and backend.gpu_preprocessing
+        assert backend.input_shape == (1, 3, 640, 640)
+        for label, image in sources.items():
+            x, expected_transform = Letterbox((640, 640), stride=32)(image, "bgr8")
+            real = session.run(None, {"images": np.ascontiguousarray(x)})[0]
+            shapes.append(f"{label} -> {x.shape[3]}x{x.shape[2]}, output {list(real.shape)}")
+            with backend._ctx.active():
+                d_real = cuda.mem_alloc(real.nbytes)
+                cuda.memcpy_htod(d_real, real)
+                executor.source = int(d_real)
+                candidates, transform = backend.infer_image(image, "bgr8", 0.25, 32)
+                host_in = np.empty(x.shape, np.float32)
+                cuda.memcpy_dtoh(host_in, backend._in_buf.device)
+                whole, _ = backend.infer_image(image, "bgr8", None, 32)
+                d_real.free()
+            if transform != expected_transform:
+                failures.append(f"{label}: transform {transform} != {expected_transform}")
+            if max_diff(host_in, x) > TOLERANCE:
+                failures.append(f"{label}: engine input differs by {max_diff(host_in, x) * 255}")
+            if not np.array_equal(whole, real):
+                failures.append(f"{label}: whole output differs")
+            ref = decode_yolov8(real, 0.25, 0.7, 300)
+            if not _same(ref, decode_yolov8(candidates, 0.25, 0.7, 300)) or not len(ref):
+                failures.append(f"{label}: detections of the candidates differ ({len(ref)})")
+    finally:
+        backend.close()
+    print("; ".join(shapes))
     assert not failures, _failures(failures)
 
 
