@@ -13,7 +13,8 @@ and FramePipeline vs our ROS node, on several models.
    Trackers are reset at the start of each pass. Each call is timed whole; the time inside
    ``onnxruntime.InferenceSession.run`` is measured by wrapping that method (both sides use ORT's
    default CPU session), so "outside" = whole call - ORT. Our Detector's detections are compared
-   frame by frame with Ultralytics predict on the same model and on each ``.pt``.
+   frame by frame with Ultralytics predict on the same model, and (for a dynamic-size ONNX model,
+   rectangular input like Ultralytics' ``.pt``) on each ``.pt``.
 2. Then, with nothing else of this benchmark running, end-to-end frames/s through ROS
    (bench/ros_throughput.py in the main venv: image_replay process -> yolo_tracker process ->
    receiver) for each ``.onnx`` model, runs alternating between the models.
@@ -167,6 +168,13 @@ def _jobs(models: list[Path], links: dict[Path, Path]) -> list[tuple[str, Path, 
     return jobs
 
 
+def _dynamic_hw(model: Path) -> bool:
+    """Whether an ONNX model's input height and width are dynamic (our Detector then letterboxes
+    to a rectangle, as Ultralytics does for ``.pt`` models)."""
+    shape = ort.InferenceSession(str(model)).get_inputs()[0].shape
+    return not all(isinstance(d, int) for d in shape[2:])
+
+
 def measure(models: list[Path], sequence: Path, passes: int) -> dict[str, object]:
     """Alternating passes (the order reverses every pass) of every (side, model), each in its own
     idle-waiting process (so none's ORT/torch threads spin while another runs); the first pass of
@@ -220,7 +228,7 @@ def measure(models: list[Path], sequence: Path, passes: int) -> dict[str, object
         if ("our Detector", model) not in index:
             continue
         for reference in models:
-            if reference == model or reference.suffix == ".pt":
+            if reference == model or (reference.suffix == ".pt" and _dynamic_hw(model)):
                 a = compare(
                     outputs[index[("our Detector", model)]],
                     outputs[index[("ultralytics predict", reference)]],
@@ -300,7 +308,8 @@ def report(result: dict, args: argparse.Namespace) -> None:
         return
     print()
     print(
-        "| model | ROS frames/s median (min-max) | latency p50 per run | node infer p50 | CPU % |"
+        "| model | ROS frames/s median (min-max) | latency p50 per run | node infer p50 per run "
+        "| CPU % per run |"
     )
     print("|---|---:|---|---|---|")
     for name, ros in result["ros"].items():

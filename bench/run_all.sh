@@ -80,10 +80,14 @@ if want stages; then
 fi
 
 if want vs-ultralytics; then
-  part "Ultralytics predict vs our Detector vs ROS end to end"
+  part "decode time per output layout"
+  # shellcheck disable=SC2046
+  run decode.txt "$VENV/bin/python" bench/bench_decode.py $(pick "" "--repeats 1") --json "$OUT/decode.json"
+  part "Ultralytics predict/track vs our Detector/FramePipeline vs ROS end to end"
   if have_ref; then
     # shellcheck disable=SC2046
     run vs_ultralytics.txt "$REF/bin/python" bench/bench_vs_ultralytics.py \
+      --model "$DATA/models/yolov8n-coco-dynamic.onnx" "$MODEL" "$DATA/models/yolov8n-coco-reconstructed.pt" \
       $(pick "--passes 5 --ros-runs 3" "--passes 1 --ros-runs 1 --duration 3") \
       --ros-python "$VENV/bin/python" --json "$OUT/vs_ultralytics.json"
   else

@@ -5,9 +5,15 @@ autostart configures and activates yolo_tracker once, at start; later lifecycle 
 left to the user (``ros2 lifecycle set /yolo_tracker cleanup`` / ``configure`` / ``activate``).
 ``rviz:=true`` without rviz2 installed logs a warning instead of aborting the launch.
 
-    ros2 launch yolo_trt_ros tracker.launch.py model:=/path/yolov8n.onnx
-    image_topic:=/camera/image_raw ros2 launch yolo_trt_ros tracker.launch.py
-    model:=/path/yolov8n.onnx replay_source:=/path/video.mp4 rviz:=true
+    ros2 launch yolo_trt_ros tracker.launch.py model:=/path/yolov8n.onnx \
+        image_topic:=/camera/image_raw
+    ros2 launch yolo_trt_ros tracker.launch.py model:=/path/yolov8n.onnx \
+        replay_source:=/path/video.mp4 rviz:=true
+    ros2 launch yolo_trt_ros tracker.launch.py model:=/path/yolov8n-dynamic.onnx \
+        image_topics:="['/front/image_raw', '/rear/image_raw/compressed']"
+
+With ``image_topics`` one yolo_tracker serves several cameras (outputs ``<camera>/detections``,
+``<camera>/annotated_image``; see the README).
 
 On one machine with FastDDS, export FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA before launching: the
 default transports drop most best-effort camera frames between processes.
@@ -53,6 +59,12 @@ ARGUMENTS = (
         "image_topic",
         "image_raw",
         "input sensor_msgs/Image topic (relative names are in the namespace)",
+    ),
+    (
+        "image_topics",
+        "[]",
+        "several cameras in one yolo_tracker: a list of image topics (a topic ending in "
+        "/compressed is a CompressedImage); [] = the one camera image_topic",
     ),
     ("autostart", "true", "configure, then activate yolo_tracker at start"),
     (
@@ -120,7 +132,13 @@ def generate_launch_description() -> LaunchDescription:
         namespace=namespace,
         parameters=[
             LaunchConfiguration("params_file"),
-            {"model_path": _string("model"), "input_topic": _string("image_topic")},
+            {
+                "model_path": _string("model"),
+                "input_topic": _string("image_topic"),
+                "input_topics": ParameterValue(
+                    LaunchConfiguration("image_topics"), value_type=list[str]
+                ),
+            },
         ],
         arguments=ros_args,
         output="screen",

@@ -1,9 +1,10 @@
 """Helpers for tests that run ROS nodes in separate processes.
 
 - ``FramePublisher``: a child process (this file run as a script) that publishes sensor_msgs/Image
-  messages on command: real frames read from disk, or deliberately malformed ones (any field
-  overridden). Each command is answered once the message is published, so the test decides what
-  goes out and when.
+  messages on command (sensor_msgs/CompressedImage, JPEG, on a topic ending in ``/compressed``):
+  real frames read from disk, or deliberately malformed ones (any field overridden; ``data_len``
+  bytes of zeros as the data). Each command is answered once the message is published, so the
+  test decides what goes out and when.
 - ``RosListener``: this process's side: its own context and domain, a lifecycle client for the node
   under test, subscriptions that collect messages, and ``spin_until(condition)`` waits (generous
   timeouts, no sleeps).
@@ -145,7 +146,7 @@ def _publisher_main(topic: str, reliability: str) -> None:
 
     import cv2
     from rclpy._rclpy_pybind11 import RCLError
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CompressedImage, Image
 
     from yolo_trt_ros.ros.image_conversion import array_to_image
 
@@ -154,10 +155,12 @@ def _publisher_main(topic: str, reliability: str) -> None:
     policy = (
         ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
     )
-    publisher = node.create_publisher(Image, topic, QoSProfile(depth=1, reliability=policy))
+    compressed = topic.rstrip("/").endswith("/compressed")
+    msg_type = CompressedImage if compressed else Image
+    publisher = node.create_publisher(msg_type, topic, QoSProfile(depth=1, reliability=policy))
     for line in sys.stdin:
         command = json.loads(line)
-        msg = Image()
+        msg = msg_type()
         if command["image"]:
             frame = cv2.imread(command["image"])
             if frame is None:
@@ -166,7 +169,11 @@ def _publisher_main(topic: str, reliability: str) -> None:
                     flush=True,
                 )
                 continue
-            array_to_image(frame, "bgr8", msg)
+            if compressed:
+                msg.format = "jpeg"
+                msg.data = array.array("B", cv2.imencode(".jpg", frame)[1].tobytes())
+            else:
+                array_to_image(frame, "bgr8", msg)
         if command["data_len"] is not None:
             msg.data = array.array("B", bytes(command["data_len"]))
         for key, value in command["fields"].items():

@@ -24,6 +24,7 @@ EXPECTED_ARGUMENTS = {
     "model": None,  # required
     "params_file": "<package share>/config/tracker.yaml",
     "image_topic": "image_raw",
+    "image_topics": "[]",
     "autostart": "true",
     "replay_source": "",
     "replay_loop": "true",

@@ -20,7 +20,7 @@ naming the stage it came from, so a caller can drop the frame and count it per s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import numpy as np
 
 from yolo_trt_ros.detection.detections import Detections
 from yolo_trt_ros.detection.detector import Detector, DetectorConfig
+from yolo_trt_ros.detection.encodings import checked_frame
 from yolo_trt_ros.errors import ImageRejected
 from yolo_trt_ros.tracking.assignment import assign_ids, detector_threshold
 from yolo_trt_ros.tracking.bytetrack import ByteTracker, TrackerConfig
@@ -81,6 +82,7 @@ class StageFailed(RuntimeError):
     def __init__(self, stage: str, cause: BaseException) -> None:
         super().__init__(f"{stage} failed: {type(cause).__name__}: {cause}")
         self.stage = stage
+        self.__cause__ = cause
 
 
 class FramePipeline:
@@ -96,6 +98,7 @@ class FramePipeline:
         self.detector = detector
         self.convert = convert
         self.tracker = ByteTracker(config.tracker)
+        self._owns_detector = True
         self.configure(config)
 
     @classmethod
@@ -146,40 +149,94 @@ class FramePipeline:
     def __call__(self, frame: Any, stamp: float | None) -> FrameResult:
         """Run one frame stamped ``stamp`` (seconds; None: one frame period after the previous
         frame)."""
-        stage = "convert"
+        (result,) = run_batch([(self, frame, stamp)])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _track(
+        self,
+        image: np.ndarray,
+        encoding: str,
+        detections: Detections,
+        stamp: float | None,
+        times: dict[str, float],
+    ) -> FrameResult:
+        """The tracking stage (while tracking) of a detected frame."""
+        track_ids = None
+        if self.config.tracking:
+            t0 = time.perf_counter()
+            tracks = self.tracker.update(
+                detections.boxes, detections.scores, detections.class_ids, stamp
+            )
+            detections, track_ids = assign_ids(
+                detections,
+                tracks,
+                self.config.detector.conf_threshold,
+                self.config.publish_untracked,
+            )
+            times["track"] = (time.perf_counter() - t0) * 1e3
+        return FrameResult(image, encoding, detections, track_ids, times)
+
+    def sibling(self, convert: Converter | None = None) -> FramePipeline:
+        """A pipeline for another camera: the same detector (model) and settings, its own
+        tracker; closing it leaves the detector to this pipeline."""
+        other = FramePipeline(self.detector, self.config, convert or self.convert)
+        other._owns_detector = False
+        return other
+
+    def close(self) -> None:
+        """Release the model (with TensorRT: its device memory and CUDA context), unless this is a
+        ``sibling``."""
+        if self._owns_detector:
+            self.detector.close()
+
+
+def run_batch(
+    frames: Sequence[tuple[FramePipeline, Any, float | None]],
+) -> list[FrameResult | ImageRejected | StageFailed]:
+    """Run each (pipeline, frame, stamp) of ``frames``: convert each, detect in all of them at
+    once (``Detector.detect_batch``: the pipelines share one detector, e.g. ``sibling``s, one per
+    camera), track each in its own pipeline. Per frame, the result or why it was dropped: its
+    ``ImageRejected`` or a ``StageFailed`` (a failed detection fails every frame of the call). The
+    detector's stage times are the call's, given to each of its frames."""
+    results: list[FrameResult | ImageRejected | StageFailed | None] = [None] * len(frames)
+    converted: list[tuple[int, np.ndarray, str, float]] = []
+    for i, (pipeline, frame, _) in enumerate(frames):
         try:
             t0 = time.perf_counter()
-            image, encoding = self.convert(frame)
-            t1 = time.perf_counter()
-            stage = "detect"
-            detections = self.detector(image, encoding)
-            detected = self.detector.last_times
+            image, encoding = pipeline.convert(frame)
+            image = checked_frame(image, encoding)  # a bad frame must not fail the batch
+            converted.append((i, image, encoding, (time.perf_counter() - t0) * 1e3))
+        except ImageRejected as exc:
+            results[i] = exc
+        except Exception as exc:
+            results[i] = StageFailed("convert", exc)
+    if converted:
+        detector = frames[converted[0][0]][0].detector
+        try:
+            found = detector.detect_batch(
+                [(image, encoding) for _, image, encoding, _ in converted]
+            )
+        except ImageRejected as exc:
+            found = []
+            for i, *_ in converted:
+                results[i] = exc
+        except Exception as exc:
+            found = []
+            for i, *_ in converted:
+                results[i] = StageFailed("detect", exc)
+        detected = detector.last_times
+        for (i, image, encoding, convert_ms), detections in zip(converted, found, strict=False):
+            pipeline, _, stamp = frames[i]
             times = {
-                "convert": (t1 - t0) * 1e3,
+                "convert": convert_ms,
                 "preprocess": detected.preprocess,
                 "infer": detected.infer,
                 "postprocess": detected.postprocess,
             }
-            track_ids = None
-            if self.config.tracking:
-                stage = "track"
-                t2 = time.perf_counter()
-                tracks = self.tracker.update(
-                    detections.boxes, detections.scores, detections.class_ids, stamp
-                )
-                detections, track_ids = assign_ids(
-                    detections,
-                    tracks,
-                    self.config.detector.conf_threshold,
-                    self.config.publish_untracked,
-                )
-                times["track"] = (time.perf_counter() - t2) * 1e3
-        except ImageRejected:
-            raise
-        except Exception as exc:
-            raise StageFailed(stage, exc) from exc
-        return FrameResult(image, encoding, detections, track_ids, times)
-
-    def close(self) -> None:
-        """Release the model (with TensorRT: its device memory and CUDA context)."""
-        self.detector.close()
+            try:
+                results[i] = pipeline._track(image, encoding, detections, stamp, times)
+            except Exception as exc:
+                results[i] = StageFailed("track", exc)
+    return [r for r in results if r is not None]

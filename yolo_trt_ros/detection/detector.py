@@ -14,7 +14,7 @@ import numpy as np
 from yolo_trt_ros.detection.class_names import fallback_names, load_names_file, names_from_metadata
 from yolo_trt_ros.detection.decode import decode_end2end, decode_yolov5, decode_yolov8
 from yolo_trt_ros.detection.detections import Detections
-from yolo_trt_ros.detection.letterbox import Letterbox
+from yolo_trt_ros.detection.letterbox import Letterbox, rect_input_hw
 from yolo_trt_ros.detection.model_layout import LayoutKind, ModelLayout, check_layout
 from yolo_trt_ros.inference.base import Backend, DynamicInput, FrameBackend, ModelError
 from yolo_trt_ros.inference.selection import Selection, create_backend
@@ -48,6 +48,13 @@ class StageTimes:
     def total(self) -> float:
         return self.preprocess + self.infer + self.postprocess
 
+    def __add__(self, other: StageTimes) -> StageTimes:
+        return StageTimes(
+            self.preprocess + other.preprocess,
+            self.infer + other.infer,
+            self.postprocess + other.postprocess,
+        )
+
 
 class Detector:
     """Detects objects in uint8 images; boxes come back in original-image pixels.
@@ -64,6 +71,10 @@ class Detector:
     each frame letterboxed only to the smallest rectangle of multiples of its largest stride that
     holds the frame scaled to its nominal size (Ultralytics' ``auto`` letterbox: 640x480 ->
     640x480, 768x432 -> 640x384 at 640); other models, and ``rect`` False, get the nominal size.
+
+    ``detect_batch`` runs several frames (several cameras) as batches of up to the backend's
+    ``max_batch``: one input shape per batch, each frame's rectangle when all frames share it, else
+    the nominal size.
     """
 
     def __init__(
@@ -98,6 +109,7 @@ class Detector:
         # candidate compaction pays on the one-to-many output (8400 anchors, most below the
         # threshold); an end-to-end output is 300 rows already, a YOLOv5 one anchor-major
         self._compact = self.layout.kind is LayoutKind.ONE_TO_MANY
+        self._batch_letterboxes: dict[tuple[int, bool], Letterbox] = {}
         self._class_filter: np.ndarray | None = None
         self.config = DetectorConfig()
         self.set_config(config or DetectorConfig())
@@ -224,6 +236,61 @@ class Detector:
         t3 = time.perf_counter()
         self.last_times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return dets
+
+    @property
+    def max_batch(self) -> int:
+        """The most frames one inference takes."""
+        return int(self.backend.max_batch)
+
+    def detect_batch(self, frames: Sequence[tuple[np.ndarray, str]]) -> list[Detections]:
+        """Detect in each (uint8 image, encoding) of ``frames``: one inference per ``max_batch``
+        frames (one after the other for a batch-1 model). ValueError for an unusable image
+        (``ImageRejected``: check each frame alone first to keep the others). ``last_times``: the
+        whole call's."""
+        results: list[Detections] = []
+        times = StageTimes()
+        if len(frames) <= 1 or self.max_batch == 1:
+            for image, encoding in frames:
+                results.append(self(image, encoding))
+                times += self.last_times
+        else:
+            for start in range(0, len(frames), self.max_batch):
+                results += self._batch(frames[start : start + self.max_batch])
+                times += self.last_times
+        self.last_times = times
+        return results
+
+    def _batch(self, frames: Sequence[tuple[np.ndarray, str]]) -> list[Detections]:
+        """One inference over ``frames`` (at most ``max_batch``), timed in ``last_times``."""
+        t0 = time.perf_counter()
+        stride = self._letterbox.stride
+        if stride is not None:
+            nominal = (self.backend.input_shape[2], self.backend.input_shape[3])
+            sizes = {rect_input_hw(image.shape[:2], nominal, stride) for image, _ in frames}
+            stride = stride if len(sizes) == 1 else None
+        tensors, transforms = [], []
+        for slot, (image, encoding) in enumerate(frames):
+            key = (slot, stride is not None)
+            if key not in self._batch_letterboxes:
+                self._batch_letterboxes[key] = Letterbox(
+                    self.backend.input_shape[2:], self.backend.input_dtype, stride=stride
+                )
+            tensor, transform = self._batch_letterboxes[key](image, encoding)
+            tensors.append(tensor)
+            transforms.append(transform)
+        batch = np.concatenate(tensors)
+        t1 = time.perf_counter()
+        output = self.backend.infer(batch)
+        t2 = time.perf_counter()
+        results = []
+        for i, transform in enumerate(transforms):
+            dets = self._decode(output[i : i + 1])
+            if len(dets):
+                dets = Detections(transform.to_original(dets.boxes), dets.scores, dets.class_ids)
+            results.append(dets)
+        t3 = time.perf_counter()
+        self.last_times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return results
 
     def _decode(self, output: np.ndarray) -> Detections:
         """Decode one raw output by the model's layout with the current config (input pixels)."""

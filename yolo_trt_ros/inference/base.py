@@ -19,11 +19,13 @@ from yolo_trt_ros.detection.model_layout import check_output_shape as check_outp
 
 DEFAULT_IMGSZ = 640
 """Input side used for a dynamic H/W when the model metadata has no ``imgsz``."""
+UNBOUNDED_BATCH = 1 << 16
+"""``max_batch`` of a model whose batch dimension is dynamic without a limit."""
 
 
 class Backend(Protocol):
-    """Runs a YOLOv8 detection model: one (1, 3, H, W) image tensor in, one (1, 4+nc, N) float32
-    array out.
+    """Runs a YOLOv8 detection model: one (B, 3, H, W) image tensor in (B up to ``max_batch``),
+    one (B, ...) float32 output array out (its layout: ``detection.model_layout``).
 
     Optional capabilities, checked with ``isinstance``: ``FrameBackend`` (takes raw frames,
     preprocessing them itself) and ``DiagnosticsSource`` (adds key/values to the node's
@@ -33,6 +35,8 @@ class Backend(Protocol):
     name: str
     model_path: Path
     input_shape: tuple[int, int, int, int]
+    max_batch: int
+    """The largest batch ``infer`` takes (1 for a static batch-1 model)."""
     input_dtype: np.dtype
     output_shape: tuple[int, ...]
     metadata: dict[str, str]

@@ -9,6 +9,7 @@ import onnxruntime as ort
 
 from yolo_trt_ros.detection.model_layout import check_layout
 from yolo_trt_ros.inference.base import (
+    UNBOUNDED_BATCH,
     ModelError,
     check_output_shape,
     has_dynamic_hw,
@@ -28,7 +29,8 @@ class OnnxRuntimeBackend:
     ``intra_op_threads`` 0 lets ONNX Runtime choose (one per physical core). ``allow_spinning``
     False makes idle worker threads sleep instead of busy-waiting: slightly slower on an idle
     machine, much faster when other processes (a camera driver, DDS, the rest of the robot) share
-    the cores. ``dynamic_hw``: the input height/width are dynamic (``input_shape`` holds the
+    the cores. ``max_batch``: the largest batch the input takes (``UNBOUNDED_BATCH`` for a dynamic
+    batch). ``dynamic_hw``: the input height/width are dynamic (``input_shape`` holds the
     nominal size, any stride-multiple size runs).
     """
 
@@ -92,6 +94,7 @@ class OnnxRuntimeBackend:
         self.input_dtype: np.dtype = dtype
         self.input_shape = resolve_input_shape(self.model_path, inp.name, inp.shape, self.metadata)
         self.dynamic_hw = has_dynamic_hw(inp.shape)
+        self.max_batch = inp.shape[0] if isinstance(inp.shape[0], int) else UNBOUNDED_BATCH
         check_output_shape(self.model_path, out.name, out.shape)
         if all(isinstance(d, int) for d in out.shape):
             self.output_shape: tuple[int, ...] = tuple(out.shape)

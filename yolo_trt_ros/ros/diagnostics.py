@@ -175,6 +175,7 @@ def report(node: NodeState, stats: StatsSnapshot) -> Report:
         ("received", str(stats.received)),
         ("processed", str(stats.processed)),
         ("dropped", str(stats.dropped) if stats.drops_known else "unknown"),
+        ("superseded", str(stats.superseded)),
         ("rejected", str(stats.rejected)),
         ("failed", str(sum(stats.failed_by_stage.values()))),
         ("stamp_glitches", str(sum(stats.stamp_glitches.values()))),

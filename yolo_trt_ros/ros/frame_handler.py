@@ -1,4 +1,4 @@
-"""One camera's frames through the pipeline: stamp check, detect and track, publish.
+"""One camera's frames before and after inference: receive, stamp check, publish or drop.
 
 Per frame: the header stamp is checked against the receive clock (``ros.stamps``: a glitch steps
 one typical frame interval instead of ending every track), ``FramePipeline`` detects and tracks,
@@ -13,21 +13,32 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rclpy.node import Node
-from sensor_msgs.msg import Image
 
 from yolo_trt_ros.errors import ImageRejected
-from yolo_trt_ros.pipeline import FramePipeline, StageFailed
+from yolo_trt_ros.pipeline import FramePipeline, FrameResult, StageFailed
 from yolo_trt_ros.ros.frame_stats import FrameStats
 from yolo_trt_ros.ros.log_text import ProblemLog, printable
 from yolo_trt_ros.ros.outputs import Outputs
-from yolo_trt_ros.ros.stamps import StampGuard, plausible_latency_ms
+from yolo_trt_ros.ros.stamps import StampCheck, StampGuard, plausible_latency_ms
+
+
+@dataclass(frozen=True)
+class Received:
+    """A frame as its subscription callback got it, waiting for inference."""
+
+    msg: Any
+    time_s: float
+    """Receive time on the node's clock (the stamps' clock: sim time or not)."""
 
 
 class FrameHandler:
-    """The image callback's work for one camera topic (see the module docstring)."""
+    """One camera's frames before and after inference (see the module docstring):
+    ``receive`` in the subscription callback, then ``check_stamp``, the pipeline (in batches, by
+    the caller) and ``publish`` or ``drop``."""
 
     def __init__(
         self,
@@ -52,28 +63,36 @@ class FrameHandler:
         self._annotate = annotate
         self._topic = topic
 
-    def __call__(self, msg: Image, info: Mapping[str, Any] | None) -> None:
-        received = self._clock.now().nanoseconds * 1e-9  # the stamps' clock (sim time or not)
+    def receive(self, msg: Any, info: Mapping[str, Any] | None) -> Received:
+        """Count an arriving frame (with its publication sequence number, where the rmw gives
+        one)."""
+        received = Received(msg, self._clock.now().nanoseconds * 1e-9)
         gid = info.get("publisher_gid") if info else None
         sequence = info.get("publication_sequence_number") if info else None
         self.stats.received(time.monotonic(), gid["data"] if gid else None, sequence)
-        pipeline = self.pipeline
-        stage = "stamp"
+        return received
+
+    def check_stamp(self, frame: Received) -> StampCheck:
+        """The frame's header stamp against the receive clock; a glitch is counted and logged."""
+        stamp = frame.msg.header.stamp
+        check = self.stamps.check(stamp.sec, stamp.nanosec, frame.time_s)
+        if check.glitch is not None:
+            count = self.stats.stamp_glitch(time.monotonic(), check.glitch)
+            self._log(
+                f"stamp_glitches.{check.glitch}",
+                count,
+                f"header stamp glitch {self._describe(frame.msg)}: {check.detail}; tracking "
+                "steps one typical frame interval and the frame's latency is not counted",
+                error=False,
+            )
+        return check
+
+    def publish(self, frame: Received, check: StampCheck, result: FrameResult) -> None:
+        """Publish the frame's detections (and the annotated image while someone watches)."""
+        msg, pipeline = frame.msg, self.pipeline
+        stage = "build"
         try:
-            stamp = msg.header.stamp
-            check = self.stamps.check(stamp.sec, stamp.nanosec, received)
-            if check.glitch is not None:
-                count = self.stats.stamp_glitch(time.monotonic(), check.glitch)
-                self._log(
-                    f"stamp_glitches.{check.glitch}",
-                    count,
-                    f"header stamp glitch {self._describe(msg)}: {check.detail}; tracking steps "
-                    "one typical frame interval and the frame's latency is not counted",
-                    error=False,
-                )
-            result = pipeline(msg, check.time)
             t0 = time.perf_counter()
-            stage = "build"
             out = self.outputs.build(
                 msg.header, result.detections, pipeline.names, result.track_ids
             )
@@ -81,27 +100,35 @@ class FrameHandler:
             self.outputs.publish_detections(out)
             t1 = time.perf_counter()
             stages = {**result.times_ms, "publish": (t1 - t0) * 1e3}
+            stamp = msg.header.stamp
             now = self._clock.now().nanoseconds * 1e-9
             latency_ms = plausible_latency_ms(check, stamp.sec + stamp.nanosec * 1e-9, now)
             if self._annotate() and self.outputs.wants_annotated():
                 stage = "annotate"
                 self.outputs.publish_annotated(msg.header, result, pipeline.names)
                 stages["annotate"] = (time.perf_counter() - t1) * 1e3
-        except ImageRejected as exc:
-            count = self.stats.rejected(time.monotonic(), exc.reason)
-            self._log(
-                f"rejected.{exc.reason}",
-                count,
-                f"dropped bad frame {self._describe(msg)}: {printable(exc)}",
-            )
-            return
         except Exception as exc:  # noqa: BLE001 - an internal error drops this frame, never the node
-            stage, cause = (
-                (exc.stage, exc.__cause__ or exc) if isinstance(exc, StageFailed) else (stage, exc)
-            )
-            self._failed(msg, stage, cause)
+            self.drop(frame, StageFailed(stage, exc))
             return
         self.stats.processed(time.monotonic(), latency_ms, stages)
+
+    def drop(self, frame: Received, problem: Exception) -> None:
+        """Count and log (throttled) a frame that cannot be published: a bad frame
+        (``ImageRejected``, per reason) or an internal error (``StageFailed``, per stage)."""
+        if isinstance(problem, ImageRejected):
+            count = self.stats.rejected(time.monotonic(), problem.reason)
+            self._log(
+                f"rejected.{problem.reason}",
+                count,
+                f"dropped bad frame {self._describe(frame.msg)}: {printable(problem)}",
+            )
+            return
+        stage, cause = (
+            (problem.stage, problem.__cause__ or problem)
+            if isinstance(problem, StageFailed)
+            else ("stamp", problem)
+        )
+        self._failed(frame.msg, stage, cause)
 
     def reset_tracker(self) -> int:
         """Forget every track (IDs restart at 1) and the stamp history; returns the number of
@@ -112,7 +139,7 @@ class FrameHandler:
         self.stamps.reset()
         return dropped
 
-    def _failed(self, msg: Image, stage: str, cause: BaseException) -> None:
+    def _failed(self, msg: Any, stage: str, cause: BaseException) -> None:
         count = self.stats.failed(time.monotonic(), stage)
         what = f"{type(cause).__name__}: {printable(cause)}"
         self.last_failure = f"frames failing in {stage}: {what}"
@@ -124,7 +151,7 @@ class FrameHandler:
             details=f"Traceback (most recent call last):\n{tb}",
         )
 
-    def _describe(self, msg: Image) -> str:
+    def _describe(self, msg: Any) -> str:
         """Where a frame came from, for a log line (message text bounded and escaped)."""
         stamp = msg.header.stamp
         return (

@@ -48,6 +48,8 @@ class StatsSnapshot:
     dropped: int
     drops_known: bool
     rejected: int
+    superseded: int = 0
+    """Frames replaced by a newer one of their camera while waiting for inference."""
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     failed_by_stage: dict[str, int] = field(default_factory=dict)
     stamp_glitches: dict[str, int] = field(default_factory=dict)
@@ -100,6 +102,7 @@ class FrameStats:
             self._processed = 0
             self._dropped = 0
             self._drops_known = False
+            self._superseded = 0
             self._rejected: Counter[str] = Counter()
             self._failed: Counter[str] = Counter()
             self._stamp_glitches: Counter[str] = Counter()
@@ -147,6 +150,12 @@ class FrameStats:
             for stage, ms in stage_ms.items():
                 self._stages.setdefault(stage, deque(maxlen=self._max_samples)).append(ms)
 
+    def superseded(self) -> None:
+        """A received frame was replaced by a newer one of its camera before inference took it
+        (the node never queues stale frames)."""
+        with self._lock:
+            self._superseded += 1
+
     def rejected(self, now: float, reason: str) -> int:
         """A frame reached the callback but was unusable (``reason``: a short key such as
         ``zero_size``); returns the count for ``reason`` so far (as do ``failed`` and
@@ -184,6 +193,7 @@ class FrameStats:
                 processed=self._processed,
                 dropped=self._dropped,
                 drops_known=self._drops_known,
+                superseded=self._superseded,
                 rejected=sum(self._rejected.values()),
                 rejected_by_reason=dict(self._rejected),
                 failed_by_stage=dict(self._failed),

@@ -26,13 +26,14 @@ from yolo_trt_ros.ros.log_text import printable
 
 
 class Outputs:
-    """Lifecycle publishers ``detections`` and ``annotated_image`` of ``node``; a failed publish is
-    logged (throttled), never raised, so a shutting-down context or a congested reliable reader
-    costs one message."""
+    """Lifecycle publishers ``<prefix>/detections`` and ``<prefix>/annotated_image`` of ``node``
+    (no prefix: ``detections``, ``annotated_image``); a failed publish is logged (throttled), never
+    raised, so a shutting-down context or a congested reliable reader costs one message."""
 
-    def __init__(self, node: LifecycleNode, log_period_s: float) -> None:
+    def __init__(self, node: LifecycleNode, log_period_s: float, prefix: str = "") -> None:
         self._node = node
         self._log_period_s = log_period_s
+        self._prefix = f"{prefix}/" if prefix else ""
         self.build = DetectionArrayBuilder()
         self.annotate = Annotator()
         self._detections: LifecyclePublisher[Detection2DArray] | None = None
@@ -40,11 +41,13 @@ class Outputs:
 
     def create(self) -> None:
         self._detections = self._node.create_lifecycle_publisher(
-            Detection2DArray, "detections", 10
+            Detection2DArray, f"{self._prefix}detections", 10
         )
         # Reliable depth 1: matches reliable and best-effort viewers (rviz), never queues stale
         # images.
-        self._annotated = self._node.create_lifecycle_publisher(Image, "annotated_image", 1)
+        self._annotated = self._node.create_lifecycle_publisher(
+            Image, f"{self._prefix}annotated_image", 1
+        )
 
     def destroy(self) -> None:
         for publisher in (self._detections, self._annotated):
@@ -54,7 +57,9 @@ class Outputs:
 
     @property
     def detections_topic(self) -> str:
-        return self._detections.topic_name if self._detections is not None else "detections"
+        if self._detections is not None:
+            return self._detections.topic_name
+        return f"{self._prefix}detections"
 
     def publish_detections(self, msg: Detection2DArray) -> None:
         self._publish(self._detections, msg)
@@ -87,12 +92,16 @@ class Outputs:
 
 
 class DiagnosticsOutput:
-    """``node``'s status on /diagnostics: ``report()`` published every ``period_s`` and on
-    ``publish()``. A failure to make or publish it is logged (throttled), never raised: diagnostics
-    must not end the node."""
+    """``node``'s statuses on /diagnostics (``report()``: (name, report) of each, one per camera)
+    published every ``period_s`` and on ``publish()``. A failure to make or publish them is logged
+    (throttled), never raised: diagnostics must not end the node."""
 
     def __init__(
-        self, node: Node, report: Callable[[], Report], period_s: float, log_period_s: float
+        self,
+        node: Node,
+        report: Callable[[], list[tuple[str, Report]]],
+        period_s: float,
+        log_period_s: float,
     ) -> None:
         self._node, self._report, self._log_period_s = node, report, log_period_s
         self._publisher = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -122,15 +131,19 @@ class DiagnosticsOutput:
             )
 
 
-def diagnostic_array(report: Report, name: str, stamp: Time) -> DiagnosticArray:
-    """The /diagnostics message of node ``name`` (fully qualified) for ``report``."""
-    status = DiagnosticStatus(
-        level=bytes([report.level]),
-        name=f"{name}: detector",
-        message=report.message,
-        hardware_id=name,
-        values=[KeyValue(key=k, value=v) for k, v in report.values],
-    )
-    array = DiagnosticArray(status=[status])
+def diagnostic_array(reports: list[tuple[str, Report]], name: str, stamp: Time) -> DiagnosticArray:
+    """The /diagnostics message of node ``name`` (fully qualified): one status "<name>: <part>"
+    per (part, report) of ``reports``."""
+    statuses = [
+        DiagnosticStatus(
+            level=bytes([report.level]),
+            name=f"{name}: {part}",
+            message=report.message,
+            hardware_id=name,
+            values=[KeyValue(key=k, value=v) for k, v in report.values],
+        )
+        for part, report in reports
+    ]
+    array = DiagnosticArray(status=statuses)
     array.header.stamp = stamp
     return array

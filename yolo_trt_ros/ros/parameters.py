@@ -24,6 +24,7 @@ from rclpy.parameter import Parameter
 from yolo_trt_ros.detection.detector import DetectorConfig
 from yolo_trt_ros.inference.selection import CHOICES as BACKEND_CHOICES
 from yolo_trt_ros.pipeline import Converter, FramePipeline, PipelineConfig
+from yolo_trt_ros.ros.camera import camera_name
 from yolo_trt_ros.ros.log_text import printable
 from yolo_trt_ros.tracking.assignment import TRACKER_FIELDS
 from yolo_trt_ros.tracking.bytetrack import TrackerConfig
@@ -95,10 +96,7 @@ class Spec:
                 and all(isinstance(v, str) for v in value)
             ):
                 return ""
-            return (
-                f"{self.name} = {value!r} is not a list of strings (class names), e.g. "
-                "['person', 'car']"
-            )
+            return f"{self.name} = {value!r} is not a list of strings, e.g. ['a', 'b']"
         fits = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             fits = True  # an integer given at start stands for the same double
@@ -212,6 +210,22 @@ SPECS: tuple[Spec, ...] = (
         "input_topic",
         "image_raw",
         "Image topic to subscribe to (relative names follow the node namespace).",
+        structural=True,
+    ),
+    Spec(
+        "input_topics",
+        [],
+        "Several cameras in one node: one image topic each (sensor_msgs/Image, or "
+        "CompressedImage for a topic ending in /compressed); their frames share batched "
+        "inference, each camera keeps its own tracks and outputs <camera>/detections and "
+        "<camera>/annotated_image. Empty: the one camera input_topic.",
+        structural=True,
+    ),
+    Spec(
+        "camera_names",
+        [],
+        "Names of the input_topics cameras (their output namespaces and /diagnostics entries), "
+        "in the same order; empty: each topic's namespace (/front/image_raw -> front).",
         structural=True,
     ),
     Spec(
@@ -352,6 +366,25 @@ def change_refused(changes: Mapping[str, Any], node_state: str) -> str:
     )
 
 
+def cameras_of(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(name, topic) of each camera: ``input_topics`` (named by ``camera_names`` or their
+    namespaces), else the one ``input_topic``; ``ConfigurationError`` for names that do not fit."""
+    topics = list(values["input_topics"]) or [values["input_topic"]]
+    names = list(values["camera_names"]) or [camera_name(t, i) for i, t in enumerate(topics)]
+    if len(names) != len(topics):
+        raise ConfigurationError(
+            f"camera_names has {len(names)} names for {len(topics)} input_topics: give one per "
+            "topic, or none"
+        )
+    if len(set(names)) != len(names):
+        raise ConfigurationError(
+            f"camera names {names} repeat: set camera_names to tell the cameras apart"
+        )
+    if len(set(topics)) != len(topics):
+        raise ConfigurationError(f"input_topics {topics} lists a topic twice")
+    return list(zip(names, topics, strict=True))
+
+
 def load_pipeline(values: Mapping[str, Any], convert: Converter) -> FramePipeline:
     """The frame pipeline of the checked parameter ``values``, its model loaded;
     ``ConfigurationError`` naming the parameter or the model file and the problem."""
@@ -404,9 +437,11 @@ def camera_hw(values: Mapping[str, Any]) -> tuple[int, int] | None:
 
 
 def backend_options(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per backend, its keyword arguments (``create_backend``) from the parameter values."""
+    """Per backend, its keyword arguments (``create_backend``) from the parameter values; an
+    engine built from an .onnx with a dynamic batch takes one frame per camera."""
     return {
         "tensorrt": {
+            "max_batch": max(1, len(values["input_topics"])),
             "precision": values["trt_precision"],
             "device": values["cuda_device"],
             "gpu_preprocess": values["gpu_preprocess"],

@@ -1,25 +1,29 @@
 """Lifecycle node ``yolo_tracker``: camera images in, vision_msgs/Detection2DArray (+ annotated
-image) out. A thin shell (as ros2/demos lifecycle_py) around ``pipeline.FramePipeline``:
+image) out, for one camera or several. A thin shell (as ros2/demos lifecycle_py) around
+``pipeline.FramePipeline``:
 
 - configure: check every parameter (``ros.parameters``; a bad value fails the transition naming
-  it), load the model (``backend: auto``: TensorRT when it imports and sees a GPU, else ONNX
-  Runtime) and create the publishers. A failed configure or activate is logged and shown on
-  /diagnostics (ERROR) until the next successful transition.
-- activate: subscribe to ``input_topic`` (default QoS best effort, depth 1: stale frames are
-  dropped, not queued); deactivate: unsubscribe; cleanup: free the model.
+  it), load the model once (``backend: auto``: TensorRT when it imports and sees a GPU, else ONNX
+  Runtime), and per camera (``ros.camera``: ``input_topic``, or each of ``input_topics``) a
+  tracker and publishers. A failed configure or activate is logged and shown on /diagnostics
+  (ERROR) until the next successful transition.
+- activate: subscribe to each camera (default QoS best effort, depth 1) and start the inference
+  thread (``ros.inference_loop``: batches of the newest frame of each camera, stale frames
+  dropped, never queued); deactivate: unsubscribe and stop it; cleanup: free the model.
 
-Frames go through ``ros.frame_handler``; ``ros.input_monitor`` says why none arrive;
-``ros.diagnostics`` makes the /diagnostics status. ``~/reset_tracker`` (std_srvs/Trigger)
-restarts track IDs at 1. Structural parameters change only while unconfigured, the others at run
-time. Between processes on one host, FastDDS needs ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` to
-deliver best-effort images.
+``ros.input_monitor`` says why no frame arrives; ``ros.diagnostics`` makes one /diagnostics
+status per camera. ``~/reset_tracker`` (std_srvs/Trigger) restarts every camera's track IDs at 1,
+``~/<camera>/reset_tracker`` one camera's (with several cameras). Structural parameters change
+only while unconfigured, the others at run time. Between processes on one host, FastDDS needs
+``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` to deliver best-effort images.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 import rclpy
@@ -27,21 +31,21 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image
+from rclpy.service import Service
 from std_srvs.srv import Trigger
 
 from yolo_trt_ros.pipeline import FramePipeline
 from yolo_trt_ros.ros import diagnostics
-from yolo_trt_ros.ros.frame_handler import FrameHandler
+from yolo_trt_ros.ros.camera import Camera
 from yolo_trt_ros.ros.frame_stats import FrameStats
-from yolo_trt_ros.ros.image_conversion import image_frame
-from yolo_trt_ros.ros.input_monitor import InputMonitor
+from yolo_trt_ros.ros.inference_loop import InferenceLoop
 from yolo_trt_ros.ros.log_forwarding import RclpyLogHandler
 from yolo_trt_ros.ros.log_text import printable
-from yolo_trt_ros.ros.outputs import DiagnosticsOutput, Outputs
+from yolo_trt_ros.ros.outputs import DiagnosticsOutput
 from yolo_trt_ros.ros.parameters import (
     BY_NAME,
     ConfigurationError,
+    cameras_of,
     change_refused,
     declare_all,
     load_pipeline,
@@ -67,11 +71,12 @@ class TrackerNode(LifecycleNode):
         super().__init__(NODE_NAME, **kwargs)
         start_problems = declare_all(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.stats = FrameStats()
         self.pipeline: FramePipeline | None = None
-        self.frames: FrameHandler | None = None
-        self.input = InputMonitor(self)
-        self.outputs = Outputs(self, LOG_PERIOD_S)
+        """The model and the first camera's tracker (the other cameras' share its detector)."""
+        self.cameras: list[Camera] = []
+        self.loop: InferenceLoop | None = None
+        self._processing = threading.Lock()  # held by the inference thread per batch
+        self._camera_services: list[Service] = []
         self._state = "unconfigured"
         self._error = ""  # why the last configure or activate failed
         self._activity = ""  # engine build progress while configure runs
@@ -92,31 +97,50 @@ class TrackerNode(LifecycleNode):
                 f"ros2 param set {self.get_fully_qualified_name()} NAME VALUE)"
             )
         values = values_of(self)
+        try:
+            cameras = cameras_of(values)
+        except ConfigurationError as exc:
+            return self._transition_failed(f"configure failed: {exc}")
         self._trt_log.attach(TRT_LOGGER)
         try:
-            self.pipeline = load_pipeline(values, convert=image_frame)
+            self.pipeline = load_pipeline(values, convert=Camera.converter(cameras[0][1]))
         except ConfigurationError as exc:
             self._trt_log.detach()
             return self._transition_failed(f"configure failed: {exc}")
         finally:
             self._activity = ""
         self._error = ""
-        self.stats.reset()
-        self.outputs.create()
-        self.frames = FrameHandler(
-            self,
-            self.pipeline,
-            self.outputs,
-            self.stats,
-            values["stamp_tolerance"],
-            LOG_PERIOD_S,
-            annotate=lambda: bool(self.get_parameter("publish_annotated").value),
-            topic=lambda: self.input.topic,
-        )
+        several = len(cameras) > 1
+        for index, (name, topic) in enumerate(cameras):
+            pipeline = (
+                self.pipeline if index == 0 else self.pipeline.sibling(Camera.converter(topic))
+            )
+            camera = Camera(
+                self,
+                index,
+                name,
+                topic,
+                pipeline,
+                name if several else "",
+                values["stamp_tolerance"],
+                LOG_PERIOD_S,
+                annotate=lambda: bool(self.get_parameter("publish_annotated").value),
+            )
+            camera.outputs.create()
+            self.cameras.append(camera)
+            if several:
+                self._camera_services.append(
+                    self.create_service(
+                        Trigger, f"~/{name}/reset_tracker", self._camera_reset(camera)
+                    )
+                )
         detector, log = self.pipeline.detector, self.get_logger()
         for warning, note in detector.load_notes("set names_file to get real names"):
             (log.warning if warning else log.info)(note)
-        log.info(f"configured: model {values['model_path']} ({detector.describe()})")
+        log.info(
+            f"configured: model {values['model_path']} ({detector.describe()}), "
+            f"{len(cameras)} camera(s): {', '.join(n for n, _ in cameras)}"
+        )
         self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
@@ -131,26 +155,43 @@ class TrackerNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         values = values_of(self)
         qos = image_qos(values["qos_reliability"], values["qos_depth"])
-        topic = values["input_topic"]
-        try:
-            self.input.subscribe(Image, topic, qos, self._on_image)
-        except Exception as exc:  # noqa: BLE001 - e.g. an invalid topic name: the reason is shown
-            return self._transition_failed(
-                f"activate failed: cannot subscribe to input_topic {topic!r}: {exc}"
-            )
+        self.loop = InferenceLoop(self.cameras, self._processing, self._log_inference_error)
+        for camera in self.cameras:
+            try:
+                camera.subscribe(qos, self.loop.deliver)
+            except Exception as exc:  # noqa: BLE001 - e.g. an invalid topic name: the reason is shown
+                self._stop_input()
+                return self._transition_failed(
+                    f"activate failed: cannot subscribe to {camera.topic!r} (camera "
+                    f"{camera.name}): {exc}"
+                )
+        self.loop.start()
         self._error = ""
-        self.stats.restart_sequences()
         self._state = "active"
+        subscribed = ", ".join(c.input.topic for c in self.cameras)
+        published = ", ".join(c.outputs.detections_topic for c in self.cameras)
         self.get_logger().info(
-            f"active: subscribed to {self.input.topic} ({values['qos_reliability']}, depth "
-            f"{qos.depth}), publishing {self.outputs.detections_topic}"
+            f"active: subscribed to {subscribed} ({values['qos_reliability']}, depth "
+            f"{qos.depth}), publishing {published}"
         )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.input.unsubscribe()
+        self._stop_input()
         self._state = "inactive"
         return super().on_deactivate(state)
+
+    def _stop_input(self) -> None:
+        """Unsubscribe every camera, then stop the inference thread (after its batch in
+        flight)."""
+        for camera in self.cameras:
+            camera.input.unsubscribe()
+        if self.loop is not None:
+            self.loop.stop()
+            self.loop = None
+
+    def _log_inference_error(self, text: str) -> None:
+        self.get_logger().error(text, throttle_duration_sec=LOG_PERIOD_S)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
@@ -172,9 +213,13 @@ class TrackerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
-        self.input.unsubscribe()
-        self.outputs.destroy()
-        self.frames = None
+        self._stop_input()
+        for camera in self.cameras:
+            camera.release()
+        self.cameras = []
+        for service in self._camera_services:
+            self.destroy_service(service)
+        self._camera_services = []
         if self.pipeline is not None:
             self.pipeline.close()
             self.pipeline = None
@@ -193,11 +238,15 @@ class TrackerNode(LifecycleNode):
             return SetParametersResult(successful=False, reason=refused)
         if self.pipeline is not None:  # configured (unconfigured, configure checks the whole set)
             try:
-                self.pipeline.configure(pipeline_config(values_of(self, changes)))
+                config = pipeline_config(values_of(self, changes))
+                self.pipeline.detector.check_config(config.detector)
             except ValueError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
-        if "stamp_tolerance" in changes and self.frames is not None:
-            self.frames.stamps.tolerance_s = float(changes["stamp_tolerance"])
+            with self._processing:
+                for camera in self.cameras:
+                    camera.pipeline.configure(config)
+                    if "stamp_tolerance" in changes:
+                        camera.frames.stamps.tolerance_s = float(changes["stamp_tolerance"])
         if "diagnostics_period" in changes:
             self.diagnostics.set_period(changes["diagnostics_period"])
         return SetParametersResult(successful=True)
@@ -206,52 +255,74 @@ class TrackerNode(LifecycleNode):
         self._activity = message
         self.diagnostics.publish()
 
-    def _on_image(self, msg: Image, info: Mapping[str, Any] | None) -> None:
-        if self.frames is not None:
-            self.frames(msg, info)
-
     def _on_reset_tracker(
         self, request: Trigger.Request, response: Trigger.Response
     ) -> Trigger.Response:
-        """``~/reset_tracker``: forget every track; the next tracks are numbered from 1 again."""
-        if self.frames is None:
+        """``~/reset_tracker``: forget every camera's tracks; IDs restart at 1."""
+        return self._reset(response, self.cameras)
+
+    def _camera_reset(
+        self, camera: Camera
+    ) -> Callable[[Trigger.Request, Trigger.Response], Trigger.Response]:
+        """``~/<camera>/reset_tracker``: forget one camera's tracks."""
+
+        def reset(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+            return self._reset(response, [camera])
+
+        return reset
+
+    def _reset(self, response: Trigger.Response, cameras: list[Camera]) -> Trigger.Response:
+        if not cameras:
             response.success = False
             response.message = f"no tracker while {self._state}: configure the node first"
             return response
-        dropped = self.frames.reset_tracker()
+        with self._processing:
+            dropped = sum(camera.frames.reset_tracker() for camera in cameras)
+        which = cameras[0].name if len(cameras) == 1 < len(self.cameras) else "all cameras"
         response.success = True
-        response.message = f"tracker reset: {dropped} tracks dropped, IDs restart at 1"
+        response.message = f"tracker reset ({which}): {dropped} tracks dropped, IDs restart at 1"
         self.get_logger().info(response.message)
         return response
 
-    def _report(self) -> diagnostics.Report:
-        """The /diagnostics report; while active, first checks that frames arrive."""
-        snapshot = self.stats.snapshot(time.monotonic())
-        if self._state == "active":
-            self.input.check(snapshot.last_input_age_s, values_of(self)["input_timeout"])
-        return diagnostics.report(self.node_state(), snapshot)
+    def _report(self) -> list[tuple[str, diagnostics.Report]]:
+        """The /diagnostics statuses: one per camera ("detector" with a single camera); while
+        active, each camera first checks that frames arrive."""
+        if not self.cameras:
+            empty = FrameStats().snapshot(time.monotonic())
+            return [("detector", diagnostics.report(self.node_state(None), empty))]
+        timeout = values_of(self)["input_timeout"]
+        reports = []
+        for camera in self.cameras:
+            snapshot = camera.stats.snapshot(time.monotonic())
+            if self._state == "active":
+                camera.input.check(snapshot.last_input_age_s, timeout)
+            name = camera.name if len(self.cameras) > 1 else "detector"
+            reports.append((name, diagnostics.report(self.node_state(camera), snapshot)))
+        return reports
 
-    def node_state(self) -> diagnostics.NodeState:
-        """What /diagnostics reports besides the frame statistics."""
+    def node_state(self, camera: Camera | None) -> diagnostics.NodeState:
+        """What /diagnostics reports for ``camera`` (None: before any camera is configured)
+        besides its frame statistics."""
 
         def given(name: str) -> Any:  # as given: a start value that fails its check is shown too
             return self.get_parameter(name).value
 
         pipeline = self.pipeline
+        topics = list(given("input_topics") or []) or [str(given("input_topic"))]
         return diagnostics.NodeState(
             state=self._state,
-            input_topic=self.input.topic or str(given("input_topic")),
+            input_topic=(camera.input.topic or camera.topic) if camera else ", ".join(topics),
             model_path=str(given("model_path")),
             backend=str(given("backend")),
             tracking=bool(given("tracking")),
             error=self._error,
-            qos_problem=self.input.qos_problem,
-            last_failure=self.frames.last_failure if self.frames is not None else "",
-            input_silent=self.input.silent,
+            qos_problem=camera.input.qos_problem if camera else "",
+            last_failure=camera.frames.last_failure if camera else "",
+            input_silent=camera.input.silent if camera else False,
             activity=self._activity,
-            input_publishers=self.input.publishers(),
+            input_publishers=camera.input.publishers() if camera else None,
             model=diagnostics.ModelInfo.of(pipeline.detector) if pipeline else None,
-            tracks=diagnostics.TrackerInfo.of(pipeline.tracker) if pipeline else None,
+            tracks=diagnostics.TrackerInfo.of(camera.pipeline.tracker) if camera else None,
         )
 
 

@@ -120,6 +120,7 @@ class TensorRTBackend:
         self._stream: Any = None
         self.metadata: dict[str, str] = {}
         self.dynamic_hw = False
+        self.max_batch = 1
         self.device_memory_bytes = 0
         if not self.model_path.is_file():
             raise ModelError(f"model {self.model_path}: file not found")
@@ -191,6 +192,8 @@ class TensorRTBackend:
             self.model_path, self._in.name, _batch1(self._in), self.metadata
         )
         self.dynamic_hw = _spans_hw(self._in)
+        assert self._in.profile is not None
+        self.max_batch = int(self._in.profile[2][0])
         self._stream = self._cuda.Stream()
         self._in_buf = _Buffer(self._cuda, self._in.dtype)
         self._out_buf = _Buffer(self._cuda, self._out.dtype)
