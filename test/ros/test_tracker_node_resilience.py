@@ -82,10 +82,10 @@ def active(make_node, **parameters: object) -> TrackerNode:
 def deliver(node: TrackerNode, msg: Image) -> None:
     """Hand ``msg`` to the node as its first camera's subscription does; wait until it is
     published or dropped."""
-    camera = node.cameras[0]
-    assert node.loop is not None, "node not active"
-    node.loop.deliver(camera, camera.frames.receive(msg, None))
-    assert node.loop.wait_idle(60)
+    camera = node.rig.cameras[0]
+    assert node.rig.loop is not None, "node not active"
+    node.rig.loop.deliver(camera, camera.frames.receive(msg, None))
+    assert node.rig.loop.wait_idle(60)
 
 
 def _raise(exc: Exception):
@@ -105,27 +105,27 @@ def test_an_exception_in_any_stage_drops_the_frame_and_is_counted_under_its_stag
 ) -> None:
     node = active(make_node)
     monkeypatch.setattr(
-        node.cameras[0].outputs, "wants_annotated", lambda: True
+        node.rig.cameras[0].outputs, "wants_annotated", lambda: True
     )  # as if rviz were watching
     published: list[object] = []
     monkeypatch.setattr(
-        node.cameras[0].outputs, "_publish", lambda publisher, msg: published.append(msg)
+        node.rig.cameras[0].outputs, "_publish", lambda publisher, msg: published.append(msg)
     )
     broken = {
         "detect": (node.pipeline.detector.backend, "infer"),
         "track": (node.pipeline.tracker, "update"),
-        "build": (node.cameras[0].outputs, "build"),
-        "annotate": (node.cameras[0].outputs, "annotate"),
+        "build": (node.rig.cameras[0].outputs, "build"),
+        "annotate": (node.rig.cameras[0].outputs, "annotate"),
     }[stage]
     good = getattr(*broken)
     # A ValueError from inside the pipeline is an internal error, not a bad camera frame.
     monkeypatch.setattr(*broken, _raise(ValueError(f"{stage} broke")))
     for _ in range(3):
         deliver(node, frame(mot_dir))
-    snap = node.cameras[0].stats.snapshot(time.monotonic())
+    snap = node.rig.cameras[0].stats.snapshot(time.monotonic())
     assert snap.failed_by_stage == {stage: 3}
     assert snap.rejected == 0 and snap.processed == 0
-    level, message = status(node.node_state(node.cameras[0]), snap.problem_ages_s)
+    level, message = status(node.rig.cameras[0].state(node.node_state()), snap.problem_ages_s)
     assert (
         level == Level.WARN and f"frames failing in {stage}: ValueError: {stage} broke" == message
     )
@@ -140,7 +140,7 @@ def test_an_exception_in_any_stage_drops_the_frame_and_is_counted_under_its_stag
     monkeypatch.setattr(*broken, good)
     published.clear()
     deliver(node, frame(mot_dir))
-    assert node.cameras[0].stats.snapshot(time.monotonic()).processed == 1
+    assert node.rig.cameras[0].stats.snapshot(time.monotonic()).processed == 1
     assert len(published) == 2 and published[0].detections  # detections, then the annotated image
 
 
@@ -150,10 +150,11 @@ def test_a_problem_warns_only_while_it_recurs(
     node = active(make_node)
     monkeypatch.setattr(node.pipeline.tracker, "update", _raise(RuntimeError("boom")))
     deliver(node, frame(mot_dir))
-    ages = node.cameras[0].stats.snapshot(time.monotonic()).problem_ages_s
-    assert status(node.node_state(node.cameras[0]), ages)[0] == Level.WARN
+    ages = node.rig.cameras[0].stats.snapshot(time.monotonic()).problem_ages_s
+    assert status(node.rig.cameras[0].state(node.node_state()), ages)[0] == Level.WARN
     assert status(
-        node.node_state(node.cameras[0]), {kind: age + 10.0 for kind, age in ages.items()}
+        node.rig.cameras[0].state(node.node_state()),
+        {kind: age + 10.0 for kind, age in ages.items()},
     ) == (
         Level.OK,
         "running",
@@ -165,7 +166,7 @@ def test_bad_input_is_rejected_not_failed(make_node, mot_dir: Path) -> None:
     msg = frame(mot_dir)
     msg.encoding = "16UC1"
     deliver(node, msg)
-    snap = node.cameras[0].stats.snapshot(time.monotonic())
+    snap = node.rig.cameras[0].stats.snapshot(time.monotonic())
     assert snap.rejected_by_reason == {"unsupported_encoding": 1} and snap.failed_by_stage == {}
 
 
@@ -176,10 +177,10 @@ def test_no_publisher_check_runs_without_subscription_publisher_count(
     it."""
     monkeypatch.delattr(Subscription, "get_publisher_count", raising=False)
     node = active(make_node, input_timeout=0.5, input_topic="/resilience_no_camera")
-    node.cameras[0].input._since -= 1.0
+    node.rig.cameras[0].input._since -= 1.0
     node.diagnostics.publish()
     assert "no publisher on /resilience_no_camera" in capfd.readouterr().err
-    assert status(node.node_state(node.cameras[0]), {})[0] == Level.WARN
+    assert status(node.rig.cameras[0].state(node.node_state()), {})[0] == Level.WARN
 
 
 def test_the_diagnostics_timer_survives_an_exception(
@@ -195,12 +196,12 @@ def test_a_failed_activate_is_shown_on_diagnostics(make_node) -> None:
     node = make_node(input_topic="not a valid topic!")
     assert succeeds(node.trigger_configure())
     assert not succeeds(node.trigger_activate())
-    level, message = status(node.node_state(node.cameras[0]), {})
+    level, message = status(node.rig.cameras[0].state(node.node_state()), {})
     assert level == Level.ERROR and "activate failed: cannot subscribe to 'not a valid" in message
     assert succeeds(node.trigger_cleanup())
     assert node.set_parameters([Parameter("input_topic", value="image_raw")])[0].successful
     assert succeeds(node.trigger_configure()) and succeeds(node.trigger_activate())
-    assert status(node.node_state(node.cameras[0]), {}) == (Level.OK, "running")
+    assert status(node.rig.cameras[0].state(node.node_state()), {}) == (Level.OK, "running")
 
 
 def test_an_empty_class_list_of_any_array_type_means_all_classes(make_node) -> None:
@@ -229,10 +230,10 @@ def test_wide_frames_are_detected_tracked_and_drawn(
     """A 1 x 21,900,000 frame with a detection and an annotated-image subscriber (it killed the
     node)."""
     node = active(make_node)
-    monkeypatch.setattr(node.cameras[0].outputs, "wants_annotated", lambda: True)
+    monkeypatch.setattr(node.rig.cameras[0].outputs, "wants_annotated", lambda: True)
     published: list[object] = []
     monkeypatch.setattr(
-        node.cameras[0].outputs, "_publish", lambda publisher, msg: published.append(msg)
+        node.rig.cameras[0].outputs, "_publish", lambda publisher, msg: published.append(msg)
     )
     wide = np.full((1, 21_900_000, 3), 200, np.uint8)
     msg = array_to_image(wide, "bgr8", Image())
@@ -242,7 +243,7 @@ def test_wide_frames_are_detected_tracked_and_drawn(
     )
     monkeypatch.setattr(type(node.pipeline.detector), "__call__", lambda *_: box)
     deliver(node, msg)
-    snap = node.cameras[0].stats.snapshot(time.monotonic())
+    snap = node.rig.cameras[0].stats.snapshot(time.monotonic())
     assert snap.failed_by_stage == {} and snap.processed == 1
     assert published[-1].width == 21_900_000
 
@@ -270,7 +271,7 @@ def test_engine_build_progress_is_on_diagnostics_while_configure_runs(
 
     def building(*args: Any, **kwargs: Any) -> Any:
         logging.getLogger(PROGRESS_LOG.name).info("building engine: %s started", "Building engine")
-        seen.append(status(node.node_state(None), {}))
+        seen.append(status(node.node_state(), {}))
         return load(*args, **kwargs)
 
     published = []
@@ -281,4 +282,4 @@ def test_engine_build_progress_is_on_diagnostics_while_configure_runs(
         (Level.OK, "unconfigured; configuring: building engine: Building engine started")
     ]
     assert published == ["building engine: Building engine started"]
-    assert status(node.node_state(node.cameras[0]), {}) == (Level.OK, "inactive")
+    assert status(node.rig.cameras[0].state(node.node_state()), {}) == (Level.OK, "inactive")

@@ -10,7 +10,9 @@ convention) carries sensor_msgs/CompressedImage (JPEG, PNG).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from rclpy.lifecycle import LifecycleNode
@@ -18,6 +20,7 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
 
 from yolo_trt_ros.pipeline import FramePipeline
+from yolo_trt_ros.ros import diagnostics
 from yolo_trt_ros.ros.compressed_image import compressed_to_array
 from yolo_trt_ros.ros.frame_handler import FrameHandler, Received
 from yolo_trt_ros.ros.frame_stats import FrameStats
@@ -110,3 +113,26 @@ class Camera:
     def release(self) -> None:
         self.input.unsubscribe()
         self.outputs.destroy()
+
+    def state(self, node: diagnostics.NodeState) -> diagnostics.NodeState:
+        """What /diagnostics reports for this camera: the node's part, with the camera's input,
+        failures and tracks."""
+        return replace(
+            node,
+            input_topic=self.input.topic or self.topic,
+            qos_problem=self.input.qos_problem,
+            last_failure=self.frames.last_failure,
+            input_silent=self.input.silent,
+            input_publishers=self.input.publishers(),
+            tracks=diagnostics.TrackerInfo.of(self.pipeline.tracker),
+        )
+
+    def report(
+        self, node: diagnostics.NodeState, input_timeout_s: float | None
+    ) -> diagnostics.Report:
+        """This camera's /diagnostics status; with ``input_timeout_s`` (while active) it first
+        checks that frames arrive."""
+        snapshot = self.stats.snapshot(time.monotonic())
+        if input_timeout_s is not None:
+            self.input.check(snapshot.last_input_age_s, input_timeout_s)
+        return diagnostics.report(self.state(node), snapshot)

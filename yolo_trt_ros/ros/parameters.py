@@ -329,9 +329,11 @@ def declare_all(node: Node) -> dict[str, str]:
                 f"invalid parameter at start: {printable(problem)}; configure fails until it is "
                 "fixed with ros2 param set"
             )
-    classes = node.get_parameter("classes")
-    if not classes.value and classes.type_ != Parameter.Type.STRING_ARRAY:  # unset, or [] untyped
-        node.set_parameters([Parameter("classes", Parameter.Type.STRING_ARRAY, [])])
+    for spec in SPECS:
+        if spec.kind is list and spec.name not in problems:
+            given = node.get_parameter(spec.name)
+            if not given.value and given.type_ != Parameter.Type.STRING_ARRAY:  # [] untyped
+                node.set_parameters([Parameter(spec.name, Parameter.Type.STRING_ARRAY, [])])
     return problems
 
 

@@ -20,10 +20,8 @@ only while unconfigured, the others at run time. Between processes on one host, 
 
 from __future__ import annotations
 
-import threading
 import time
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 import rclpy
@@ -31,14 +29,13 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.service import Service
 from std_srvs.srv import Trigger
 
 from yolo_trt_ros.pipeline import FramePipeline
 from yolo_trt_ros.ros import diagnostics
 from yolo_trt_ros.ros.camera import Camera
+from yolo_trt_ros.ros.camera_rig import CameraRig
 from yolo_trt_ros.ros.frame_stats import FrameStats
-from yolo_trt_ros.ros.inference_loop import InferenceLoop
 from yolo_trt_ros.ros.log_forwarding import RclpyLogHandler
 from yolo_trt_ros.ros.log_text import printable
 from yolo_trt_ros.ros.outputs import DiagnosticsOutput
@@ -73,10 +70,7 @@ class TrackerNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.pipeline: FramePipeline | None = None
         """The model and the first camera's tracker (the other cameras' share its detector)."""
-        self.cameras: list[Camera] = []
-        self.loop: InferenceLoop | None = None
-        self._processing = threading.Lock()  # held by the inference thread per batch
-        self._camera_services: list[Service] = []
+        self.rig: CameraRig | None = None
         self._state = "unconfigured"
         self._error = ""  # why the last configure or activate failed
         self._activity = ""  # engine build progress while configure runs
@@ -110,36 +104,20 @@ class TrackerNode(LifecycleNode):
         finally:
             self._activity = ""
         self._error = ""
-        several = len(cameras) > 1
-        for index, (name, topic) in enumerate(cameras):
-            pipeline = (
-                self.pipeline if index == 0 else self.pipeline.sibling(Camera.converter(topic))
-            )
-            camera = Camera(
-                self,
-                index,
-                name,
-                topic,
-                pipeline,
-                name if several else "",
-                values["stamp_tolerance"],
-                LOG_PERIOD_S,
-                annotate=lambda: bool(self.get_parameter("publish_annotated").value),
-            )
-            camera.outputs.create()
-            self.cameras.append(camera)
-            if several:
-                self._camera_services.append(
-                    self.create_service(
-                        Trigger, f"~/{name}/reset_tracker", self._camera_reset(camera)
-                    )
-                )
+        self.rig = CameraRig(
+            self,
+            self.pipeline,
+            cameras,
+            values["stamp_tolerance"],
+            LOG_PERIOD_S,
+            annotate=lambda: bool(self.get_parameter("publish_annotated").value),
+        )
         detector, log = self.pipeline.detector, self.get_logger()
         for warning, note in detector.load_notes("set names_file to get real names"):
             (log.warning if warning else log.info)(note)
         log.info(
-            f"configured: model {values['model_path']} ({detector.describe()}), "
-            f"{len(cameras)} camera(s): {', '.join(n for n, _ in cameras)}"
+            f"configured: model {values['model_path']} ({detector.describe()}), cameras: "
+            f"{', '.join(self.rig.names)}"
         )
         self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
@@ -155,43 +133,26 @@ class TrackerNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         values = values_of(self)
         qos = image_qos(values["qos_reliability"], values["qos_depth"])
-        self.loop = InferenceLoop(self.cameras, self._processing, self._log_inference_error)
-        for camera in self.cameras:
-            try:
-                camera.subscribe(qos, self.loop.deliver)
-            except Exception as exc:  # noqa: BLE001 - e.g. an invalid topic name: the reason is shown
-                self._stop_input()
-                return self._transition_failed(
-                    f"activate failed: cannot subscribe to {camera.topic!r} (camera "
-                    f"{camera.name}): {exc}"
-                )
-        self.loop.start()
+        assert self.rig is not None
+        try:
+            self.rig.start(qos)
+        except ValueError as exc:  # e.g. an invalid topic name: the reason is shown
+            return self._transition_failed(f"activate failed: {exc}")
         self._error = ""
         self._state = "active"
-        subscribed = ", ".join(c.input.topic for c in self.cameras)
-        published = ", ".join(c.outputs.detections_topic for c in self.cameras)
+        cameras = self.rig.cameras
         self.get_logger().info(
-            f"active: subscribed to {subscribed} ({values['qos_reliability']}, depth "
-            f"{qos.depth}), publishing {published}"
+            f"active: subscribed to {', '.join(c.input.topic for c in cameras)} "
+            f"({values['qos_reliability']}, depth {qos.depth}), publishing "
+            f"{', '.join(c.outputs.detections_topic for c in cameras)}"
         )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_input()
+        if self.rig is not None:
+            self.rig.stop()
         self._state = "inactive"
         return super().on_deactivate(state)
-
-    def _stop_input(self) -> None:
-        """Unsubscribe every camera, then stop the inference thread (after its batch in
-        flight)."""
-        for camera in self.cameras:
-            camera.input.unsubscribe()
-        if self.loop is not None:
-            self.loop.stop()
-            self.loop = None
-
-    def _log_inference_error(self, text: str) -> None:
-        self.get_logger().error(text, throttle_duration_sec=LOG_PERIOD_S)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
@@ -213,13 +174,9 @@ class TrackerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
-        self._stop_input()
-        for camera in self.cameras:
-            camera.release()
-        self.cameras = []
-        for service in self._camera_services:
-            self.destroy_service(service)
-        self._camera_services = []
+        if self.rig is not None:
+            self.rig.release()
+            self.rig = None
         if self.pipeline is not None:
             self.pipeline.close()
             self.pipeline = None
@@ -236,17 +193,14 @@ class TrackerNode(LifecycleNode):
         refused = change_refused(changes, self._state)
         if refused:
             return SetParametersResult(successful=False, reason=refused)
-        if self.pipeline is not None:  # configured (unconfigured, configure checks the whole set)
+        if self.rig is not None:  # configured (unconfigured, configure checks the whole set)
+            values = values_of(self, changes)
             try:
-                config = pipeline_config(values_of(self, changes))
-                self.pipeline.detector.check_config(config.detector)
+                config = pipeline_config(values)
+                self.rig.cameras[0].pipeline.detector.check_config(config.detector)
             except ValueError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
-            with self._processing:
-                for camera in self.cameras:
-                    camera.pipeline.configure(config)
-                    if "stamp_tolerance" in changes:
-                        camera.frames.stamps.tolerance_s = float(changes["stamp_tolerance"])
+            self.rig.configure(config, values["stamp_tolerance"])
         if "diagnostics_period" in changes:
             self.diagnostics.set_period(changes["diagnostics_period"])
         return SetParametersResult(successful=True)
@@ -259,50 +213,25 @@ class TrackerNode(LifecycleNode):
         self, request: Trigger.Request, response: Trigger.Response
     ) -> Trigger.Response:
         """``~/reset_tracker``: forget every camera's tracks; IDs restart at 1."""
-        return self._reset(response, self.cameras)
-
-    def _camera_reset(
-        self, camera: Camera
-    ) -> Callable[[Trigger.Request, Trigger.Response], Trigger.Response]:
-        """``~/<camera>/reset_tracker``: forget one camera's tracks."""
-
-        def reset(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-            return self._reset(response, [camera])
-
-        return reset
-
-    def _reset(self, response: Trigger.Response, cameras: list[Camera]) -> Trigger.Response:
-        if not cameras:
+        if self.rig is None:
             response.success = False
             response.message = f"no tracker while {self._state}: configure the node first"
             return response
-        with self._processing:
-            dropped = sum(camera.frames.reset_tracker() for camera in cameras)
-        which = cameras[0].name if len(cameras) == 1 < len(self.cameras) else "all cameras"
-        response.success = True
-        response.message = f"tracker reset ({which}): {dropped} tracks dropped, IDs restart at 1"
-        self.get_logger().info(response.message)
-        return response
+        return self.rig.reset(response, self.rig.cameras)
 
     def _report(self) -> list[tuple[str, diagnostics.Report]]:
-        """The /diagnostics statuses: one per camera ("detector" with a single camera); while
-        active, each camera first checks that frames arrive."""
-        if not self.cameras:
-            empty = FrameStats().snapshot(time.monotonic())
-            return [("detector", diagnostics.report(self.node_state(None), empty))]
-        timeout = values_of(self)["input_timeout"]
-        reports = []
-        for camera in self.cameras:
-            snapshot = camera.stats.snapshot(time.monotonic())
-            if self._state == "active":
-                camera.input.check(snapshot.last_input_age_s, timeout)
-            name = camera.name if len(self.cameras) > 1 else "detector"
-            reports.append((name, diagnostics.report(self.node_state(camera), snapshot)))
-        return reports
+        """The /diagnostics statuses: one per camera ("detector" with a single camera)."""
+        node = self.node_state()
+        if self.rig is None:
+            return [
+                ("detector", diagnostics.report(node, FrameStats().snapshot(time.monotonic())))
+            ]
+        timeout = values_of(self)["input_timeout"] if self._state == "active" else None
+        return self.rig.reports(node, timeout)
 
-    def node_state(self, camera: Camera | None) -> diagnostics.NodeState:
-        """What /diagnostics reports for ``camera`` (None: before any camera is configured)
-        besides its frame statistics."""
+    def node_state(self) -> diagnostics.NodeState:
+        """The node's part of what /diagnostics reports (each camera adds its own,
+        ``Camera.state``)."""
 
         def given(name: str) -> Any:  # as given: a start value that fails its check is shown too
             return self.get_parameter(name).value
@@ -311,18 +240,13 @@ class TrackerNode(LifecycleNode):
         topics = list(given("input_topics") or []) or [str(given("input_topic"))]
         return diagnostics.NodeState(
             state=self._state,
-            input_topic=(camera.input.topic or camera.topic) if camera else ", ".join(topics),
+            input_topic=", ".join(topics),
             model_path=str(given("model_path")),
             backend=str(given("backend")),
             tracking=bool(given("tracking")),
             error=self._error,
-            qos_problem=camera.input.qos_problem if camera else "",
-            last_failure=camera.frames.last_failure if camera else "",
-            input_silent=camera.input.silent if camera else False,
             activity=self._activity,
-            input_publishers=camera.input.publishers() if camera else None,
             model=diagnostics.ModelInfo.of(pipeline.detector) if pipeline else None,
-            tracks=diagnostics.TrackerInfo.of(camera.pipeline.tracker) if camera else None,
         )
 
 
