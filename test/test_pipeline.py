@@ -11,7 +11,14 @@ import pytest
 
 from yolo_trt_ros.detection.detector import Detector, DetectorConfig
 from yolo_trt_ros.errors import ImageRejected
-from yolo_trt_ros.pipeline import STAGES, FramePipeline, PipelineConfig, StageFailed
+from yolo_trt_ros.pipeline import (
+    STAGES,
+    FramePipeline,
+    FrameResult,
+    PipelineConfig,
+    StageFailed,
+    run_batch,
+)
 from yolo_trt_ros.tracking.assignment import UNTRACKED
 from yolo_trt_ros.tracking.bytetrack import TrackerConfig
 
@@ -115,3 +122,51 @@ def test_bad_input_is_rejected_and_internal_errors_name_their_stage(
         assert failed.value.stage == "track"
     finally:
         pipeline.close()
+
+
+@pytest.mark.parametrize("model, batched", [("yolov8n-coco-dynamic.onnx", True), (None, False)])
+def test_cameras_sharing_a_detector_run_as_one_batch_and_track_apart(
+    data_dir: Path, model_path: Path, frames, model: str | None, batched: bool
+) -> None:
+    """Three cameras, one detector: one inference for all (dynamic-batch model) or one per frame
+    (batch-1 model), each camera's detections those of its frame alone, each camera's tracks
+    numbered from 1; a bad frame is that camera's problem only."""
+    path = data_dir / "models" / model if model else model_path
+    first = FramePipeline.from_model(path, PipelineConfig(tracking=False), "onnxruntime")
+    cameras = [first, first.sibling(), first.sibling()]
+    alone = Detector.from_model(path)
+    shapes: list[tuple[int, ...]] = []
+    infer = first.detector.backend.infer
+
+    def counted(x: np.ndarray) -> np.ndarray:
+        shapes.append(x.shape)
+        return infer(x)
+
+    first.detector.backend.infer = counted  # type: ignore[method-assign]
+    try:
+        batch = [(camera, frames[i], 0.0) for i, camera in enumerate(cameras)]
+        for (_, frame, _), result in zip(batch, run_batch(batch), strict=True):
+            assert isinstance(result, FrameResult)
+            want = alone(frame)
+            assert (
+                len(want) > 0 and result.detections.class_ids.tolist() == want.class_ids.tolist()
+            )
+            np.testing.assert_allclose(result.detections.boxes, want.boxes, atol=1e-3)
+        assert shapes == ([(3, 3, 480, 640)] if batched else [(1, 3, 640, 640)] * 3)
+
+        for camera in cameras:
+            camera.configure(PipelineConfig())  # tracking on
+        for step in range(3):
+            results = run_batch([(c, frames[step], step / 10) for c in cameras])
+        # the same frames on every camera: the same tracks, each camera numbering its own from 1
+        ids = [r.track_ids.tolist() for r in results if isinstance(r, FrameResult)]
+        assert len(ids) == 3 and ids[0] == ids[1] == ids[2] and min(ids[0]) == 1
+
+        bad = np.zeros((10, 10), np.uint16)
+        results = run_batch([(cameras[0], bad, 0.3), (cameras[1], frames[0], 0.3)])
+        assert isinstance(results[0], ImageRejected) and isinstance(results[1], FrameResult)
+    finally:
+        cameras[1].close()  # a sibling leaves the shared detector open
+        assert len(first.detector(frames[0])) > 0
+        first.close()
+        alone.close()

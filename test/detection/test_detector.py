@@ -438,3 +438,35 @@ def test_real_dynamic_model_rect_vs_square(data_dir: Path, mot_dir: Path) -> Non
             assert np.abs(same - box).max(axis=1).min() < 4.0  # pixels
     assert shapes == [(1, 3, 480, 640), (1, 3, 384, 640)]
     square.close(), rect.close()
+
+
+def test_a_batch_of_frames_of_different_sizes_runs_at_the_nominal_square(
+    data_dir: Path, mot_dir: Path
+) -> None:
+    """One input shape per batch: frames whose rectangles differ share the model's square input
+    (as ``rect=False`` letterboxes them); frames that share a rectangle keep it."""
+    path = data_dir / "models" / "yolov8n-coco-dynamic.onnx"
+    detector, square = Detector.from_model(path), Detector.from_model(path, rect=False)
+    frame = cv2.imread(str(sorted((mot_dir / "img1").glob("*.jpg"))[0]))
+    wide = cv2.resize(frame, (1280, 720))
+    shapes: list[tuple[int, ...]] = []
+    infer = detector.backend.infer
+
+    def counted(x: np.ndarray) -> np.ndarray:
+        shapes.append(x.shape)
+        return infer(x)
+
+    detector.backend.infer = counted  # type: ignore[method-assign]
+    try:
+        mixed = detector.detect_batch([(frame, "bgr8"), (wide, "bgr8")])
+        for image, got in zip((frame, wide), mixed, strict=True):
+            want = square(image)
+            assert len(want) > 3 and got.class_ids.tolist() == want.class_ids.tolist()
+            np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-3)
+        same = detector.detect_batch([(frame, "bgr8"), (frame, "bgr8")])
+        assert shapes == [(2, 3, 640, 640), (2, 3, 480, 640)]
+        assert same[0].boxes.tolist() == same[1].boxes.tolist() == detector(frame).boxes.tolist()
+        assert detector.last_times.infer > 0
+    finally:
+        detector.close()
+        square.close()
