@@ -347,12 +347,12 @@ def main() -> int:
             path = backend._gpu
             bench.wall(
                 "  G1. FrameUploader.upload (pageable H2D 0.9 MB call)",
-                lambda: path.uploader.upload(frame, backend._stream),
+                lambda: path.uploaders[0].upload(frame, backend._stream),
                 "host blocked while the driver stages",
             )
             bench.wall(
                 "  G2. letterbox kernel launch (arguments packed once)",
-                lambda: path.letterbox(
+                lambda: path.letterboxes[0](
                     src, frame.shape[:2], "bgr8", int(d_tensor), backend._stream
                 ),
             )
@@ -361,7 +361,9 @@ def main() -> int:
             )
             bench.wall(
                 "  G4. CandidateReducer.enqueue (2 launches, no copy call)",
-                lambda: path.reducer.enqueue(int(backend._out_buf.device), 0.25, backend._stream),
+                lambda: path.reducers[0].enqueue(
+                    int(backend._out_buf.device), 0.25, backend._stream
+                ),
             )
             bench.wall("  G5. stream.synchronize() of an idle stream", backend._stream.synchronize)
             backend._stream.synchronize()

@@ -257,6 +257,14 @@ class FrameBackendProbe:
         keep = output[0, 4:].max(axis=0) > conf_threshold  # candidates, as the GPU compaction
         return np.ascontiguousarray(output[:, :, keep]), transform
 
+    def infer_images(
+        self,
+        frames: list[tuple[np.ndarray, str]],
+        conf_threshold: float | None,
+        stride: int | None,
+    ):
+        return [self.infer_image(image, enc, conf_threshold, stride) for image, enc in frames]
+
     def close(self) -> None:
         self._ort.close()
 

@@ -14,7 +14,7 @@ import numpy as np
 from yolo_trt_ros.detection.class_names import fallback_names, load_names_file, names_from_metadata
 from yolo_trt_ros.detection.decode import decode_end2end, decode_yolov5, decode_yolov8
 from yolo_trt_ros.detection.detections import Detections
-from yolo_trt_ros.detection.letterbox import Letterbox, rect_input_hw
+from yolo_trt_ros.detection.letterbox import Letterbox, LetterboxTransform, rect_input_hw
 from yolo_trt_ros.detection.model_layout import LayoutKind, ModelLayout, check_layout
 from yolo_trt_ros.inference.base import Backend, DynamicInput, FrameBackend, ModelError
 from yolo_trt_ros.inference.selection import Selection, create_backend
@@ -230,9 +230,7 @@ class Detector:
             t1 = time.perf_counter()
             output = self.backend.infer(tensor)
         t2 = time.perf_counter()
-        dets = self._decode(output)
-        if len(dets):
-            dets = Detections(transform.to_original(dets.boxes), dets.scores, dets.class_ids)
+        dets = self._original(self._decode(output), transform)
         t3 = time.perf_counter()
         self.last_times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return dets
@@ -263,6 +261,13 @@ class Detector:
     def _batch(self, frames: Sequence[tuple[np.ndarray, str]]) -> list[Detections]:
         """One inference over ``frames`` (at most ``max_batch``), timed in ``last_times``."""
         t0 = time.perf_counter()
+        if self._frame_backend is not None:
+            conf = self.config.conf_threshold if self._compact else None
+            outputs = self._frame_backend.infer_images(frames, conf, self._letterbox.stride)
+            t2 = time.perf_counter()
+            results = [self._original(self._decode(out), t) for out, t in outputs]
+            self.last_times = StageTimes(0.0, (t2 - t0) * 1e3, (time.perf_counter() - t2) * 1e3)
+            return results
         stride = self._letterbox.stride
         if stride is not None:
             nominal = (self.backend.input_shape[2], self.backend.input_shape[3])
@@ -282,15 +287,19 @@ class Detector:
         t1 = time.perf_counter()
         output = self.backend.infer(batch)
         t2 = time.perf_counter()
-        results = []
-        for i, transform in enumerate(transforms):
-            dets = self._decode(output[i : i + 1])
-            if len(dets):
-                dets = Detections(transform.to_original(dets.boxes), dets.scores, dets.class_ids)
-            results.append(dets)
+        results = [
+            self._original(self._decode(output[i : i + 1]), t) for i, t in enumerate(transforms)
+        ]
         t3 = time.perf_counter()
         self.last_times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return results
+
+    @staticmethod
+    def _original(dets: Detections, transform: LetterboxTransform) -> Detections:
+        """``dets`` with boxes in original-image pixels."""
+        if not len(dets):
+            return dets
+        return Detections(transform.to_original(dets.boxes), dets.scores, dets.class_ids)
 
     def _decode(self, output: np.ndarray) -> Detections:
         """Decode one raw output by the model's layout with the current config (input pixels)."""

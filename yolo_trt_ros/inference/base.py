@@ -66,6 +66,15 @@ class FrameBackend(Protocol):
         the frame is letterboxed into the smallest stride-multiple rectangle (``dynamic_hw``)."""
         ...
 
+    def infer_images(
+        self,
+        frames: Sequence[tuple[np.ndarray, str]],
+        conf_threshold: float | None,
+        stride: int | None = None,
+    ) -> list[tuple[np.ndarray, LetterboxTransform]]:
+        """``infer_image`` for up to ``max_batch`` (image, encoding) frames in one inference."""
+        ...
+
 
 @runtime_checkable
 class DiagnosticsSource(Protocol):

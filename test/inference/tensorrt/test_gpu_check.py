@@ -23,7 +23,8 @@ stands in for the engine (bench/gpu_engine_stub.py) behind fake TensorRT 8.6 (bi
    gives the CPU path's detections exactly; the engine input equals the CPU letterbox within 1/255.
    With a dynamic-H/W engine each frame runs at its stride-32 rectangle (the CPU rectangular
    letterbox within 1/255, compaction of the smaller output exact), and without a threshold the
-   whole output comes back exactly.
+   whole output comes back exactly. Several cameras' frames run as one batch (infer_images), each
+   slot letterboxed, compacted and decoded like the CPU path.
 5. memory: 20 configure/cleanup cycles of the backend leave the device's free memory unchanged.
 
 Run on the GPU machine (-rP prints each check's numbers; data from $YOLO_TRT_ROS_DATA as for every
@@ -722,6 +723,76 @@ def test_infer_image_rectangles_of_a_dynamic_engine(
     finally:
         backend.close()
     print("; ".join(shapes))
+    assert not failures, _failures(failures)
+
+
+@pytest.mark.parametrize(("version", "api"), ENGINE_APIS)
+def test_infer_images_runs_several_cameras_as_one_batch(
+    cuda: Any,
+    kernels: DriverKernels,
+    gpu: Gpu,
+    frames: list[np.ndarray],
+    data_dir: Path,
+    tmp_path: Path,
+    use_engine: UseEngine,
+    version: str,
+    api: str,
+) -> None:
+    """Several cameras' frames in one engine run: each frame letterboxed on the GPU into its slot
+    of the batch input (the CPU letterbox within 1/255; their common rectangle, else the square),
+    each slot's output compacted on its own and decoding exactly like that slot of the whole
+    output, which also comes back exactly without a threshold."""
+    import onnxruntime as ort
+
+    onnx = data_dir / "models" / "yolov8n-coco-dynamic.onnx"
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    executor = ReplayEngine(kernels)
+    use_engine(version, executor)
+    profile = [[1, 3, 32, 32], [1, 3, 480, 640], [4, 3, 640, 640]]
+    engine = write_engine(
+        tmp_path / "batch.engine",
+        version,
+        *gpu,
+        [-1, 3, -1, -1],
+        [-1, 84, -1],
+        profile=profile,
+        onnx_path=onnx,
+    )
+    backend = _backend(engine)
+    wide = cv2.resize(frames[1], (1280, 720))
+    batches = {
+        "4 cameras, 640x480": (frames + frames)[:4],
+        "2 cameras, 640x480": frames[:2],
+        "3 cameras, 640x480 + 1280x720 + crop view": [frames[0], wide, frames[2][:, 100:500]],
+    }
+    failures: list[str] = []
+    try:
+        assert backend.api == api and backend.max_batch == 4 and backend.gpu_preprocessing
+        for label, images in batches.items():
+            sizes = {Letterbox((640, 640), stride=32)(i, "bgr8")[0].shape for i in images}
+            letterbox = Letterbox((640, 640), stride=32 if len(sizes) == 1 else None)
+            x = np.concatenate([letterbox(i, "bgr8")[0].copy() for i in images])
+            real = session.run(None, {"images": x})[0]
+            with backend._ctx.active():
+                d_real = cuda.mem_alloc(real.nbytes)
+                cuda.memcpy_htod(d_real, real)
+                executor.source = int(d_real)
+                got = backend.infer_images([(i, "bgr8") for i in images], 0.25, 32)
+                host_in = np.empty(x.shape, np.float32)
+                cuda.memcpy_dtoh(host_in, backend._in_buf.device)
+                whole = backend.infer_images([(i, "bgr8") for i in images], None, 32)
+                d_real.free()
+            if max_diff(host_in, x) > TOLERANCE:
+                failures.append(f"{label}: batch input differs by {max_diff(host_in, x) * 255}")
+            for slot, ((candidates, _), (full, _)) in enumerate(zip(got, whole, strict=True)):
+                ref = decode_yolov8(real[slot : slot + 1], 0.25, 0.7, 300)
+                if not len(ref) or not _same(ref, decode_yolov8(candidates, 0.25, 0.7, 300)):
+                    failures.append(f"{label}: slot {slot} detections differ ({len(ref)})")
+                if not np.array_equal(full, real[slot : slot + 1]):
+                    failures.append(f"{label}: slot {slot} whole output differs")
+            print(f"{label}: batch input {list(x.shape)}, output {list(real.shape)}")
+    finally:
+        backend.close()
     assert not failures, _failures(failures)
 
 

@@ -15,8 +15,9 @@ and the context.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +42,7 @@ from yolo_trt_ros.inference.tensorrt.gpu_preprocess import (
 )
 
 _FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float16))
+_T = TypeVar("_T")
 
 
 class _Buffer:
@@ -267,16 +269,30 @@ class TensorRTBackend:
         back: the (1, 4+nc, K) float32 candidates, which decode to the same detections as the full
         output; with None, the whole output. Also returns the letterbox geometry. ValueError for a
         bad frame."""
+        return self.infer_images([(image, encoding)], conf_threshold, stride)[0]
+
+    def infer_images(
+        self,
+        frames: Sequence[tuple[np.ndarray, str]],
+        conf_threshold: float | None,
+        stride: int | None = None,
+    ) -> list[tuple[np.ndarray, LetterboxTransform]]:
+        """``infer_image`` for up to ``max_batch`` frames (several cameras) in one engine run:
+        each frame is uploaded and letterboxed on the GPU into its slot of the engine input, at
+        one input size for all (the frames' common rectangle, else the nominal size); per frame
+        its output (valid until the next call) and letterbox geometry."""
         ctx = self._live()
         if self._gpu is None:
             raise RuntimeError("GPU preprocessing is not available for this backend")
-        image = checked_frame(image, encoding)
-        nominal = (self.input_shape[2], self.input_shape[3])
-        hw = rect_input_hw(image.shape[:2], nominal, stride) if stride else nominal
+        images = [(checked_frame(image, encoding), encoding) for image, encoding in frames]
+        hw = (self.input_shape[2], self.input_shape[3])
+        if stride:
+            sizes = {rect_input_hw(image.shape[:2], hw, stride) for image, _ in images}
+            hw, stride = (sizes.pop(), stride) if len(sizes) == 1 else (hw, None)
         with ctx.active():
-            if self._shape != (1, 3, *hw):
-                self._bind((1, 3, *hw))
-            return self._gpu.run(image, encoding, conf_threshold, stride)
+            if self._shape != (len(images), 3, *hw):
+                self._bind((len(images), 3, *hw))
+            return self._gpu.run(images, conf_threshold, stride)
 
     def _enqueue_download(self) -> np.ndarray:
         """Queue the copy of the whole output into its pinned buffer; returns that buffer's view
@@ -369,9 +385,10 @@ class _GpuPath:
         self._backend = backend
         cuda = backend._cuda
         self.kernels = GpuKernels()
-        self.uploader = FrameUploader()
-        self.letterbox = GpuLetterbox(self.kernels, backend.input_shape[2:], backend.input_dtype)
-        self.reducer: CandidateReducer | None = None  # made on first use: one-to-many outputs only
+        # per batch slot, made on first use; reducers: one-to-many outputs only
+        self.uploaders: list[FrameUploader] = []
+        self.letterboxes: list[GpuLetterbox] = []
+        self.reducers: list[CandidateReducer] = []
         self._events = [cuda.Event() for _ in range(4)] if timing else []
         self.times: dict[str, float] = {}
 
@@ -387,52 +404,71 @@ class _GpuPath:
             return None
 
     def run(
-        self, image: np.ndarray, encoding: str, conf: float | None, stride: int | None
-    ) -> tuple[np.ndarray, LetterboxTransform]:
-        """``infer_image`` once the engine is bound to this frame's input size."""
+        self, images: Sequence[tuple[np.ndarray, str]], conf: float | None, stride: int | None
+    ) -> list[tuple[np.ndarray, LetterboxTransform]]:
+        """``infer_images`` once the engine is bound to the batch's input shape."""
         b = self._backend
         stream = b._stream
         events = self._events
         if events:
             events[0].record(stream)
-        src = self.uploader.upload(image, stream)
-        transform = self.letterbox(
-            src, image.shape[:2], encoding, int(b._in_buf.device), stream, stride=stride
-        )
+        slot_in = int(np.prod(b._shape[1:])) * b.input_dtype.itemsize
+        transforms = []
+        for slot, (image, encoding) in enumerate(images):
+            src = self._slot(self.uploaders, slot, FrameUploader).upload(image, stream)
+            letterbox = self._slot(
+                self.letterboxes,
+                slot,
+                lambda: GpuLetterbox(self.kernels, b.input_shape[2:], b.input_dtype),
+            )
+            dst = int(b._in_buf.device) + slot * slot_in
+            transform = letterbox(src, image.shape[:2], encoding, dst, stream, stride=stride)
+            transforms.append(transform)
         if events:
             events[1].record(stream)
         b._execute()
         if events:
             events[2].record(stream)
-        reducer = None
         if conf is None:
             host_out = b._enqueue_download()
         else:
-            reducer = self._reducer()
-            reducer.enqueue(int(b._out_buf.device), conf, stream, n=b._out_shape[2])
+            _, rows, anchors = b.output_shape  # the nominal size: the most anchors
+            slot_out = int(np.prod(b._out_shape[1:])) * b._out.dtype.itemsize
+            for slot in range(len(images)):
+                reducer = self._slot(
+                    self.reducers,
+                    slot,
+                    lambda: CandidateReducer(self.kernels, rows, anchors, b._out.dtype),
+                )
+                output = int(b._out_buf.device) + slot * slot_out
+                reducer.enqueue(output, conf, stream, n=b._out_shape[2])
         if events:
             events[3].record(stream)
         stream.synchronize()
-        output = reducer.result() if reducer is not None else b._as_float32(host_out)
+        if conf is None:
+            whole = b._as_float32(host_out)
+            outputs = [whole[i : i + 1] for i in range(len(images))]
+        else:
+            outputs = [self.reducers[slot].result() for slot in range(len(images))]
         if events:
             self.times = {
                 name: events[i + 1].time_since(events[i])
                 for i, name in enumerate(("preprocess", "infer", "output"))
             }
-        return output, transform
+        return list(zip(outputs, transforms, strict=True))
 
-    def _reducer(self) -> CandidateReducer:
-        """The compaction of a one-to-many output, made on first use (its buffers fit the
-        nominal input's anchors, the most any input size has)."""
-        if self.reducer is None:
-            b = self._backend
-            _, rows, anchors = b.output_shape
-            self.reducer = CandidateReducer(self.kernels, rows, anchors, b._out.dtype)
-        return self.reducer
+    @staticmethod
+    def _slot(items: list[_T], slot: int, make: Callable[[], _T]) -> _T:
+        """``items[slot]``, made (and the list grown) on first use."""
+        while len(items) <= slot:
+            items.append(make())
+        return items[slot]
 
     def close(self) -> None:
-        if self.reducer is not None:
-            self.reducer.close()
-        self.uploader.close()
+        for reducer in self.reducers:
+            reducer.close()
+        for uploader in self.uploaders:
+            uploader.close()
+        self.reducers, self.uploaders, self.letterboxes = [], [], []
         self.kernels.close()
         self._events = []
