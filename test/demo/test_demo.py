@@ -77,7 +77,7 @@ def _finish(proc: subprocess.Popen[str], timeout: float = TIMEOUT_S) -> tuple[in
     return proc.returncode, output
 
 
-def _frame_count(video: Path) -> int:
+def _frame_count(video: Path, shape: tuple[int, int, int] = (480, 640, 3)) -> int:
     capture = cv2.VideoCapture(str(video))
     assert capture.isOpened(), video
     count = 0
@@ -85,7 +85,7 @@ def _frame_count(video: Path) -> int:
         ok, frame = capture.read()
         if not ok:
             break
-        assert frame.shape == (480, 640, 3)
+        assert frame.shape == shape
         count += 1
     return count
 
@@ -140,6 +140,78 @@ def test_demo_on_mot_slice(model_path: Path, mot_dir: Path, tmp_path: Path) -> N
     assert f"tracks         {len(ids)} distinct IDs" in output
     assert str(out / "annotated.mp4") in output and str(out / "summary.json") in output
     assert not _processes_with(f"{RUN}_slice")
+
+
+def test_demo_with_three_cameras(data_dir: Path, mot_dir: Path, tmp_path: Path) -> None:
+    """Three sources, three cameras (one smaller, the last one compressed) served by one
+    yolo_tracker: a video, detections and a summary section per camera."""
+    small = tmp_path / "small"  # a camera of another resolution
+    small.mkdir()
+    for path in sorted((mot_dir / "img1").glob("*.jpg"))[:15]:
+        cv2.imwrite(str(small / path.name), cv2.resize(cv2.imread(str(path)), (512, 384)))
+    out = tmp_path / "out"
+    namespace = f"{RUN}_cameras"
+    code, output = _finish(
+        _demo(
+            "--model",
+            data_dir / "models" / "yolov8n-coco-dynamic.onnx",  # batches the cameras
+            "--source",
+            mot_dir,
+            "--source",
+            small,
+            "--source",
+            mot_dir / "img1",
+            "--camera-name",
+            "front",
+            "--camera-name",
+            "side",
+            "--camera-name",
+            "rear",
+            "--max-frames",
+            15,
+            "--rate",
+            5.0,
+            "--out",
+            out,
+            "--namespace",
+            namespace,
+        )
+    )
+    assert code == 0, output
+    assert "Traceback" not in output and "demo summary: 3 cameras, one yolo_tracker" in output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "replay" and list(summary["cameras"]) == ["front", "side", "rear"]
+    assert summary["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA"
+    assert set(summary["exit_codes"]) == {
+        "yolo_tracker",
+        "front/image_replay",
+        "side/image_replay",
+        "rear/image_replay",
+    }
+    shapes = {"front": (480, 640, 3), "side": (384, 512, 3), "rear": (480, 640, 3)}
+    for name, camera in summary["cameras"].items():
+        compressed = name == "rear"
+        assert camera["compressed"] is compressed
+        assert camera["input_topic"] == (
+            f"/{namespace}/{name}/image_raw" + ("/compressed" if compressed else "")
+        )
+        assert summary["exit_codes"][f"{name}/image_replay"] == 0
+        assert camera["frames_published"] == 15 and 0 < camera["frames_in"] <= 15
+        assert 0 < camera["frames_out"] <= camera["frames_in"]
+        assert camera["detections"] > 0 and camera["per_class"]["person"] > 0
+        assert camera["distinct_track_ids"] > 0 and camera["latency_ms"]["p50"] > 0
+        video = out / name / "annotated.mp4"
+        assert camera["files"]["video"] == str(video)
+        assert _frame_count(video, shapes[name]) == camera["annotated_frames"] > 0
+        records = [
+            json.loads(line) for line in (out / name / "detections.jsonl").read_text().splitlines()
+        ]
+        assert len(records) == camera["frames_out"]
+        assert all(r["frame_id"] == name for r in records)  # each camera's own header
+        assert sum(len(r["detections"]) for r in records) == camera["detections"]
+        assert f"camera {name}: " in output
+    assert "frames in      15 published" in output and str(out / "summary.json") in output
+    assert not _processes_with(namespace)
 
 
 def test_ctrl_c_stops_every_node(model_path: Path, data_dir: Path, tmp_path: Path) -> None:
@@ -261,3 +333,31 @@ def test_missing_model_and_source(tmp_path: Path, model_path: Path) -> None:
     assert (
         code == 1 and "none.mp4: no such file or directory" in output and "Traceback" not in output
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--camera-name", "a"], "1 camera names for 2 sources"),
+        (["--camera-name", "a", "--camera-name", "a"], "must be distinct"),
+        (["--camera-name", "a", "--camera-name", "b/c"], "must be distinct"),
+        (["--compressed-camera", "cam7"], "compressed camera 'cam7' is none of the cameras"),
+    ],
+)
+def test_camera_options_must_fit_the_sources(
+    options: list[str], message: str, model_path: Path, mot_dir: Path, tmp_path: Path
+) -> None:
+    code, output = _finish(
+        _demo(
+            "--model",
+            model_path,
+            "--source",
+            mot_dir,
+            "--source",
+            mot_dir,
+            "--out",
+            tmp_path,
+            *options,
+        )
+    )
+    assert code == 1 and message in output and "Traceback" not in output, output

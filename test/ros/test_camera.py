@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from yolo_trt_ros.ros.camera import camera_name, is_compressed
+from yolo_trt_ros.ros.camera import camera_name
+from yolo_trt_ros.ros.compressed_image import is_compressed
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,10 @@ import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from yolo_trt_ros.demo.processes import ros_env, start_node, stop_process
+from yolo_trt_ros.ros.compressed_image import compressed_to_array
 from yolo_trt_ros.ros.image_conversion import image_to_array
 
 DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
@@ -31,7 +32,7 @@ TIMEOUT = 60.0
 class Receiver:
     """Collects the images of one topic in this process (own context, own domain)."""
 
-    def __init__(self, topic: str, reliable: bool) -> None:
+    def __init__(self, topic: str, reliable: bool, msg_type: type = Image) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=DOMAIN_ID)
         self.node = rclpy.create_node("replay_test_receiver", context=self.context)
@@ -39,8 +40,8 @@ class Receiver:
             depth=100,
             reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
         )
-        self.messages: list[Image] = []
-        self.node.create_subscription(Image, topic, self.messages.append, qos)
+        self.messages: list = []
+        self.node.create_subscription(msg_type, topic, self.messages.append, qos)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
 
@@ -73,8 +74,8 @@ def _large_data(monkeypatch: pytest.MonkeyPatch) -> None:
 def receiver_factory() -> Iterator:
     made: list[Receiver] = []
 
-    def make(topic: str, reliable: bool = False) -> Receiver:
-        made.append(Receiver(topic, reliable))
+    def make(topic: str, reliable: bool = False, msg_type: type = Image) -> Receiver:
+        made.append(Receiver(topic, reliable, msg_type))
         return made[-1]
 
     yield make
@@ -207,6 +208,52 @@ def test_video_source_geometry(receiver_factory, data_dir: Path, tmp_path: Path)
     msg, _ = receiver.frames[0]
     assert (msg.width, msg.height, msg.step) == (768, 432, 768 * 3)
     assert image_to_array(msg).shape == (432, 768, 3)
+
+
+@pytest.mark.ros
+def test_compressed_topic_publishes_jpeg(receiver_factory, mot_dir: Path, tmp_path: Path) -> None:
+    """A topic ending in /compressed carries sensor_msgs/CompressedImage JPEG frames, with the
+    header of the raw frames."""
+    topic = f"{NAMESPACE}/cam_c/image_raw/compressed"
+    receiver = receiver_factory(topic, reliable=True, msg_type=CompressedImage)
+    output = _replay_to_end(
+        receiver,
+        [
+            "-p",
+            f"source:={mot_dir}",
+            "-p",
+            "max_frames:=6",
+            "-p",
+            "rate:=30.0",
+            "-p",
+            "frame_id:=jpeg_cam",
+            "-p",
+            "jpeg_quality:=95",
+            "-p",
+            "qos_reliability:=reliable",
+            "-p",
+            "qos_depth:=10",
+            "-p",
+            "wait_for_subscribers:=1",
+            "-r",
+            f"image_raw:={topic}",
+        ],
+        tmp_path,
+    )
+    assert "published 6 frames" in output and "JPEG CompressedImage, quality 95" in output
+    messages = receiver.messages
+    assert len(messages) == 6
+    stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in messages]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 6
+    originals = sorted((mot_dir / "img1").glob("*.jpg"))[:6]
+    for msg, path in zip(messages, originals, strict=True):
+        assert msg.format == "bgr8; jpeg compressed bgr8" and msg.header.frame_id == "jpeg_cam"
+        assert bytes(msg.data[:3]) == b"\xff\xd8\xff"
+        image, encoding = compressed_to_array(msg)
+        original = cv2.imread(str(path))
+        assert encoding == "bgr8" and image.shape == original.shape == (480, 640, 3)
+        # the same frame, re-encoded: a few levels of JPEG error on average
+        assert np.abs(image.astype(np.int16) - original).mean() < 3.0
 
 
 @pytest.mark.ros

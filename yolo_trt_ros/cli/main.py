@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         "ROS 2 topics, "
         "drive the tracker's lifecycle (configure, activate), record its detections and annotated "
         "images, and write OUT/annotated.mp4, OUT/detections.jsonl and OUT/summary.json. "
+        "Several --source: one camera each (cam0, cam1, ... or --camera-name), each replayed by "
+        "its own image_replay, one of them (--compressed-camera, default the last) as JPEG "
+        "CompressedImage, all served by one yolo_tracker (batched with a dynamic-batch model); "
+        "OUT/<camera>/annotated.mp4 and detections.jsonl per camera, OUT/summary.json with a "
+        "section per camera. "
         "Children get FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA unless it is set: FastDDS's default "
         "transports drop most best-effort camera frames between processes.",
     )
@@ -117,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     camera = demo.add_mutually_exclusive_group(required=True)
     camera.add_argument(
-        "--source", type=Path, help="video, image folder or MOT sequence to replay"
+        "--source",
+        type=Path,
+        action="append",
+        help="video, image folder or MOT sequence to replay; repeat it for several cameras",
     )
     camera.add_argument(
         "--topic",
@@ -154,6 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--conf", type=float, default=0.25, help="confidence threshold (%(default)s)"
+    )
+    demo.add_argument(
+        "--camera-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with several --source: the cameras' names, one per source in order "
+        "(default cam0, cam1, ...)",
+    )
+    demo.add_argument(
+        "--compressed-camera",
+        metavar="NAME",
+        help="with several --source: the camera published as JPEG CompressedImage (default: the "
+        "last)",
     )
     demo.set_defaults(run=run_demo)
     build_engine.register(sub)
@@ -355,7 +377,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return run(
         DemoOptions(
             model=args.model,
-            source=None if args.topic else args.source,
+            sources=[] if args.topic else args.source,
             topic=args.topic,
             out=args.out,
             max_frames=args.max_frames,
@@ -363,6 +385,8 @@ def run_demo(args: argparse.Namespace) -> int:
             duration=args.duration,
             namespace=args.namespace,
             conf=args.conf,
+            camera_names=args.camera_name,
+            compressed_camera=args.compressed_camera,
         )
     )
 

@@ -2,7 +2,9 @@
 process).
 
 Subscribes ``detections`` (one JSON line per Detection2DArray into ``detections.jsonl``),
-``annotated_image`` (frames into ``annotated.mp4``) and counts the frames on the input image topic.
+``annotated_image`` (frames into ``annotated.mp4``) and counts the frames on the input image topic
+(sensor_msgs/CompressedImage for a topic ending in ``/compressed``). The multi-camera demo runs one
+per camera, in the camera's output namespace.
 Latency is header stamp -> receipt here, so it includes transport both ways and the tracker's own
 processing. All subscriptions are best effort: compatible with reliable and best-effort publishers
 alike.
@@ -20,10 +22,11 @@ import cv2
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray
 
 from yolo_trt_ros.errors import ImageRejected
+from yolo_trt_ros.ros.compressed_image import is_compressed
 from yolo_trt_ros.ros.image_conversion import image_to_array
 
 VIDEO_NAME = "annotated.mp4"
@@ -51,7 +54,8 @@ class Recorder(Node):
         self._size: tuple[int, int] = (0, 0)
         self._jsonl = open(out_dir / DETECTIONS_NAME, "w")  # noqa: SIM115 - closed in close()
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self.create_subscription(Image, input_topic, self._on_input, qos, raw=True)
+        input_type = CompressedImage if is_compressed(input_topic) else Image
+        self.create_subscription(input_type, input_topic, self._on_input, qos, raw=True)
         self.create_subscription(Detection2DArray, "detections", self._on_detections, qos)
         self.create_subscription(Image, "annotated_image", self._on_annotated, qos)
 

@@ -3,10 +3,15 @@
 Two child processes, ``image_replay`` and ``yolo_tracker``, in the namespace ``--namespace``; this
 process drives the tracker's lifecycle (configure, activate) through its change_state service and
 records what it publishes (see recorder.py). With ``topic`` set, the user's camera topic replaces
-the replay. Children inherit ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` unless it is already set
+the replay. With several sources (``make demo-cameras``), each is a camera (``cam0``, ``cam1``,
+... or ``camera_names``) replayed by its own ``image_replay`` in ``<namespace>/<camera>`` on
+``<camera>/image_raw``, one of them (``compressed_camera``, default the last) as JPEG
+sensor_msgs/CompressedImage on ``<camera>/image_raw/compressed``; one ``yolo_tracker`` serves them
+all (``input_topics``, ``camera_names``) and a recorder per camera writes ``out/<camera>/``.
+Children inherit ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` unless it is already set
 (FastDDS's default transports drop most best-effort camera frames between processes); every child
 is stopped with SIGINT, then SIGKILL after a timeout, also on Ctrl-C. Child logs go to
-``out/<node>.log``.
+``out/<node>.log`` (a camera's replay: ``out/<camera>/image_replay.log``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,7 @@ from yolo_trt_ros.demo.processes import (
     start_node,
     stop_process,
 )
-from yolo_trt_ros.sources import open_source
+from yolo_trt_ros.sources import FrameSource, open_source
 
 SERVICE_TIMEOUT_S = 30.0
 DUPLICATE_WAIT_S = 5.0
@@ -38,6 +43,8 @@ CONFIGURE_TIMEOUT_S = 120.0
 DRAIN_S = 2.0
 TOPIC_MODE_VIDEO_FPS = 30.0
 PROGRESS_PERIOD_S = 10.0
+CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+"""A camera name: one ROS name token (it becomes a namespace and a folder)."""
 
 
 class DemoError(RuntimeError):
@@ -46,8 +53,11 @@ class DemoError(RuntimeError):
 
 @dataclass
 class DemoOptions:
+    """``sources``: one (the single-camera demo), several (one camera each), or none with
+    ``topic``. ``camera_names`` and ``compressed_camera`` apply to several sources."""
+
     model: Path
-    source: Path | None
+    sources: list[Path]
     topic: str | None
     out: Path
     max_frames: int = 0
@@ -55,6 +65,29 @@ class DemoOptions:
     duration: float = 0.0
     namespace: str = "yolo_demo"
     conf: float = 0.25
+    camera_names: list[str] = field(default_factory=list)
+    compressed_camera: str | None = None
+
+
+@dataclass
+class _Camera:
+    """One camera of the demo: its replayed source (None on a live topic), input topic, output
+    folder and namespace (where the tracker publishes its detections and annotated images)."""
+
+    name: str
+    source: FrameSource | None
+    path: Path | None
+    topic: str
+    out: Path
+    namespace: str
+    replay: str
+    """The child key of its image_replay, also its log's name under the demo's out folder."""
+    compressed: bool = False
+    recorder: Any = None
+
+    @property
+    def fps(self) -> float:
+        return self.source.fps if self.source is not None else TOPIC_MODE_VIDEO_FPS
 
 
 def run(options: DemoOptions) -> int:
@@ -62,21 +95,24 @@ def run(options: DemoOptions) -> int:
     interrupted."""
     if not options.model.is_file():
         raise DemoError(f"model {options.model}: no such file")
-    source = (
-        open_source(options.source, options.rate or None) if options.source is not None else None
-    )
-    options.out.mkdir(parents=True, exist_ok=True)
+    cameras = _cameras(options)
+    for camera in cameras:
+        camera.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault(
         FASTDDS_TRANSPORTS_ENV, FASTDDS_TRANSPORTS
     )  # for this process's recorder too
-    demo = _Demo(options, source.fps if source else TOPIC_MODE_VIDEO_FPS)
-    if source:
-        print(
-            f"demo: replaying {source.description}"
-            f"{f', first {options.max_frames} frames' if options.max_frames else ''}"
-        )
-    else:
-        print(f"demo: reading camera topic {demo.input_topic}")
+    demo = _Demo(options, cameras)
+    limit = f", first {options.max_frames} frames" if options.max_frames else ""
+    for camera in cameras:
+        if camera.source is None:
+            print(f"demo: reading camera topic {camera.topic}")
+        elif demo.several:
+            print(
+                f"demo: camera {camera.name} replays {camera.source.description}{limit} on "
+                f"{camera.topic}"
+            )
+        else:
+            print(f"demo: replaying {camera.source.description}{limit}")
     interrupted = False
     try:
         with _terminate_as_interrupt():
@@ -93,8 +129,54 @@ def run(options: DemoOptions) -> int:
             summary = demo.stop()
         finally:
             signal.signal(signal.SIGINT, previous)
-    _report(summary, options.out)
+    _report(summary, options.out, demo.several)
     return 130 if interrupted else 0
+
+
+def _cameras(options: DemoOptions) -> list[_Camera]:
+    """The cameras of ``options``; DemoError for names that do not fit the sources."""
+    namespace = "/" + options.namespace.strip("/")
+    sources = [open_source(path, options.rate or None) for path in options.sources]
+    if len(sources) < 2:
+        if options.camera_names or options.compressed_camera is not None:
+            raise DemoError("camera names and a compressed camera need several sources")
+        topic = options.topic or f"{namespace}/image_raw"
+        return [
+            _Camera(
+                name="",
+                source=sources[0] if sources else None,
+                path=options.sources[0] if sources else None,
+                topic=topic if topic.startswith("/") else "/" + topic,
+                out=options.out,
+                namespace=namespace,
+                replay="image_replay",
+            )
+        ]
+    names = options.camera_names or [f"cam{i}" for i in range(len(sources))]
+    if len(names) != len(sources):
+        raise DemoError(f"{len(names)} camera names for {len(sources)} sources: give one each")
+    bad = [n for n in names if not CAMERA_NAME.fullmatch(n)]
+    if bad or len(set(names)) != len(names):
+        raise DemoError(
+            f"camera names {names} must be distinct and each a letter followed by letters, "
+            "digits or _"
+        )
+    compressed = names[-1] if options.compressed_camera is None else options.compressed_camera
+    if compressed not in names:
+        raise DemoError(f"compressed camera {compressed!r} is none of the cameras {names}")
+    return [
+        _Camera(
+            name=name,
+            source=source,
+            path=path,
+            topic=f"{namespace}/{name}/image_raw" + ("/compressed" if name == compressed else ""),
+            compressed=name == compressed,
+            out=options.out / name,
+            namespace=f"{namespace}/{name}",
+            replay=f"{name}/image_replay",
+        )
+        for name, source, path in zip(names, sources, options.sources, strict=True)
+    ]
 
 
 @contextmanager
@@ -115,26 +197,26 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 class _Demo:
-    def __init__(self, options: DemoOptions, video_fps: float) -> None:
+    def __init__(self, options: DemoOptions, cameras: list[_Camera]) -> None:
         self.options = options
         self.namespace = "/" + options.namespace.strip("/")
-        topic = options.topic or f"{self.namespace}/image_raw"
-        self.input_topic = topic if topic.startswith("/") else "/" + topic
-        self.video_fps = video_fps
+        self.cameras = cameras
+        self.several = len(cameras) > 1
         self.env = ros_env()
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.started = time.monotonic()
-        self.recorder: Any = None
         self.executor: Any = None
         self.context: Any = None
 
     def log(self, name: str) -> Path:
         return self.options.out / f"{name}.log"
 
-    def _start_child(self, name: str, module: str, ros_args: list[str]) -> None:
+    def _start_child(
+        self, name: str, module: str, ros_args: list[str], namespace: str | None = None
+    ) -> None:
         self.children[name] = start_node(
             module,
-            ["-r", f"__ns:={self.namespace}", *ros_args],
+            ["-r", f"__ns:={namespace or self.namespace}", *ros_args],
             self.env,
             self.log(name),
             new_session=True,
@@ -164,6 +246,15 @@ class _Demo:
             f"{self.env.get('ROS_DOMAIN_ID', '0')}: stop it, or pass another --namespace"
         )
 
+    def _camera_parameters(self) -> list[str]:
+        """The tracker's input parameters: ``input_topic``, or with several cameras
+        ``input_topics`` and ``camera_names``."""
+        if not self.several:
+            return ["-p", f"input_topic:={self.cameras[0].topic}"]
+        topics = ", ".join(f"'{c.topic}'" for c in self.cameras)
+        names = ", ".join(f"'{c.name}'" for c in self.cameras)
+        return ["-p", f"input_topics:=[{topics}]", "-p", f"camera_names:=[{names}]"]
+
     def start(self) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
@@ -177,11 +268,16 @@ class _Demo:
         rclpy.init(
             context=self.context, signal_handler_options=SignalHandlerOptions.NO
         )  # Ctrl-C is ours
-        self.recorder = Recorder(
-            o.out, self.input_topic, self.video_fps, namespace=self.namespace, context=self.context
-        )
         self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.recorder)
+        for camera in self.cameras:
+            camera.recorder = Recorder(
+                camera.out,
+                camera.topic,
+                camera.fps,
+                namespace=camera.namespace,
+                context=self.context,
+            )
+            self.executor.add_node(camera.recorder)
         client = LifecycleClient(
             f"{self.namespace}/yolo_tracker", node_name="yolo_demo_lifecycle", context=self.context
         )
@@ -192,14 +288,13 @@ class _Demo:
                 [
                     "-p",
                     f"model_path:={o.model.resolve()}",
-                    "-p",
-                    f"input_topic:={self.input_topic}",
+                    *self._camera_parameters(),
                     "-p",
                     f"conf_threshold:={float(o.conf)}",
                     # The replayed frames are stamped at the replay rate: the tracker's nominal
                     # frame rate.
                     "-p",
-                    f"frame_rate:={float(o.rate or self.video_fps)}",
+                    f"frame_rate:={float(o.rate or max(c.fps for c in self.cameras))}",
                 ],
             )
             if not client.wait_for_services(SERVICE_TIMEOUT_S):
@@ -223,29 +318,40 @@ class _Demo:
             raise DemoError(f"yolo_tracker: {exc}: {_tail(self.log('yolo_tracker'))}") from exc
         finally:
             client.destroy_node()
-        if o.source is not None:
+        for camera in self.cameras:
+            if camera.path is None:
+                continue
             # Publish only once the tracker and the recorder are matched (best effort may still
             # miss the first frames while the subscribers' side of discovery completes).
             self._start_child(
-                "image_replay",
+                camera.replay,
                 "yolo_trt_ros.ros.replay_node",
                 [
                     "-p",
-                    f"source:={o.source.resolve()}",
+                    f"source:={camera.path.resolve()}",
                     "-p",
                     f"rate:={float(o.rate)}",
                     "-p",
                     f"max_frames:={o.max_frames}",
                     "-p",
                     "wait_for_subscribers:=2",
+                    *(
+                        ["-p", f"frame_id:={camera.name}", "-r", f"image_raw:={camera.topic}"]
+                        if self.several
+                        else []
+                    ),
                 ],
+                camera.namespace,
             )
 
+    def _frames_out(self) -> int:
+        return sum(c.recorder.frames_out for c in self.cameras)
+
     def wait(self) -> None:
-        """Spin the recorder until the replay ends (then drain), or --duration / --max-frames /
-        Ctrl-C live."""
+        """Spin the recorders until every replay ends (then drain), or --duration / --max-frames
+        / Ctrl-C live."""
         o = self.options
-        replay = self.children.get("image_replay")
+        replays = [c.replay for c in self.cameras if c.replay in self.children]
         next_progress = time.monotonic() + PROGRESS_PERIOD_S
         drain_since: float | None = None
         last_out = -1
@@ -253,49 +359,69 @@ class _Demo:
             self.executor.spin_once(timeout_sec=0.05)
             now = time.monotonic()
             self._check_alive("yolo_tracker")
-            if replay is not None and replay.poll() is not None:
-                if replay.returncode != 0:
-                    raise DemoError(
-                        f"image_replay exited with status {replay.returncode}: "
-                        f"{_tail(self.log('image_replay'))}"
-                    )
-                if (
-                    self.recorder.frames_out != last_out
-                ):  # still arriving: wait until quiet for DRAIN_S
-                    last_out, drain_since = self.recorder.frames_out, now
+            for name in replays:
+                code = self.children[name].poll()
+                if code is not None and code != 0:
+                    raise DemoError(f"{name} exited with status {code}: {_tail(self.log(name))}")
+            if replays and all(self.children[name].poll() is not None for name in replays):
+                frames_out = self._frames_out()
+                if frames_out != last_out:  # still arriving: wait until quiet for DRAIN_S
+                    last_out, drain_since = frames_out, now
                 elif drain_since is not None and now - drain_since >= DRAIN_S:
                     return
-            if replay is None and (
+            if not replays and (
                 (o.duration and now - self.started >= o.duration)
-                or (o.max_frames and self.recorder.frames_out >= o.max_frames)
+                or (o.max_frames and self._frames_out() >= o.max_frames)
             ):
                 return
             if now >= next_progress:
                 next_progress = now + PROGRESS_PERIOD_S
-                r = self.recorder
+                recorders = [c.recorder for c in self.cameras]
                 print(
-                    f"demo: {now - self.started:5.0f} s: {r.frames_in} frames in, {r.frames_out} "
-                    "out, "
-                    f"{sum(r.per_class.values())} detections"
+                    f"demo: {now - self.started:5.0f} s: "
+                    f"{sum(r.frames_in for r in recorders)} frames in, {self._frames_out()} out, "
+                    f"{sum(sum(r.per_class.values()) for r in recorders)} detections"
                 )
 
+    def _camera_summary(self, camera: _Camera) -> dict[str, Any]:
+        summary: dict[str, Any] = {
+            "source": str(camera.path) if camera.path else None,
+            "input_topic": camera.topic,
+            "frames_published": _published(self.log(camera.replay)),
+        }
+        if camera.recorder is not None:
+            camera.recorder.close()
+            summary.update(camera.recorder.summary())
+            camera.recorder.destroy_node()
+        return summary
+
     def stop(self) -> dict[str, Any]:
-        """Stop children (replay first), close the recorder, and return the summary."""
+        """Stop children (replays first), close the recorders, and return the summary."""
         import rclpy
 
         codes = {name: stop_process(proc) for name, proc in reversed(list(self.children.items()))}
-        summary: dict[str, Any] = {
-            "mode": "topic" if self.options.topic else "replay",
-            "source": str(self.options.source) if self.options.source else None,
-            "input_topic": self.input_topic,
-            "model": str(self.options.model),
-            "frames_published": _published(self.log("image_replay")),
-        }
-        if self.recorder is not None:
+        if self.executor is not None:
             self.executor.shutdown()
-            self.recorder.close()
-            summary.update(self.recorder.summary())
-            self.recorder.destroy_node()
+        mode = "topic" if self.options.topic else "replay"
+        model = str(self.options.model)
+        summary: dict[str, Any]
+        if self.several:
+            summary = {"mode": mode, "model": model, "cameras": {}}
+            for c in self.cameras:
+                summary["cameras"][c.name] = {
+                    "compressed": c.compressed,
+                    **self._camera_summary(c),
+                    "files": {k: str(v) for k, v in _camera_files(c.out).items()},
+                }
+        else:
+            camera = self._camera_summary(self.cameras[0])
+            summary = {
+                "mode": mode,
+                "source": camera.pop("source"),
+                "input_topic": camera.pop("input_topic"),
+                "model": model,
+                **camera,
+            }
         if self.context is not None:
             rclpy.try_shutdown(context=self.context)
         summary.update(
@@ -324,28 +450,51 @@ def _tail(log: Path, lines: int = 5) -> str:
     return f"see {log}" + ("; last lines:\n  " + "\n  ".join(text[-lines:]) if text else "")
 
 
-def _report(summary: dict[str, Any], out: Path) -> None:
+def _camera_files(out: Path) -> dict[str, Path]:
+    from yolo_trt_ros.demo.recorder import DETECTIONS_NAME, VIDEO_NAME
+
+    return {"video": out / VIDEO_NAME, "detections": out / DETECTIONS_NAME}
+
+
+def _report(summary: dict[str, Any], out: Path, several: bool) -> None:
+    """Write ``out/summary.json`` and print the summary: with several cameras, a section each."""
     files = {
-        "video": out / "annotated.mp4",
-        "detections": out / "detections.jsonl",
+        **({} if several else _camera_files(out)),
         "summary": out / "summary.json",
         "logs": out,
     }
     summary["files"] = {k: str(v) for k, v in files.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if several:
+        print(f"\ndemo summary: {len(summary['cameras'])} cameras, one yolo_tracker")
+        for name, camera in summary["cameras"].items():
+            kind = "CompressedImage (JPEG)" if camera["compressed"] else "Image"
+            print(f"  camera {name}: {camera['source']}, {kind}")
+            _print_camera(camera, "    ")
+            print(f"    files          {', '.join(camera['files'].values())}")
+    else:
+        print("\ndemo summary")
+        _print_camera(summary, "  ")
+    print(f"  wall time      {summary['wall_time_s']} s")
+    print("files")
+    for name, path in files.items():
+        print(f"  {name:<12}{path}")
+
+
+def _print_camera(summary: dict[str, Any], indent: str) -> None:
+    """The lines of one camera: frames in and out, detections, tracks, rate, latency."""
     lat = summary.get("latency_ms", {})
     published = summary["frames_published"]
     per_class = (
         ", ".join(f"{n} {c}" for n, c in list(summary.get("per_class", {}).items())[:5]) or "none"
     )
-    print("\ndemo summary")
     print(
-        f"  frames in      {published if published is not None else '-'} published, "
+        f"{indent}frames in      {published if published is not None else '-'} published, "
         f"{summary.get('frames_in', 0)} seen on {summary['input_topic']}"
     )
     skipped = summary.get("frames_in", 0) - summary.get("frames_out", 0)
     print(
-        f"  frames out     {summary.get('frames_out', 0)} Detection2DArray, "
+        f"{indent}frames out     {summary.get('frames_out', 0)} Detection2DArray, "
         f"{summary.get('annotated_frames', 0)} annotated images"
         + (
             f" ({skipped} frames skipped: the tracker keeps only the newest frame while busy)"
@@ -353,14 +502,10 @@ def _report(summary: dict[str, Any], out: Path) -> None:
             else ""
         )
     )
-    print(f"  detections     {summary.get('detections', 0)} ({per_class})")
-    print(f"  tracks         {summary.get('distinct_track_ids', 0)} distinct IDs")
-    print(f"  rate           {summary.get('fps')} fps out")
+    print(f"{indent}detections     {summary.get('detections', 0)} ({per_class})")
+    print(f"{indent}tracks         {summary.get('distinct_track_ids', 0)} distinct IDs")
+    print(f"{indent}rate           {summary.get('fps')} fps out")
     print(
-        f"  latency        p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms (header stamp -> "
-        "received here)"
+        f"{indent}latency        p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms (header stamp "
+        "-> received here)"
     )
-    print(f"  wall time      {summary['wall_time_s']} s")
-    print("files")
-    for name, path in files.items():
-        print(f"  {name:<12}{path}")

@@ -21,7 +21,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from yolo_trt_ros.pipeline import FramePipeline
 from yolo_trt_ros.ros import diagnostics
-from yolo_trt_ros.ros.compressed_image import compressed_to_array
+from yolo_trt_ros.ros.compressed_image import compressed_to_array, is_compressed
 from yolo_trt_ros.ros.frame_handler import FrameHandler, Received
 from yolo_trt_ros.ros.frame_stats import FrameStats
 from yolo_trt_ros.ros.image_conversion import image_frame
@@ -38,11 +38,6 @@ IMAGE_SEGMENTS = (
     "image",
 )
 """Last topic segments that name the image stream, not the camera (dropped from the name)."""
-
-
-def is_compressed(topic: str) -> bool:
-    """Whether ``topic`` is an image_transport compressed topic (``.../compressed``)."""
-    return topic.rstrip("/").split("/")[-1] == "compressed"
 
 
 def camera_name(topic: str, index: int) -> str:

@@ -48,6 +48,12 @@ class _Header:
     grey: bool
 
 
+def is_compressed(topic: str) -> bool:
+    """Whether ``topic`` is an image_transport compressed topic (``.../compressed``): its
+    messages are sensor_msgs/CompressedImage."""
+    return topic.rstrip("/").split("/")[-1] == "compressed"
+
+
 def compressed_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str]:
     """Decode ``msg`` (anything with the sensor_msgs/CompressedImage fields) to (HxWx3 uint8,
     ``"bgr8"``) or, for a grey image, (HxW uint8, ``"mono8"``).

@@ -2,7 +2,10 @@
 would.
 
 Publishes sensor_msgs/Image (bgr8) on ``image_raw`` (remap it) at the source frame rate or
-``rate``, stamped with the time of publishing and ``frame_id``. The next frame is decoded right
+``rate``, stamped with the time of publishing and ``frame_id``. When the topic, remapped, ends in
+``/compressed`` (image_transport's convention, e.g. ``-r image_raw:=image_raw/compressed``), it
+publishes sensor_msgs/CompressedImage instead: JPEG of quality ``jpeg_quality``, format
+``bgr8; jpeg compressed bgr8``, same header. The next frame is decoded (and encoded) right
 after each publish, so the timer only publishes; the timer runs on a fixed schedule and does not
 drift. Without ``loop`` the node exits at the end of the source (``exit_on_end``, default true)
 after logging ``published N frames ...``.
@@ -13,11 +16,13 @@ lose most best-effort 640x480 frames.
 
 from __future__ import annotations
 
+import array
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import cv2
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -28,13 +33,16 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.task import Future
 from rclpy.timer import Timer
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
+from yolo_trt_ros.ros.compressed_image import is_compressed
 from yolo_trt_ros.ros.image_conversion import array_to_image
 from yolo_trt_ros.ros.qos import image_qos
 from yolo_trt_ros.sources import FrameSource, SourceError, open_source
 
 ACK_TIMEOUT_S = 5.0
+JPEG_FORMAT = "bgr8; jpeg compressed bgr8"
+"""CompressedImage ``format`` of the frames, as image_transport's compressed plugin writes it."""
 
 
 class ReplayError(ValueError):
@@ -65,7 +73,11 @@ class ImageReplay(Node):
         self._max_frames: int = p["max_frames"]
         self._wait_for: int = p["wait_for_subscribers"]
         self.exit_on_end: bool = p["exit_on_end"]
-        self._publisher = self.create_publisher(Image, "image_raw", qos)
+        self._jpeg_quality: int = p["jpeg_quality"]
+        self._compressed = is_compressed(self.resolve_topic_name("image_raw"))
+        self._publisher = self.create_publisher(
+            CompressedImage if self._compressed else Image, "image_raw", qos
+        )
         self.finished: Future[int] = Future()
         self.published = 0
         self.publish_errors = 0
@@ -76,10 +88,11 @@ class ImageReplay(Node):
         if self._next is None:
             raise ReplayError(f"{self._source.description}: no frames")
         limit = f", max {self._max_frames} frames" if self._max_frames else ""
+        jpeg = f"JPEG CompressedImage, quality {self._jpeg_quality}, " if self._compressed else ""
         self.get_logger().info(
             f"replaying {self._source.description} at {self._source.fps:g} fps on "
             f"{self._publisher.topic_name} "
-            f"({p['qos_reliability']}, depth {p['qos_depth']}, frame_id {self._frame_id!r}"
+            f"({jpeg}{p['qos_reliability']}, depth {p['qos_depth']}, frame_id {self._frame_id!r}"
             f"{', loop' if self._loop else ''}{limit})"
         )
         if self._wait_for:
@@ -136,6 +149,14 @@ class ImageReplay(Node):
                     integer_range=[IntegerRange(from_value=0, to_value=100)],
                 ),
             ),
+            "jpeg_quality": (
+                90,
+                desc(
+                    "JPEG quality (1-100) of the frames on a .../compressed topic",
+                    read_only=True,
+                    integer_range=[IntegerRange(from_value=1, to_value=100)],
+                ),
+            ),
             "exit_on_end": (
                 True,
                 desc(
@@ -148,9 +169,9 @@ class ImageReplay(Node):
             for name, (default, d) in specs.items()
         }
 
-    def _prefetch(self) -> Image | None:
+    def _prefetch(self) -> Image | CompressedImage | None:
         """Decode the next frame into a message ready to publish (None at the end of the
-        source)."""
+        source or when it cannot be encoded)."""
         try:
             item = next(self._frames, None)
             if item is None and self._loop and self.published:
@@ -160,7 +181,16 @@ class ImageReplay(Node):
             self.get_logger().error(f"stopping: {exc}")
             self.failed = True
             item = None
-        return None if item is None else array_to_image(item[1], "bgr8", Image())
+        if item is None:
+            return None
+        if not self._compressed:
+            return array_to_image(item[1], "bgr8", Image())
+        ok, encoded = cv2.imencode(".jpg", item[1], [cv2.IMWRITE_JPEG_QUALITY, self._jpeg_quality])
+        if not ok:
+            self.get_logger().error(f"stopping: frame {item[0]} could not be encoded as JPEG")
+            self.failed = True
+            return None
+        return CompressedImage(format=JPEG_FORMAT, data=array.array("B", encoded.tobytes()))
 
     def _tick(self) -> None:
         if self._wait_for and self._publisher.get_subscription_count() < self._wait_for:
