@@ -38,9 +38,8 @@ from rclpy.node import Node
 from vision_msgs.msg import Detection2DArray
 
 import data_paths
-from ros_throughput import cpu_seconds
+from ros_throughput import bring_up, cpu_seconds, replay_args
 from yolo_trt_ros.demo.processes import ros_env, start_node, stop_process
-from yolo_trt_ros.ros.lifecycle_client import LifecycleClient
 
 NAMESPACE = "/bench_cams"
 SETUPS = ("one node, batched", "one node, sequential", "N nodes")
@@ -94,6 +93,34 @@ def tracker_args(model: Path, topics: list[str], camera: int | None) -> list[str
     ]
 
 
+def start_replay(
+    index: int,
+    topic: str,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    logs: Path,
+    receiver: Node,
+    executor: SingleThreadedExecutor,
+) -> Any:
+    """Start camera ``index``'s image_replay and wait until the graph shows it on ``topic``.
+
+    Processes that start together on one host can miss each other in Fast DDS discovery (a
+    camera that never reaches its subscriber): a replay not seen within 15 s is started again.
+    """
+    args_ = ["-r", f"__ns:={NAMESPACE}", "-r", f"__node:=replay_{index}"]
+    args_ += ["-r", f"image_raw:={topic}", *replay_args(args.sequence, args.rate)]
+    for attempt in range(3):
+        log = logs / f"replay_{index}.{attempt}.log"
+        proc = start_node("yolo_trt_ros.ros.replay_node", args_, env, log)
+        deadline = time.monotonic() + 15.0
+        while time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+            if receiver.count_publishers(f"{NAMESPACE}/{topic}"):
+                return proc
+        stop_process(proc)
+    raise SystemExit(f"replay {index} never appeared on {topic}; see {logs}")
+
+
 def run(setup: str, cameras: int, args: argparse.Namespace, env: dict[str, str]) -> dict:
     topics = [f"cam{i}/image_raw" for i in range(cameras)]
     model = args.static_model if setup == "one node, sequential" else args.dynamic_model
@@ -115,39 +142,9 @@ def run(setup: str, cameras: int, args: argparse.Namespace, env: dict[str, str])
     executor.add_node(receiver)
     try:
         for name in trackers:
-            client = LifecycleClient(f"{NAMESPACE}/{name}", node_name=f"bench_lc_{name}")
-            try:
-                if not client.wait_for_services(60.0):
-                    raise SystemExit(f"{name}: no lifecycle services; see {logs}")
-                for transition in ("configure", "activate"):
-                    if not client.change_state(transition, 120.0):
-                        raise SystemExit(f"{name}: {transition} failed; see {logs}")
-            finally:
-                client.destroy_node()
+            bring_up(f"{NAMESPACE}/{name}", logs / f"{name}.log")
         for i, topic in enumerate(topics):
-            replays.append(
-                start_node(
-                    "yolo_trt_ros.ros.replay_node",
-                    [
-                        "-r",
-                        f"__ns:={NAMESPACE}",
-                        "-r",
-                        f"__node:=replay_{i}",
-                        "-r",
-                        f"image_raw:={topic}",
-                        "-p",
-                        f"source:={args.sequence}",
-                        "-p",
-                        f"rate:={args.rate}",
-                        "-p",
-                        "loop:=true",
-                        "-p",
-                        "wait_for_subscribers:=1",
-                    ],
-                    env,
-                    logs / f"replay_{i}.log",
-                )
-            )
+            replays.append(start_replay(i, topic, args, env, logs, receiver, executor))
         start = time.monotonic()
         cpu_start: dict[str, float] = {}
         while time.monotonic() - start < args.warmup + args.duration:

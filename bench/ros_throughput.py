@@ -62,6 +62,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def replay_args(source: Path, rate: float) -> list[str]:
+    """ROS parameters of an image_replay looping ``source`` at ``rate`` Hz once a subscriber
+    matched."""
+    return [
+        *("-p", f"source:={source}", "-p", f"rate:={rate}"),
+        *("-p", "loop:=true", "-p", "wait_for_subscribers:=1"),
+    ]
+
+
+def bring_up(node: str, log: Path) -> None:
+    """Configure and activate the lifecycle node ``node`` (fully qualified name); SystemExit naming
+    its ``log`` when that fails."""
+    client = LifecycleClient(
+        node, node_name=f"bench_lifecycle_{node.strip('/').replace('/', '_')}"
+    )
+    try:
+        if not client.wait_for_services(60.0):
+            raise SystemExit(f"{node}: lifecycle services did not appear; see {log}")
+        for transition in ("configure", "activate"):
+            if not client.change_state(transition, 120.0):
+                raise SystemExit(f"{node}: {transition} failed; see {log}")
+    finally:
+        client.destroy_node()
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     env = ros_env(domain_id=args.domain_id)
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "FASTDDS_BUILTIN_TRANSPORTS")})
@@ -89,32 +114,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         receiver = Receiver()
         executor = SingleThreadedExecutor()
         executor.add_node(receiver)
-        client = LifecycleClient(f"{NAMESPACE}/yolo_tracker", node_name="bench_lifecycle")
-        try:
-            if not client.wait_for_services(60.0):
-                raise SystemExit(
-                    f"yolo_tracker services did not appear; see {logs / 'yolo_tracker.log'}"
-                )
-            for transition in ("configure", "activate"):
-                if not client.change_state(transition, 120.0):
-                    raise SystemExit(
-                        f"yolo_tracker {transition} failed; see {logs / 'yolo_tracker.log'}"
-                    )
-        finally:
-            client.destroy_node()
+        bring_up(f"{NAMESPACE}/yolo_tracker", logs / "yolo_tracker.log")
         children["image_replay"] = start_node(
             "yolo_trt_ros.ros.replay_node",
-            [
-                *ns,
-                "-p",
-                f"source:={args.sequence}",
-                "-p",
-                f"rate:={args.rate}",
-                "-p",
-                "loop:=true",
-                "-p",
-                "wait_for_subscribers:=1",
-            ],
+            [*ns, *replay_args(args.sequence, args.rate)],
             env,
             logs / "image_replay.log",
         )

@@ -6,7 +6,7 @@
 # average is printed before each part.
 #
 #   bash bench/run_all.sh [--dry-run] [--quick] [SECTION...]        (or: make bench)
-#     SECTION   coco8 stages vs-ultralytics tracker-speed tracker-accuracy id-stability gpu (default: all)
+#     SECTION   coco8 stages vs-ultralytics cameras tracker-speed tracker-accuracy id-stability gpu (default: all)
 #     --dry-run print the commands instead of running them
 #     --quick   shortest options: checks that every part runs; its numbers mean nothing
 # Environment: VENV (main venv, default .venv), REF (reference venv, default .venv-ref), GPU_PYTHON (interpreter with
@@ -22,7 +22,7 @@ GPU_PYTHON=${GPU_PYTHON:-$VENV/bin/python}
 export FASTDDS_BUILTIN_TRANSPORTS=${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}
 export YOLO_TRT_ROS_DATA="$DATA"
 
-ALL=(coco8 stages vs-ultralytics tracker-speed tracker-accuracy id-stability gpu)
+ALL=(coco8 stages vs-ultralytics cameras tracker-speed tracker-accuracy id-stability gpu)
 DRY=0
 QUICK=0
 SECTIONS=()
@@ -63,6 +63,9 @@ if want coco8; then
   else
     skipped "$NO_REF" "$MAKE_REF coco8"
   fi
+  part "rectangular vs square input: person AP on MOT16-05"
+  # shellcheck disable=SC2046
+  run rect_accuracy.txt "$VENV/bin/python" bench/rect_accuracy_mot.py $(pick "" "--frames 5")
 fi
 
 if want stages; then
@@ -96,6 +99,13 @@ if want vs-ultralytics; then
     run ros_throughput.txt "$VENV/bin/python" bench/ros_throughput.py $(pick "" "--duration 3 --warmup 2") \
       --json "$OUT/ros_throughput.json"
   fi
+fi
+
+if want cameras; then
+  part "several cameras: one node (batched / sequential) vs one node per camera"
+  # shellcheck disable=SC2046
+  run cameras.txt "$VENV/bin/python" bench/bench_cameras.py \
+    $(pick "--cameras 1 2 4" "--cameras 2 --duration 3 --warmup 3") --json "$OUT/cameras.json"
 fi
 
 if want tracker-speed; then
@@ -171,6 +181,8 @@ if want gpu; then
     # shellcheck disable=SC2046
     run gpu.txt "$GPU_PYTHON" bench/bench_gpu.py $(pick "" "--iters 5 --warmup 1 --paced-runs 2") \
       --markdown "$OUT/gpu.md"
+    # shellcheck disable=SC2046
+    run gpu_batch.txt "$GPU_PYTHON" bench/bench_gpu_batch.py $(pick "" "--iters 5 --warmup 1")
     # shellcheck disable=SC2046
     run gpu_upload_variants.txt "$GPU_PYTHON" bench/gpu_upload_variants.py $(pick "" "--iters 5 --warmup 1") \
       --markdown "$OUT/gpu_upload_variants.md"

@@ -45,6 +45,10 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = intra_op_threads
+        # Memory patterns are planned and kept per input shape, and rectangular inputs and batches
+        # of cameras vary the shape: without them a 4-camera batch held 166 instead of 233 MiB, a
+        # single 640x640 frame 117 instead of 141 MiB, at the same speed (YOLOv8n, 2 cores).
+        options.enable_mem_pattern = False
         options.add_session_config_entry(
             "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
         )
