@@ -99,13 +99,14 @@ def start_replay(
     args: argparse.Namespace,
     env: dict[str, str],
     logs: Path,
-    receiver: Node,
+    receiver: Receiver,
     executor: SingleThreadedExecutor,
 ) -> Any:
-    """Start camera ``index``'s image_replay and wait until the graph shows it on ``topic``.
+    """Start camera ``index``'s image_replay and wait until its detections arrive.
 
     Processes that start together on one host can miss each other in Fast DDS discovery (a
-    camera that never reaches its subscriber): a replay not seen within 15 s is started again.
+    camera that never reaches its tracker): a replay whose detections do not arrive within 15 s
+    is started again.
     """
     args_ = ["-r", f"__ns:={NAMESPACE}", "-r", f"__node:=replay_{index}"]
     args_ += ["-r", f"image_raw:={topic}", *replay_args(args.sequence, args.rate)]
@@ -115,7 +116,7 @@ def start_replay(
         deadline = time.monotonic() + 15.0
         while time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.1)
-            if receiver.count_publishers(f"{NAMESPACE}/{topic}"):
+            if receiver.arrivals[index]:
                 return proc
         stop_process(proc)
     raise SystemExit(f"replay {index} never appeared on {topic}; see {logs}")
