@@ -457,14 +457,7 @@ def test_a_batch_of_frames_of_different_sizes_runs_at_the_nominal_square(
     detector, square = Detector.from_model(path), Detector.from_model(path, rect=False)
     frame = cv2.imread(str(sorted((mot_dir / "img1").glob("*.jpg"))[0]))
     wide = cv2.resize(frame, (1280, 720))
-    shapes: list[tuple[int, ...]] = []
-    infer = detector.backend.infer
-
-    def counted(x: np.ndarray) -> np.ndarray:
-        shapes.append(x.shape)
-        return infer(x)
-
-    detector.backend.infer = counted  # type: ignore[method-assign]
+    shapes = recorded_input_shapes(detector)
     try:
         mixed = detector.detect_batch([(frame, "bgr8"), (wide, "bgr8")])
         for image, got in zip((frame, wide), mixed, strict=True):

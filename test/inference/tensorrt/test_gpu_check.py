@@ -216,6 +216,36 @@ def _write_engine(path: Path, version: str, gpu: Gpu, **kwargs: Any) -> Path:
     return write_engine(path, version, *gpu, [1, 3, 640, 640], [1, 84, 8400], **kwargs)
 
 
+def _dynamic_engine(
+    data_dir: Path,
+    tmp_path: Path,
+    kernels: DriverKernels,
+    gpu: Gpu,
+    use_engine: UseEngine,
+    version: str,
+    max_batch: int,
+) -> tuple[Any, ReplayEngine, TensorRTBackend]:
+    """An engine of the dynamic-size YOLOv8n as built for a 640x480 camera (rectangles from 32x32
+    to 640x640, batch 1..``max_batch``) whose execution replays what the test puts in
+    ``executor.source``; with an ONNX Runtime session of that model for the expected outputs."""
+    import onnxruntime as ort
+
+    onnx = data_dir / "models" / "yolov8n-coco-dynamic.onnx"
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    executor = ReplayEngine(kernels)
+    use_engine(version, executor)
+    engine = write_engine(
+        tmp_path / "dynamic.engine",
+        version,
+        *gpu,
+        [-1, 3, -1, -1],
+        [-1, 84, -1],
+        profile=[[1, 3, 32, 32], [1, 3, 480, 640], [max_batch, 3, 640, 640]],
+        onnx_path=onnx,
+    )
+    return session, executor, _backend(engine)
+
+
 def encode(bgr: np.ndarray, encoding: str, rng: np.random.Generator) -> np.ndarray:
     """The frame in ``encoding`` (alpha random, so a kernel that reads it as color would fail)."""
     if encoding == "bgr8":
@@ -670,23 +700,9 @@ def test_infer_image_rectangles_of_a_dynamic_engine(
     CPU ``Letterbox(stride=32)`` within 1/255), the engine is bound to it, the compaction of the
     smaller output decodes exactly like the whole output, and without a threshold the whole
     output comes back exactly (the path of end-to-end and YOLOv5 outputs)."""
-    import onnxruntime as ort
-
-    onnx = data_dir / "models" / "yolov8n-coco-dynamic.onnx"
-    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
-    executor = ReplayEngine(kernels)
-    use_engine(version, executor)
-    profile = [[1, 3, 32, 32], [1, 3, 480, 640], [1, 3, 640, 640]]
-    engine = write_engine(
-        tmp_path / "rect.engine",
-        version,
-        *gpu,
-        [-1, 3, -1, -1],
-        [-1, 84, -1],
-        profile=profile,
-        onnx_path=onnx,
+    session, executor, backend = _dynamic_engine(
+        data_dir, tmp_path, kernels, gpu, use_engine, version, max_batch=1
     )
-    backend = _backend(engine)
     sources = {
         "640x480": frames[0],
         "1280x720": cv2.resize(frames[1], (1280, 720)),
@@ -742,23 +758,9 @@ def test_infer_images_runs_several_cameras_as_one_batch(
     of the batch input (the CPU letterbox within 1/255; their common rectangle, else the square),
     each slot's output compacted on its own and decoding exactly like that slot of the whole
     output, which also comes back exactly without a threshold."""
-    import onnxruntime as ort
-
-    onnx = data_dir / "models" / "yolov8n-coco-dynamic.onnx"
-    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
-    executor = ReplayEngine(kernels)
-    use_engine(version, executor)
-    profile = [[1, 3, 32, 32], [1, 3, 480, 640], [4, 3, 640, 640]]
-    engine = write_engine(
-        tmp_path / "batch.engine",
-        version,
-        *gpu,
-        [-1, 3, -1, -1],
-        [-1, 84, -1],
-        profile=profile,
-        onnx_path=onnx,
+    session, executor, backend = _dynamic_engine(
+        data_dir, tmp_path, kernels, gpu, use_engine, version, max_batch=4
     )
-    backend = _backend(engine)
     wide = cv2.resize(frames[1], (1280, 720))
     batches = {
         "4 cameras, 640x480": (frames + frames)[:4],
