@@ -4,10 +4,11 @@ For N in ``--cameras`` (default 1 2 4), N image_replay processes loop the MOT16-
 best effort) at ``--rate`` Hz each, on ``cam<i>/image_raw``; then, one after the other:
 
 - ``one node, batched``: one yolo_tracker with ``input_topics`` = the N topics and the
-  dynamic-batch model (``--dynamic-model``): one inference per batch of the newest frame of each
-  camera;
-- ``one node, sequential``: the same with the static batch-1 model (``--static-model``): the
-  frames of a round one after the other;
+  dynamic-batch model (``--dynamic-model``), ``max_batch`` N: one inference per batch of the
+  newest frame of each camera;
+- ``one node, frame by frame``: the same with the node's automatic ``max_batch`` (on ONNX
+  Runtime's CPU provider one frame per inference, the newest frame of each camera in turn);
+- ``one node, static model``: the same with the static batch-1 model (``--static-model``, 640x640);
 - ``N nodes``: N single-camera yolo_trackers with the dynamic model (the same per-frame input
   size, 640x480), one per topic.
 
@@ -42,7 +43,7 @@ from ros_throughput import bring_up, cpu_seconds, replay_args
 from yolo_trt_ros.demo.processes import ros_env, start_node, stop_process
 
 NAMESPACE = "/bench_cams"
-SETUPS = ("one node, batched", "one node, sequential", "N nodes")
+SETUPS = ("one node, batched", "one node, frame by frame", "one node, static model", "N nodes")
 
 
 class Receiver(Node):
@@ -72,11 +73,13 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
-def tracker_args(model: Path, topics: list[str], camera: int | None) -> list[str]:
+def tracker_args(
+    model: Path, topics: list[str], camera: int | None, max_batch: int = 0
+) -> list[str]:
     """ROS args of one tracker: all ``topics`` in one node (``camera`` None) or the one of
     ``camera``."""
     args = ["-r", f"__ns:={NAMESPACE}", "-p", f"model_path:={model}", "-p", "backend:=onnxruntime"]
-    args += ["-p", "publish_annotated:=false"]
+    args += ["-p", "publish_annotated:=false", "-p", f"max_batch:={max_batch}"]
     if camera is None and len(topics) > 1:
         quoted = ", ".join(f"'{t}'" for t in topics)
         return [*args, "-p", f"input_topics:=[{quoted}]"]
@@ -124,7 +127,8 @@ def start_replay(
 
 def run(setup: str, cameras: int, args: argparse.Namespace, env: dict[str, str]) -> dict:
     topics = [f"cam{i}/image_raw" for i in range(cameras)]
-    model = args.static_model if setup == "one node, sequential" else args.dynamic_model
+    model = args.static_model if setup == "one node, static model" else args.dynamic_model
+    max_batch = cameras if setup == "one node, batched" else 0
     separate = setup == "N nodes"
     logs = args.log_dir / f"{cameras}-{setup.replace(' ', '_').replace(',', '')}"
     logs.mkdir(parents=True, exist_ok=True)
@@ -133,7 +137,7 @@ def run(setup: str, cameras: int, args: argparse.Namespace, env: dict[str, str])
         name = "yolo_tracker" if camera is None else f"yolo_tracker_{camera}"
         trackers[name] = start_node(
             "yolo_trt_ros.ros.tracker_node",
-            tracker_args(model, topics, camera),
+            tracker_args(model, topics, camera, max_batch),
             env,
             logs / f"{name}.log",
         )
@@ -231,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                     for c in result["per_camera"]
                 )
                 print(
-                    f"{cameras} cameras, {setup:21s}: {result['images_per_s']:5.2f} images/s, "
+                    f"{cameras} cameras, {setup:24s}: {result['images_per_s']:5.2f} images/s, "
                     f"camera min/mean {result['camera_rate_min']:.2f}/"
                     f"{result['camera_rate_mean']:.2f} Hz, latency p50/p99 per camera {lat} "
                     f"ms, RSS {result['rss_mib']:.0f} MiB (peak {result['peak_rss_mib']:.0f}), "

@@ -72,9 +72,9 @@ class Detector:
     holds the frame scaled to its nominal size (Ultralytics' ``auto`` letterbox: 640x480 ->
     640x480, 768x432 -> 640x384 at 640); other models, and ``rect`` False, get the nominal size.
 
-    ``detect_batch`` runs several frames (several cameras) as batches of up to the backend's
-    ``max_batch``: one input shape per batch, each frame's rectangle when all frames share it, else
-    the nominal size.
+    ``detect_batch`` runs several frames (several cameras) as batches of ``batch_size`` frames (by
+    default the backend's ``max_batch`` where batches pay, else 1): one input shape per batch, each
+    frame's rectangle when all frames share it, else the nominal size.
     """
 
     def __init__(
@@ -110,6 +110,8 @@ class Detector:
         # threshold); an end-to-end output is 300 rows already, a YOLOv5 one anchor-major
         self._compact = self.layout.kind is LayoutKind.ONE_TO_MANY
         self._batch_letterboxes: dict[tuple[int, bool], Letterbox] = {}
+        self.batch_size = backend.max_batch if backend.prefers_batches else 1
+        """Frames per inference in ``detect_batch`` (1 .. ``max_batch``)."""
         self._class_filter: np.ndarray | None = None
         self.config = DetectorConfig()
         self.set_config(config or DetectorConfig())
@@ -241,19 +243,20 @@ class Detector:
         return int(self.backend.max_batch)
 
     def detect_batch(self, frames: Sequence[tuple[np.ndarray, str]]) -> list[Detections]:
-        """Detect in each (uint8 image, encoding) of ``frames``: one inference per ``max_batch``
-        frames (one after the other for a batch-1 model). ValueError for an unusable image
+        """Detect in each (uint8 image, encoding) of ``frames``: one inference per ``batch_size``
+        frames (one after the other for a batch size of 1). ValueError for an unusable image
         (``ImageRejected``: check each frame alone first to keep the others). ``last_times``: the
         whole call's."""
         results: list[Detections] = []
         times = StageTimes()
-        if len(frames) <= 1 or self.max_batch == 1:
+        size = max(1, min(self.batch_size, self.max_batch))
+        if len(frames) <= 1 or size == 1:
             for image, encoding in frames:
                 results.append(self(image, encoding))
                 times += self.last_times
         else:
-            for start in range(0, len(frames), self.max_batch):
-                results += self._batch(frames[start : start + self.max_batch])
+            for start in range(0, len(frames), size):
+                results += self._batch(frames[start : start + size])
                 times += self.last_times
         self.last_times = times
         return results

@@ -71,9 +71,9 @@ class InferenceLoop:
         return True
 
     def _run(self) -> None:
-        max_batch = self._cameras[0].pipeline.detector.max_batch
+        detector = self._cameras[0].pipeline.detector
         while True:
-            taken = self._latest.take(limit=max_batch, timeout_s=None)
+            taken = self._latest.take(limit=detector.batch_size, timeout_s=None)
             if not taken:  # closed
                 return
             try:

@@ -222,6 +222,15 @@ SPECS: tuple[Spec, ...] = (
         structural=True,
     ),
     Spec(
+        "max_batch",
+        0,
+        "Several cameras: frames per inference. 0: automatic, the model's limit where batches pay "
+        "(TensorRT: the engine is built for one frame per camera), one frame at a time on ONNX "
+        "Runtime's CPU provider (there a batch is slower than its frames one by one).",
+        (0, 64),
+        structural=True,
+    ),
+    Spec(
         "camera_names",
         [],
         "Names of the input_topics cameras (their output namespaces and /diagnostics entries), "
@@ -401,7 +410,7 @@ def load_pipeline(values: Mapping[str, Any], convert: Converter) -> FramePipelin
     except ValueError as exc:
         raise ConfigurationError(f"tracker parameters: {exc}") from exc
     try:
-        return FramePipeline.from_model(
+        pipeline = FramePipeline.from_model(
             model_path,
             config,
             values["backend"],
@@ -413,6 +422,9 @@ def load_pipeline(values: Mapping[str, Any], convert: Converter) -> FramePipelin
     except Exception as exc:  # noqa: BLE001 - any failure to load is the configuration's
         reason = str(exc) if model_path in str(exc) else f"model {model_path}: {exc}"
         raise ConfigurationError(reason) from exc
+    if values["max_batch"]:
+        pipeline.detector.batch_size = min(values["max_batch"], pipeline.detector.max_batch)
+    return pipeline
 
 
 def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:
@@ -443,7 +455,7 @@ def backend_options(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     engine built from an .onnx with a dynamic batch takes one frame per camera."""
     return {
         "tensorrt": {
-            "max_batch": max(1, len(values["input_topics"])),
+            "max_batch": values["max_batch"] or max(1, len(values["input_topics"])),
             "precision": values["trt_precision"],
             "device": values["cuda_device"],
             "gpu_preprocess": values["gpu_preprocess"],
