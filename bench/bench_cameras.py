@@ -4,10 +4,10 @@ For N in ``--cameras`` (default 1 2 4), N image_replay processes loop the MOT16-
 best effort) at ``--rate`` Hz each, on ``cam<i>/image_raw``; then, one after the other:
 
 - ``one node, batched``: one yolo_tracker with ``input_topics`` = the N topics and the
-  dynamic-batch model (``--dynamic-model``), ``max_batch`` N: one inference per batch of the
-  newest frame of each camera;
-- ``one node, frame by frame``: the same with the node's automatic ``max_batch`` (on ONNX
-  Runtime's CPU provider one frame per inference, the newest frame of each camera in turn);
+  dynamic-batch model (``--dynamic-model``): one inference per batch of the newest frame of each
+  camera;
+- ``one node, frame by frame``: the same with ``max_batch`` 1 (one frame per inference, the
+  newest frame of each camera in turn);
 - ``one node, static model``: the same with the static batch-1 model (``--static-model``, 640x640);
 - ``N nodes``: N single-camera yolo_trackers with the dynamic model (the same per-frame input
   size, 640x480), one per topic.
@@ -128,7 +128,7 @@ def start_replay(
 def run(setup: str, cameras: int, args: argparse.Namespace, env: dict[str, str]) -> dict:
     topics = [f"cam{i}/image_raw" for i in range(cameras)]
     model = args.static_model if setup == "one node, static model" else args.dynamic_model
-    max_batch = cameras if setup == "one node, batched" else 0
+    max_batch = 1 if setup == "one node, frame by frame" else 0
     separate = setup == "N nodes"
     logs = args.log_dir / f"{cameras}-{setup.replace(' ', '_').replace(',', '')}"
     logs.mkdir(parents=True, exist_ok=True)

@@ -133,7 +133,6 @@ def test_cameras_sharing_a_detector_run_as_one_batch_and_track_apart(
     numbered from 1; a bad frame is that camera's problem only."""
     path = data_dir / "models" / model if model else model_path
     first = FramePipeline.from_model(path, PipelineConfig(tracking=False), "onnxruntime")
-    first.detector.batch_size = first.detector.max_batch  # batches even on the CPU
     cameras = [first, first.sibling(), first.sibling()]
     alone = Detector.from_model(path)
     shapes: list[tuple[int, ...]] = []

@@ -58,8 +58,6 @@ class Cameras:
                 "diagnostics_period:=0.25",
                 "-p",
                 "publish_annotated:=false",
-                "-p",
-                "max_batch:=3",  # batches on the CPU too (automatic: one frame at a time there)
             ],
             self.env,
             self.node_log,

@@ -72,9 +72,9 @@ class Detector:
     holds the frame scaled to its nominal size (Ultralytics' ``auto`` letterbox: 640x480 ->
     640x480, 768x432 -> 640x384 at 640); other models, and ``rect`` False, get the nominal size.
 
-    ``detect_batch`` runs several frames (several cameras) as batches of ``batch_size`` frames (by
-    default the backend's ``max_batch`` where batches pay, else 1): one input shape per batch, each
-    frame's rectangle when all frames share it, else the nominal size.
+    ``detect_batch`` runs several frames (several cameras) as batches of up to ``batch_size``
+    frames (by default the backend's ``max_batch``): one input shape per batch, each frame's
+    rectangle when all frames share it, else the nominal size.
     """
 
     def __init__(
@@ -110,7 +110,7 @@ class Detector:
         # threshold); an end-to-end output is 300 rows already, a YOLOv5 one anchor-major
         self._compact = self.layout.kind is LayoutKind.ONE_TO_MANY
         self._batch_letterboxes: dict[tuple[int, bool], Letterbox] = {}
-        self.batch_size = backend.max_batch if backend.prefers_batches else 1
+        self.batch_size = backend.max_batch
         """Frames per inference in ``detect_batch`` (1 .. ``max_batch``)."""
         self._class_filter: np.ndarray | None = None
         self.config = DetectorConfig()

@@ -37,10 +37,6 @@ class Backend(Protocol):
     input_shape: tuple[int, int, int, int]
     max_batch: int
     """The largest batch ``infer`` takes (1 for a static batch-1 model)."""
-    prefers_batches: bool
-    """Whether one inference over several frames is faster than one per frame (a GPU). On the CPU
-    it is not: ONNX Runtime, YOLOv8n, 2 cores, a batch of 4 frames took 17 % longer than the 4
-    frames one after the other."""
     input_dtype: np.dtype
     output_shape: tuple[int, ...]
     metadata: dict[str, str]

@@ -99,7 +99,6 @@ class OnnxRuntimeBackend:
         self.input_shape = resolve_input_shape(self.model_path, inp.name, inp.shape, self.metadata)
         self.dynamic_hw = has_dynamic_hw(inp.shape)
         self.max_batch = inp.shape[0] if isinstance(inp.shape[0], int) else UNBOUNDED_BATCH
-        self.prefers_batches = self._session.get_providers()[0] != "CPUExecutionProvider"
         check_output_shape(self.model_path, out.name, out.shape)
         if all(isinstance(d, int) for d in out.shape):
             self.output_shape: tuple[int, ...] = tuple(out.shape)

@@ -123,7 +123,6 @@ class TensorRTBackend:
         self.metadata: dict[str, str] = {}
         self.dynamic_hw = False
         self.max_batch = 1
-        self.prefers_batches = True
         self.device_memory_bytes = 0
         if not self.model_path.is_file():
             raise ModelError(f"model {self.model_path}: file not found")
