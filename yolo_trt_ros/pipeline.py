@@ -200,7 +200,7 @@ def run_batch(
     camera), track each in its own pipeline. Per frame, the result or why it was dropped: its
     ``ImageRejected`` or a ``StageFailed`` (a failed detection fails every frame of the call). The
     detector's stage times are the call's, given to each of its frames."""
-    results: list[FrameResult | ImageRejected | StageFailed | None] = [None] * len(frames)
+    results: dict[int, FrameResult | ImageRejected | StageFailed] = {}
     converted: list[tuple[int, np.ndarray, str, float]] = []
     for i, (pipeline, frame, _) in enumerate(frames):
         try:
@@ -239,4 +239,4 @@ def run_batch(
                 results[i] = pipeline._track(image, encoding, detections, stamp, times)
             except Exception as exc:
                 results[i] = StageFailed("track", exc)
-    return [r for r in results if r is not None]
+    return [results[i] for i in range(len(frames))]

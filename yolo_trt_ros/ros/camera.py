@@ -50,11 +50,6 @@ def camera_name(topic: str, index: int) -> str:
     return "/".join(parts) or f"camera{index}"
 
 
-def compressed_frame(msg: Any) -> tuple[Any, str]:
-    """The converter of compressed cameras: sensor_msgs/CompressedImage -> (image, encoding)."""
-    return compressed_to_array(msg)
-
-
 class Camera:
     """One camera's subscription (``input``), outputs, statistics and frame handling
     (``frames``, with its own tracker in ``pipeline``)."""
@@ -93,7 +88,7 @@ class Camera:
     @staticmethod
     def converter(topic: str) -> Callable[[Any], tuple[Any, str]]:
         """How frames of ``topic`` become images."""
-        return compressed_frame if is_compressed(topic) else image_frame
+        return compressed_to_array if is_compressed(topic) else image_frame
 
     def subscribe(self, qos: QoSProfile, deliver: Callable[[Camera, Received], None]) -> None:
         """Subscribe to the camera's topic; each frame is counted and handed to ``deliver``."""
