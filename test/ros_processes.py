@@ -4,7 +4,8 @@
   messages on command (sensor_msgs/CompressedImage, JPEG, on a topic ending in ``/compressed``):
   real frames read from disk, or deliberately malformed ones (any field overridden; ``data_len``
   bytes of zeros as the data). Each command is answered once the message is published, so the
-  test decides what goes out and when.
+  test decides what goes out and when. ``wait_for_subscriber()`` waits until the node under test
+  has matched the publisher, starting the process again if Fast DDS missed the discovery.
 - ``RosListener``: this process's side: its own context and domain, a lifecycle client for the node
   under test, subscriptions that collect messages, and ``spin_until(condition)`` waits (generous
   timeouts, no sleeps).
@@ -31,6 +32,9 @@ from yolo_trt_ros.ros.lifecycle_client import LifecycleClient
 
 TIMEOUT_S = 60.0
 """Upper bound for any single wait: generous for a loaded 2-core CI machine."""
+DISCOVERY_RETRY_S = 10.0
+"""Fast DDS participants started at the same moment on one host now and then never discover each
+other: a publisher not matched after this long is started again."""
 
 
 class FramePublisher:
@@ -41,18 +45,37 @@ class FramePublisher:
         self, env: Mapping[str, str], log: Path, topic: str = "image_raw", reliable: bool = True
     ) -> None:
         self._log = open(log, "wb")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(Path(__file__).resolve()),
-                topic,
-                "reliable" if reliable else "best_effort",
-            ],
+        self._args = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            topic,
+            "reliable" if reliable else "best_effort",
+        ]
+        self._env = dict(env)
+        self.proc = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            self._args,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
-            env=dict(env),
+            env=self._env,
         )
+
+    def wait_for_subscriber(self) -> None:
+        """Return once a subscription has matched the publisher (QoS-compatible); the process is
+        started again once if none has after ``DISCOVERY_RETRY_S``."""
+        for attempt in range(2):
+            deadline = time.monotonic() + (DISCOVERY_RETRY_S if attempt == 0 else TIMEOUT_S)
+            while time.monotonic() < deadline:
+                if self._command({"subscribers": True})["count"] > 0:
+                    return
+                time.sleep(0.1)
+            if attempt == 0:
+                self._stop()
+                self.proc = self._start()
+        raise AssertionError(f"no subscriber matched {self._args[2]} after a restart")
 
     def publish(
         self,
@@ -73,6 +96,10 @@ class FramePublisher:
             "data_len": data_len,
             "fields": fields,
         }
+        self._command(command)
+        return stamp_ns
+
+    def _command(self, command: dict[str, Any]) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write((json.dumps(command) + "\n").encode())
         self.proc.stdin.flush()
@@ -80,15 +107,18 @@ class FramePublisher:
         line = self.proc.stdout.readline() if ready else b""
         if not line:
             raise RuntimeError(f"frame publisher did not answer (exit code {self.proc.poll()})")
-        reply = json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
         if not reply["ok"]:
             raise RuntimeError(f"frame publisher failed: {reply['error']}")
-        return stamp_ns
+        return reply
 
-    def close(self) -> None:
+    def _stop(self) -> None:
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         stop_process(self.proc)
+
+    def close(self) -> None:
+        self._stop()
         self._log.close()
 
 
@@ -160,6 +190,10 @@ def _publisher_main(topic: str, reliability: str) -> None:
     publisher = node.create_publisher(msg_type, topic, QoSProfile(depth=1, reliability=policy))
     for line in sys.stdin:
         command = json.loads(line)
+        if command.get("subscribers"):
+            count = publisher.get_subscription_count()
+            print(json.dumps({"ok": True, "count": count}), flush=True)
+            continue
         msg = msg_type()
         if command["image"]:
             frame = cv2.imread(command["image"])

@@ -23,7 +23,13 @@ from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
 from ros_processes import TIMEOUT_S, FramePublisher, RosListener
-from yolo_trt_ros.demo.processes import ros_env, start_node, stop_process
+from yolo_trt_ros.demo.processes import (
+    FASTDDS_TRANSPORTS,
+    FASTDDS_TRANSPORTS_ENV,
+    ros_env,
+    start_node,
+    stop_process,
+)
 
 pytestmark = pytest.mark.ros
 
@@ -63,7 +69,6 @@ class Cameras:
             self.node_log,
         )
         self.publishers: dict[str, FramePublisher] = {}
-        self.topics: dict[str, tuple[Path, str]] = {}
         self.detections: dict[str, list[Detection2DArray]] = {}
         try:
             self.ros = RosListener(DOMAIN_ID, NODE)
@@ -78,17 +83,8 @@ class Cameras:
             raise
 
     def add(self, tmp_path: Path, name: str, topic: str) -> None:
-        self.topics[name] = (tmp_path, topic)
         self.publishers[name] = FramePublisher(self.env, tmp_path / f"{name}.log", topic=topic)
         self.detections[name] = self.ros.collect(Detection2DArray, f"/{name}/detections")
-
-    def restart(self, name: str) -> None:
-        """A new publisher process for camera ``name``: Fast DDS participants started at the same
-        moment on one host now and then never discover each other."""
-        self.publishers[name].close()
-        tmp_path, topic = self.topics[name]
-        log = tmp_path / f"{name}.restarted.log"
-        self.publishers[name] = FramePublisher(self.env, log, topic=topic)
 
     def log(self) -> str:
         return self.node_log.read_text(errors="replace")
@@ -114,19 +110,16 @@ class Cameras:
         return [d for d in self.detections[name] if _stamp_ns(d) in stamps]
 
     def send_until_served(self, name: str, image: Path, frame_id: str) -> Detection2DArray:
-        """Publish ``image`` on camera ``name`` every 0.5 s until its detections come back (the
-        camera's process is started again once if the node never saw it)."""
+        """Publish ``image`` on camera ``name`` every 0.5 s, once the node has matched the camera,
+        until its detections come back."""
+        self.publishers[name].wait_for_subscriber()
         stamps: set[int] = set()
-        start = time.monotonic()
-        restarted = False
-        while time.monotonic() < start + TIMEOUT_S:
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
             stamps.add(self.send(name, image, frame_id))
             if self.ros.spin_until(lambda: bool(self.served(name, stamps)), 0.5):
                 return self.served(name, stamps)[0]
             assert self.node.poll() is None, f"node exited:\n{self.log()}"
-            if not restarted and time.monotonic() > start + 15:
-                self.restart(name)
-                restarted = True
         raise AssertionError(f"camera {name} never served:\n{self.log()}")
 
     def close(self) -> None:
@@ -149,7 +142,10 @@ def frames(mot_dir: Path, tmp_path: Path) -> dict[str, list[Path]]:
 
 
 @pytest.fixture
-def cameras(tmp_path: Path, data_dir: Path) -> Iterator[Cameras]:
+def cameras(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cameras]:
+    # This process must use the same Fast DDS transports as the children, or they never discover
+    # each other.
+    monkeypatch.setenv(FASTDDS_TRANSPORTS_ENV, FASTDDS_TRANSPORTS)
     harness = Cameras(tmp_path, data_dir / "models" / "yolov8n-coco-dynamic.onnx", CAMERAS)
     try:
         yield harness

@@ -83,7 +83,12 @@ class Harness:
         return self.node_log.read_text(errors="replace")
 
     def change_state(self, transition: str) -> bool:
-        return self.ros.lifecycle.change_state(transition)
+        """Run ``transition``; after an activation, wait until the node has matched the
+        publisher."""
+        done = self.ros.lifecycle.change_state(transition)
+        if done and transition == "activate" and self.publisher is not None:
+            self.publisher.wait_for_subscriber()
+        return done
 
     def state(self) -> str:
         return self.ros.lifecycle.get_state()
