@@ -4,8 +4,10 @@ For N in ``--cameras`` (default 1 2 4), N image_replay processes loop the MOT16-
 best effort) at ``--rate`` Hz each, on ``cam<i>/image_raw``; then, one after the other:
 
 - ``one node, batched``: one yolo_tracker with ``input_topics`` = the N topics and the
-  dynamic-batch model (``--dynamic-model``): one inference per batch of the newest frame of each
-  camera;
+  dynamic-batch model (``--dynamic-model``), its defaults: the newest frame of each camera in
+  batches, two ONNX Runtime runs at once (``ort_parallel_runs``) on a share of the cores each;
+- ``one node, one run``: the same with ``ort_parallel_runs`` 1 (one batch of all cameras at a
+  time on every core);
 - ``one node, frame by frame``: the same with ``max_batch`` 1 (one frame per inference, the
   newest frame of each camera in turn);
 - ``one node, static model``: the same with the static batch-1 model (``--static-model``, 640x640);
@@ -43,7 +45,13 @@ from ros_throughput import bring_up, cpu_seconds, replay_args
 from yolo_trt_ros.demo.processes import ros_env, start_node, stop_process
 
 NAMESPACE = "/bench_cams"
-SETUPS = ("one node, batched", "one node, frame by frame", "one node, static model", "N nodes")
+SETUPS = (
+    "one node, batched",
+    "one node, one run",
+    "one node, frame by frame",
+    "one node, static model",
+    "N nodes",
+)
 
 
 class Receiver(Node):
@@ -74,12 +82,13 @@ def memory_kib(pid: int) -> tuple[int, int]:
 
 
 def tracker_args(
-    model: Path, topics: list[str], camera: int | None, max_batch: int = 0
+    model: Path, topics: list[str], camera: int | None, max_batch: int = 0, parallel_runs: int = 0
 ) -> list[str]:
     """ROS args of one tracker: all ``topics`` in one node (``camera`` None) or the one of
     ``camera``."""
     args = ["-r", f"__ns:={NAMESPACE}", "-p", f"model_path:={model}", "-p", "backend:=onnxruntime"]
     args += ["-p", "publish_annotated:=false", "-p", f"max_batch:={max_batch}"]
+    args += ["-p", f"ort_parallel_runs:={parallel_runs}"]
     if camera is None and len(topics) > 1:
         quoted = ", ".join(f"'{t}'" for t in topics)
         return [*args, "-p", f"input_topics:=[{quoted}]"]
@@ -129,6 +138,7 @@ def run(setup: str, cameras: int, args: argparse.Namespace, env: dict[str, str])
     topics = [f"cam{i}/image_raw" for i in range(cameras)]
     model = args.static_model if setup == "one node, static model" else args.dynamic_model
     max_batch = 1 if setup == "one node, frame by frame" else 0
+    parallel_runs = 1 if setup == "one node, one run" else 0
     separate = setup == "N nodes"
     logs = args.log_dir / f"{cameras}-{setup.replace(' ', '_').replace(',', '')}"
     logs.mkdir(parents=True, exist_ok=True)
@@ -137,7 +147,7 @@ def run(setup: str, cameras: int, args: argparse.Namespace, env: dict[str, str])
         name = "yolo_tracker" if camera is None else f"yolo_tracker_{camera}"
         trackers[name] = start_node(
             "yolo_trt_ros.ros.tracker_node",
-            tracker_args(model, topics, camera, max_batch),
+            tracker_args(model, topics, camera, max_batch, parallel_runs),
             env,
             logs / f"{name}.log",
         )

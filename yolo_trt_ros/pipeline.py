@@ -15,6 +15,9 @@ While tracking, the detector runs at ``min(conf_threshold, track_low_thresh)`` (
 association needs the low-score detections) and what is published follows ``tracking.assignment``.
 Bad input raises ``ImageRejected`` as it is; any other exception is re-raised as ``StageFailed``
 naming the stage it came from, so a caller can drop the frame and count it per stage.
+``run_batch`` runs several cameras' frames with one inference; its two halves, ``detect_frames``
+and ``FramePipeline.track``, are there for a caller that runs them on two threads (the node tracks
+and publishes one batch while the next is inferred).
 """
 
 from __future__ import annotations
@@ -154,29 +157,29 @@ class FramePipeline:
             raise result
         return result
 
-    def _track(
-        self,
-        image: np.ndarray,
-        encoding: str,
-        detections: Detections,
-        stamp: float | None,
-        times: dict[str, float],
-    ) -> FrameResult:
-        """The tracking stage (while tracking) of a detected frame."""
-        track_ids = None
-        if self.config.tracking:
+    def track(self, detected: FrameResult, stamp: float | None) -> FrameResult:
+        """The tracking stage of a frame ``detect_frames`` detected for this pipeline (unchanged
+        while not tracking); ``StageFailed("track")`` on an internal error."""
+        if not self.config.tracking:
+            return detected
+        try:
             t0 = time.perf_counter()
             tracks = self.tracker.update(
-                detections.boxes, detections.scores, detections.class_ids, stamp
+                detected.detections.boxes,
+                detected.detections.scores,
+                detected.detections.class_ids,
+                stamp,
             )
             detections, track_ids = assign_ids(
-                detections,
+                detected.detections,
                 tracks,
                 self.config.detector.conf_threshold,
                 self.config.publish_untracked,
             )
-            times["track"] = (time.perf_counter() - t0) * 1e3
-        return FrameResult(image, encoding, detections, track_ids, times)
+            times = {**detected.times_ms, "track": (time.perf_counter() - t0) * 1e3}
+        except Exception as exc:
+            raise StageFailed("track", exc) from exc
+        return replace(detected, detections=detections, track_ids=track_ids, times_ms=times)
 
     def sibling(self, convert: Converter | None = None) -> FramePipeline:
         """A pipeline for another camera: the same detector (model) and settings, its own
@@ -192,17 +195,17 @@ class FramePipeline:
             self.detector.close()
 
 
-def run_batch(
-    frames: Sequence[tuple[FramePipeline, Any, float | None]],
+def detect_frames(
+    frames: Sequence[tuple[FramePipeline, Any]],
 ) -> list[FrameResult | ImageRejected | StageFailed]:
-    """Run each (pipeline, frame, stamp) of ``frames``: convert each, detect in all of them at
-    once (``Detector.detect_batch``: the pipelines share one detector, e.g. ``sibling``s, one per
-    camera), track each in its own pipeline. Per frame, the result or why it was dropped: its
-    ``ImageRejected`` or a ``StageFailed`` (a failed detection fails every frame of the call). The
-    detector's stage times are the call's, given to each of its frames."""
+    """Convert each (pipeline, frame) of ``frames`` and detect in all of them at once
+    (``Detector.detect_batch``: the pipelines share one detector, e.g. ``sibling``s, one per
+    camera). Per frame, its untracked result (``FramePipeline.track`` is the next stage) or why it
+    was dropped: its ``ImageRejected`` or a ``StageFailed`` (a failed detection fails every frame
+    of the call). The detector's stage times are the call's, given to each of its frames."""
     results: dict[int, FrameResult | ImageRejected | StageFailed] = {}
     converted: list[tuple[int, np.ndarray, str, float]] = []
-    for i, (pipeline, frame, _) in enumerate(frames):
+    for i, (pipeline, frame) in enumerate(frames):
         try:
             t0 = time.perf_counter()
             image, encoding = pipeline.convert(frame)
@@ -228,15 +231,28 @@ def run_batch(
                 results[i] = StageFailed("detect", exc)
         detected = detector.last_times
         for (i, image, encoding, convert_ms), detections in zip(converted, found, strict=False):
-            pipeline, _, stamp = frames[i]
             times = {
                 "convert": convert_ms,
                 "preprocess": detected.preprocess,
                 "infer": detected.infer,
                 "postprocess": detected.postprocess,
             }
-            try:
-                results[i] = pipeline._track(image, encoding, detections, stamp, times)
-            except Exception as exc:
-                results[i] = StageFailed("track", exc)
+            results[i] = FrameResult(image, encoding, detections, None, times)
     return [results[i] for i in range(len(frames))]
+
+
+def run_batch(
+    frames: Sequence[tuple[FramePipeline, Any, float | None]],
+) -> list[FrameResult | ImageRejected | StageFailed]:
+    """Run each (pipeline, frame, stamp) of ``frames``: ``detect_frames``, then each frame's
+    tracking in its own pipeline. Per frame, the result or why it was dropped."""
+    detected = detect_frames([(pipeline, frame) for pipeline, frame, _ in frames])
+    results: list[FrameResult | ImageRejected | StageFailed] = []
+    for (pipeline, _, stamp), result in zip(frames, detected, strict=True):
+        if isinstance(result, FrameResult):
+            try:
+                result = pipeline.track(result, stamp)
+            except StageFailed as exc:
+                result = exc
+        results.append(result)
+    return results

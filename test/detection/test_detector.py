@@ -3,6 +3,7 @@ COCO model."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -472,3 +473,53 @@ def test_a_batch_of_frames_of_different_sizes_runs_at_the_nominal_square(
     finally:
         detector.close()
         square.close()
+
+
+def test_parallel_runs_from_two_threads_equal_one_at_a_time(data_dir: Path, mot_dir: Path) -> None:
+    """Two threads detecting at once (same input shape, other images: each needs its own
+    letterbox buffers) get what one thread gets, each its own ``last_times``, and a config set
+    between their calls applies to the next calls of both."""
+    path = data_dir / "models" / "yolov8n-coco-dynamic.onnx"
+    detector = Detector.from_model(
+        path, backend_options={"onnxruntime": {"intra_op_threads": 1, "parallel_runs": 2}}
+    )
+    assert detector.parallel_runs == 2
+    frame = cv2.imread(str(sorted((mot_dir / "img1").glob("*.jpg"))[0]))
+    batches = [
+        [(frame, "bgr8"), (frame[:, ::-1].copy(), "bgr8")],
+        [(frame[::-1].copy(), "bgr8"), (frame[::-1, ::-1].copy(), "bgr8")],
+    ]
+    configs = DetectorConfig(), DetectorConfig(conf_threshold=0.6)
+
+    def alone(config: DetectorConfig) -> list[list[list]]:
+        detector.set_config(config)
+        return [[d.boxes.tolist() for d in detector.detect_batch(b)] for b in batches]
+
+    try:
+        want = [alone(config) for config in configs]
+        assert want[0] != want[1]
+        detector.set_config(configs[0])
+        got: list[list[list[list]]] = [[], []]
+        times: list[list[float]] = [[], []]
+        reached, applied = threading.Barrier(3), threading.Barrier(3)
+
+        def run(i: int) -> None:
+            for call in range(6):
+                if call == 3:
+                    reached.wait(), applied.wait()
+                got[i].append([d.boxes.tolist() for d in detector.detect_batch(batches[i])])
+                times[i].append(detector.last_times.infer)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+        for thread in threads:
+            thread.start()
+        reached.wait()
+        detector.set_config(configs[1])
+        applied.wait()
+        for thread in threads:
+            thread.join()
+        for i in (0, 1):
+            assert got[i] == [want[0][i]] * 3 + [want[1][i]] * 3
+            assert len(set(times[i])) == 6 and min(times[i]) > 0
+    finally:
+        detector.close()

@@ -64,7 +64,7 @@ def test_matches_ultralytics(key, golden, detector, data_dir, sample_images) -> 
     np.testing.assert_allclose(got[:, :4], expected[:, :4], atol=0.05)
 
     # val settings (multi-label, conf 0.001, max_det 300) on the raw output, input pixels
-    tensor, _ = detector._letterbox(image)
+    tensor, _ = detector._letterbox(0, detector._stride)(image)
     output = detector.backend.infer(tensor)
     got = rows(decode_yolov8(output, 0.001, 0.7, 300, multi_label=True))
     assert_same_rows(got, golden[f"val:{key}"], box_tol=0.01, score_tol=1e-5)

@@ -203,3 +203,16 @@ def test_a_segmentation_model_is_refused_naming_its_task(data_dir: Path) -> None
         ModelError, match="looks like a segment model \\(metadata task 'segment'\\)"
     ):
         OnnxRuntimeBackend(data_dir / "models" / "formats" / "yolov8n-seg-random.onnx")
+
+
+def test_parallel_runs_share_out_the_cores(model_path: Path, monkeypatch) -> None:
+    """With ``intra_op_threads`` 0, each of ``parallel_runs`` runs gets its share of the cores this
+    process may use (at least one thread); an explicit thread count is kept."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    threads = {}
+    for runs, intra in ((1, 0), (2, 0), (3, 0), (16, 0), (2, 3)):
+        backend = OnnxRuntimeBackend(model_path, intra_op_threads=intra, parallel_runs=runs)
+        threads[runs, intra] = backend._session.get_session_options().intra_op_num_threads
+        assert backend.parallel_runs == runs
+        backend.close()
+    assert threads == {(1, 0): 0, (2, 0): 4, (3, 0): 2, (16, 0): 1, (2, 3): 3}

@@ -13,6 +13,7 @@ from yolo_trt_ros.ros.parameters import (
     SPECS,
     STRUCTURAL,
     ConfigurationError,
+    backend_options,
     change_refused,
     load_pipeline,
     pipeline_config,
@@ -47,6 +48,17 @@ def test_pipeline_config_follows_the_values() -> None:
     config = pipeline_config(defaults(conf_threshold=0.4, classes=("person",), tracking=False))
     assert config.detector.conf_threshold == 0.4 and config.detector.classes == ("person",)
     assert not config.tracking
+
+
+def test_onnxruntime_runs_two_frames_at_once_for_several_cameras() -> None:
+    def runs(**changes: Any) -> int:
+        return int(backend_options(defaults(**changes))["onnxruntime"]["parallel_runs"])
+
+    assert runs() == 1 and runs(input_topics=("/a", "/b")) == 2
+    assert (
+        runs(ort_parallel_runs=3) == 3
+        and runs(input_topics=("/a", "/b"), ort_parallel_runs=1) == 1
+    )
 
 
 def test_load_pipeline_names_the_problem(tmp_path: Path, model_path: Path) -> None:

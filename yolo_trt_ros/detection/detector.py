@@ -3,6 +3,7 @@ timings."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,13 @@ from yolo_trt_ros.detection.decode import decode_end2end, decode_yolov5, decode_
 from yolo_trt_ros.detection.detections import Detections
 from yolo_trt_ros.detection.letterbox import Letterbox, LetterboxTransform, rect_input_hw
 from yolo_trt_ros.detection.model_layout import LayoutKind, ModelLayout, check_layout
-from yolo_trt_ros.inference.base import Backend, DynamicInput, FrameBackend, ModelError
+from yolo_trt_ros.inference.base import (
+    Backend,
+    DynamicInput,
+    FrameBackend,
+    ModelError,
+    ParallelRuns,
+)
 from yolo_trt_ros.inference.selection import Selection, create_backend
 
 
@@ -75,6 +82,10 @@ class Detector:
     ``detect_batch`` runs several frames (several cameras) as batches of up to ``batch_size``
     frames (by default the backend's ``max_batch``): one input shape per batch, each frame's
     rectangle when all frames share it, else the nominal size.
+
+    Up to ``parallel_runs`` threads may detect at once (a ``ParallelRuns`` backend, ONNX Runtime:
+    letterbox buffers and ``last_times`` are per thread, a ``set_config`` takes effect for each
+    call as a whole); otherwise one at a time.
     """
 
     def __init__(
@@ -96,24 +107,20 @@ class Detector:
         self.names = list(names)
         self.names_source = "given"
         self.selection: Selection | None = None
-        self.last_times = StageTimes()
         self.rect = rect and isinstance(backend, DynamicInput) and backend.dynamic_hw
-        self._letterbox = Letterbox(
-            backend.input_shape[2:],
-            backend.input_dtype,
-            stride=max(self.layout.strides) if self.rect else None,
-        )
+        self._stride = max(self.layout.strides) if self.rect else None
+        self._per_thread = threading.local()  # letterbox buffers and last_times
         self._frame_backend = (
             backend if isinstance(backend, FrameBackend) and backend.gpu_preprocessing else None
         )
         # candidate compaction pays on the one-to-many output (8400 anchors, most below the
         # threshold); an end-to-end output is 300 rows already, a YOLOv5 one anchor-major
         self._compact = self.layout.kind is LayoutKind.ONE_TO_MANY
-        self._batch_letterboxes: dict[tuple[int, bool], Letterbox] = {}
         self.batch_size = backend.max_batch
         """Frames per inference in ``detect_batch`` (1 .. ``max_batch``)."""
-        self._class_filter: np.ndarray | None = None
-        self.config = DetectorConfig()
+        self.parallel_runs = backend.parallel_runs if isinstance(backend, ParallelRuns) else 1
+        """How many threads may detect at once."""
+        self._settings: tuple[DetectorConfig, np.ndarray | None] = (DetectorConfig(), None)
         self.set_config(config or DetectorConfig())
 
     @classmethod
@@ -183,11 +190,24 @@ class Detector:
             f"{self.names_source}"
         )
 
+    @property
+    def config(self) -> DetectorConfig:
+        return self._settings[0]
+
+    @property
+    def last_times(self) -> StageTimes:
+        """This thread's last ``__call__`` or ``detect_batch``."""
+        times: StageTimes = getattr(self._per_thread, "times", StageTimes())
+        return times
+
+    @last_times.setter
+    def last_times(self, times: StageTimes) -> None:
+        self._per_thread.times = times
+
     def set_config(self, config: DetectorConfig) -> None:
         """Validate and apply ``config``; raises ValueError (config unchanged) naming the bad
         value."""
-        self._class_filter = self.check_config(config)
-        self.config = config
+        self._settings = (config, self.check_config(config))
 
     def check_config(self, config: DetectorConfig) -> np.ndarray | None:
         """Validate ``config`` without applying it: ValueError naming the bad value; else the
@@ -217,22 +237,22 @@ class Detector:
     def __call__(self, image: np.ndarray, encoding: str = "bgr8") -> Detections:
         """Detect in a uint8 image (see ``Letterbox`` for layouts); ValueError for an unusable
         image."""
-        cfg = self.config
+        settings = self._settings
         t0 = time.perf_counter()
         if self._frame_backend is not None:
             t1 = t0
             output, transform = self._frame_backend.infer_image(
                 image,
                 encoding,
-                cfg.conf_threshold if self._compact else None,
-                self._letterbox.stride,
+                settings[0].conf_threshold if self._compact else None,
+                self._stride,
             )
         else:
-            tensor, transform = self._letterbox(image, encoding)
+            tensor, transform = self._letterbox(0, self._stride)(image, encoding)
             t1 = time.perf_counter()
             output = self.backend.infer(tensor)
         t2 = time.perf_counter()
-        dets = self._original(self._decode(output), transform)
+        dets = self._original(self._decode(output, settings), transform)
         t3 = time.perf_counter()
         self.last_times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return dets
@@ -263,27 +283,23 @@ class Detector:
 
     def _batch(self, frames: Sequence[tuple[np.ndarray, str]]) -> list[Detections]:
         """One inference over ``frames`` (at most ``max_batch``), timed in ``last_times``."""
+        settings = self._settings
         t0 = time.perf_counter()
         if self._frame_backend is not None:
-            conf = self.config.conf_threshold if self._compact else None
-            outputs = self._frame_backend.infer_images(frames, conf, self._letterbox.stride)
+            conf = settings[0].conf_threshold if self._compact else None
+            outputs = self._frame_backend.infer_images(frames, conf, self._stride)
             t2 = time.perf_counter()
-            results = [self._original(self._decode(out), t) for out, t in outputs]
+            results = [self._original(self._decode(out, settings), t) for out, t in outputs]
             self.last_times = StageTimes(0.0, (t2 - t0) * 1e3, (time.perf_counter() - t2) * 1e3)
             return results
-        stride = self._letterbox.stride
+        stride = self._stride
         if stride is not None:
             nominal = (self.backend.input_shape[2], self.backend.input_shape[3])
             sizes = {rect_input_hw(image.shape[:2], nominal, stride) for image, _ in frames}
             stride = stride if len(sizes) == 1 else None
         tensors, transforms = [], []
         for slot, (image, encoding) in enumerate(frames):
-            key = (slot, stride is not None)
-            if key not in self._batch_letterboxes:
-                self._batch_letterboxes[key] = Letterbox(
-                    self.backend.input_shape[2:], self.backend.input_dtype, stride=stride
-                )
-            tensor, transform = self._batch_letterboxes[key](image, encoding)
+            tensor, transform = self._letterbox(slot, stride)(image, encoding)
             tensors.append(tensor)
             transforms.append(transform)
         batch = np.concatenate(tensors)
@@ -291,7 +307,8 @@ class Detector:
         output = self.backend.infer(batch)
         t2 = time.perf_counter()
         results = [
-            self._original(self._decode(output[i : i + 1]), t) for i, t in enumerate(transforms)
+            self._original(self._decode(output[i : i + 1], settings), t)
+            for i, t in enumerate(transforms)
         ]
         t3 = time.perf_counter()
         self.last_times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
@@ -304,16 +321,31 @@ class Detector:
             return dets
         return Detections(transform.to_original(dets.boxes), dets.scores, dets.class_ids)
 
-    def _decode(self, output: np.ndarray) -> Detections:
-        """Decode one raw output by the model's layout with the current config (input pixels)."""
-        cfg = self.config
+    def _letterbox(self, slot: int, stride: int | None) -> Letterbox:
+        """This thread's letterbox (its reused buffers) for batch slot ``slot``."""
+        letterboxes: dict[tuple[int, int | None], Letterbox] = vars(self._per_thread).setdefault(
+            "letterboxes", {}
+        )
+        key = (slot, stride)
+        if key not in letterboxes:
+            letterboxes[key] = Letterbox(
+                self.backend.input_shape[2:], self.backend.input_dtype, stride=stride
+            )
+        return letterboxes[key]
+
+    def _decode(
+        self, output: np.ndarray, settings: tuple[DetectorConfig, np.ndarray | None]
+    ) -> Detections:
+        """Decode one raw output by the model's layout with ``settings`` (config, class filter),
+        in input pixels."""
+        cfg, class_filter = settings
         if self.layout.kind is LayoutKind.END_TO_END:
             return decode_end2end(
                 output,
                 cfg.conf_threshold,
                 int(cfg.max_detections),
                 len(self.names),
-                class_filter=self._class_filter,
+                class_filter=class_filter,
             )
         decode = decode_yolov5 if self.layout.kind is LayoutKind.YOLOV5 else decode_yolov8
         return decode(
@@ -321,7 +353,7 @@ class Detector:
             cfg.conf_threshold,
             cfg.iou_threshold,
             int(cfg.max_detections),
-            class_filter=self._class_filter,
+            class_filter=class_filter,
             agnostic=cfg.agnostic_nms,
             multi_label=cfg.multi_label,
         )

@@ -28,8 +28,8 @@ class Backend(Protocol):
     one (B, ...) float32 output array out (its layout: ``detection.model_layout``).
 
     Optional capabilities, checked with ``isinstance``: ``FrameBackend`` (takes raw frames,
-    preprocessing them itself) and ``DiagnosticsSource`` (adds key/values to the node's
-    diagnostics).
+    preprocessing them itself), ``ParallelRuns`` (several threads may infer at once) and
+    ``DiagnosticsSource`` (adds key/values to the node's diagnostics).
     """
 
     name: str
@@ -44,6 +44,14 @@ class Backend(Protocol):
     def infer(self, tensor: np.ndarray) -> np.ndarray: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ParallelRuns(Protocol):
+    """Optional: ``infer`` may run in up to ``parallel_runs`` threads at once (ONNX Runtime's
+    session is thread-safe)."""
+
+    parallel_runs: int
 
 
 @runtime_checkable

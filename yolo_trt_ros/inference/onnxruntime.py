@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,10 @@ _PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 class OnnxRuntimeBackend:
     """A validated YOLOv8 detection model in an ONNX Runtime session (graph optimizations: all).
 
-    ``intra_op_threads`` 0 lets ONNX Runtime choose (one per physical core). ``allow_spinning``
+    ``intra_op_threads`` 0 lets ONNX Runtime choose (one per physical core), or with
+    ``parallel_runs`` > 1 gives each run an equal share of the cores this process may use: several
+    frames inferred at once, each on fewer threads, keep the cores busier than one frame on all of
+    them (throughput for several cameras; each frame takes longer). ``allow_spinning``
     False makes idle worker threads sleep instead of busy-waiting: slightly slower on an idle
     machine, much faster when other processes (a camera driver, DDS, the rest of the robot) share
     the cores. ``max_batch``: the largest batch the input takes (``UNBOUNDED_BATCH`` for a dynamic
@@ -37,11 +41,18 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(
-        self, model_path: str | Path, intra_op_threads: int = 0, allow_spinning: bool = True
+        self,
+        model_path: str | Path,
+        intra_op_threads: int = 0,
+        allow_spinning: bool = True,
+        parallel_runs: int = 1,
     ):
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise ModelError(f"model {self.model_path}: file not found")
+        self.parallel_runs = max(1, parallel_runs)
+        if intra_op_threads == 0 and self.parallel_runs > 1:
+            intra_op_threads = max(1, len(os.sched_getaffinity(0)) // self.parallel_runs)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = intra_op_threads

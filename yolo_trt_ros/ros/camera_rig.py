@@ -3,8 +3,8 @@ starts, stops and resets.
 
 Made at configure (a ``Camera`` per (name, topic), publishers created; with several cameras each
 has a ``~/<name>/reset_tracker`` service); ``start`` subscribes every camera and starts the
-``InferenceLoop``; ``stop`` undoes that. ``lock`` is held while a batch runs, so a reset or a
-parameter change never meets a frame half processed.
+``InferenceLoop``; ``stop`` undoes that. A parameter change or a tracker reset waits for the batch
+being tracked and published, so it never meets a frame half through tracking.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class CameraRig:
             )
             camera.outputs.create()
             self.cameras.append(camera)
-        self.lock = threading.Lock()
+        self._output_lock = threading.Lock()
         self.loop: InferenceLoop | None = None
         self._services: list[Service] = [
             node.create_service(Trigger, f"~/{c.name}/reset_tracker", self._reset_one(c))
@@ -68,7 +68,7 @@ class CameraRig:
     def start(self, qos: QoSProfile) -> None:
         """Subscribe every camera and start the inference thread; on a failed subscription
         (ValueError naming the camera) nothing stays subscribed."""
-        self.loop = InferenceLoop(self.cameras, self.lock, self._log_inference_error)
+        self.loop = InferenceLoop(self.cameras, self._output_lock, self._log_inference_error)
         for camera in self.cameras:
             try:
                 camera.subscribe(qos, self.loop.deliver)
@@ -98,14 +98,14 @@ class CameraRig:
 
     def configure(self, config: PipelineConfig, stamp_tolerance_s: float) -> None:
         """Apply run-time settings to every camera (between batches)."""
-        with self.lock:
+        with self._output_lock:
             for camera in self.cameras:
                 camera.pipeline.configure(config)
                 camera.frames.stamps.tolerance_s = stamp_tolerance_s
 
     def reset(self, response: Trigger.Response, cameras: list[Camera]) -> Trigger.Response:
         """Forget the tracks of ``cameras`` (IDs restart at 1); the reset services' answer."""
-        with self.lock:
+        with self._output_lock:
             dropped = sum(camera.frames.reset_tracker() for camera in cameras)
         which = cameras[0].name if len(cameras) == 1 < len(self.cameras) else "all cameras"
         response.success = True

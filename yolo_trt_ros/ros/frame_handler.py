@@ -1,11 +1,11 @@
 """One camera's frames before and after inference: receive, stamp check, publish or drop.
 
-Per frame: the header stamp is checked against the receive clock (``ros.stamps``: a glitch steps
-one typical frame interval instead of ending every track), ``FramePipeline`` detects and tracks,
-the Detection2DArray keeps the image header, and the annotated image is drawn only while it has
-subscribers. A bad frame (``ImageRejected``) is counted per reason, an internal error per stage
-(``failed.<stage>``, logged with its traceback); either way the frame is dropped, the log line is
-throttled per reason (``log_text.ProblemLog``) and the node keeps serving.
+Per frame: ``FramePipeline`` detects, the header stamp is checked against the receive clock
+(``ros.stamps``: a glitch steps one typical frame interval instead of ending every track), the
+pipeline tracks, the Detection2DArray keeps the image header, and the annotated image is drawn
+only while it has subscribers. A bad frame (``ImageRejected``) is counted per reason, an internal
+error per stage (``failed.<stage>``, logged with its traceback); either way the frame is dropped,
+the log line is throttled per reason (``log_text.ProblemLog``) and the node keeps serving.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ class Received:
 
 class FrameHandler:
     """One camera's frames before and after inference (see the module docstring):
-    ``receive`` in the subscription callback, then ``check_stamp``, the pipeline (in batches, by
-    the caller) and ``publish`` or ``drop``."""
+    ``receive`` in the subscription callback, then (by the caller) detection in batches,
+    ``check_stamp``, tracking and ``publish`` or ``drop``."""
 
     def __init__(
         self,

@@ -187,6 +187,14 @@ SPECS: tuple[Spec, ...] = (
         structural=True,
     ),
     Spec(
+        "ort_parallel_runs",
+        0,
+        "ONNX Runtime: frames inferred at once, each on its share of the cores (with ort_threads "
+        "0); more images/s, each frame slower. 0: 2 for several cameras, 1 for one.",
+        (0, 16),
+        structural=True,
+    ),
+    Spec(
         "ort_allow_spinning",
         False,
         "ONNX Runtime: let idle worker threads busy-wait. Off by default: on a robot "
@@ -465,5 +473,7 @@ def backend_options(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         "onnxruntime": {
             "intra_op_threads": values["ort_threads"],
             "allow_spinning": values["ort_allow_spinning"],
+            "parallel_runs": values["ort_parallel_runs"]
+            or (2 if len(values["input_topics"]) > 1 else 1),
         },
     }
