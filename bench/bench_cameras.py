@@ -3,14 +3,14 @@
 For N in ``--cameras`` (default 1 2 4), N image_replay processes loop the MOT16-05 frames (640x480,
 best effort) at ``--rate`` Hz each, on ``cam<i>/image_raw``; then, one after the other:
 
-- ``one node, batched``: one yolo_tracker with ``input_topics`` = the N topics and the
-  dynamic-batch model (``--dynamic-model``), its defaults: the newest frame of each camera in
-  batches, two ONNX Runtime runs at once (``ort_parallel_runs``) on a share of the cores each;
-- ``one node, one run``: the same with ``ort_parallel_runs`` 1 (one batch of all cameras at a
+- ``one node``: one yolo_tracker with ``input_topics`` = the N topics and the dynamic-batch model
+  (``--dynamic-model``), its defaults: on ONNX Runtime two runs at once (``ort_parallel_runs``),
+  each one frame on half the cores;
+- ``one node, batches``: the same with ``max_batch`` N (each run a batch of up to N/2 frames);
+- ``one node, one run``: the same with ``ort_parallel_runs`` 1 (one batch of all N frames at a
   time on every core);
-- ``one node, frame by frame``: the same with ``max_batch`` 1 (one frame per inference, the
-  newest frame of each camera in turn);
-- ``one node, static model``: the same with the static batch-1 model (``--static-model``, 640x640);
+- ``one node, static model``: the defaults with the static batch-1 model (``--static-model``,
+  640x640);
 - ``N nodes``: N single-camera yolo_trackers with the dynamic model (the same per-frame input
   size, 640x480), one per topic.
 
@@ -46,9 +46,9 @@ from yolo_trt_ros.demo.processes import ros_env, start_node, stop_process
 
 NAMESPACE = "/bench_cams"
 SETUPS = (
-    "one node, batched",
+    "one node",
+    "one node, batches",
     "one node, one run",
-    "one node, frame by frame",
     "one node, static model",
     "N nodes",
 )
@@ -137,7 +137,7 @@ def start_replay(
 def run(setup: str, cameras: int, args: argparse.Namespace, env: dict[str, str]) -> dict:
     topics = [f"cam{i}/image_raw" for i in range(cameras)]
     model = args.static_model if setup == "one node, static model" else args.dynamic_model
-    max_batch = 1 if setup == "one node, frame by frame" else 0
+    max_batch = cameras if setup in ("one node, batches", "one node, one run") else 0
     parallel_runs = 1 if setup == "one node, one run" else 0
     separate = setup == "N nodes"
     logs = args.log_dir / f"{cameras}-{setup.replace(' ', '_').replace(',', '')}"

@@ -102,7 +102,7 @@ if want vs-ultralytics; then
 fi
 
 if want cameras; then
-  part "several cameras: one node (batched / sequential) vs one node per camera"
+  part "several cameras: one node (defaults, batches, one run, static model) vs one node per camera"
   # shellcheck disable=SC2046
   run cameras.txt "$VENV/bin/python" bench/bench_cameras.py \
     $(pick "--cameras 1 2 4" "--cameras 2 --duration 3 --warmup 3") --json "$OUT/cameras.json"

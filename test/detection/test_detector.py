@@ -483,7 +483,8 @@ def test_parallel_runs_from_two_threads_equal_one_at_a_time(data_dir: Path, mot_
     detector = Detector.from_model(
         path, backend_options={"onnxruntime": {"intra_op_threads": 1, "parallel_runs": 2}}
     )
-    assert detector.parallel_runs == 2
+    assert detector.parallel_runs == 2 and detector.batch_size == 1  # the default with runs
+    detector.batch_size = 2  # each run a batch: the batch letterboxes are per thread as well
     frame = cv2.imread(str(sorted((mot_dir / "img1").glob("*.jpg"))[0]))
     batches = [
         [(frame, "bgr8"), (frame[:, ::-1].copy(), "bgr8")],

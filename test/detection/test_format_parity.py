@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 
 from box_reference import assert_same_rows
+from reference_env import ref_python
 from yolo_trt_ros.detection.class_names import names_from_metadata
 from yolo_trt_ros.detection.detector import Detector, DetectorConfig
 from yolo_trt_ros.detection.model_layout import LayoutKind, check_layout
@@ -25,7 +25,6 @@ from yolo_trt_ros.inference.onnxruntime import OnnxRuntimeBackend
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "test" / "golden" / "format_detections.npz"
-REF_PYTHON = Path(os.environ.get("YOLO_TRT_ROS_REF_PYTHON", REPO / ".venv-ref" / "bin" / "python"))
 LAYOUTS = {
     "yolo11n-random": LayoutKind.ONE_TO_MANY,
     "yolo26n-random": LayoutKind.END_TO_END,
@@ -146,13 +145,11 @@ print(json.dumps(out))
 
 @pytest.mark.reference
 def test_golden_is_what_ultralytics_predicts_now(data_dir, sample_images, golden) -> None:
-    probe = [str(REF_PYTHON), "-c", "import ultralytics"]
-    if not REF_PYTHON.is_file() or subprocess.run(probe, capture_output=True).returncode != 0:
-        pytest.skip(f"no reference environment at {REF_PYTHON}")
+    python = ref_python("ultralytics")
     models = {name: str(data_dir / "models" / "formats" / f"{name}.onnx") for name in LAYOUTS}
     jobs = [(path, str(sample_images["bus"])) for path in models.values()]
     result = subprocess.run(
-        [str(REF_PYTHON), "-c", PREDICT, json.dumps(jobs)],
+        [str(python), "-c", PREDICT, json.dumps(jobs)],
         capture_output=True,
         text=True,
         timeout=600,

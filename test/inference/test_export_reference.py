@@ -5,7 +5,6 @@ that environment is absent (CI)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -13,33 +12,22 @@ import cv2
 import numpy as np
 import pytest
 
+from reference_env import ref_python
 from yolo_trt_ros.detection.detector import Detector
 from yolo_trt_ros.inference.onnx_info import read_onnx_info
-
-REPO = Path(__file__).resolve().parents[2]
-REF_PYTHON = Path(os.environ.get("YOLO_TRT_ROS_REF_PYTHON", REPO / ".venv-ref" / "bin" / "python"))
-
-
-def _reference_environment() -> bool:
-    if not REF_PYTHON.is_file():
-        return False
-    probe = [str(REF_PYTHON), "-c", "import ultralytics, yolo_trt_ros"]
-    return subprocess.run(probe, capture_output=True, timeout=120).returncode == 0
-
 
 pytestmark = pytest.mark.reference
 
 
 @pytest.fixture(scope="module")
 def exported(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    if not _reference_environment():
-        pytest.skip(f"no reference environment at {REF_PYTHON}")
+    python = ref_python("ultralytics", "yolo_trt_ros")
     weights = data_dir / "models" / "yolov8n-coco-reconstructed.pt"
     out = tmp_path_factory.mktemp("export")
     paths = {}
     for kind, flags in (("static", []), ("dynamic", ["--dynamic"])):
         paths[kind] = out / f"yolov8n-{kind}.onnx"
-        command = [str(REF_PYTHON), "-m", "yolo_trt_ros.cli.main", "export", "--weights"]
+        command = [str(python), "-m", "yolo_trt_ros.cli.main", "export", "--weights"]
         command += [str(weights), *flags, "--output", str(paths[kind])]
         result = subprocess.run(command, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stdout + result.stderr

@@ -81,12 +81,13 @@ def cameras(data_dir: Path):
         pipeline.close()
 
 
-def run(cameras: list[FakeCamera], images: list[np.ndarray], serve_each: bool) -> list[str]:
+def run(
+    cameras: list[FakeCamera], images: list[np.ndarray], serve_each: bool
+) -> tuple[InferenceLoop, list[str]]:
     """Deliver each image to every camera, one round after another (each round served before
-    the next with ``serve_each``, else 50 ms apart); the errors logged."""
+    the next with ``serve_each``, else 50 ms apart); the loop and the errors it logged."""
     errors: list[str] = []
     loop = InferenceLoop(cameras, threading.Lock(), errors.append)  # type: ignore[arg-type]
-    assert loop._workers == 2 and loop._batch_size == 2  # 4 cameras shared out over 2 runs
     loop.start()
     try:
         for seq, image in enumerate(images):
@@ -99,11 +100,18 @@ def run(cameras: list[FakeCamera], images: list[np.ndarray], serve_each: bool) -
         assert loop.wait_idle(60.0)
     finally:
         loop.stop()
-    return errors
+    return loop, errors
 
 
-def test_each_camera_is_published_in_order_and_every_frame_accounted_for(cameras, images) -> None:
-    errors = run(cameras, images, serve_each=False)
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_each_camera_is_published_in_order_and_every_frame_accounted_for(
+    cameras, images, batch_size: int
+) -> None:
+    """Two runs at once, each of one frame (the default) or of a batch (the waiting frames shared
+    out: two each)."""
+    cameras[0].pipeline.detector.batch_size = batch_size
+    loop, errors = run(cameras, images, serve_each=False)
+    assert (loop._workers, loop._batch_size) == (2, {1: 1, 4: 2}[batch_size])
     assert errors == []
     for camera in cameras:
         seqs = [seq for seq, _ in camera.frames.published]
@@ -119,7 +127,7 @@ def test_each_camera_is_published_in_order_and_every_frame_accounted_for(cameras
 
 def test_an_output_error_is_logged_and_the_loop_goes_on(cameras, images) -> None:
     cameras[1].frames.fail_on = 2
-    errors = run(cameras, images[:5], serve_each=True)
+    _, errors = run(cameras, images[:5], serve_each=True)
     assert len(errors) == 1 and errors[0].startswith("output failed: RuntimeError: publisher gone")
     assert [seq for seq, _ in cameras[1].frames.published] == [0, 1, 3, 4]
     assert [seq for seq, _ in cameras[0].frames.published] == [0, 1, 2, 3, 4]

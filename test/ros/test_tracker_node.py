@@ -9,6 +9,7 @@ its result is seen, so a lost best-effort frame only costs time, never a failure
 from __future__ import annotations
 
 import gc
+import os
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from vision_msgs.msg import Detection2DArray
 
 from onnx_models import constant_model
 from ros_processes import TIMEOUT_S, FramePublisher, RosListener
+from tracker_node_variant import VARIANT_ENV
 from yolo_trt_ros.demo.processes import (
     FASTDDS_TRANSPORTS,
     FASTDDS_TRANSPORTS_ENV,
@@ -53,14 +55,28 @@ class Harness:
     """The node process, the publisher process and this process's listener for one test."""
 
     def __init__(
-        self, tmp_path: Path, node_args: list[str], publisher: bool = True, reliable: bool = True
+        self,
+        tmp_path: Path,
+        node_args: list[str],
+        publisher: bool = True,
+        reliable: bool = True,
+        variant: str = "",
     ) -> None:
+        """``variant``: run the node as ``tracker_node_variant`` with these changes."""
         self.env = ros_env(DOMAIN_ID)
         self.node_log = tmp_path / "node.log"
+        node_env = self.env
+        if variant:
+            path = [str(Path(__file__).parents[1]), self.env.get("PYTHONPATH", "")]
+            node_env = {
+                **self.env,
+                VARIANT_ENV: variant,
+                "PYTHONPATH": os.pathsep.join(filter(None, path)),
+            }
         self.node = start_node(
-            "yolo_trt_ros.ros.tracker_node",
+            "tracker_node_variant" if variant else "yolo_trt_ros.ros.tracker_node",
             ["-p", "diagnostics_period:=0.25", *node_args],
-            self.env,
+            node_env,
             self.node_log,
         )
         self.publisher = (
@@ -768,6 +784,36 @@ def test_no_publisher_and_qos_mismatch_warnings(
         best_effort.close()
 
 
+def test_on_humble_rclpy_and_after_a_callback_error_the_node_keeps_serving(
+    harness_factory, model_path: Path
+) -> None:
+    """rclpy 3.x (Humble) has no Subscription.get_publisher_count: the no-publisher check after
+    ``input_timeout`` must not need it. A callback that raises (here ~/reset_tracker) is logged
+    with its traceback and the node goes on."""
+    h = harness_factory(
+        ["-p", f"model_path:={model_path}", "-p", "input_timeout:=1.0"],
+        publisher=False,
+        variant="humble,failing_reset",
+    )
+    assert h.change_state("configure") and h.change_state("activate")
+    assert h.ros.spin_until(lambda: "no publisher on /image_raw" in h.log()), h.log()
+    h.wait_diagnostics(lambda v: h.status().level == DiagnosticStatus.WARN)
+
+    client = h.ros.node.create_client(Trigger, f"/{NODE}/reset_tracker")
+    try:
+        assert client.wait_for_service(TIMEOUT_S)
+        client.call_async(Trigger.Request())  # never answered: the callback raises
+        expected = "callback failed: RuntimeError: reset broke"
+        assert h.ros.spin_until(lambda: expected in h.log()), h.log()
+    finally:
+        h.ros.node.destroy_client(client)
+    assert "Traceback (most recent call last)" in h.log()
+    count = len(h.diagnostics)
+    assert h.ros.spin_until(lambda: len(h.diagnostics) > count + 2), "diagnostics stopped"
+    assert h.node.poll() is None and h.state() == "active"
+    assert "AttributeError" not in h.log()
+
+
 def test_wide_frame_with_annotated_subscriber_keeps_the_node_serving(
     harness_factory, make_yolo_onnx, mot_dir: Path, tmp_path: Path
 ) -> None:
@@ -818,13 +864,15 @@ def test_bad_parameters_at_start_leave_the_node_unconfigured_until_fixed(
     params = tmp_path / "params.yaml"
     params.write_text(
         f"/**/{NODE}:\n  ros__parameters:\n    track_buffer: -3\n    iou_threshold: 5.0\n"
+        "    qos_reliability: sometimes\n"
     )
     bad = {
-        "conf_threshold": "2.0",
+        "conf_threshold": "-1.0",
         "max_detections": "0",
         "qos_depth": "0",
         "diagnostics_period": "0.0",
         "trt_precision": "int4",
+        "backend": "cuda",
         "input_timeout": "abc",
         "frame_rate": "14",
     }
@@ -834,13 +882,15 @@ def test_bad_parameters_at_start_leave_the_node_unconfigured_until_fixed(
     h = harness_factory(args, publisher=False)
     assert h.state() == "unconfigured" and h.node.poll() is None
     expected = [
-        "conf_threshold = 2.0 is out of range: allowed [0, 1]",
+        "conf_threshold = -1.0 is out of range: allowed [0, 1]",
         "iou_threshold = 5.0 is out of range: allowed [0, 1]",
         "max_detections = 0 is out of range: allowed [1, 10000]",
         "qos_depth = 0 is out of range: allowed [1, 100]",
         "diagnostics_period = 0.0 is out of range: allowed [0.1, 60]",
         "track_buffer = -3 is out of range: allowed [1, 100000]",
         "trt_precision = 'int4' is not allowed: one of fp16, fp32, int8",
+        "backend = 'cuda' is not allowed: one of",
+        "qos_reliability = 'sometimes' is not allowed: one of",
         "input_timeout = 'abc' (str) must be a double",
     ]
     for _ in range(2):  # configure keeps failing until the values are fixed
@@ -866,6 +916,8 @@ def test_bad_parameters_at_start_leave_the_node_unconfigured_until_fixed(
         "diagnostics_period": _double(0.25),
         "track_buffer": _integer(30),
         "trt_precision": _string("fp16"),
+        "backend": _string("auto"),
+        "qos_reliability": _string("best_effort"),
         "input_timeout": _double(5.0),
     }
     for name, value in fixes.items():

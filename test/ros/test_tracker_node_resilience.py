@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.subscription import Subscription
@@ -30,6 +31,7 @@ from yolo_trt_ros.inference.tensorrt.builder import PROGRESS_LOG
 from yolo_trt_ros.ros import tracker_node
 from yolo_trt_ros.ros.diagnostics import Level, status
 from yolo_trt_ros.ros.image_conversion import array_to_image
+from yolo_trt_ros.ros.outputs import Outputs
 from yolo_trt_ros.ros.tracker_node import TrackerNode
 
 DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
@@ -95,7 +97,7 @@ def _raise(exc: Exception):
     return fail
 
 
-@pytest.mark.parametrize("stage", ["detect", "track", "build", "annotate"])
+@pytest.mark.parametrize("stage", ["detect", "track", "build", "publish", "annotate"])
 def test_an_exception_in_any_stage_drops_the_frame_and_is_counted_under_its_stage(
     make_node,
     mot_dir: Path,
@@ -104,38 +106,35 @@ def test_an_exception_in_any_stage_drops_the_frame_and_is_counted_under_its_stag
     stage: str,
 ) -> None:
     node = active(make_node)
-    monkeypatch.setattr(
-        node.rig.cameras[0].outputs, "wants_annotated", lambda: True
-    )  # as if rviz were watching
+    outputs = node.rig.cameras[0].outputs
+    monkeypatch.setattr(outputs, "wants_annotated", lambda: True)  # as if rviz were watching
     published: list[object] = []
-    monkeypatch.setattr(
-        node.rig.cameras[0].outputs, "_publish", lambda publisher, msg: published.append(msg)
-    )
+    for publisher in (outputs._detections, outputs._annotated):
+        monkeypatch.setattr(publisher, "publish", published.append)
     broken = {
         "detect": (node.pipeline.detector.backend, "infer"),
         "track": (node.pipeline.tracker, "update"),
-        "build": (node.rig.cameras[0].outputs, "build"),
-        "annotate": (node.rig.cameras[0].outputs, "annotate"),
+        "build": (outputs, "build"),
+        "publish": (outputs._detections, "publish"),
+        "annotate": (outputs, "annotate"),
     }[stage]
     good = getattr(*broken)
-    # A ValueError from inside the pipeline is an internal error, not a bad camera frame.
-    monkeypatch.setattr(*broken, _raise(ValueError(f"{stage} broke")))
+    # A ValueError from inside the pipeline is an internal error, not a bad camera frame; rclpy
+    # raises RCLError when it cannot publish (e.g. "cannot publish data" under load).
+    error = RCLError(f"{stage} broke") if stage == "publish" else ValueError(f"{stage} broke")
+    monkeypatch.setattr(*broken, _raise(error))
     for _ in range(3):
         deliver(node, frame(mot_dir))
     snap = node.rig.cameras[0].stats.snapshot(time.monotonic())
     assert snap.failed_by_stage == {stage: 3}
     assert snap.rejected == 0 and snap.processed == 0
     level, message = status(node.rig.cameras[0].state(node.node_state()), snap.problem_ages_s)
-    assert (
-        level == Level.WARN and f"frames failing in {stage}: ValueError: {stage} broke" == message
-    )
+    text = f"{type(error).__name__}: {stage} broke"
+    assert level == Level.WARN and message == f"frames failing in {stage}: {text}"
     log = capfd.readouterr().err
     lines = [line for line in log.splitlines() if f"[failed.{stage}:" in line]
     assert len(lines) == 1 and "1 so far" in lines[0], log  # throttled
-    assert (
-        f"{stage} failed: ValueError: {stage} broke" in log
-        and "Traceback (most recent call last)" in log
-    )
+    assert f"{stage} failed: {text}" in log and "Traceback (most recent call last)" in log
 
     monkeypatch.setattr(*broken, good)
     published.clear()
@@ -192,16 +191,79 @@ def test_the_diagnostics_timer_survives_an_exception(
     assert "diagnostics failed: KeyError" in capfd.readouterr().err
 
 
-def test_a_failed_activate_is_shown_on_diagnostics(make_node) -> None:
-    node = make_node(input_topic="not a valid topic!")
+def test_a_failed_activate_is_shown_on_diagnostics(
+    make_node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = make_node()
     assert succeeds(node.trigger_configure())
+    monkeypatch.setattr(
+        node.rig.cameras[0].input, "subscribe", _raise(RuntimeError("rmw refused the reader"))
+    )
     assert not succeeds(node.trigger_activate())
     level, message = status(node.rig.cameras[0].state(node.node_state()), {})
-    assert level == Level.ERROR and "activate failed: cannot subscribe to 'not a valid" in message
-    assert succeeds(node.trigger_cleanup())
-    assert node.set_parameters([Parameter("input_topic", value="image_raw")])[0].successful
-    assert succeeds(node.trigger_configure()) and succeeds(node.trigger_activate())
+    assert level == Level.ERROR
+    assert "activate failed: cannot subscribe to 'image_raw'" in message
+    assert "rmw refused the reader" in message
+    monkeypatch.undo()
+    assert succeeds(node.trigger_activate())
     assert status(node.rig.cameras[0].state(node.node_state()), {}) == (Level.OK, "running")
+
+
+def diagnostics_of(node: TrackerNode) -> tuple[Level, str]:
+    ((_, report),) = node._report()
+    return report.level, report.message
+
+
+@pytest.mark.parametrize(
+    ("parameters", "reason"),
+    [
+        ({"input_topic": "not a valid topic!"}, "input topic 'not a valid topic!' is not a valid"),
+        (
+            {"input_topics": ["/a/image_raw", "/b/image_raw"], "camera_names": ["front cam", "b"]},
+            "camera name 'front cam' (its outputs' namespace) is not a valid ROS name",
+        ),
+    ],
+)
+def test_names_rclpy_refuses_fail_configure_with_the_reason(
+    make_node, parameters: dict[str, Any], reason: str
+) -> None:
+    node = make_node(**parameters)
+    assert not succeeds(node.trigger_configure())
+    level, message = diagnostics_of(node)
+    assert level == Level.ERROR and reason in message, message
+    assert node.rig is None and node.pipeline is None
+    fixed = {"input_topic": "image_raw", "camera_names": ["front", "b"]}
+    results = node.set_parameters([Parameter(k, value=fixed[k]) for k in parameters if k in fixed])
+    assert all(result.successful for result in results)
+    assert succeeds(node.trigger_configure()), node._error
+
+
+def test_a_camera_output_rclpy_refuses_fails_configure_and_releases_the_others(
+    make_node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = make_node(input_topics=["/a/image_raw", "/b/image_raw", "/c/image_raw"])
+    made = []
+    create = Outputs.create
+
+    def create_two(outputs: Outputs) -> None:
+        if len(made) == 2:
+            raise RuntimeError("rcl refused the publisher")
+        create(outputs)
+        made.append(outputs)
+
+    monkeypatch.setattr(Outputs, "create", create_two)
+    assert not succeeds(node.trigger_configure())
+    level, message = diagnostics_of(node)
+    assert (
+        level == Level.ERROR and "cannot create the cameras' outputs: RuntimeError: rcl" in message
+    )
+    assert node.rig is None and node.pipeline is None
+    graph = node.get_publisher_names_and_types_by_node(node.get_name(), "/")
+    graph += node.get_service_names_and_types_by_node(node.get_name(), "/")
+    left = [name for name, _ in graph if name.startswith(("/a/", "/b/", "/yolo_tracker/a/"))]
+    assert left == [], "outputs of the cameras made before the failure stay"
+    monkeypatch.undo()
+    assert succeeds(node.trigger_configure()), node._error
 
 
 def test_an_empty_class_list_of_any_array_type_means_all_classes(make_node) -> None:

@@ -80,8 +80,8 @@ class Detector:
     640x480, 768x432 -> 640x384 at 640); other models, and ``rect`` False, get the nominal size.
 
     ``detect_batch`` runs several frames (several cameras) as batches of up to ``batch_size``
-    frames (by default the backend's ``max_batch``): one input shape per batch, each frame's
-    rectangle when all frames share it, else the nominal size.
+    frames (by default the backend's ``max_batch``; 1 with parallel runs): one input shape per
+    batch, each frame's rectangle when all frames share it, else the nominal size.
 
     Up to ``parallel_runs`` threads may detect at once (a ``ParallelRuns`` backend, ONNX Runtime:
     letterbox buffers and ``last_times`` are per thread, a ``set_config`` takes effect for each
@@ -116,10 +116,12 @@ class Detector:
         # candidate compaction pays on the one-to-many output (8400 anchors, most below the
         # threshold); an end-to-end output is 300 rows already, a YOLOv5 one anchor-major
         self._compact = self.layout.kind is LayoutKind.ONE_TO_MANY
-        self.batch_size = backend.max_batch
-        """Frames per inference in ``detect_batch`` (1 .. ``max_batch``)."""
         self.parallel_runs = backend.parallel_runs if isinstance(backend, ParallelRuns) else 1
         """How many threads may detect at once."""
+        # Runs side by side, each on its share of the CPU cores, beat batches there (4 cameras, 2
+        # cores: two runs of one frame 1.08-1.13x the images/s of two runs of two; BENCHMARKS.md).
+        self.batch_size = 1 if self.parallel_runs > 1 else backend.max_batch
+        """Frames per inference in ``detect_batch`` (1 .. ``max_batch``)."""
         self._settings: tuple[DetectorConfig, np.ndarray | None] = (DetectorConfig(), None)
         self.set_config(config or DetectorConfig())
 

@@ -72,7 +72,7 @@ class Camera:
         self.compressed = is_compressed(topic)
         self.pipeline = pipeline
         self.input = InputMonitor(node)
-        self.outputs = Outputs(node, log_period_s, output_prefix)
+        self.outputs = Outputs(node, output_prefix)
         self.stats = FrameStats()
         self.frames = FrameHandler(
             node,

@@ -2,9 +2,10 @@
 starts, stops and resets.
 
 Made at configure (a ``Camera`` per (name, topic), publishers created; with several cameras each
-has a ``~/<name>/reset_tracker`` service); ``start`` subscribes every camera and starts the
-``InferenceLoop``; ``stop`` undoes that. A parameter change or a tracker reset waits for the batch
-being tracked and published, so it never meets a frame half through tracking.
+has a ``~/<name>/reset_tracker`` service; if one cannot be made, those made are released);
+``start`` subscribes every camera and starts the ``InferenceLoop``; ``stop`` undoes that. A
+parameter change or a tracker reset waits for the batch being tracked and published, so it never
+meets a frame half through tracking.
 """
 
 from __future__ import annotations
@@ -37,29 +38,36 @@ class CameraRig:
     ) -> None:
         self._node = node
         self._log_period_s = log_period_s
-        several = len(named_topics) > 1
-        self.cameras: list[Camera] = []
-        for index, (name, topic) in enumerate(named_topics):
-            own = pipeline if index == 0 else pipeline.sibling(Camera.converter(topic))
-            camera = Camera(
-                node,
-                index,
-                name,
-                topic,
-                own,
-                name if several else "",
-                stamp_tolerance_s,
-                log_period_s,
-                annotate,
-            )
-            camera.outputs.create()
-            self.cameras.append(camera)
         self._output_lock = threading.Lock()
         self.loop: InferenceLoop | None = None
-        self._services: list[Service] = [
-            node.create_service(Trigger, f"~/{c.name}/reset_tracker", self._reset_one(c))
-            for c in (self.cameras if several else [])
-        ]
+        self.cameras: list[Camera] = []
+        self._services: list[Service] = []
+        several = len(named_topics) > 1
+        try:
+            for index, (name, topic) in enumerate(named_topics):
+                own = pipeline if index == 0 else pipeline.sibling(Camera.converter(topic))
+                camera = Camera(
+                    node,
+                    index,
+                    name,
+                    topic,
+                    own,
+                    name if several else "",
+                    stamp_tolerance_s,
+                    log_period_s,
+                    annotate,
+                )
+                self.cameras.append(camera)
+                camera.outputs.create()
+                if several:
+                    self._services.append(
+                        node.create_service(
+                            Trigger, f"~/{name}/reset_tracker", self._reset_one(camera)
+                        )
+                    )
+        except Exception:
+            self.release()
+            raise
 
     @property
     def names(self) -> list[str]:

@@ -27,12 +27,11 @@ from yolo_trt_ros.ros.log_text import printable
 
 class Outputs:
     """Lifecycle publishers ``<prefix>/detections`` and ``<prefix>/annotated_image`` of ``node``
-    (no prefix: ``detections``, ``annotated_image``); a failed publish is logged (throttled), never
-    raised, so a shutting-down context or a congested reliable reader costs one message."""
+    (no prefix: ``detections``, ``annotated_image``). A failed publish raises: the frame handler
+    counts that frame as failed in publish (or annotate)."""
 
-    def __init__(self, node: LifecycleNode, log_period_s: float, prefix: str = "") -> None:
+    def __init__(self, node: LifecycleNode, prefix: str = "") -> None:
         self._node = node
-        self._log_period_s = log_period_s
         self._prefix = f"{prefix}/" if prefix else ""
         self.build = DetectionArrayBuilder()
         self.annotate = Annotator()
@@ -79,16 +78,11 @@ class Outputs:
         )
         self._publish(self._annotated, array_to_image(canvas, "bgr8", Image(header=header)))
 
-    def _publish(self, publisher: LifecyclePublisher[Any] | None, msg: Any) -> None:
-        if publisher is None:
-            return
-        try:
+    @staticmethod
+    def _publish(publisher: LifecyclePublisher[Any] | None, msg: Any) -> None:
+        """Publish ``msg`` (RCLError raised, e.g. "cannot publish data" under load)."""
+        if publisher is not None:
             publisher.publish(msg)
-        except RCLError as exc:
-            self._node.get_logger().warning(
-                f"publishing on {publisher.topic_name} failed: {exc}",
-                throttle_duration_sec=self._log_period_s,
-            )
 
 
 class DiagnosticsOutput:

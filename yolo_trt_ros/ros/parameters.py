@@ -17,9 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.exceptions import (
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    NameValidationException,
+)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.validate_topic_name import validate_topic_name
 
 from yolo_trt_ros.detection.detector import DetectorConfig
 from yolo_trt_ros.inference.selection import CHOICES as BACKEND_CHOICES
@@ -232,9 +237,9 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "max_batch",
         0,
-        "Several cameras: most frames per inference. 0: as many as the model takes (a TensorRT "
-        "engine is built for one frame per camera); 1: one frame at a time, lower latency but "
-        "fewer images/s (4 cameras on a 2-core CPU: p50 112 vs 245 ms, 16.7 vs 19.2 images/s).",
+        "Several cameras: most frames per inference. 0: TensorRT as many as the model takes (an "
+        "engine is built for one frame per camera), ONNX Runtime one frame per run "
+        "(ort_parallel_runs side by side beat batches on the CPU); 1: one frame per inference.",
         (0, 64),
         structural=True,
     ),
@@ -401,7 +406,25 @@ def cameras_of(values: Mapping[str, Any]) -> list[tuple[str, str]]:
         )
     if len(set(topics)) != len(topics):
         raise ConfigurationError(f"input_topics {topics} lists a topic twice")
+    for name, topic in zip(names, topics, strict=True):
+        _check_ros_name(
+            topic, f"input topic {printable(topic)!r}", "fix input_topic or input_topics"
+        )
+        _check_ros_name(
+            f"{name}/detections",
+            f"camera name {printable(name)!r} (its outputs' namespace)",
+            "set camera_names",
+        )
     return list(zip(names, topics, strict=True))
+
+
+def _check_ros_name(name: str, what: str, fix: str) -> None:
+    """ConfigurationError unless ``name`` is a valid ROS topic name."""
+    try:
+        validate_topic_name(name)
+    except NameValidationException as exc:
+        reason = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
+        raise ConfigurationError(f"{what} is not a valid ROS name: {reason}; {fix}") from exc
 
 
 def load_pipeline(values: Mapping[str, Any], convert: Converter) -> FramePipeline:

@@ -103,15 +103,22 @@ class TrackerNode(LifecycleNode):
             return self._transition_failed(f"configure failed: {exc}")
         finally:
             self._activity = ""
+        try:
+            self.rig = CameraRig(
+                self,
+                self.pipeline,
+                cameras,
+                values["stamp_tolerance"],
+                LOG_PERIOD_S,
+                annotate=lambda: bool(self.get_parameter("publish_annotated").value),
+            )
+        except Exception as exc:  # noqa: BLE001 - rclpy refused an output or service
+            self._release()
+            return self._transition_failed(
+                f"configure failed: cannot create the cameras' outputs: {type(exc).__name__}: "
+                f"{exc}"
+            )
         self._error = ""
-        self.rig = CameraRig(
-            self,
-            self.pipeline,
-            cameras,
-            values["stamp_tolerance"],
-            LOG_PERIOD_S,
-            annotate=lambda: bool(self.get_parameter("publish_annotated").value),
-        )
         detector, log = self.pipeline.detector, self.get_logger()
         for warning, note in detector.load_notes("set names_file to get real names"):
             (log.warning if warning else log.info)(note)
@@ -136,7 +143,7 @@ class TrackerNode(LifecycleNode):
         assert self.rig is not None
         try:
             self.rig.start(qos)
-        except ValueError as exc:  # e.g. an invalid topic name: the reason is shown
+        except Exception as exc:  # noqa: BLE001 - e.g. rclpy refused the subscription
             return self._transition_failed(f"activate failed: {exc}")
         self._error = ""
         self._state = "active"
