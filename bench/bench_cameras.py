@@ -9,8 +9,8 @@ best effort) at ``--rate`` Hz each, on ``cam<i>/image_raw``; then, one after the
 - ``one node, batches``: the same with ``max_batch`` N (each run a batch of up to N/2 frames);
 - ``one node, one run``: the same with ``ort_parallel_runs`` 1 (one batch of all N frames at a
   time on every core);
-- ``one node, static model``: the defaults with the static batch-1 model (``--static-model``,
-  640x640);
+- ``one node, static model``: the static batch-1 model (``--static-model``, 640x640), one frame
+  after the other (``ort_parallel_runs`` 1);
 - ``N nodes``: N single-camera yolo_trackers with the dynamic model (the same per-frame input
   size, 640x480), one per topic.
 
@@ -138,7 +138,7 @@ def run(setup: str, cameras: int, args: argparse.Namespace, env: dict[str, str])
     topics = [f"cam{i}/image_raw" for i in range(cameras)]
     model = args.static_model if setup == "one node, static model" else args.dynamic_model
     max_batch = cameras if setup in ("one node, batches", "one node, one run") else 0
-    parallel_runs = 1 if setup == "one node, one run" else 0
+    parallel_runs = 1 if setup in ("one node, one run", "one node, static model") else 0
     separate = setup == "N nodes"
     logs = args.log_dir / f"{cameras}-{setup.replace(' ', '_').replace(',', '')}"
     logs.mkdir(parents=True, exist_ok=True)
