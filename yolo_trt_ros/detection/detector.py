@@ -118,8 +118,8 @@ class Detector:
         self._compact = self.layout.kind is LayoutKind.ONE_TO_MANY
         self.parallel_runs = backend.parallel_runs if isinstance(backend, ParallelRuns) else 1
         """How many threads may detect at once."""
-        # Runs side by side, each on its share of the CPU cores, beat batches there (4 cameras, 2
-        # cores: two runs of one frame 1.08-1.13x the images/s of two runs of two; BENCHMARKS.md).
+        # Runs side by side, each on its share of the CPU cores, give as many images/s as batches
+        # at ~0.6x the latency (4 cameras, 2 cores; BENCHMARKS.md "Several cameras").
         self.batch_size = 1 if self.parallel_runs > 1 else backend.max_batch
         """Frames per inference in ``detect_batch`` (1 .. ``max_batch``)."""
         self._settings: tuple[DetectorConfig, np.ndarray | None] = (DetectorConfig(), None)
