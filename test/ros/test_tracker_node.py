@@ -438,10 +438,14 @@ def _send_in_lockstep(h: Harness, frames: list[tuple[Path, int]]) -> list[Detect
     next."""
     for image, stamp in frames:
         count = len(h.detections)
-        h.publisher.publish(image=image, stamp_ns=stamp)
-        assert h.ros.spin_until(lambda count=count: len(h.detections) > count), (
-            f"no result for {image}:\n{h.log()}"
-        )
+        # Fast DDS can lose a reliable sample sent while the match is still one-sided: send once
+        # more after 10 s without a result.
+        for _ in range(2):
+            h.publisher.publish(image=image, stamp_ns=stamp)
+            if h.ros.spin_until(lambda count=count: len(h.detections) > count, 10.0):
+                break
+        else:
+            raise AssertionError(f"no result for {image}:\n{h.log()}")
     return h.detections[-len(frames) :]
 
 
