@@ -12,13 +12,17 @@ ours, the load average before and after, and versions.
 jitter through a 1920x1080 frame for 120 frames, each detected with probability 0.9 at a uniform
 random score (seeded).
 
+``--parts`` also times the numpy building blocks one frame of ours calls (Kalman predict and update,
+two IoU matrices, three box conversions) at MOT16-05 density, next to 5x Ultralytics' time: the
+floor of this design at a few objects.
+
 ``--baseline-ref REV`` adds ours as of git revision REV (``HEAD``: uncommitted changes against the
 last commit, in the same run): that revision's ``yolo_trt_ros`` package, taken with ``git archive``
 into a temporary directory under another package name, runs beside the working tree's.
 
 Needs the reference environment (``bash bench/setup_ref_env.sh``, plus ``supervision==0.30.*``):
     .venv-ref/bin/python bench/bench_tracker.py [--rounds 6] [--seq DIR] [--objects 20 50 200]
-        [--baseline-ref HEAD]
+        [--baseline-ref HEAD] [--parts]
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -41,7 +46,9 @@ from pathlib import Path
 import numpy as np
 
 import data_paths
+from yolo_trt_ros.detection.boxes import iou, xyah_to_xyxy, xyxy_to_xyah
 from yolo_trt_ros.evaluation.mot import Frames, load_detections, read_seqinfo
+from yolo_trt_ros.tracking import kalman_filter as kf
 from yolo_trt_ros.tracking.bytetrack import ByteTracker
 
 # runs the whole sequence once from a fresh state, returns ns per update
@@ -184,6 +191,39 @@ def all_runners(
     }
 
 
+def building_blocks(n_tracks: int = 6, n_dets: int = 5) -> dict[str, float]:
+    """Microseconds per call of the numpy building blocks every ``ByteTracker.update`` calls once
+    (or twice, as named), at ``n_tracks`` tracks and ``n_dets`` detections (MOT16-05's density),
+    on contiguous arrays: best of 3 x 20000 calls. Their sum is a floor for a frame of this
+    design, before detection filtering, assignment and bookkeeping."""
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 400, (n_tracks, 2))
+    boxes = np.concatenate((corners, corners + rng.uniform(5, 80, (n_tracks, 2))), axis=1)
+    xyah = xyxy_to_xyah(boxes)
+    mean, covariance = np.empty((n_tracks, 8)), np.empty((n_tracks, 8, 8))
+
+    def best_us(call: Callable[[], object]) -> float:
+        return min(timeit.repeat(call, number=20000, repeat=3)) / 20000 * 1e6
+
+    def initiate() -> None:
+        kf.initiate(xyah, mean, covariance)
+
+    initiate()
+    blocks = {
+        "Kalman predict, all tracks": best_us(lambda: kf.predict(mean, covariance, 1)),
+        "Kalman update, all tracks": best_us(
+            lambda: (initiate(), kf.update(mean, covariance, xyah))
+        )
+        - best_us(initiate),
+        "IoU tracks x detections": best_us(lambda: iou(boxes, boxes[:n_dets])),
+        "IoU tracks x lost tracks (duplicates)": best_us(lambda: iou(boxes, boxes[:2])),
+        "xyxy -> xyah, detections": best_us(lambda: xyxy_to_xyah(boxes[:n_dets])),
+        "xyah -> xyxy, after predict and after update (2 calls)": 2
+        * best_us(lambda: xyah_to_xyxy(xyah)),
+    }
+    return blocks
+
+
 def versions() -> str:
     import supervision
     import ultralytics
@@ -223,6 +263,12 @@ def main() -> None:
         default=[],
         help="also time ours as of git revision REV, e.g. HEAD (repeatable)",
     )
+    parser.add_argument(
+        "--parts",
+        action="store_true",
+        help="also time the numpy building blocks a frame of ours calls (Kalman, IoU, box "
+        "conversions) at MOT16-05 density, against 5x Ultralytics' time",
+    )
     args = parser.parse_args()
     baselines = {f"{OURS} @{rev}": tracker_at_revision(rev) for rev in args.baseline_ref}
     info = read_seqinfo(args.seq)
@@ -243,6 +289,14 @@ def main() -> None:
         )
     )
     print_table(times)
+    if args.parts:
+        blocks = building_blocks()
+        budget = np.mean(times["Ultralytics BYTETracker"]) / 1e3 / 5
+        print("\n| building block (6 tracks, 5 detections) | us per frame |\n|---|---|")
+        for name, us in blocks.items():
+            print(f"| {name} | {us:.1f} |")
+        print(f"| **sum** | **{sum(blocks.values()):.1f}** |")
+        print(f"5x Ultralytics' mean above needs {budget:.1f} us per update in all")
     for n in args.objects:
         synthetic = synthetic_frames(n)
         dets = sum(len(s) for _, s in synthetic) / len(synthetic)

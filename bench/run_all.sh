@@ -113,7 +113,7 @@ if want tracker-speed; then
   if have_ref; then
     # shellcheck disable=SC2046
     run tracker_speed.txt "$REF/bin/python" bench/bench_tracker.py \
-      $(pick "--rounds 8 --objects 20 50 200" "--rounds 2 --objects 20")
+      --parts $(pick "--rounds 8 --objects 20 50 200" "--rounds 2 --objects 20")
   else
     skipped "$NO_REF" "$MAKE_REF tracker-speed"
   fi
