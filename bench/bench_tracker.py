@@ -12,9 +12,9 @@ ours, the load average before and after, and versions.
 jitter through a 1920x1080 frame for 120 frames, each detected with probability 0.9 at a uniform
 random score (seeded).
 
-``--parts`` also times the numpy building blocks one frame of ours calls (Kalman predict and update,
-two IoU matrices, three box conversions) at MOT16-05 density, next to 5x Ultralytics' time: the
-floor of this design at a few objects.
+``--parts`` also times the numpy building blocks one frame of ours calls (Kalman predict and
+update, two IoU matrices, three box conversions) at MOT16-05 density, next to 5x Ultralytics'
+time: the floor of this design at a few objects.
 
 ``--baseline-ref REV`` adds ours as of git revision REV (``HEAD``: uncommitted changes against the
 last commit, in the same run): that revision's ``yolo_trt_ros`` package, taken with ``git archive``

@@ -3,26 +3,62 @@
 
 def ref_iou(a, b) -> float:
     """IoU of two xyxy boxes, one pair at a time in plain Python."""
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    ax1, ay1, ax2, ay2 = a
+    bx1, by1, bx2, by2 = b
+    if ax2 <= bx1 or bx2 <= ax1 or ay2 <= by1 or by2 <= ay1:
+        return 0.0  # apart
+    iw = min(ax2, bx2) - max(ax1, bx1)
+    ih = min(ay2, by2) - max(ay1, by1)
+    if not (iw > 0 and ih > 0):
+        return 0.0
     inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
     return inter / union if union > 0 else 0.0
 
 
-def greedy_nms(cands, iou, agnostic=False, max_det=300, max_nms=None):
-    """Greedy NMS over [(box, score, class)] by descending score (stable), the first ``max_nms``
-    candidates only; a candidate is kept unless its IoU with a kept one (of its class unless
-    ``agnostic``) exceeds ``iou``. Returns the first ``max_det`` kept candidates."""
-    boxes = [[float(v) for v in box] for box, _, _ in cands]
-    order = sorted(range(len(cands)), key=lambda i: -float(cands[i][1]))[:max_nms]
+def greedy_keep(boxes, scores, classes, iou, max_nms=None) -> list[int]:
+    """Greedy NMS by descending score (stable: ties in input order), the first ``max_nms`` boxes
+    only: a box is kept unless its IoU with a kept box of its class exceeds ``iou``. Returns the
+    indices of the kept boxes, in that order.
+
+    The IoU test is ``ref_iou`` written out inline over (x1, y1, x2, y2, area) tuples, with the
+    same arithmetic (pairs that do not overlap have IoU 0, so ``iou`` >= 0 keeps them).
+    """
+    rows = []
+    for box in boxes:
+        x1, y1, x2, y2 = (float(v) for v in box)
+        rows.append((x1, y1, x2, y2, (x2 - x1) * (y2 - y1)))
+    order = sorted(range(len(rows)), key=lambda i: -float(scores[i]))[:max_nms]
     kept: list[int] = []
-    rivals: dict[int, list[int]] = {}  # kept boxes by class (all under one key if agnostic)
+    rivals: dict[int, list[tuple]] = {}  # kept boxes by class
     for i in order:
-        group = rivals.setdefault(0 if agnostic else int(cands[i][2]), [])
-        if all(ref_iou(boxes[k], boxes[i]) <= iou for k in group):
+        group = rivals.setdefault(int(classes[i]), [])
+        x1, y1, x2, y2, area = rows[i]
+        for kx1, ky1, kx2, ky2, karea in group:
+            if kx2 <= x1 or x2 <= kx1 or ky2 <= y1 or y2 <= ky1:
+                continue  # apart
+            # min(kx2, x2) - max(kx1, x1), and the same for y
+            iw = (x2 if x2 < kx2 else kx2) - (x1 if x1 > kx1 else kx1)
+            ih = (y2 if y2 < ky2 else ky2) - (y1 if y1 > ky1 else ky1)
+            if not (iw > 0 and ih > 0):
+                continue
+            inter = iw * ih
+            union = karea + area - inter
+            if union > 0 and inter / union > iou:
+                break
+        else:
             kept.append(i)
-            group.append(i)
+            group.append(rows[i])
+    return kept
+
+
+def greedy_nms(cands, iou, agnostic=False, max_det=300, max_nms=None):
+    """``greedy_keep`` over [(box, score, class)] (all one class if ``agnostic``); returns the
+    first ``max_det`` kept candidates."""
+    boxes = [box for box, _, _ in cands]
+    scores = [score for _, score, _ in cands]
+    classes = [0 if agnostic else cls for _, _, cls in cands]
+    kept = greedy_keep(boxes, scores, classes, iou, max_nms)
     return [cands[i] for i in kept[:max_det]]
 
 

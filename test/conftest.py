@@ -4,6 +4,7 @@ bench/data_paths.py)."""
 from __future__ import annotations
 
 import functools
+import gc
 import os
 from pathlib import Path
 
@@ -11,19 +12,39 @@ import numpy as np
 import pytest
 
 import data_paths
-from onnx_models import save_model
+from onnx_models import save_model, smaller_yolov8n
 from yolo_trt_ros.detection.model_layout import anchor_count
 from yolo_trt_ros.inference.onnxruntime import OnnxRuntimeBackend
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move what collection made (modules, test items) out of the garbage collector's view: a
+    full collection (a fixture's ``gc.collect()``, or Python's own) then walks only what tests
+    made since."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_onnxruntime_thread_per_test_worker():
     """Under pytest-xdist every worker shares the few cores: ONNX Runtime's default busy-waiting
     thread pools (one per worker) then fight each other, so workers run sessions on one thread
-    (explicit arguments of a test still win)."""
+    (explicit arguments of a test still win); so do the sessions tests open themselves without
+    options (fake TensorRT engines, references)."""
     if "PYTEST_XDIST_WORKER" not in os.environ:
         yield
         return
+    import onnxruntime as ort
+
+    open_session = ort.InferenceSession.__init__
+
+    def one_thread_session(self, path_or_bytes, sess_options=None, *args, **kwargs) -> None:
+        if sess_options is None:
+            sess_options = ort.SessionOptions()
+            sess_options.intra_op_num_threads = 1
+            sess_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        open_session(self, path_or_bytes, sess_options, *args, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
             OnnxRuntimeBackend,
@@ -32,6 +53,7 @@ def _one_onnxruntime_thread_per_test_worker():
                 OnnxRuntimeBackend.__init__, intra_op_threads=1, allow_spinning=False
             ),
         )
+        patch.setattr(ort.InferenceSession, "__init__", one_thread_session)
         yield
 
 
@@ -54,6 +76,34 @@ def model_path(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def mot_dir(data_dir: Path) -> Path:
     return data_paths.mot_sequence()
+
+
+SMALL_SIZE = 352
+"""The nominal input size of ``small_dynamic_model`` and ``small_static_model``."""
+
+
+@pytest.fixture(scope="session")
+def small_dynamic_model(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """yolov8n-coco-dynamic.onnx at a nominal 352x352 (rectangles of it for other frame shapes):
+    the real network at a third of the cost, still finding five people in MOT16-05 frame 1, for
+    tests of threading, order and batching rather than of detection quality."""
+    return smaller_yolov8n(
+        data_dir / "models" / "yolov8n-coco-dynamic.onnx",
+        tmp_path_factory.mktemp("models") / "yolov8n-dynamic-352.onnx",
+        SMALL_SIZE,
+    )
+
+
+@pytest.fixture(scope="session")
+def small_static_model(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``small_dynamic_model`` with its input fixed at [1, 3, 352, 352]: a batch-1 model of one
+    size."""
+    return smaller_yolov8n(
+        data_dir / "models" / "yolov8n-coco-dynamic.onnx",
+        tmp_path_factory.mktemp("models") / "yolov8n-static-352.onnx",
+        SMALL_SIZE,
+        static=True,
+    )
 
 
 ULTRALYTICS_WHEEL = "ultralytics==8.4.190"

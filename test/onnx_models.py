@@ -95,3 +95,20 @@ def yolov5_model(
         raise ValueError(f"rows must be (N <= {total}, 5+nc >= 6), got {rows.shape}")
     padded = np.pad(rows.astype(np.float32), ((0, total - rows.shape[0]), (0, 0)))[None]
     return fixed_output_model(path, padded, input_hw, metadata)
+
+
+def smaller_yolov8n(source: Path, path: Path, size: int, static: bool = False) -> Path:
+    """``source`` (yolov8n-coco-dynamic.onnx, any H/W that are multiples of 32) with nominal input
+    ``size`` x ``size`` (metadata ``imgsz``): the real network on fewer pixels. ``static`` fixes
+    the input at [1, 3, size, size] (a batch-1 model of one size)."""
+    import onnx
+
+    model = onnx.load(str(source))
+    (imgsz,) = [p for p in model.metadata_props if p.key == "imgsz"]
+    imgsz.value = f"[{size}, {size}]"
+    if static:
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        for dim, value in zip(dims, (1, 3, size, size), strict=True):
+            dim.dim_value = value
+    onnx.save(model, str(path))
+    return path

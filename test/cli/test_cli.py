@@ -122,9 +122,9 @@ def test_unknown_class_is_a_clean_error(model_path: Path, mot_dir: Path) -> None
     assert result.returncode == 1 and "persn" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_track_mot_frames(model_path: Path, mot_dir: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    result = _cli("track", mot_dir, "--model", model_path, "--out", out, "--max-frames", 10)
+def test_track_mot_frames(small_dynamic_model: Path, mot_dir: Path, tmp_path: Path) -> None:
+    out, model = tmp_path / "out", small_dynamic_model
+    result = _cli("track", mot_dir, "--model", model, "--out", out, "--max-frames", 10)
     assert result.returncode == 0, result.stderr
     assert _frame_count(out / "annotated.mp4") == 10
     capture = cv2.VideoCapture(str(out / "annotated.mp4"))
@@ -151,7 +151,7 @@ def test_track_mot_frames(model_path: Path, mot_dir: Path, tmp_path: Path) -> No
     assert "results.txt" in result.stdout and "annotated.mp4" in result.stdout
 
     result = _cli(
-        "track", mot_dir, "--model", model_path, "--out", out, "--max-frames", 2, "--no-tracking"
+        "track", mot_dir, "--model", model, "--out", out, "--max-frames", 2, "--no-tracking"
     )
     assert result.returncode == 0, result.stderr
     assert {r.track_id for r in read_rows(out / "results.txt")} == {-1}

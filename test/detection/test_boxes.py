@@ -3,12 +3,13 @@ batched_nms against a brute-force greedy reference written with plain Python loo
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
 import pytest
 
-from box_reference import ref_iou
+from box_reference import greedy_keep, ref_iou
 from yolo_trt_ros.detection import boxes as boxes_module
 from yolo_trt_ros.detection.boxes import (
     batched_nms,
@@ -110,12 +111,7 @@ def nms_block(request, monkeypatch) -> int:
 
 def ref_nms(boxes: np.ndarray, scores: np.ndarray, thr: float) -> list[int]:
     """Greedy: by descending score (ties: input order), keep a box if IoU <= thr with all kept."""
-    b = [[float(v) for v in box] for box in boxes]
-    keep: list[int] = []
-    for i in sorted(range(len(b)), key=lambda i: -float(scores[i])):
-        if all(ref_iou(b[k], b[i]) <= thr for k in keep):
-            keep.append(i)
-    return keep
+    return greedy_keep(boxes, scores, [0] * len(boxes), thr)
 
 
 def ref_batched(boxes, scores, classes, thr) -> list[int]:
@@ -135,6 +131,13 @@ def clustered_boxes(rng: np.random.Generator, n: int, clusters: int = 5, span: f
     return boxes, scores
 
 
+@functools.cache
+def expected_nms(seed: int, n: int, thr: float) -> list[int]:
+    """``ref_nms`` of the ``clustered_boxes`` of a case, once for every ``nms_block``."""
+    boxes, scores = clustered_boxes(np.random.default_rng(seed), n)
+    return ref_nms(boxes, scores, thr)
+
+
 @pytest.mark.usefixtures("nms_block")
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("n", [0, 1, 2, 17, 300])
@@ -143,7 +146,7 @@ def test_nms_matches_reference(seed: int, n: int, thr: float) -> None:
     boxes, scores = clustered_boxes(np.random.default_rng(seed), n)
     keep = nms(boxes, scores, thr)
     assert keep.dtype == np.int64
-    assert keep.tolist() == ref_nms(boxes, scores, thr)
+    assert keep.tolist() == expected_nms(seed, n, thr)
 
 
 @pytest.mark.usefixtures("nms_block")
@@ -173,16 +176,28 @@ def test_degenerate_boxes_are_kept_without_warnings() -> None:
         assert nms(boxes, scores, 0.5).tolist() == ref_nms(boxes, scores, 0.5) == [0, 1, 2]
 
 
+def batched_case(seed: int, num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """400 clustered boxes, scores rounded to 2 decimals (ties) and random classes."""
+    rng = np.random.default_rng(100 + seed)
+    boxes, scores = clustered_boxes(rng, 400)
+    scores = np.round(scores, 2)  # ties
+    classes = rng.integers(0, num_classes, 400)
+    return boxes, scores, classes
+
+
+@functools.cache
+def expected_batched(seed: int, num_classes: int, thr: float) -> list[int]:
+    """``ref_batched`` of a ``batched_case``, once for every ``nms_block``."""
+    return ref_batched(*batched_case(seed, num_classes), thr)
+
+
 @pytest.mark.usefixtures("nms_block")
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("num_classes", [1, 3, 80])
 @pytest.mark.parametrize("thr", [0.45, 0.7])
 def test_batched_nms_matches_per_class_reference(seed: int, num_classes: int, thr: float) -> None:
-    rng = np.random.default_rng(100 + seed)
-    boxes, scores = clustered_boxes(rng, 400)
-    scores = np.round(scores, 2)  # ties
-    classes = rng.integers(0, num_classes, 400)
-    expected = ref_batched(boxes, scores, classes, thr)
+    boxes, scores, classes = batched_case(seed, num_classes)
+    expected = expected_batched(seed, num_classes, thr)
     assert batched_nms(boxes, scores, classes, thr).tolist() == expected
 
 

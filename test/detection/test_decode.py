@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -18,20 +16,22 @@ def reference_decode(
     """Anchor by anchor, class by class, greedy NMS with plain loops; returns [(box, score,
     class)].
 
-    Scores are compared with the threshold in float32, as torch (and numpy) compare a float32
-    tensor with a Python float.
+    Box corners (cx -/+ w/2, in float32) are computed elementwise for all anchors at once; rows
+    with a non-finite corner or allowed-class score are skipped. Scores are compared with the
+    threshold in float32, as torch (and numpy) compare a float32 tensor with a Python float.
     """
     pred = out.reshape(out.shape[-2], out.shape[-1])
     conf = np.float32(conf)
     nc = pred.shape[0] - 4
     allowed = list(range(nc)) if class_filter is None else sorted(int(c) for c in class_filter)
     cands = []  # (box, score, class) in anchor-major order, as Ultralytics builds them
+    cx, cy, w, h = pred[:4].astype(np.float32)
+    corners = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    finite = np.isfinite(corners).all(axis=1) & np.isfinite(pred[4:][allowed]).all(axis=0)
     class_scores = pred[4:].T.tolist()  # float32 values, exactly as Python floats
-    for k in range(pred.shape[1]):
-        cx, cy, w, h = (np.float32(v) for v in pred[:4, k])
-        box = [float(cx - w / 2), float(cy - h / 2), float(cx + w / 2), float(cy + h / 2)]
+    for k, box in enumerate(corners.tolist()):
         s = class_scores[k]
-        if not all(math.isfinite(v) for v in box + [s[c] for c in allowed]):
+        if not finite[k]:
             continue
         if multi_label:
             cands += [(box, s[c], c) for c in allowed if s[c] > conf]

@@ -306,11 +306,11 @@ def test_gpu_compaction_only_for_one_to_many_outputs(tmp_path: Path) -> None:
 
 
 def test_frame_backend_letterboxes_rectangles_for_a_dynamic_model(
-    data_dir: Path, mot_dir: Path
+    small_dynamic_model: Path, mot_dir: Path
 ) -> None:
     """A dynamic-H/W model on the GPU path: the frame backend is asked for the rectangular
     letterbox (the model's largest stride) and detects what the CPU path does."""
-    path = data_dir / "models" / "yolov8n-coco-dynamic.onnx"
+    path = small_dynamic_model
     backend = FrameBackendProbe(path, gpu_preprocessing=True)
     reference = Detector.from_model(path)
     detector = Detector(backend, reference.names)
@@ -451,11 +451,11 @@ def test_real_dynamic_model_rect_vs_square(data_dir: Path, mot_dir: Path) -> Non
 
 
 def test_a_batch_of_frames_of_different_sizes_runs_at_the_nominal_square(
-    data_dir: Path, mot_dir: Path
+    small_dynamic_model: Path, mot_dir: Path
 ) -> None:
     """One input shape per batch: frames whose rectangles differ share the model's square input
     (as ``rect=False`` letterboxes them); frames that share a rectangle keep it."""
-    path = data_dir / "models" / "yolov8n-coco-dynamic.onnx"
+    path = small_dynamic_model  # nominal 352x352
     detector, square = Detector.from_model(path), Detector.from_model(path, rect=False)
     frame = cv2.imread(str(sorted((mot_dir / "img1").glob("*.jpg"))[0]))
     wide = cv2.resize(frame, (1280, 720))
@@ -467,7 +467,7 @@ def test_a_batch_of_frames_of_different_sizes_runs_at_the_nominal_square(
             assert len(want) > 3 and got.class_ids.tolist() == want.class_ids.tolist()
             np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-3)
         same = detector.detect_batch([(frame, "bgr8"), (frame, "bgr8")])
-        assert shapes == [(2, 3, 640, 640), (2, 3, 480, 640)]
+        assert shapes == [(2, 3, 352, 352), (2, 3, 288, 352)]
         assert same[0].boxes.tolist() == same[1].boxes.tolist() == detector(frame).boxes.tolist()
         assert detector.last_times.infer > 0
     finally:
@@ -475,13 +475,15 @@ def test_a_batch_of_frames_of_different_sizes_runs_at_the_nominal_square(
         square.close()
 
 
-def test_parallel_runs_from_two_threads_equal_one_at_a_time(data_dir: Path, mot_dir: Path) -> None:
+def test_parallel_runs_from_two_threads_equal_one_at_a_time(
+    small_dynamic_model: Path, mot_dir: Path
+) -> None:
     """Two threads detecting at once (same input shape, other images: each needs its own
     letterbox buffers) get what one thread gets, each its own ``last_times``, and a config set
     between their calls applies to the next calls of both."""
-    path = data_dir / "models" / "yolov8n-coco-dynamic.onnx"
     detector = Detector.from_model(
-        path, backend_options={"onnxruntime": {"intra_op_threads": 1, "parallel_runs": 2}}
+        small_dynamic_model,
+        backend_options={"onnxruntime": {"intra_op_threads": 1, "parallel_runs": 2}},
     )
     assert detector.parallel_runs == 2 and detector.batch_size == 1  # the default with runs
     detector.batch_size = 2  # each run a batch: the batch letterboxes are per thread as well

@@ -5,6 +5,7 @@ decode_yolov8.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import cv2
@@ -45,7 +46,20 @@ def golden() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def detector(model_path: Path):
+    """The Detector, its backend running a tensor once when asked for it again right after (the
+    val settings infer the tensor the predict settings just ran)."""
     det = Detector.from_model(model_path)
+    infer = det.backend.infer
+    last: dict[bytes, np.ndarray] = {}
+
+    def infer_once(tensor: np.ndarray) -> np.ndarray:
+        key = hashlib.sha256(tensor.tobytes()).digest() + str(tensor.shape).encode()
+        if key not in last:
+            last.clear()
+            last[key] = infer(tensor).copy()
+        return last[key].copy()
+
+    det.backend.infer = infer_once  # type: ignore[method-assign]
     yield det
     det.close()
 

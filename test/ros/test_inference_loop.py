@@ -68,9 +68,9 @@ def images(mot_dir: Path) -> list[np.ndarray]:
 
 
 @pytest.fixture
-def cameras(data_dir: Path):
+def cameras(small_dynamic_model: Path):
     first = FramePipeline.from_model(
-        data_dir / "models" / "yolov8n-coco-dynamic.onnx",
+        small_dynamic_model,
         backend="onnxruntime",
         backend_options={"onnxruntime": {"intra_op_threads": 1, "parallel_runs": 2}},
         convert=lambda msg: (msg.image, "bgr8"),

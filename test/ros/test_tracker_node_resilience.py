@@ -1,9 +1,10 @@
 """yolo_tracker in this process: internal errors in the frame path and the timers drop a frame,
 never the node.
 
-The node runs in-process (its own context) with the real model; frames are handed to its image
-callback directly, and a stage is made to fail by replacing one of the node's parts. What crosses
-processes is tested in test_tracker_node.py.
+The node runs in-process (its own context) with a tiny YOLOv8-like ONNX model that finds one
+person in any frame (ONNX Runtime runs it; what is tested is the node, not detection); frames are
+handed to its image callback directly, and a stage is made to fail by replacing one of the node's
+parts. What crosses processes is tested in test_tracker_node.py.
 """
 
 from __future__ import annotations
@@ -37,8 +38,21 @@ from yolo_trt_ros.ros.tracker_node import TrackerNode
 DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
 
 
+@pytest.fixture(scope="module")
+def person_model(make_yolo_onnx, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``make_yolo_onnx``: one person box at 320x320, scored by the mean of the frame's first
+    channel; classes person and car."""
+    return make_yolo_onnx(
+        tmp_path_factory.mktemp("model") / "person.onnx",
+        np.array([[160.0, 160.0, 60.0, 120.0]]),
+        np.array([[1.0], [0.0]]),
+        input_hw=(320, 320),
+        metadata={"names": "{0: 'person', 1: 'car'}"},
+    )
+
+
 @pytest.fixture
-def make_node(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+def make_node(person_model: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     # Nothing here crosses processes: FastDDS's default transports, whose teardown never hangs on a
     # TCP channel.
     monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "DEFAULT")
@@ -49,7 +63,7 @@ def make_node(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     def make(**parameters: object) -> TrackerNode:
         overrides = [
             Parameter(name, value=value)
-            for name, value in {"model_path": str(model_path), **parameters}.items()
+            for name, value in {"model_path": str(person_model), **parameters}.items()
         ]
         nodes.append(TrackerNode(context=context, parameter_overrides=overrides))
         return nodes[-1]

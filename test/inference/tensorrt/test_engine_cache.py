@@ -327,7 +327,7 @@ def test_concurrent_processes_build_once(tmp_path: Path) -> None:
     count = tmp_path / "builds.txt"
     context = multiprocessing.get_context("fork")
     results = context.Queue()
-    start = time.time() + 1.0
+    start = time.time() + 0.5  # the three forks are up by then: they race for the lock
     workers = [
         context.Process(target=_race_worker, args=(str(onnx), str(count), start, results))
         for _ in range(3)

@@ -8,10 +8,13 @@ each frame at its rectangular input size through an engine profile tuned for the
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -57,14 +60,17 @@ def rows(dets: Detections) -> np.ndarray:
     )
 
 
-def assert_same_detections(got: Detector, want: Detector, images: list[np.ndarray]) -> int:
-    """Both detectors find the same rows in every image; returns how many."""
-    total = 0
-    for image in images:
-        a, b = got(image), want(image)
-        assert_same_rows(rows(a), rows(b), box_tol=1e-3, score_tol=1e-5)
-        total += len(b)
-    return total
+def detections_of(detector: Detector, images: list[np.ndarray]) -> list[np.ndarray]:
+    return [rows(detector(image)) for image in images]
+
+
+def assert_same_detections(
+    got: Detector, expected: list[np.ndarray], images: list[np.ndarray]
+) -> int:
+    """``got`` finds the ``expected`` rows in every image; returns how many."""
+    for image, want in zip(images, expected, strict=True):
+        assert_same_rows(rows(got(image)), want, box_tol=1e-3, score_tol=1e-5)
+    return sum(len(want) for want in expected)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +78,28 @@ def images(sample_images: dict[str, Path], mot_dir: Path) -> list[np.ndarray]:
     frame = sorted((mot_dir / "img1").glob("*.jpg"))[0]
     paths = [sample_images["bus"], frame]
     return [cv2.imread(str(p)) for p in paths]
+
+
+class Reference(NamedTuple):
+    names: list[str]
+    detections: list[np.ndarray]
+
+
+@pytest.fixture(scope="module")
+def onnxruntime_reference(data_dir: Path, images: list[np.ndarray]) -> Callable[[str], Reference]:
+    """ONNX Runtime's Detector on a ``models/formats/`` model (conf 0.05): its names and its
+    detections in ``images``, found once per model for every test and TensorRT version."""
+
+    @functools.cache
+    def reference(name: str) -> Reference:
+        onnx = data_dir / "models" / "formats" / f"{name}.onnx"
+        detector = Detector.from_model(onnx, config=DetectorConfig(conf_threshold=0.05))
+        try:
+            return Reference(detector.names, detections_of(detector, images))
+        finally:
+            detector.close()
+
+    return reference
 
 
 @pytest.mark.parametrize(
@@ -88,6 +116,7 @@ def test_engine_of_each_layout_detects_what_onnxruntime_does(
     tmp_path: Path,
     data_dir: Path,
     images: list[np.ndarray],
+    onnxruntime_reference: Callable[[str], Reference],
     name: str,
     version: str,
 ) -> None:
@@ -95,14 +124,13 @@ def test_engine_of_each_layout_detects_what_onnxruntime_does(
     install(monkeypatch, version, onnx)
     config = DetectorConfig(conf_threshold=0.05)
     engine = Detector.from_model(onnx, "tensorrt", config=config, backend_options=TENSORRT)
-    reference = Detector.from_model(onnx, config=config)
+    reference = onnxruntime_reference(name)
     try:
         assert engine.backend.name == "tensorrt" and engine.layout.kind is FORMATS[name]
         assert engine.names == reference.names and engine.names_source == "metadata"
-        assert assert_same_detections(engine, reference, images) > 0
+        assert assert_same_detections(engine, reference.detections, images) > 0
     finally:
         engine.close()
-        reference.close()
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -119,7 +147,7 @@ def test_engine_of_a_yolov5_model(
     try:
         assert engine.layout.kind is LayoutKind.YOLOV5
         image = np.full((640, 512, 3), 90, np.uint8)
-        assert assert_same_detections(engine, reference, [image]) == 2
+        assert assert_same_detections(engine, detections_of(reference, [image]), [image]) == 2
     finally:
         engine.close()
         reference.close()
@@ -146,6 +174,7 @@ def test_an_adopted_ultralytics_end_to_end_engine(
     tmp_path: Path,
     data_dir: Path,
     images: list[np.ndarray],
+    onnxruntime_reference: Callable[[str], Reference],
     version: str,
 ) -> None:
     """The layout (end2end) and names come from the engine's header: no ONNX beside it."""
@@ -161,42 +190,42 @@ def test_an_adopted_ultralytics_end_to_end_engine(
     assert main(["build-engine", "--adopt", str(engine_path)]) == 0  # fp32: the default
     config = DetectorConfig(conf_threshold=0.05)
     engine = Detector.from_model(engine_path, "tensorrt", config=config)
-    reference = Detector.from_model(onnx, config=config)
+    reference = onnxruntime_reference("yolo26n-random")
     try:
         assert engine.layout.kind is LayoutKind.END_TO_END
         assert engine.names == reference.names and engine.names_source == "metadata"
-        assert assert_same_detections(engine, reference, images) > 0
+        assert assert_same_detections(engine, reference.detections, images) > 0
     finally:
         engine.close()
-        reference.close()
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_dynamic_model_runs_rectangular_inputs_through_a_camera_tuned_profile(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-    data_dir: Path,
+    small_dynamic_model: Path,
     images: list[np.ndarray],
     version: str,
 ) -> None:
-    onnx = Path(shutil.copy(data_dir / "models" / "yolov8n-coco-dynamic.onnx", tmp_path))
+    onnx = Path(shutil.copy(small_dynamic_model, tmp_path))  # nominal 352x352
     executor = install(monkeypatch, version, onnx)
     options = {"tensorrt": {"precision": "fp32", "camera_hw": (480, 640)}}
     engine = Detector.from_model(onnx, "tensorrt", backend_options=options)
     reference = Detector.from_model(onnx)
     try:
         assert engine.rect and engine.backend.dynamic_hw
-        assert engine.backend.input_shape == (1, 3, 640, 640)
+        assert engine.backend.input_shape == (1, 3, 352, 352)
         record = json.loads(Path(f"{engine.backend.engine_path}.json").read_text())
         assert record["profile"]["images"] == {
             "min": [1, 3, 32, 32],
-            "opt": [1, 3, 480, 640],
-            "max": [1, 3, 640, 640],
+            "opt": [1, 3, 288, 352],
+            "max": [1, 3, 352, 352],
         }
         wide = cv2.resize(images[1], (1280, 720))
-        assert assert_same_detections(engine, reference, [images[1], wide, images[0]]) > 10
-        # MOT16-05 640x480 -> 480x640, 1280x720 -> 384x640, bus.jpg 810x1080 -> 640x480
-        assert executor.input_shapes == [(1, 3, 480, 640), (1, 3, 384, 640), (1, 3, 640, 480)]
+        frames = [images[1], wide, images[0]]
+        assert assert_same_detections(engine, detections_of(reference, frames), frames) > 10
+        # MOT16-05 640x480 -> 288x352, 1280x720 -> 224x352, bus.jpg 810x1080 -> 352x288
+        assert executor.input_shapes == [(1, 3, 288, 352), (1, 3, 224, 352), (1, 3, 352, 288)]
     finally:
         engine.close()
         reference.close()
