@@ -5,12 +5,10 @@ def ref_iou(a, b) -> float:
     """IoU of two xyxy boxes, one pair at a time in plain Python."""
     ax1, ay1, ax2, ay2 = a
     bx1, by1, bx2, by2 = b
-    if ax2 <= bx1 or bx2 <= ax1 or ay2 <= by1 or by2 <= ay1:
-        return 0.0  # apart
     iw = min(ax2, bx2) - max(ax1, bx1)
     ih = min(ay2, by2) - max(ay1, by1)
-    if not (iw > 0 and ih > 0):
-        return 0.0
+    if iw <= 0 or ih <= 0:
+        return 0.0  # apart
     inter = iw * ih
     union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
     return inter / union if union > 0 else 0.0
@@ -21,34 +19,24 @@ def greedy_keep(boxes, scores, classes, iou, max_nms=None) -> list[int]:
     only: a box is kept unless its IoU with a kept box of its class exceeds ``iou``. Returns the
     indices of the kept boxes, in that order.
 
-    The IoU test is ``ref_iou`` written out inline over (x1, y1, x2, y2, area) tuples, with the
-    same arithmetic (pairs that do not overlap have IoU 0, so ``iou`` >= 0 keeps them).
+    A kept box whose extent misses the candidate's (IoU 0, so ``iou`` >= 0 keeps it) is passed
+    over before ``ref_iou`` is called: most pairs, and most of the time.
     """
-    rows = []
-    for box in boxes:
-        x1, y1, x2, y2 = (float(v) for v in box)
-        rows.append((x1, y1, x2, y2, (x2 - x1) * (y2 - y1)))
+    rows = [tuple(float(v) for v in box) for box in boxes]
     order = sorted(range(len(rows)), key=lambda i: -float(scores[i]))[:max_nms]
     kept: list[int] = []
     rivals: dict[int, list[tuple]] = {}  # kept boxes by class
     for i in order:
         group = rivals.setdefault(int(classes[i]), [])
-        x1, y1, x2, y2, area = rows[i]
-        for kx1, ky1, kx2, ky2, karea in group:
-            if kx2 <= x1 or x2 <= kx1 or ky2 <= y1 or y2 <= ky1:
+        x1, y1, x2, y2 = box = rows[i]
+        for k in group:
+            if k[2] <= x1 or x2 <= k[0] or k[3] <= y1 or y2 <= k[1]:
                 continue  # apart
-            # min(kx2, x2) - max(kx1, x1), and the same for y
-            iw = (x2 if x2 < kx2 else kx2) - (x1 if x1 > kx1 else kx1)
-            ih = (y2 if y2 < ky2 else ky2) - (y1 if y1 > ky1 else ky1)
-            if not (iw > 0 and ih > 0):
-                continue
-            inter = iw * ih
-            union = karea + area - inter
-            if union > 0 and inter / union > iou:
+            if ref_iou(k, box) > iou:
                 break
         else:
             kept.append(i)
-            group.append(rows[i])
+            group.append(box)
     return kept
 
 
