@@ -197,7 +197,8 @@ def test_demo_with_three_cameras(data_dir: Path, mot_dir: Path, tmp_path: Path) 
         )
         assert summary["exit_codes"][f"{name}/image_replay"] == 0
         assert camera["frames_published"] == 15 and 0 < camera["frames_in"] <= 15
-        assert 0 < camera["frames_out"] <= camera["frames_in"]
+        # the recorder counts frames_in as one more subscriber: it may miss one the tracker got
+        assert 0 < camera["frames_out"] <= camera["frames_published"]
         assert camera["detections"] > 0 and camera["per_class"]["person"] > 0
         assert camera["distinct_track_ids"] > 0 and camera["latency_ms"]["p50"] > 0
         video = out / name / "annotated.mp4"
