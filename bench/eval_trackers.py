@@ -12,7 +12,9 @@ flag 1 at IoU 0.5, distractor-matched boxes removed). Ours and Ultralytics repor
 boxes, supervision the detection boxes; every tracker's boxes are clipped to the image (as
 Ultralytics' ``track()`` and ``yolo-trt-ros eval-mot`` do). "node defaults, frame_rate=14": the
 node's defaults with ``frame_rate`` set to the sequence's rate as the README says, frames stamped
-at that rate as image headers are. Prints markdown tables for BENCHMARKS.md.
+at that rate as image headers are. "as published" (detector table): what the node publishes, the
+frame pipeline's detector boxes with their track IDs (as ``eval-mot --model`` scores). Prints
+markdown tables for BENCHMARKS.md.
 
 Needs the reference environment (``bash bench/setup_ref_env.sh``, which installs supervision and
 TrackEval):
@@ -34,6 +36,7 @@ from yolo_trt_ros.evaluation.mot import (
     Frames,
     evaluate,
     load_detections,
+    pipeline_rows,
     read_seqinfo,
     track_sequence,
 )
@@ -121,12 +124,41 @@ def detector_frames(seq_dir: Path, model: Path) -> Frames:
         detector.close()
 
 
-def table(title: str, gt: Path, frames: Frames, fps: float, image_hw: tuple[int, int]) -> None:
+def published_rows(
+    seq_dir: Path, model: Path, fps: float, image_size: tuple[int, int]
+) -> list[MotRow]:
+    """What the node publishes at its defaults with ``frame_rate`` = ``fps`` (frame pipeline:
+    detector boxes with track IDs), frames stamped at ``fps``."""
+    from yolo_trt_ros.detection.detector import DetectorConfig
+    from yolo_trt_ros.pipeline import FramePipeline, PipelineConfig
+
+    config = PipelineConfig(
+        DetectorConfig(conf_threshold=0.1, classes=("person",)), TrackerConfig(frame_rate=fps)
+    )
+    pipeline = FramePipeline.from_model(model, config, backend="onnxruntime")
+    try:
+        return pipeline_rows(pipeline, seq_dir, fps, image_size)
+    finally:
+        pipeline.close()
+
+
+def table(
+    title: str,
+    gt: Path,
+    frames: Frames,
+    fps: float,
+    image_hw: tuple[int, int],
+    published: list[MotRow] | None = None,
+) -> None:
+    """Score every tracker on ``frames``; ``published``: the node's own rows, scored too."""
     size = (image_hw[1], image_hw[0])
     results = {
         name: track_sequence(frames, config, fps if stamps else None, size)
         for name, config, stamps in ours(fps)
     }
+    if published is not None:
+        name = f"yolo_trt_ros as published (detector boxes), node defaults, frame_rate={fps:g}"
+        results[name] = published
     results["Ultralytics BYTETracker (bytetrack.yaml)"] = ultralytics_rows(frames, image_hw)
     results["supervision ByteTrack (defaults)"] = supervision_rows(frames, image_hw)
     # TrackEval wants file-system-safe tracker names
@@ -161,6 +193,7 @@ def main() -> None:
             detector_frames(args.seq, args.model),
             info.frame_rate,
             hw,
+            published_rows(args.seq, args.model, info.frame_rate, (info.width, info.height)),
         )
 
 

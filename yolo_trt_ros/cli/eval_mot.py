@@ -7,20 +7,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from yolo_trt_ros.cli.options import add_tracker_options, tracker_config
 from yolo_trt_ros.detection.detector import DetectorConfig
 from yolo_trt_ros.evaluation.mot import (
     TABLE_HEADER,
     evaluate,
     load_detections,
+    pipeline_rows,
     read_seqinfo,
     track_sequence,
 )
-from yolo_trt_ros.evaluation.mot_format import write_rows
+from yolo_trt_ros.evaluation.mot_format import MotRow, write_rows
 from yolo_trt_ros.pipeline import FramePipeline, PipelineConfig
 from yolo_trt_ros.sources import open_mot_sequence
+from yolo_trt_ros.tracking.bytetrack import TrackerConfig
 
 
 def register(subparsers: Any) -> None:
@@ -29,14 +29,16 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "eval-mot",
         help="track a MOTChallenge sequence and print HOTA, MOTA, IDF1 and ID switches",
-        description="Run the ByteTrack tracker over a MOTChallenge sequence, from its public "
-        "detections "
-        "(det/det.txt, scores min-max normalised) or through the detector (--model, on the frames "
-        "that have images), and score it against gt/gt.txt with TrackEval under the MOTChallenge "
-        "rules: pedestrians (class 1) with flag 1 at IoU 0.5; tracker boxes on distractor classes "
-        "(2, 7, 8, 12) removed; flag-0 rows and other classes ignored. Tracker boxes are clipped "
-        "to "
-        "the image (imWidth x imHeight of seqinfo.ini) before scoring and writing.",
+        description="Track a MOTChallenge sequence and score it against gt/gt.txt with "
+        "TrackEval under the MOTChallenge rules: pedestrians (class 1) with flag 1 at IoU 0.5; "
+        "tracker boxes on distractor classes (2, 7, 8, 12) removed; flag-0 rows and other "
+        "classes ignored. "
+        "Input: the public detections (det/det.txt, scores min-max normalised), tracked by "
+        "ByteTrack, whose Kalman boxes are scored (as ByteTrack and Ultralytics write them); or, "
+        "with --model, the frames that have images, through the node's frame pipeline (detector "
+        "and tracker), whose published boxes are scored: the detector's, with their track IDs. "
+        "Boxes are clipped to the image (imWidth x imHeight of seqinfo.ini) before scoring and "
+        "writing.",
     )
     parser.add_argument(
         "--seq",
@@ -80,42 +82,41 @@ def register(subparsers: Any) -> None:
 
 def run_eval_mot(args: argparse.Namespace) -> int:
     info = read_seqinfo(args.seq)
+    config = tracker_config(args)
+    fps = info.frame_rate if args.stamps else None
+    size = (info.width, info.height)
     if args.model is not None:
-        frames = _detect_sequence(args)
+        rows = _track_through_pipeline(args, config, fps, size)
+        images = open_mot_sequence(args.seq).frame_count
+        length = min(args.frames or images, images)
     else:
         frames = load_detections(args.dets or args.seq / "det" / "det.txt", info.length)
-    if args.frames:
-        frames = frames[: args.frames]
-    config = tracker_config(args)
-    rows = track_sequence(
-        frames, config, info.frame_rate if args.stamps else None, (info.width, info.height)
-    )
+        if args.frames:
+            frames = frames[: args.frames]
+        rows = track_sequence(frames, config, fps, size)
+        length = len(frames)
     if args.out is not None:
         with open(args.out, "w") as f:
             write_rows(f, rows)
-    scores = evaluate(args.seq / "gt" / "gt.txt", {"bytetrack": rows}, len(frames))["bytetrack"]
+    scores = evaluate(args.seq / "gt" / "gt.txt", {"bytetrack": rows}, length)["bytetrack"]
     source = f"detector {args.model}" if args.model else "public detections"
-    print(f"{info.name}, frames 1-{len(frames)}, {source}; {config}")
+    print(f"{info.name}, frames 1-{length}, {source}; {config}")
     print(TABLE_HEADER)
     print(scores.row("yolo_trt_ros ByteTracker"))
     return 0
 
 
-def _detect_sequence(args: argparse.Namespace) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Person detections of every frame that has an image (the frame pipeline without its tracker:
-    the sequence is tracked by ``track_sequence``, as public detections are)."""
-    config = PipelineConfig(
-        DetectorConfig(conf_threshold=args.conf, classes=("person",)), tracking=False
+def _track_through_pipeline(
+    args: argparse.Namespace, config: TrackerConfig, fps: float | None, size: tuple[int, int]
+) -> list[MotRow]:
+    """The frame pipeline (detector and tracker, as the node runs them) over the sequence's
+    images, persons only; rows of what it publishes."""
+    pipeline_config = PipelineConfig(
+        DetectorConfig(conf_threshold=args.conf, classes=("person",)), config
     )
-    pipeline = FramePipeline.from_model(args.model, config, backend=args.backend)
+    pipeline = FramePipeline.from_model(args.model, pipeline_config, backend=args.backend)
     print(f"eval-mot: {pipeline.detector.backend_reason}", file=sys.stderr)
-    frames = []
     try:
-        for _, image in open_mot_sequence(args.seq):
-            detections = pipeline(image, None).detections
-            frames.append((detections.boxes, detections.scores))
-            if args.frames and len(frames) >= args.frames:
-                break
+        return pipeline_rows(pipeline, args.seq, fps, size, args.frames)
     finally:
         pipeline.close()
-    return frames

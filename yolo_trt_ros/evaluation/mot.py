@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from yolo_trt_ros.evaluation.mot_format import MotRow, rows_from_boxes, write_rows
+from yolo_trt_ros.pipeline import FramePipeline
+from yolo_trt_ros.sources import open_mot_sequence
 from yolo_trt_ros.sources import read_seqinfo as _read_seqinfo_section
 from yolo_trt_ros.tracking.bytetrack import ByteTracker, TrackerConfig
 
@@ -115,6 +117,27 @@ def track_sequence(
         rows += rows_from_boxes(
             index + 1, tracks.boxes, tracks.scores, tracks.track_ids.tolist(), image_size
         )
+    return rows
+
+
+def pipeline_rows(
+    pipeline: FramePipeline,
+    seq_dir: str | Path,
+    fps: float | None = None,
+    image_size: tuple[int, int] | None = None,
+    max_frames: int = 0,
+) -> list[MotRow]:
+    """Run ``pipeline`` over the images of a MOTChallenge sequence (frames 1..``max_frames``, 0:
+    all); MOT rows of what it publishes, as the node does: the detector's boxes with their track
+    IDs (``tracking.assignment``). ``fps`` and ``image_size`` as in ``track_sequence``."""
+    rows: list[MotRow] = []
+    for index, image in open_mot_sequence(seq_dir):
+        if max_frames and index >= max_frames:
+            break
+        result = pipeline(image, None if fps is None else index / fps)
+        ids = None if result.track_ids is None else result.track_ids.tolist()
+        detections = result.detections
+        rows += rows_from_boxes(index + 1, detections.boxes, detections.scores, ids, image_size)
     return rows
 
 
