@@ -1,22 +1,20 @@
-"""Per-frame time of each stage of the yolo_tracker frame path, on the 48 MOT16-05 640x480 frames.
+r"""Per-frame time of each stage of the yolo_tracker frame path, on the 48 MOT16-05 640x480 frames.
 
 Stages, in the order the node runs them, with the node's own objects:
-  receive     rclpy deserialization of the sensor_msgs/Image (what a subscription does before the
-  callback;
-              measured with rclpy.serialization.deserialize_message, not counted in "overhead": it
-              happens in the executor, outside the callback, but it is per-frame CPU the node
-              spends)
-  convert     \
-  preprocess   |
-  infer        } pipeline.FramePipeline with the node's converter
-  (ros.image_conversion.image_frame) and
-  postprocess  |  defaults: FrameResult.times_ms (--no-tracking: the node's tracking:=false)
-  track       /
-  publish     ros.detection_msgs.DetectionArrayBuilder + Publisher.publish of a Detection2DArray
-  via real rclpy
-  annotate    Annotator + array_to_image + publish of annotated_image (the node does it only while
-  that topic
-              has subscribers; reported, not counted in "overhead")
+
+    receive      rclpy deserialization of the sensor_msgs/Image, what a subscription does before
+                 the callback (rclpy.serialization.deserialize_message); not in "overhead": the
+                 executor does it outside the callback, but it is CPU the node spends per frame
+    convert      \
+    preprocess    |  pipeline.FramePipeline with the node's converter
+    infer         }  (ros.image_conversion.image_frame) and defaults: FrameResult.times_ms
+    postprocess   |  (--no-tracking: the node's tracking:=false)
+    track        /
+    publish      ros.detection_msgs.DetectionArrayBuilder + Publisher.publish of a
+                 Detection2DArray via real rclpy
+    annotate     Annotator + array_to_image + publish of annotated_image (the node draws only
+                 while that topic has subscribers); reported, not in "overhead"
+
 "overhead" = convert + preprocess + postprocess + track + publish: the node's time per frame beyond
 inference.
 

@@ -60,6 +60,13 @@ if want coco8; then
   part "coco8 mAP, ours vs Ultralytics val"
   if have_ref; then
     run coco8_map.txt "$REF/bin/python" bench/coco8_map.py --json "$OUT/coco8_map.json"
+    part "coco8 mAP on the dynamic-shape model, square and rectangular input, ours vs Ultralytics val"
+    for variant in square: rect:--rect; do
+      IFS=: read -r name option <<<"$variant"
+      # shellcheck disable=SC2086  # no option or one
+      run "coco8_map_dynamic_$name.txt" "$REF/bin/python" bench/coco8_map.py \
+        --model "$DATA/models/yolov8n-coco-dynamic.onnx" $option --json "$OUT/coco8_map_dynamic_$name.json"
+    done
   else
     skipped "$NO_REF" "$MAKE_REF coco8"
   fi
@@ -112,8 +119,8 @@ if want tracker-speed; then
   part "tracking: time per update(), ours vs Ultralytics vs supervision"
   if have_ref; then
     # shellcheck disable=SC2046
-    run tracker_speed.txt "$REF/bin/python" bench/bench_tracker.py \
-      --parts $(pick "--rounds 8 --objects 20 50 200" "--rounds 2 --objects 20")
+    run tracker_speed.txt "$REF/bin/python" bench/bench_tracker.py --parts --baseline-ref 81dd03b \
+      $(pick "--rounds 8 --objects 20 50 200" "--rounds 2 --objects 20")
   else
     skipped "$NO_REF" "$MAKE_REF tracker-speed"
   fi
@@ -174,7 +181,7 @@ if want gpu; then
   fi
   if [[ -n $why ]]; then
     skipped "$why" \
-      "on a GPU machine with pycuda (shared/device/README.md): GPU_PYTHON=python3 bash bench/run_all.sh gpu"
+      "on a GPU machine with pycuda and nvcc (BENCHMARKS.md, GPU path): GPU_PYTHON=python3 bash bench/run_all.sh gpu"
   else
     ((DRY)) || echo "GPU: $gpu"
     run gpu_check.txt "$GPU_PYTHON" -m pytest test/inference/tensorrt/test_gpu_check.py -m gpu -rP -p no:cacheprovider

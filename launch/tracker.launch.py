@@ -20,6 +20,7 @@ default transports drop most best-effort camera frames between processes.
 """
 
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+from launch import Condition, LaunchContext, LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
     EmitEvent,
@@ -37,8 +38,6 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
-
-from launch import Condition, LaunchContext, LaunchDescription
 
 PACKAGE = "yolo_trt_ros"
 

@@ -190,6 +190,7 @@ def _load_launch_module():
 
 def test_launch_description_on_a_real_install() -> None:
     module = _load_launch_module()
+    from launch import LaunchContext
     from launch.actions import (
         DeclareLaunchArgument,
         EmitEvent,
@@ -198,8 +199,6 @@ def test_launch_description_on_a_real_install() -> None:
         RegisterEventHandler,
     )
     from launch_ros.actions import LifecycleNode, Node
-
-    from launch import LaunchContext
 
     description = module.generate_launch_description()
     arguments = {a.name: a for a in description.get_launch_arguments()}
@@ -255,10 +254,9 @@ def _description_parts(module):
 
 def test_autostart_handler_is_one_shot_on_a_real_install() -> None:
     module = _load_launch_module()
+    from launch import LaunchContext
     from launch.actions import EmitEvent, LogInfo
     from launch_ros.event_handlers import OnStateTransition
-
-    from launch import LaunchContext
 
     handler, _ = _description_parts(module)
     assert isinstance(handler, OnStateTransition)
@@ -276,10 +274,9 @@ def test_autostart_handler_is_one_shot_on_a_real_install() -> None:
 def test_rviz_without_rviz2_warns_on_a_real_install(monkeypatch: pytest.MonkeyPatch) -> None:
     module = _load_launch_module()
     from ament_index_python.packages import PackageNotFoundError
+    from launch import LaunchContext
     from launch.actions import LogInfo
     from launch_ros.actions import Node
-
-    from launch import LaunchContext
 
     _, rviz = _description_parts(module)
     context = LaunchContext()

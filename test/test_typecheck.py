@@ -1,4 +1,4 @@
-"""mypy over the TensorRT/CUDA modules against tensorrt-stubs 10.13 (patched copy, see
+"""mypy over the whole package (mypy.ini) against tensorrt-stubs 10.13 (patched copy, see
 tools/prepare_trt_stubs.sh).
 
 Also a negative control: with the same configuration, calls that TensorRT 10 does not have are

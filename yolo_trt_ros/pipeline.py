@@ -79,8 +79,9 @@ class FrameResult:
 
 
 class StageFailed(RuntimeError):
-    """An internal error in pipeline stage ``stage`` ("convert", "detect" or "track"); the cause is
-    chained."""
+    """An internal error in stage ``stage`` of a frame; the cause is chained. The pipeline raises
+    it for "convert", "detect" and "track"; the node adds its own steps ("stamp", "build",
+    "publish", "annotate")."""
 
     def __init__(self, stage: str, cause: BaseException) -> None:
         super().__init__(f"{stage} failed: {type(cause).__name__}: {cause}")

@@ -13,8 +13,8 @@ not the rate the node keeps up with.
 
 Besides bad input (``rejected``, per reason), frames lost to an internal error are counted per
 pipeline stage (``failed``), glitched header stamps per kind (``stamp_glitches``) and frames whose
-latency was not plausible (``latency_excluded``); ``last_problem_s`` says when each kind of problem
-was last seen, for a status that warns while a problem recurs.
+latency was not plausible (``latency_excluded``); ``problem_ages_s`` says how long ago each kind of
+problem was last seen, for a status that warns while a problem recurs.
 
 All methods take ``now`` (seconds, monotonic) from the caller and hold a lock, so a diagnostics
 timer may read while the image callback writes.

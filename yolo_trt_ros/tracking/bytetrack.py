@@ -29,7 +29,7 @@ when no two candidate pairs share a track or a detection, where its answer is kn
 matrix for the duplicate check.
 
 Speed (``bench/bench_tracker.py``, one 2-core run): a frame of MOT16-05 (~5 detections) takes
-~0.14 ms, 2.6x less than Ultralytics' tracker (0.37 ms) but 4-5x more than the per-track Python
+~0.14 ms, 2.7x less than Ultralytics' tracker (0.37 ms) but 4-5x more than the per-track Python
 tracker this replaced (0.03 ms). At a few objects nearly all of it is the ~0.3-1 us fixed cost of
 each of the ~170 numpy calls of a frame, whatever the array size (the two IoU matrices ~20%, the
 Kalman filter and box conversions ~30%, reading the detections ~15%, the rest bookkeeping), so the
