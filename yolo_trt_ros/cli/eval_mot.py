@@ -87,7 +87,7 @@ def run_eval_mot(args: argparse.Namespace) -> int:
     size = (info.width, info.height)
     if args.model is not None:
         rows = _track_through_pipeline(args, config, fps, size)
-        images = open_mot_sequence(args.seq).frame_count
+        images = len(open_mot_sequence(args.seq).files)
         length = min(args.frames or images, images)
     else:
         frames = load_detections(args.dets or args.seq / "det" / "det.txt", info.length)
