@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from yolo_trt_ros.ros.image_conversion import image_frame
 from yolo_trt_ros.ros.parameters import (
     BY_NAME,
+    PARAMS_FILE_WIDTH,
     SPECS,
     STRUCTURAL,
     ConfigurationError,
     backend_options,
     change_refused,
     load_pipeline,
+    params_file_text,
     pipeline_config,
 )
+from yolo_trt_ros.tracking.bytetrack import TrackerConfig
+
+PARAMS_FILE = Path(__file__).resolve().parents[2] / "config" / "tracker.yaml"
 
 
 def defaults(**changes: Any) -> dict[str, Any]:
@@ -79,3 +87,49 @@ def test_load_pipeline_names_the_problem(tmp_path: Path, model_path: Path) -> No
         assert pipeline.detector.names[0] == "person"
     finally:
         pipeline.close()
+
+
+def test_config_file_is_generated_from_the_table() -> None:
+    assert PARAMS_FILE.read_text() == params_file_text(), (
+        "config/tracker.yaml differs from SPECS in yolo_trt_ros/ros/parameters.py: regenerate it "
+        "with `.venv/bin/python -m yolo_trt_ros.ros.parameters > config/tracker.yaml`"
+    )
+
+
+def test_params_file_has_each_default_with_its_type() -> None:
+    text = params_file_text()
+    in_file = yaml.safe_load(text)["/**/yolo_tracker"]["ros__parameters"]
+    assert list(in_file) == [spec.name for spec in SPECS]
+    for spec in SPECS:
+        assert in_file[spec.name] == spec.default and type(in_file[spec.name]) is spec.kind
+    assert max(len(line) for line in text.splitlines()) <= PARAMS_FILE_WIDTH
+    assert "# Range (0, 1].\n    match_thresh: 0.8\n" in text
+
+
+def test_params_file_header_lists_every_structural_parameter() -> None:
+    header_lines = params_file_text().split("\n/**/yolo_tracker:")[0].splitlines()
+    header = " ".join(line.removeprefix("# ") for line in header_lines)
+    listed = re.search(r"only while unconfigured \([^)]*\): ([^.]*)\.", header)
+    assert listed is not None, header
+    assert listed[1].split(", ") == list(STRUCTURAL)
+    assert {"input_topics", "camera_names", "max_batch", "model_path"} <= set(STRUCTURAL)
+    assert "python -m yolo_trt_ros.ros.parameters > config/tracker.yaml" in header
+
+
+@pytest.mark.parametrize("value", [-0.1, 0.0, 1e-9, 0.5, 1.0, 1.0001, math.nan])
+def test_match_thresh_range_is_the_trackers(value: float) -> None:
+    """match_thresh 0 is refused when set, not only by TrackerConfig at configure."""
+    problem = BY_NAME["match_thresh"].check(value)
+    try:
+        TrackerConfig(match_thresh=value)
+    except ValueError:
+        assert problem == f"match_thresh = {value!r} is out of range: allowed (0, 1]"
+    else:
+        assert problem == ""
+
+
+def test_match_thresh_zero_is_refused_at_run_time() -> None:
+    reason = change_refused({"match_thresh": 0.0}, "active")
+    assert reason == "match_thresh = 0.0 is out of range: allowed (0, 1]"
+    assert "(0, 1]" in BY_NAME["match_thresh"].descriptor().description
+    assert BY_NAME["track_high_thresh"].check(0.0) == ""  # the other thresholds include 0

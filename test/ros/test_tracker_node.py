@@ -37,6 +37,7 @@ from yolo_trt_ros.demo.processes import (
     stop_process,
 )
 from yolo_trt_ros.detection.annotate import class_color
+from yolo_trt_ros.detection.boxes import iou as box_iou
 from yolo_trt_ros.detection.detector import Detector
 from yolo_trt_ros.inference.selection import select_backend, tensorrt_status
 from yolo_trt_ros.pipeline import FramePipeline, PipelineConfig
@@ -189,15 +190,6 @@ def _labels(msg: Detection2DArray) -> list[str]:
     return [d.results[0].hypothesis.class_id for d in msg.detections]
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
-
-
 def _gt_person_boxes(mot_dir: Path, frame: int) -> np.ndarray:
     """MOT16 gt boxes of people (classes 1 pedestrian, 2 person on vehicle, 7 static person) as
     xyxy, 0-based."""
@@ -302,7 +294,7 @@ def test_lifecycle_detections_and_reconfigure(
         )
         people = _xyxy(msg)[[label == "person" for label in _labels(msg)]]
         assert len(people), f"no person detected in frame {index}"
-        best = _iou(people, _gt_person_boxes(mot_dir, index)).max(axis=1)
+        best = box_iou(people, _gt_person_boxes(mot_dir, index)).max(axis=1)
         matched += int((best > 0.5).sum())
         total += len(people)
     assert matched / total > 0.5, (
@@ -495,7 +487,7 @@ def test_tracking_ids_follow_people_and_reset(
         identities, gt_boxes = _gt_identities(mot_dir, index)
         if not people.any() or not len(gt_boxes):
             continue
-        iou = _iou(gt_boxes, _xyxy(msg)[people])
+        iou = box_iou(gt_boxes, _xyxy(msg)[people])
         person_ids = np.array(_ids(msg))[people]
         for identity, row in zip(identities.tolist(), iou, strict=True):
             if row.max() > 0.5:

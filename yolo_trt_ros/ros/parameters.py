@@ -11,7 +11,10 @@ param set`` fixes it. At run time a bad value is refused.
 from __future__ import annotations
 
 import array
+import json
 import math
+import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,15 +67,30 @@ class Spec:
     choices: Sequence[str] = ()
     structural: bool = False
     """Applied at configure/activate: changeable only while unconfigured."""
+    low_exclusive: bool = False
+    """The range excludes its low end: (low, high]. ROS descriptors cannot say so, so the
+    descriptor's range includes it and ``check`` (at configure and on set) refuses it."""
 
     @property
     def kind(self) -> type:
         return type(self.default)
 
+    @property
+    def range_text(self) -> str:
+        """The allowed range as written in messages and the params file, e.g. [0, 1] or (0, 1]."""
+        if self.value_range is None:
+            return ""
+        low, high = self.value_range
+        return f"{'(' if self.low_exclusive else '['}{low:g}, {high:g}]"
+
     def descriptor(self, constrained: bool = True) -> ParameterDescriptor:
         """The ROS descriptor; ``constrained`` False drops type and range (a bad start value is
         kept, see module)."""
-        text = self.description + (_UNCONFIGURED_ONLY if self.structural else "")
+        text = (
+            self.description
+            + (f" Allowed: {self.range_text}." if self.low_exclusive else "")
+            + (_UNCONFIGURED_ONLY if self.structural else "")
+        )
         constraints = ", ".join(self.choices)
         if (
             self.kind is list or not constrained
@@ -111,8 +129,9 @@ class Spec:
             return f"{self.name} = {value!r} is not allowed: one of {', '.join(self.choices)}"
         if self.value_range is not None:
             low, high = self.value_range
-            if not (math.isfinite(value) and low <= value <= high):
-                return f"{self.name} = {value!r} is out of range: allowed [{low:g}, {high:g}]"
+            above_low = low < value if self.low_exclusive else low <= value
+            if not (math.isfinite(value) and above_low and value <= high):
+                return f"{self.name} = {value!r} is out of range: allowed {self.range_text}"
         return ""
 
     def coerce(self, value: Any) -> Any:
@@ -125,9 +144,20 @@ class Spec:
         return value
 
 
-def _tracker(name: str, text: str, value_range: tuple[float, float] | None = None) -> Spec:
+def _tracker(
+    name: str,
+    text: str,
+    value_range: tuple[float, float] | None = None,
+    low_exclusive: bool = False,
+) -> Spec:
     """A tracker parameter: its default is ``TrackerConfig``'s."""
-    return Spec(name, getattr(TrackerConfig(), name), f"Tracker: {text}", value_range)
+    return Spec(
+        name,
+        getattr(TrackerConfig(), name),
+        f"Tracker: {text}",
+        value_range,
+        low_exclusive=low_exclusive,
+    )
 
 
 SPECS: tuple[Spec, ...] = (
@@ -303,6 +333,7 @@ SPECS: tuple[Spec, ...] = (
         "match_thresh",
         "first association: a pair needs a cost (1 - IoU, or 1 - IoU * score) below this.",
         (0.0, 1.0),
+        low_exclusive=True,  # as TrackerConfig: 0 would match nothing
     ),
     _tracker(
         "track_buffer",
@@ -333,6 +364,75 @@ SPECS: tuple[Spec, ...] = (
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
 STRUCTURAL = tuple(spec.name for spec in SPECS if spec.structural)
+PARAMS_FILE_WIDTH = 99
+"""Longest line of the generated params file (``params_file_text``)."""
+_NO_BREAK = "\u00a0"  # a space the wrapping keeps: textwrap breaks at ASCII whitespace only
+
+
+def _comment(text: str, indent: str = "") -> list[str]:
+    """``text`` as YAML comment lines of at most ``PARAMS_FILE_WIDTH`` columns, not breaking a
+    `command`."""
+    text = re.sub(r"`[^`]*`", lambda m: m[0].replace(" ", _NO_BREAK), text)
+    lines = textwrap.wrap(
+        text,
+        PARAMS_FILE_WIDTH,
+        initial_indent=f"{indent}# ",
+        subsequent_indent=f"{indent}# ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return [line.replace(_NO_BREAK, " ") for line in lines]
+
+
+def _yaml_value(value: Any) -> str:
+    """``value`` in YAML that rcl's parser reads as the parameter's type: strings quoted, doubles
+    with a decimal point, booleans true/false, lists in brackets."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = repr(value)
+        return text if "." in text or "e" in text else f"{text}.0"
+    if isinstance(value, (list, tuple)):
+        return f"[{', '.join(_yaml_value(v) for v in value)}]"
+    if isinstance(value, str):
+        return json.dumps(value)  # a double-quoted YAML scalar: always a string
+    return str(value)
+
+
+def params_file_text() -> str:
+    """``config/tracker.yaml``: every parameter with its default and description, from ``SPECS``
+    (``python -m yolo_trt_ros.ros.parameters > config/tracker.yaml`` writes it)."""
+    header = (
+        "Parameters of the yolo_tracker lifecycle node with their defaults, generated from SPECS "
+        "in yolo_trt_ros/ros/parameters.py: do not edit, regenerate with "
+        "`python -m yolo_trt_ros.ros.parameters > config/tracker.yaml`. tracker.launch.py "
+        "passes this file (params_file:=) but sets model_path, input_topic and input_topics "
+        "from its model:=, image_topic:= and image_topics:= arguments.",
+        "Details: `ros2 param describe /yolo_tracker <name>`. A value out of its range or of the "
+        "wrong type leaves the node unconfigured: configure fails naming it until it is fixed "
+        "with `ros2 param set /yolo_tracker <name> <value>` (doubles need a decimal point there: "
+        "1.0, not 1).",
+        "Changeable only while unconfigured (applied at configure/activate; cleanup, set, "
+        f"configure): {', '.join(STRUCTURAL)}. The others change at run time (ros2 param set). "
+        "Track IDs restart only on cleanup or "
+        "`ros2 service call /yolo_tracker/reset_tracker std_srvs/srv/Trigger`.",
+    )
+    lines = [
+        *(line for paragraph in header for line in _comment(paragraph)),
+        "/**/yolo_tracker:  # matches the node in any namespace (launch namespace:=...)",
+        "  ros__parameters:",
+    ]
+    for i, spec in enumerate(SPECS):
+        text = spec.description
+        if spec.value_range is not None:
+            text += " " + f"Range {spec.range_text}.".replace(" ", _NO_BREAK)
+        if spec.choices:
+            text += f" One of: {', '.join(spec.choices)}."
+        text += _UNCONFIGURED_ONLY if spec.structural else ""
+        if i:
+            lines.append("")
+        lines += [*_comment(text, "    "), f"    {spec.name}: {_yaml_value(spec.default)}"]
+    return "\n".join(lines) + "\n"
 
 
 def declare_all(node: Node) -> dict[str, str]:
@@ -500,3 +600,7 @@ def backend_options(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             or (2 if len(values["input_topics"]) > 1 else 1),
         },
     }
+
+
+if __name__ == "__main__":
+    print(params_file_text(), end="")
