@@ -1,12 +1,24 @@
-"""The demo's per-camera summary lines, without processes."""
+"""The demo supervisor: its per-camera summary lines (no processes), and a replay started again
+when its frames never arrive (real processes, in-process supervisor)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import zlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from yolo_trt_ros.demo import processes, supervisor
 from yolo_trt_ros.demo.supervisor import _print_camera
+
+DOMAIN_ID = 1 + zlib.crc32(Path(__file__).name.encode()) % 200
 
 
 def _camera(published: int | None, seen: int, out: int) -> dict[str, Any]:
@@ -43,3 +55,61 @@ def test_skipped_frames_count_from_the_published_frames(
         assert "skipped" not in text
     else:
         assert f"({skipped} frames skipped:" in text
+
+
+@pytest.mark.ros
+def test_a_replay_whose_frames_never_arrive_is_started_again(
+    model_path: Path,
+    mot_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The first image_replay waits for more subscribers than there are, as one does when Fast
+    DDS discovery stalls; the demo starts it again and finishes with every frame."""
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(DOMAIN_ID))
+    monkeypatch.setattr(supervisor, "REPLAY_STALL_S", 8.0)  # a new replay's frames arrive in ~2 s
+    replays: list[list[str]] = []
+
+    def start_node(module: str, ros_args: list[str], *args: Any, **kwargs: Any) -> Any:
+        if module.endswith("replay_node"):
+            replays.append(list(ros_args))
+            if len(replays) == 1:
+                ros_args = [*ros_args, "-p", "wait_for_subscribers:=5"]
+        return processes.start_node(module, ros_args, *args, **kwargs)
+
+    monkeypatch.setattr(supervisor, "start_node", start_node)
+    out = tmp_path / "out"
+    options = supervisor.DemoOptions(
+        model=model_path,
+        sources=[mot_dir],
+        topic=None,
+        out=out,
+        max_frames=5,
+        rate=10.0,
+        namespace=f"supervisor_test_{os.getpid()}",
+    )
+    # without the restart the demo would wait forever: SIGTERM (the demo's Ctrl-C) after 120 s
+    watchdog = threading.Timer(120.0, os.kill, (os.getpid(), signal.SIGTERM))
+    watchdog.start()
+    try:
+        code = supervisor.run(options)
+    finally:
+        watchdog.cancel()
+        _kill_children(options.namespace)
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "image_replay: none of its frames arrived within 8 s" in text, text
+    assert "starting it again" in text and len(replays) >= 2 and replays[0] == replays[-1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames_published"] == 5 and summary["frames_out"] > 0, summary
+    assert summary["exit_codes"]["image_replay"] == 0
+
+
+def _kill_children(namespace: str) -> None:
+    """Nodes of this namespace a failed run left behind."""
+    found = subprocess.run(["pgrep", "-f", namespace], capture_output=True, text=True)
+    for pid in found.stdout.split():
+        if int(pid) != os.getpid():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)

@@ -11,7 +11,8 @@ all (``input_topics``, ``camera_names``) and a recorder per camera writes ``out/
 Children inherit ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` unless it is already set
 (FastDDS's default transports drop most best-effort camera frames between processes); every child
 is stopped with SIGINT, then SIGKILL after a timeout, also on Ctrl-C. Child logs go to
-``out/<node>.log`` (a camera's replay: ``out/<camera>/image_replay.log``).
+``out/<node>.log`` (a camera's replay: ``out/<camera>/image_replay.log``). A replay none of whose
+frames arrives is started again (``REPLAY_STALL_S``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ CONFIGURE_TIMEOUT_S = 120.0
 DRAIN_S = 2.0
 TOPIC_MODE_VIDEO_FPS = 30.0
 PROGRESS_PERIOD_S = 10.0
+REPLAY_STALL_S = 20.0
+"""A replay of whose frames nothing has arrived this long after it started is started again: Fast
+DDS discovery between two processes can stall for good, and the replay then waits for its
+subscribers forever; a new process is discovered afresh."""
+REPLAY_RESTARTS = 2
 CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 """A camera name: one ROS name token (it becomes a namespace and a folder)."""
 
@@ -204,6 +210,8 @@ class _Demo:
         self.several = len(cameras) > 1
         self.env = ros_env()
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self._replay_started: dict[str, float] = {}
+        self._replay_restarts: dict[str, int] = {}
         self.started = time.monotonic()
         self.executor: Any = None
         self.context: Any = None
@@ -319,30 +327,59 @@ class _Demo:
         finally:
             client.destroy_node()
         for camera in self.cameras:
-            if camera.path is None:
-                continue
-            # Publish only once the tracker and the recorder are matched (best effort may still
-            # miss the first frames while the subscribers' side of discovery completes).
-            self._start_child(
-                camera.replay,
-                "yolo_trt_ros.ros.replay_node",
-                [
-                    "-p",
-                    f"source:={camera.path.resolve()}",
-                    "-p",
-                    f"rate:={float(o.rate)}",
-                    "-p",
-                    f"max_frames:={o.max_frames}",
-                    "-p",
-                    "wait_for_subscribers:=2",
-                    *(
-                        ["-p", f"frame_id:={camera.name}", "-r", f"image_raw:={camera.topic}"]
-                        if self.several
-                        else []
-                    ),
-                ],
-                camera.namespace,
+            if camera.path is not None:
+                self._start_replay(camera)
+
+    def _start_replay(self, camera: _Camera) -> None:
+        assert camera.path is not None
+        # Publish only once the tracker and the recorder are matched (best effort may still miss
+        # the first frames while the subscribers' side of discovery completes).
+        self._start_child(
+            camera.replay,
+            "yolo_trt_ros.ros.replay_node",
+            [
+                "-p",
+                f"source:={camera.path.resolve()}",
+                "-p",
+                f"rate:={float(self.options.rate)}",
+                "-p",
+                f"max_frames:={self.options.max_frames}",
+                "-p",
+                "wait_for_subscribers:=2",
+                *(
+                    ["-p", f"frame_id:={camera.name}", "-r", f"image_raw:={camera.topic}"]
+                    if self.several
+                    else []
+                ),
+            ],
+            camera.namespace,
+        )
+        self._replay_started[camera.replay] = time.monotonic()
+
+    def _restart_if_stalled(self, camera: _Camera, now: float) -> None:
+        """Start the camera's replay again when it runs but none of its frames has arrived
+        ``REPLAY_STALL_S`` after its start; DemoError after ``REPLAY_RESTARTS`` restarts."""
+        name = camera.replay
+        if (
+            self.children[name].poll() is not None
+            or camera.recorder.frames_in
+            or now - self._replay_started[name] < REPLAY_STALL_S
+        ):
+            return
+        restarts = self._replay_restarts.get(name, 0)
+        if restarts >= REPLAY_RESTARTS:
+            raise DemoError(
+                f"{name}: started {restarts + 1} times, none of its frames arrived within "
+                f"{REPLAY_STALL_S:g} s (it never matched its subscribers over DDS): "
+                f"{_tail(self.log(name))}"
             )
+        print(
+            f"demo: {name}: none of its frames arrived within {REPLAY_STALL_S:g} s (DDS "
+            "discovery between the processes stalled); starting it again"
+        )
+        self._replay_restarts[name] = restarts + 1
+        stop_process(self.children[name])
+        self._start_replay(camera)
 
     def _frames_out(self) -> int:
         return sum(c.recorder.frames_out for c in self.cameras)
@@ -359,6 +396,9 @@ class _Demo:
             self.executor.spin_once(timeout_sec=0.05)
             now = time.monotonic()
             self._check_alive("yolo_tracker")
+            for camera in self.cameras:
+                if camera.replay in replays:
+                    self._restart_if_stalled(camera, now)
             for name in replays:
                 code = self.children[name].poll()
                 if code is not None and code != 0:
