@@ -49,6 +49,7 @@ REPLAY_STALL_S = 20.0
 DDS discovery between two processes can stall for good, and the replay then waits for its
 subscribers forever; a new process is discovered afresh."""
 REPLAY_RESTARTS = 2
+"""Restarts of one replay before the demo gives up with a DemoError."""
 CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 """A camera name: one ROS name token (it becomes a namespace and a folder)."""
 
