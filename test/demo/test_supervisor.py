@@ -66,7 +66,7 @@ def test_a_replay_whose_frames_never_arrive_is_started_again(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The first image_replay waits for more subscribers than there are, as one does when Fast
-    DDS discovery stalls; the demo starts it again and finishes with every frame."""
+    DDS discovery stalls; the demo starts it again, and the new one publishes every frame."""
     monkeypatch.setenv("ROS_DOMAIN_ID", str(DOMAIN_ID))
     monkeypatch.setattr(supervisor, "REPLAY_STALL_S", 8.0)  # a new replay's frames arrive in ~2 s
     replays: list[list[str]] = []
@@ -85,7 +85,7 @@ def test_a_replay_whose_frames_never_arrive_is_started_again(
         sources=[mot_dir],
         topic=None,
         out=out,
-        max_frames=5,
+        max_frames=20,
         rate=10.0,
         namespace=f"supervisor_test_{os.getpid()}",
     )
@@ -102,7 +102,9 @@ def test_a_replay_whose_frames_never_arrive_is_started_again(
     assert "image_replay: none of its frames arrived within 8 s" in text, text
     assert "starting it again" in text and len(replays) >= 2 and replays[0] == replays[-1]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["frames_published"] == 5 and summary["frames_out"] > 0, summary
+    # every frame published once both subscribers matched; best effort may lose the first ones
+    # while their side of the match completes, so only some need to arrive
+    assert summary["frames_published"] == 20 and summary["frames_in"] > 0, summary
     assert summary["exit_codes"]["image_replay"] == 0
 
 
