@@ -74,12 +74,9 @@ class Harness:
                 VARIANT_ENV: variant,
                 "PYTHONPATH": os.pathsep.join(filter(None, path)),
             }
-        self.node = start_node(
-            "tracker_node_variant" if variant else "yolo_trt_ros.ros.tracker_node",
-            ["-p", "diagnostics_period:=0.25", *node_args],
-            node_env,
-            self.node_log,
-        )
+        module = "tracker_node_variant" if variant else "yolo_trt_ros.ros.tracker_node"
+        node_args = ["-p", "diagnostics_period:=0.25", *node_args]
+        self.node = start_node(module, node_args, node_env, self.node_log)
         self.publisher = (
             FramePublisher(self.env, tmp_path / "publisher.log", reliable=reliable)
             if publisher
@@ -89,12 +86,20 @@ class Harness:
         self.detections: list[Detection2DArray] = self.ros.collect(Detection2DArray, "detections")
         self.diagnostics: list[DiagnosticArray] = self.ros.collect(DiagnosticArray, "/diagnostics")
         self.annotated: list[Image] = self.ros.collect(Image, "annotated_image", depth=5)
-        if not self.ros.lifecycle.wait_for_services(TIMEOUT_S):
-            alive, nodes = self.node.poll() is None, self.ros.node.get_node_names_and_namespaces()
-            self.close()
-            raise AssertionError(
-                f"node services not seen (node alive: {alive}, nodes seen: {nodes}):\n{self.log()}"
-            )
+        # Fast DDS discovery between two processes can stall for good: a node whose services are
+        # not seen in time is started once more (a new process is discovered afresh).
+        for attempt in range(2):
+            if self.ros.lifecycle.wait_for_services(TIMEOUT_S):
+                return
+            if attempt or self.node.poll() is not None:
+                break
+            stop_process(self.node)
+            self.node = start_node(module, node_args, node_env, self.node_log)
+        alive, nodes = self.node.poll() is None, self.ros.node.get_node_names_and_namespaces()
+        self.close()
+        raise AssertionError(
+            f"node services not seen (node alive: {alive}, nodes seen: {nodes}):\n{self.log()}"
+        )
 
     def log(self) -> str:
         return self.node_log.read_text(errors="replace")
