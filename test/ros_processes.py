@@ -34,7 +34,14 @@ TIMEOUT_S = 60.0
 """Upper bound for any single wait: generous for a loaded 2-core CI machine."""
 DISCOVERY_RETRY_S = 10.0
 """Fast DDS participants started at the same moment on one host now and then never discover each
-other: a publisher not matched after this long is started again."""
+other: a process not discovered after this long is started again (``with_discovery_retry``)."""
+
+
+def with_discovery_retry(discovered: Callable[[float], bool], restart: Callable[[], bool]) -> bool:
+    """``discovered(timeout_s)`` within ``DISCOVERY_RETRY_S``, else once more within ``TIMEOUT_S``
+    after ``restart()``, which returns False when it did not start the process again (it exited:
+    not a discovery problem)."""
+    return discovered(DISCOVERY_RETRY_S) or (restart() and discovered(TIMEOUT_S))
 
 
 class FramePublisher:
@@ -66,16 +73,22 @@ class FramePublisher:
     def wait_for_subscriber(self) -> None:
         """Return once a subscription has matched the publisher (QoS-compatible); the process is
         started again once if none has after ``DISCOVERY_RETRY_S``."""
-        for attempt in range(2):
-            deadline = time.monotonic() + (DISCOVERY_RETRY_S if attempt == 0 else TIMEOUT_S)
+
+        def matched(timeout_s: float) -> bool:
+            deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 if self._command({"subscribers": True})["count"] > 0:
-                    return
+                    return True
                 time.sleep(0.1)
-            if attempt == 0:
-                self._stop()
-                self.proc = self._start()
-        raise AssertionError(f"no subscriber matched {self._args[2]} after a restart")
+            return False
+
+        def restart() -> bool:
+            self._stop()
+            self.proc = self._start()
+            return True
+
+        if not with_discovery_retry(matched, restart):
+            raise AssertionError(f"no subscriber matched {self._args[2]} after a restart")
 
     def publish(
         self,

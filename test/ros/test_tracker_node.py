@@ -27,7 +27,7 @@ from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
 from onnx_models import constant_model
-from ros_processes import TIMEOUT_S, FramePublisher, RosListener
+from ros_processes import TIMEOUT_S, FramePublisher, RosListener, with_discovery_retry
 from tracker_node_variant import VARIANT_ENV
 from yolo_trt_ros.demo.processes import (
     FASTDDS_TRANSPORTS,
@@ -86,15 +86,16 @@ class Harness:
         self.detections: list[Detection2DArray] = self.ros.collect(Detection2DArray, "detections")
         self.diagnostics: list[DiagnosticArray] = self.ros.collect(DiagnosticArray, "/diagnostics")
         self.annotated: list[Image] = self.ros.collect(Image, "annotated_image", depth=5)
-        # Fast DDS discovery between two processes can stall for good: a node whose services are
-        # not seen in time is started once more (a new process is discovered afresh).
-        for attempt in range(2):
-            if self.ros.lifecycle.wait_for_services(TIMEOUT_S):
-                return
-            if attempt or self.node.poll() is not None:
-                break
+
+        def restart() -> bool:
+            if self.node.poll() is not None:
+                return False
             stop_process(self.node)
             self.node = start_node(module, node_args, node_env, self.node_log)
+            return True
+
+        if with_discovery_retry(self.ros.lifecycle.wait_for_services, restart):
+            return
         alive, nodes = self.node.poll() is None, self.ros.node.get_node_names_and_namespaces()
         self.close()
         raise AssertionError(
