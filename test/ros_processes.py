@@ -13,9 +13,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
+import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -35,6 +38,26 @@ TIMEOUT_S = 60.0
 DISCOVERY_RETRY_S = 10.0
 """Fast DDS participants started at the same moment on one host now and then never discover each
 other: a process not discovered after this long is started again (``with_discovery_retry``)."""
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids whose command line contains ``marker`` (a test's unique namespace)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def kill_processes_with(marker: str) -> None:
+    """SIGKILL the processes of ``processes_with(marker)``: nodes a failed or killed run left
+    behind (in their own sessions), which must not run on into later tests."""
+    for pid in processes_with(marker):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def with_discovery_retry(discovered: Callable[[float], bool], restart: Callable[[], bool]) -> bool:

@@ -3,7 +3,6 @@ them."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import select
@@ -18,6 +17,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from ros_processes import kill_processes_with, processes_with
 from yolo_trt_ros.demo.processes import ros_env, start_node, stop_process
 
 pytestmark = pytest.mark.ros
@@ -45,26 +45,12 @@ def _demo(*args: object) -> subprocess.Popen[str]:
     )
 
 
-def _processes_with(marker: str) -> list[int]:
-    """Pids whose command line contains ``marker`` (the test's unique namespace)."""
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if marker.encode() in cmdline.read_bytes():
-                pids.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return pids
-
-
 @pytest.fixture(autouse=True)
 def _no_leftover_nodes() -> Iterator[None]:
     """A demo that failed or was killed leaves its nodes (in their own sessions) running; they must
     not run on into later tests. Tests that check the demo's own cleanup assert before this."""
     yield
-    for pid in _processes_with(RUN):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    kill_processes_with(RUN)
 
 
 def _finish(proc: subprocess.Popen[str], timeout: float = TIMEOUT_S) -> tuple[int, str]:
@@ -139,7 +125,7 @@ def test_demo_on_mot_slice(model_path: Path, mot_dir: Path, tmp_path: Path) -> N
     assert summary["distinct_track_ids"] == len(ids) > 0
     assert f"tracks         {len(ids)} distinct IDs" in output
     assert str(out / "annotated.mp4") in output and str(out / "summary.json") in output
-    assert not _processes_with(f"{RUN}_slice")
+    assert not processes_with(f"{RUN}_slice")
 
 
 def test_demo_with_three_cameras(data_dir: Path, mot_dir: Path, tmp_path: Path) -> None:
@@ -212,7 +198,7 @@ def test_demo_with_three_cameras(data_dir: Path, mot_dir: Path, tmp_path: Path) 
         assert sum(len(r["detections"]) for r in records) == camera["detections"]
         assert f"camera {name}: " in output
     assert "frames in      15 published" in output and str(out / "summary.json") in output
-    assert not _processes_with(namespace)
+    assert not processes_with(namespace)
 
 
 def test_ctrl_c_stops_every_node(model_path: Path, data_dir: Path, tmp_path: Path) -> None:
@@ -238,7 +224,7 @@ def test_ctrl_c_stops_every_node(model_path: Path, data_dir: Path, tmp_path: Pat
         while time.monotonic() < deadline and not (out / "image_replay.log").is_file():
             time.sleep(0.2)
         time.sleep(3.0)  # let some frames flow
-        assert _processes_with(f"{RUN}_ctrl_c"), "children should be running"
+        assert processes_with(f"{RUN}_ctrl_c"), "children should be running"
         os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C does (children have their own session)
         code, output = _finish(proc, timeout=60)
     finally:
@@ -249,7 +235,7 @@ def test_ctrl_c_stops_every_node(model_path: Path, data_dir: Path, tmp_path: Pat
     assert "interrupted" in output and "Traceback" not in output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames_published"] is not None and summary["frames_published"] < 1394
-    assert not _processes_with(f"{RUN}_ctrl_c")
+    assert not processes_with(f"{RUN}_ctrl_c")
 
 
 def test_demo_on_a_live_topic(model_path: Path, mot_dir: Path, tmp_path: Path) -> None:
@@ -299,7 +285,7 @@ def test_demo_on_a_live_topic(model_path: Path, mot_dir: Path, tmp_path: Path) -
     records = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
     assert records and all(r["frame_id"] == "live_cam" for r in records)
     assert _frame_count(out / "annotated.mp4") == summary["annotated_frames"] > 0
-    assert not _processes_with(f"{RUN}_topic")
+    assert not processes_with(f"{RUN}_topic")
 
 
 def test_bad_model_fails_cleanly(tmp_path: Path, mot_dir: Path) -> None:
@@ -320,7 +306,7 @@ def test_bad_model_fails_cleanly(tmp_path: Path, mot_dir: Path) -> None:
     assert code == 1, output
     assert "configure failed" in output and "broken.onnx" in output
     assert output.count("Traceback") == 0
-    assert not _processes_with(f"{RUN}_bad_model")
+    assert not processes_with(f"{RUN}_bad_model")
 
 
 def test_missing_model_and_source(tmp_path: Path, model_path: Path) -> None:

@@ -3,11 +3,9 @@ when its frames never arrive (real processes, in-process supervisor)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
 import threading
 import zlib
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ros_processes import kill_processes_with
 from yolo_trt_ros.demo import processes, supervisor
 from yolo_trt_ros.demo.supervisor import _print_camera
 
@@ -96,7 +95,7 @@ def test_a_replay_whose_frames_never_arrive_is_started_again(
         code = supervisor.run(options)
     finally:
         watchdog.cancel()
-        _kill_children(options.namespace)
+        kill_processes_with(options.namespace)
     assert code == 0
     text = capsys.readouterr().out
     assert "image_replay: none of its frames arrived within 8 s" in text, text
@@ -106,12 +105,3 @@ def test_a_replay_whose_frames_never_arrive_is_started_again(
     # while their side of the match completes, so only some need to arrive
     assert summary["frames_published"] == 20 and summary["frames_in"] > 0, summary
     assert summary["exit_codes"]["image_replay"] == 0
-
-
-def _kill_children(namespace: str) -> None:
-    """Nodes of this namespace a failed run left behind."""
-    found = subprocess.run(["pgrep", "-f", namespace], capture_output=True, text=True)
-    for pid in found.stdout.split():
-        if int(pid) != os.getpid():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
