@@ -3,6 +3,7 @@ bench/data_paths.py)."""
 
 from __future__ import annotations
 
+import faulthandler
 import functools
 import gc
 import os
@@ -15,6 +16,35 @@ import data_paths
 from onnx_models import save_model, smaller_yolov8n
 from yolo_trt_ros.detection.model_layout import anchor_count
 from yolo_trt_ros.inference.onnxruntime import OnnxRuntimeBackend
+
+HANG_EXIT_MARGIN_S = 60.0
+"""A test still running this long after pytest-timeout's limit ends the whole run (below)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Output capture is suspended here: this is the terminal's stderr, where a hang's stacks go.
+    config.stash[_STDERR] = os.dup(2)
+
+
+_STDERR = pytest.StashKey[int]()
+
+
+@pytest.fixture(autouse=True)
+def _exit_on_a_hang_that_holds_the_gil(request: pytest.FixtureRequest):
+    """pytest-timeout's thread needs the GIL, which a call hung inside C code can hold (Fast DDS
+    in rclpy's ``destroy_node`` once did). faulthandler's watchdog needs none: past the timeout
+    plus ``HANG_EXIT_MARGIN_S`` it prints every thread's stack and exits the run, which would
+    otherwise hang until CI's time limit. Autouse, it is set up before the test's other function
+    fixtures (the ROS harnesses) and torn down after them, so it covers their teardown too."""
+    timeout = float(request.config.getini("timeout") or 0)
+    if timeout <= 0:
+        yield
+        return
+    faulthandler.dump_traceback_later(
+        timeout + HANG_EXIT_MARGIN_S, exit=True, file=request.config.stash[_STDERR]
+    )
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
