@@ -157,6 +157,25 @@ def test_an_exception_in_any_stage_drops_the_frame_and_is_counted_under_its_stag
     assert len(published) == 2 and published[0].detections  # detections, then the annotated image
 
 
+def test_a_frame_finishing_after_ctrl_c_is_let_go_quietly(
+    make_node, mot_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """On Ctrl-C rclpy's signal handler shuts the rcl context down first; the node is destroyed
+    after spinning stops, and a frame the output thread publishes in between fails ("publisher's
+    context is invalid"). That frame is let go without an error or a failure count."""
+    node = active(make_node)
+    deliver(node, frame(mot_dir))
+    assert node.rig.cameras[0].stats.snapshot(time.monotonic()).processed == 1
+    with node.context.handle:
+        node.context.handle.shutdown()  # what the signal handler does; nodes stay
+    assert not node.context.ok()
+    capfd.readouterr()
+    deliver(node, frame(mot_dir, 2))
+    snap = node.rig.cameras[0].stats.snapshot(time.monotonic())
+    assert snap.failed_by_stage == {} and snap.rejected == 0
+    assert "failed" not in capfd.readouterr().err
+
+
 def test_a_problem_warns_only_while_it_recurs(
     make_node, mot_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -28,7 +28,8 @@ from yolo_trt_ros.ros.log_text import printable
 class Outputs:
     """Lifecycle publishers ``<prefix>/detections`` and ``<prefix>/annotated_image`` of ``node``
     (no prefix: ``detections``, ``annotated_image``). A failed publish raises: the frame handler
-    counts that frame as failed in publish (or annotate)."""
+    counts that frame as failed in publish (or annotate). After shutdown, publishing does
+    nothing."""
 
     def __init__(self, node: LifecycleNode, prefix: str = "") -> None:
         self._node = node
@@ -78,11 +79,16 @@ class Outputs:
         )
         self._publish(self._annotated, array_to_image(canvas, "bgr8", Image(header=header)))
 
-    @staticmethod
-    def _publish(publisher: LifecyclePublisher[Any] | None, msg: Any) -> None:
-        """Publish ``msg`` (RCLError raised, e.g. "cannot publish data" under load)."""
-        if publisher is not None:
+    def _publish(self, publisher: LifecyclePublisher[Any] | None, msg: Any) -> None:
+        """Publish ``msg``. RCLError is raised (e.g. "cannot publish data" under load), except once
+        the node's context is shut down (Ctrl-C): a frame finishing then is let go quietly."""
+        if publisher is None:
+            return
+        try:
             publisher.publish(msg)
+        except RCLError:
+            if self._node.context.ok():
+                raise
 
 
 class DiagnosticsOutput:
