@@ -3,6 +3,7 @@ processes, and the package's own metadata and entry points."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -218,6 +219,26 @@ def test_package_versions_agree() -> None:
 
     assert yolo_trt_ros.__version__ == xml_version
     assert metadata.version("yolo_trt_ros") == xml_version
+
+
+def test_package_xml_declares_every_ros_package_imported() -> None:
+    """rosdep installs what package.xml names: each ROS package (one in the ament index) that the
+    package or the launch file imports is an exec_depend, also those rclpy brings along."""
+    prefixes = os.environ.get("AMENT_PREFIX_PATH", sys.prefix).split(os.pathsep)
+    index = "share/ament_index/resource_index/packages"
+    ros_packages = {p.name for prefix in prefixes for p in (Path(prefix) / index).glob("*")}
+    imported = set()
+    for path in [*(REPO / "yolo_trt_ros").rglob("*.py"), REPO / "launch" / "tracker.launch.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    used = imported & ros_packages - {"yolo_trt_ros"}
+    assert {"rclpy", "sensor_msgs", "vision_msgs"} <= used, f"ament index not found in {prefixes}"
+    xml = (REPO / "package.xml").read_text()
+    declared = set(re.findall(r"<exec_depend>([^<]+)</exec_depend>", xml))
+    assert used - declared == set()
 
 
 def test_console_scripts_resolve() -> None:

@@ -176,6 +176,20 @@ def test_a_frame_finishing_after_ctrl_c_is_let_go_quietly(
     assert "failed" not in capfd.readouterr().err
 
 
+def test_every_transition_says_what_it_did(make_node, capfd: pytest.CaptureFixture[str]) -> None:
+    node = make_node()
+    transitions = {
+        node.trigger_configure: "configured: model ",
+        node.trigger_activate: "active: subscribed to /image_raw",
+        node.trigger_deactivate: "inactive: unsubscribed",
+        node.trigger_cleanup: "unconfigured: model released",
+    }
+    for trigger, logged in transitions.items():
+        capfd.readouterr()
+        assert succeeds(trigger()), node._error
+        assert logged in capfd.readouterr().err
+
+
 def test_a_problem_warns_only_while_it_recurs(
     make_node, mot_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -159,12 +159,14 @@ class TrackerNode(LifecycleNode):
         if self.rig is not None:
             self.rig.stop()
         self._state = "inactive"
+        self.get_logger().info("inactive: unsubscribed, publishing nothing until activated")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
         self._error = ""
         self._state = "unconfigured"
+        self.get_logger().info("unconfigured: model released; configure loads it again")
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
