@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -819,6 +820,23 @@ def test_on_humble_rclpy_and_after_a_callback_error_the_node_keeps_serving(
     assert h.ros.spin_until(lambda: len(h.diagnostics) > count + 2), "diagnostics stopped"
     assert h.node.poll() is None and h.state() == "active"
     assert "AttributeError" not in h.log()
+
+
+def test_a_second_ctrl_c_while_shutting_down_ends_the_node_cleanly(
+    harness_factory, model_path: Path
+) -> None:
+    """Under ros2 launch a terminal's Ctrl-C reaches the node twice (directly and forwarded by
+    launch). The second, arriving while the node releases its model and DDS entities, must not
+    end it as killed by SIGINT (launch: "process has died [... exit code -2]")."""
+    h = harness_factory(
+        ["-p", f"model_path:={model_path}"], publisher=False, variant="slow_destroy"
+    )
+    assert h.change_state("configure") and h.change_state("activate")
+    h.node.send_signal(signal.SIGINT)
+    assert h.ros.spin_until(lambda: "destroying" in h.log()), h.log()
+    h.node.send_signal(signal.SIGINT)
+    assert h.node.wait(TIMEOUT_S) == 0, h.log()
+    assert "KeyboardInterrupt" not in h.log()
 
 
 def test_wide_frame_with_annotated_subscriber_keeps_the_node_serving(

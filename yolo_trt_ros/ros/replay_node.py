@@ -37,6 +37,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from yolo_trt_ros.ros.compressed_image import is_compressed
 from yolo_trt_ros.ros.image_conversion import array_to_image
+from yolo_trt_ros.ros.interrupts import ignore_interrupts
 from yolo_trt_ros.ros.qos import image_qos
 from yolo_trt_ros.sources import FrameSource, SourceError, open_source
 
@@ -251,10 +252,12 @@ def main(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger("image_replay").fatal(f"cannot start: {exc}")
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
+        ignore_interrupts()
         if node is not None and not node.finished.done():
             node.log_totals()
         return 0
     finally:
+        ignore_interrupts()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -36,6 +36,7 @@ from yolo_trt_ros.ros import diagnostics
 from yolo_trt_ros.ros.camera import Camera
 from yolo_trt_ros.ros.camera_rig import CameraRig
 from yolo_trt_ros.ros.frame_stats import FrameStats
+from yolo_trt_ros.ros.interrupts import ignore_interrupts
 from yolo_trt_ros.ros.log_forwarding import RclpyLogHandler
 from yolo_trt_ros.ros.log_text import printable
 from yolo_trt_ros.ros.outputs import DiagnosticsOutput
@@ -279,6 +280,7 @@ def main(args: list[str] | None = None) -> None:
                     throttle_duration_sec=LOG_PERIOD_S,
                 )
     finally:
+        ignore_interrupts()
         node.destroy_node()
         rclpy.try_shutdown()
 
