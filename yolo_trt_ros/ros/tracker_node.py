@@ -123,10 +123,9 @@ class TrackerNode(LifecycleNode):
         detector, log = self.pipeline.detector, self.get_logger()
         for warning, note in detector.load_notes("set names_file to get real names"):
             (log.warning if warning else log.info)(note)
-        log.info(
-            f"configured: model {values['model_path']} ({detector.describe()}), cameras: "
-            f"{', '.join(self.rig.names)}"
-        )
+        names = self.rig.names
+        cameras = f", cameras: {', '.join(names)}" if len(names) > 1 else ""
+        log.info(f"configured: model {values['model_path']} ({detector.describe()}){cameras}")
         self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
