@@ -124,8 +124,8 @@ class TrackerNode(LifecycleNode):
         for warning, note in detector.load_notes("set names_file to get real names"):
             (log.warning if warning else log.info)(note)
         names = self.rig.names
-        cameras = f", cameras: {', '.join(names)}" if len(names) > 1 else ""
-        log.info(f"configured: model {values['model_path']} ({detector.describe()}){cameras}")
+        named = f", cameras: {', '.join(names)}" if len(names) > 1 else ""
+        log.info(f"configured: model {values['model_path']} ({detector.describe()}){named}")
         self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
