@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from python_imports import top_level_imports
+
 rclpy = pytest.importorskip("rclpy")
 vision_msgs_msg = pytest.importorskip("vision_msgs.msg")
 
@@ -227,13 +229,8 @@ def test_package_xml_declares_every_ros_package_imported() -> None:
     prefixes = os.environ.get("AMENT_PREFIX_PATH", sys.prefix).split(os.pathsep)
     index = "share/ament_index/resource_index/packages"
     ros_packages = {p.name for prefix in prefixes for p in (Path(prefix) / index).glob("*")}
-    imported = set()
-    for path in [*(REPO / "yolo_trt_ros").rglob("*.py"), REPO / "launch" / "tracker.launch.py"]:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                imported |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                imported.add(node.module.split(".")[0])
+    sources = [*(REPO / "yolo_trt_ros").rglob("*.py"), REPO / "launch" / "tracker.launch.py"]
+    imported = set().union(*(top_level_imports(ast.parse(p.read_text())) for p in sources))
     used = imported & ros_packages - {"yolo_trt_ros"}
     assert {"rclpy", "sensor_msgs", "vision_msgs"} <= used, f"ament index not found in {prefixes}"
     xml = (REPO / "package.xml").read_text()

@@ -16,6 +16,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from python_imports import top_level_imports
+
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH_FILE = REPO / "launch" / "tracker.launch.py"
 RVIZ_FILE = REPO / "config" / "tracker.rviz"
@@ -67,12 +69,7 @@ def test_launch_file_compiles_and_declares_arguments(tmp_path: Path) -> None:
     tree = ast.parse(LAUNCH_FILE.read_text())
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in functions
-    imported = {
-        n.module.split(".")[0]
-        for n in ast.walk(tree)
-        if isinstance(n, ast.ImportFrom) and n.module
-    }
-    assert imported <= {
+    assert top_level_imports(tree) <= {
         "launch",
         "launch_ros",
         "lifecycle_msgs",
