@@ -119,14 +119,16 @@ class FramePublisher:
         frame_id: str = "camera_optical",
         stamp_ns: int | None = None,
         data_len: int | None = None,
+        image_encoding: str = "bgr8",
         **fields: Any,
     ) -> int:
-        """Publish ``image`` (bgr8, read with OpenCV) or zeros of ``data_len`` bytes; ``fields``
-        override height/width/step/encoding. Returns the stamp (ns) put in the header: now, unless
-        given."""
+        """Publish ``image`` (read with OpenCV, sent as bgr8 or as a camera of ``image_encoding``
+        delivers it: ``camera_raw``) or zeros of ``data_len`` bytes; ``fields`` override
+        height/width/step/encoding. Returns the stamp (ns) put in the header: now, unless given."""
         stamp_ns = time.time_ns() if stamp_ns is None else stamp_ns
         command = {
             "image": str(image) if image else None,
+            "image_encoding": image_encoding,
             "frame_id": frame_id,
             "stamp_ns": stamp_ns,
             "data_len": data_len,
@@ -214,6 +216,7 @@ def _publisher_main(topic: str, reliability: str) -> None:
     from rclpy._rclpy_pybind11 import RCLError
     from sensor_msgs.msg import CompressedImage, Image
 
+    from camera_raw import camera_raw
     from yolo_trt_ros.ros.image_conversion import array_to_image
 
     rclpy.init()
@@ -242,8 +245,11 @@ def _publisher_main(topic: str, reliability: str) -> None:
             if compressed:
                 msg.format = "jpeg"
                 msg.data = array.array("B", cv2.imencode(".jpg", frame)[1].tobytes())
-            else:
+            elif command["image_encoding"] == "bgr8":
                 array_to_image(frame, "bgr8", msg)
+            else:
+                encoding = command["image_encoding"]
+                array_to_image(camera_raw(frame, encoding), encoding, msg)
         if command["data_len"] is not None:
             msg.data = array.array("B", bytes(command["data_len"]))
         for key, value in command["fields"].items():

@@ -206,7 +206,8 @@ def test_encoding_change_with_same_size() -> None:
         (np.zeros((4, 4, 3), np.uint8), "mono8", "shape"),
         (np.zeros((4, 4), np.uint8), "rgb8", "shape"),
         (np.zeros((0, 4, 3), np.uint8), "bgr8", "shape"),
-        (np.zeros((4, 4, 3), np.uint8), "yuv422", "unsupported encoding"),
+        (np.zeros((4, 4, 3), np.uint8), "nv12", "unsupported encoding 'nv12'"),
+        (np.zeros((4, 4, 2), np.uint8), "yuv422", "convert camera-raw frames with to_bgr8"),
         (np.zeros((4, 4, 3, 1), np.uint8), "bgr8", "shape"),
     ],
 )

@@ -10,11 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from yolo_trt_ros.detection.encodings import ENCODINGS
+from camera_raw import camera_raw
+from yolo_trt_ros.detection.encodings import CAMERA_RAW, ENCODINGS, bytes_per_pixel, to_bgr8
 from yolo_trt_ros.errors import ImageRejected
-from yolo_trt_ros.ros.image_conversion import array_to_image, image_to_array
+from yolo_trt_ros.ros.image_conversion import array_to_image, image_frame, image_to_array
 
-SUPPORTED_ENCODINGS = tuple(ENCODINGS)
+SUPPORTED_ENCODINGS = (*ENCODINGS, *CAMERA_RAW)
 
 try:
     from sensor_msgs.msg import Image
@@ -43,7 +44,7 @@ def make_msg(
 
 
 def sample(encoding: str, height: int = 7, width: int = 5) -> np.ndarray:
-    channels = {"mono8": 1, "bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4}[encoding]
+    channels = bytes_per_pixel(encoding)
     shape = (height, width) if channels == 1 else (height, width, channels)
     return np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
 
@@ -89,7 +90,7 @@ def test_view_of_real_frame(mot_dir) -> None:
 @pytest.mark.parametrize(
     ("change", "reason", "words"),
     [
-        ({"encoding": "yuv422"}, "unsupported_encoding", "yuv422"),
+        ({"encoding": "nv12"}, "unsupported_encoding", "nv12"),
         ({"encoding": "32FC1"}, "unsupported_encoding", "32FC1"),
         ({"encoding": "mono16"}, "unsupported_encoding", "mono16"),
         ({"width": 0}, "zero_size", "zero size"),
@@ -109,6 +110,20 @@ def test_bad_input_is_rejected_with_reason(change: dict, reason: str, words: str
         image_to_array(msg)
     assert info.value.reason == reason
     assert words in str(info.value)
+
+
+def test_frames_of_the_pipeline_are_views_or_bgr8_copies_of_camera_raw(mot_dir) -> None:
+    frame = cv2.imread(str(mot_dir / "img1" / "000001.jpg"))
+    msg = make_msg(frame, "bgr8", pad=3)
+    view, encoding = image_frame(msg)
+    assert encoding == "bgr8" and np.shares_memory(view, np.frombuffer(msg.data, np.uint8))
+    for raw_encoding in CAMERA_RAW:
+        raw = camera_raw(frame, raw_encoding)
+        msg = make_msg(raw, raw_encoding, pad=3)
+        image, encoding = image_frame(msg)
+        assert encoding == "bgr8" and image.shape == frame.shape
+        np.testing.assert_array_equal(image, to_bgr8(raw, raw_encoding)[0])
+        assert not np.shares_memory(image, np.frombuffer(msg.data, np.uint8))
 
 
 def test_max_pixels_is_configurable() -> None:

@@ -27,6 +27,7 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
+from camera_raw import camera_raw
 from onnx_models import constant_model
 from ros_processes import TIMEOUT_S, FramePublisher, RosListener, with_discovery_retry
 from tracker_node_variant import VARIANT_ENV
@@ -40,6 +41,7 @@ from yolo_trt_ros.demo.processes import (
 from yolo_trt_ros.detection.annotate import class_color
 from yolo_trt_ros.detection.boxes import iou as box_iou
 from yolo_trt_ros.detection.detector import Detector
+from yolo_trt_ros.detection.encodings import to_bgr8
 from yolo_trt_ros.inference.selection import select_backend, tensorrt_status
 from yolo_trt_ros.pipeline import FramePipeline, PipelineConfig
 from yolo_trt_ros.ros.image_conversion import image_to_array
@@ -873,6 +875,38 @@ def test_wide_frame_with_annotated_subscriber_keeps_the_node_serving(
     assert h.detect(mot_dir / "img1" / "000001.jpg").detections
     values = h.wait_diagnostics(lambda v: int(v.get("processed", 0)) >= 2)
     assert values["failed"] == "0" and h.node.poll() is None
+
+
+def test_camera_raw_frames_are_detected_as_their_bgr8_conversion(
+    harness_factory, model_path: Path, mot_dir: Path
+) -> None:
+    """A Bayer and a YUV 4:2:2 camera: the detections of the frame converted to bgr8 (the objects
+    of the original bgr8 frame), and an annotated bgr8 image."""
+    h = harness_factory(["-p", f"model_path:={model_path}", "-p", "tracking:=false"])
+    assert h.change_state("configure") and h.change_state("activate")
+    path = mot_dir / "img1" / "000001.jpg"
+    frame = cv2.imread(str(path))
+    reference = Detector.from_model(model_path)
+    seen_in_bgr8 = sorted(reference.names[c] for c in reference(frame).class_ids)
+
+    def check(encoding: str) -> None:
+        stamps = h.send_until(
+            lambda s: bool(h.detections_for(s)), image=path, image_encoding=encoding
+        )
+        msg = h.detections_for(stamps)[0]
+        expected = reference(*to_bgr8(camera_raw(frame, encoding), encoding))
+        assert _labels(msg) == [reference.names[c] for c in expected.class_ids], encoding
+        assert sorted(_labels(msg)) == seen_in_bgr8, encoding  # 2 persons, 3 cars
+        np.testing.assert_allclose(_xyxy(msg), expected.boxes, atol=1e-2)
+        stamp = msg.header.stamp
+        assert h.ros.spin_until(lambda: any(a.header.stamp == stamp for a in h.annotated))
+        annotated = next(a for a in h.annotated if a.header.stamp == stamp)
+        assert (annotated.encoding, annotated.height, annotated.width) == ("bgr8", 480, 640)
+
+    check("bayer_rggb8")
+    check("yuv422_yuy2")
+    reference.close()
+    assert h.values()["failed"] == "0"
 
 
 def _double(value: float) -> ParameterValue:

@@ -1,5 +1,6 @@
-"""The image encodings the package reads (sensor_msgs/Image names): one table, and the check of a
-frame."""
+"""The image encodings the package reads (sensor_msgs/Image names): those the letterbox reads
+(``ENCODINGS``), the camera-raw ones converted to bgr8 as a message is read (``CAMERA_RAW``), and
+the check of a frame."""
 
 from __future__ import annotations
 
@@ -29,14 +30,62 @@ ENCODINGS = {
 }
 
 
+@dataclass(frozen=True)
+class CameraRaw:
+    bytes_per_pixel: int
+    to_bgr: int
+    """The ``cv2.cvtColor`` code to BGR."""
+
+
+CAMERA_RAW = {
+    # Bayer mosaics, named by ROS after the first two pixels of the first row and by OpenCV after
+    # the second and third pixels of the second row: ROS rggb is OpenCV BG (as cv_bridge converts).
+    "bayer_rggb8": CameraRaw(1, cv2.COLOR_BayerBG2BGR),
+    "bayer_bggr8": CameraRaw(1, cv2.COLOR_BayerRG2BGR),
+    "bayer_gbrg8": CameraRaw(1, cv2.COLOR_BayerGR2BGR),
+    "bayer_grbg8": CameraRaw(1, cv2.COLOR_BayerGB2BGR),
+    # YUV 4:2:2, two pixels in four bytes: U Y0 V Y1 (UYVY), Y0 U Y1 V (YUYV)
+    "yuv422": CameraRaw(2, cv2.COLOR_YUV2BGR_UYVY),
+    "yuv422_yuy2": CameraRaw(2, cv2.COLOR_YUV2BGR_YUY2),
+}
+
+
+def bytes_per_pixel(encoding: str) -> int:
+    """Bytes per pixel in an image message of ``encoding`` (either table); ImageRejected
+    ("unsupported_encoding") naming every encoding read."""
+    if encoding in ENCODINGS:
+        return ENCODINGS[encoding].channels
+    if encoding in CAMERA_RAW:
+        return CAMERA_RAW[encoding].bytes_per_pixel
+    raise ImageRejected(
+        "unsupported_encoding",
+        f"unsupported encoding '{encoding}' (supported: {', '.join([*ENCODINGS, *CAMERA_RAW])})",
+    )
+
+
+def to_bgr8(image: np.ndarray, encoding: str) -> tuple[np.ndarray, str]:
+    """A camera-raw frame (H x W x bytes per pixel, as read from its message) demosaiced or
+    converted into a new bgr8 array; any other frame as it is. ImageRejected ("bad_layout") for a
+    YUV 4:2:2 frame of odd width."""
+    raw = CAMERA_RAW.get(encoding)
+    if raw is None:
+        return image, encoding
+    if raw.bytes_per_pixel == 2 and image.shape[1] % 2:
+        raise ImageRejected(
+            "bad_layout", f"{encoding} image has odd width {image.shape[1]}: 4:2:2 pairs pixels"
+        )
+    return cv2.cvtColor(image, raw.to_bgr), "bgr8"
+
+
 def lookup(encoding: str) -> Encoding:
-    """The entry of ``encoding``; ImageRejected ("unsupported_encoding") naming the supported
-    ones."""
+    """The entry of ``encoding`` in ``ENCODINGS``; ImageRejected ("unsupported_encoding") naming
+    them, and ``to_bgr8`` for a camera-raw encoding."""
     entry = ENCODINGS.get(encoding)
     if entry is None:
+        hint = "; convert camera-raw frames with to_bgr8 first" if encoding in CAMERA_RAW else ""
         raise ImageRejected(
             "unsupported_encoding",
-            f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})",
+            f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)}){hint}",
         )
     return entry
 

@@ -5,8 +5,9 @@ hands a received ``uint8[]`` field to Python as an ``array.array('B')``; ``np.fr
 through the buffer protocol without copying (``bytes``, ``bytearray`` and ``memoryview`` work the
 same way). Rows padded to ``step`` bytes become a strided view (``reshape(height, step)[:, :width *
 channels]``), still without a copy. The view is only valid while the message lives and must be
-treated as read-only: copy before drawing on it. All supported encodings are 8-bit, so
-``is_bigendian`` does not matter; 16-bit and float encodings are rejected.
+treated as read-only: copy before drawing on it. ``image_frame`` converts camera-raw encodings
+(Bayer, YUV 4:2:2) into a bgr8 copy. All supported encodings are 8-bit, so ``is_bigendian`` does
+not matter; 16-bit and float encodings are rejected.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from yolo_trt_ros.detection.encodings import ENCODINGS, lookup
+from yolo_trt_ros.detection.encodings import bytes_per_pixel, to_bgr8
 from yolo_trt_ros.errors import ImageRejected
 
 DEFAULT_MAX_PIXELS = 8192 * 8192
@@ -25,15 +26,15 @@ MsgT = TypeVar("MsgT")
 
 
 def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """View ``msg`` (anything with the sensor_msgs/Image fields) as an HxWxC (HxW for mono8) uint8
-    array.
+    """View ``msg`` (anything with the sensor_msgs/Image fields) as an HxWxC uint8 array, C the
+    bytes per pixel (HxW for one).
 
     Raises ImageRejected (reasons: ``unsupported_encoding``, ``zero_size``, ``too_large``,
     ``step_too_small``, ``data_too_short``, ``bad_data``) instead of reading past the buffer or
     allocating absurd arrays.
     """
     encoding = msg.encoding
-    channels = lookup(encoding).channels
+    channels = bytes_per_pixel(encoding)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
         raise ImageRejected("zero_size", f"image has zero size ({width}x{height})")
@@ -65,11 +66,9 @@ def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
 
 
 def array_to_image(arr: np.ndarray, encoding: str, msg: MsgT) -> MsgT:
-    """Fill ``msg`` (a sensor_msgs/Image) from an HxWxC / HxW uint8 array; one memcpy into the
-    message buffer."""
-    if encoding not in ENCODINGS:
-        raise ValueError(f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})")
-    channels = ENCODINGS[encoding].channels
+    """Fill ``msg`` (a sensor_msgs/Image) from an HxWxC / HxW uint8 array, C the bytes per pixel
+    of ``encoding``; one memcpy into the message buffer."""
+    channels = bytes_per_pixel(encoding)
     expected_ndim = 2 if channels == 1 else 3
     if (
         arr.dtype != np.uint8
@@ -90,5 +89,5 @@ def array_to_image(arr: np.ndarray, encoding: str, msg: MsgT) -> MsgT:
 
 def image_frame(msg: Any) -> tuple[np.ndarray, str]:
     """The frame pipeline's converter for a sensor_msgs/Image: (``image_to_array`` view,
-    encoding)."""
-    return image_to_array(msg), str(msg.encoding)
+    encoding), or (bgr8 copy, ``"bgr8"``) for a camera-raw encoding."""
+    return to_bgr8(image_to_array(msg), str(msg.encoding))
