@@ -36,6 +36,7 @@ from yolo_trt_ros.evaluation.mot import (
     Frames,
     evaluate,
     load_detections,
+    person_pipeline,
     pipeline_rows,
     read_seqinfo,
     track_sequence,
@@ -129,13 +130,7 @@ def published_rows(
 ) -> list[MotRow]:
     """What the node publishes at its defaults with ``frame_rate`` = ``fps`` (frame pipeline:
     detector boxes with track IDs), frames stamped at ``fps``."""
-    from yolo_trt_ros.detection.detector import DetectorConfig
-    from yolo_trt_ros.pipeline import FramePipeline, PipelineConfig
-
-    config = PipelineConfig(
-        DetectorConfig(conf_threshold=0.1, classes=("person",)), TrackerConfig(frame_rate=fps)
-    )
-    pipeline = FramePipeline.from_model(model, config, backend="onnxruntime")
+    pipeline = person_pipeline(model, TrackerConfig(frame_rate=fps), 0.1, "onnxruntime")
     try:
         return pipeline_rows(pipeline, seq_dir, fps, image_size)
     finally:

@@ -8,17 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from yolo_trt_ros.cli.options import add_tracker_options, tracker_config
-from yolo_trt_ros.detection.detector import DetectorConfig
 from yolo_trt_ros.evaluation.mot import (
     TABLE_HEADER,
     evaluate,
     load_detections,
+    person_pipeline,
     pipeline_rows,
     read_seqinfo,
     track_sequence,
 )
 from yolo_trt_ros.evaluation.mot_format import MotRow, write_rows
-from yolo_trt_ros.pipeline import FramePipeline, PipelineConfig
 from yolo_trt_ros.sources import open_mot_sequence
 from yolo_trt_ros.tracking.bytetrack import TrackerConfig
 
@@ -111,10 +110,7 @@ def _track_through_pipeline(
 ) -> list[MotRow]:
     """The frame pipeline (detector and tracker, as the node runs them) over the sequence's
     images, persons only; rows of what it publishes."""
-    pipeline_config = PipelineConfig(
-        DetectorConfig(conf_threshold=args.conf, classes=("person",)), config
-    )
-    pipeline = FramePipeline.from_model(args.model, pipeline_config, backend=args.backend)
+    pipeline = person_pipeline(args.model, config, args.conf, args.backend)
     print(f"eval-mot: {pipeline.detector.backend_reason}", file=sys.stderr)
     try:
         return pipeline_rows(pipeline, args.seq, fps, size, args.frames)

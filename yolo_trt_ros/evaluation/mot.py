@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from yolo_trt_ros.detection.detector import DetectorConfig
 from yolo_trt_ros.evaluation.mot_format import MotRow, rows_from_boxes, write_rows
-from yolo_trt_ros.pipeline import FramePipeline
+from yolo_trt_ros.pipeline import FramePipeline, PipelineConfig
 from yolo_trt_ros.sources import open_mot_sequence
 from yolo_trt_ros.sources import read_seqinfo as _read_seqinfo_section
 from yolo_trt_ros.tracking.bytetrack import ByteTracker, TrackerConfig
@@ -118,6 +119,15 @@ def track_sequence(
             index + 1, tracks.boxes, tracks.scores, tracks.track_ids.tolist(), image_size
         )
     return rows
+
+
+def person_pipeline(
+    model: str | Path, tracker: TrackerConfig, conf_threshold: float, backend: str = "auto"
+) -> FramePipeline:
+    """The node's frame pipeline as MOTChallenge scores it: ``model`` detecting persons only, at
+    ``conf_threshold``, tracked with ``tracker``."""
+    detector = DetectorConfig(conf_threshold=conf_threshold, classes=("person",))
+    return FramePipeline.from_model(model, PipelineConfig(detector, tracker), backend=backend)
 
 
 def pipeline_rows(
