@@ -32,6 +32,8 @@ ENCODINGS = {
 
 @dataclass(frozen=True)
 class CameraRaw:
+    """An encoding the letterbox does not read, converted to bgr8 first."""
+
     bytes_per_pixel: int
     to_bgr: int
     """The ``cv2.cvtColor`` code to BGR."""
