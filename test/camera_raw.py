@@ -39,4 +39,4 @@ def camera_raw(bgr: np.ndarray, encoding: str) -> np.ndarray:
     """``bgr`` as a camera of ``encoding`` (a key of ``encodings.CAMERA_RAW``) delivers it."""
     if encoding.startswith("bayer_"):
         return bayer(bgr, encoding[len("bayer_") : len("bayer_") + 4])
-    return yuv422(bgr, {"yuv422": "uyvy", "yuv422_yuy2": "yuyv"}[encoding])
+    return yuv422(bgr, {"yuv422": "uyvy", "yuv422_yuy2": "yuyv"}.get(encoding, encoding))

@@ -46,8 +46,11 @@ CAMERA_RAW = {
     "bayer_bggr8": CameraRaw(1, cv2.COLOR_BayerRG2BGR),
     "bayer_gbrg8": CameraRaw(1, cv2.COLOR_BayerGR2BGR),
     "bayer_grbg8": CameraRaw(1, cv2.COLOR_BayerGB2BGR),
-    # YUV 4:2:2, two pixels in four bytes: U Y0 V Y1 (UYVY), Y0 U Y1 V (YUYV)
+    # YUV 4:2:2, two pixels in four bytes: U Y0 V Y1 (UYVY), Y0 U Y1 V (YUYV); "yuv422" and
+    # "yuv422_yuy2" are the names before Jazzy's sensor_msgs
+    "uyvy": CameraRaw(2, cv2.COLOR_YUV2BGR_UYVY),
     "yuv422": CameraRaw(2, cv2.COLOR_YUV2BGR_UYVY),
+    "yuyv": CameraRaw(2, cv2.COLOR_YUV2BGR_YUY2),
     "yuv422_yuy2": CameraRaw(2, cv2.COLOR_YUV2BGR_YUY2),
 }
 
