@@ -245,11 +245,10 @@ def _publisher_main(topic: str, reliability: str) -> None:
             if compressed:
                 msg.format = "jpeg"
                 msg.data = array.array("B", cv2.imencode(".jpg", frame)[1].tobytes())
-            elif command["image_encoding"] == "bgr8":
-                array_to_image(frame, "bgr8", msg)
             else:
                 encoding = command["image_encoding"]
-                array_to_image(camera_raw(frame, encoding), encoding, msg)
+                raw = frame if encoding == "bgr8" else camera_raw(frame, encoding)
+                array_to_image(raw, encoding, msg)
         if command["data_len"] is not None:
             msg.data = array.array("B", bytes(command["data_len"]))
         for key, value in command["fields"].items():

@@ -38,13 +38,17 @@ def test_a_real_frame_is_recovered_only_with_its_own_conversion(
     """Same-size encodings read the bytes differently: only the right conversion gives the frame
     back (a Bayer pattern or YUV byte order mixed up costs colors)."""
     raw = camera_raw(frame, encoding)
+
+    def error(read_as: str) -> float:
+        return float(np.abs(to_bgr8(raw, read_as)[0].astype(int) - frame).mean())
+
     own = CAMERA_RAW[encoding]
     errors = {
-        other: float(np.abs(to_bgr8(raw, other)[0].astype(int) - frame).mean())
+        other: error(other)
         for other, entry in CAMERA_RAW.items()
         if entry.bytes_per_pixel == own.bytes_per_pixel and entry.to_bgr != own.to_bgr
     }
-    assert float(np.abs(to_bgr8(raw, encoding)[0].astype(int) - frame).mean()) < 2.0
+    assert error(encoding) < 2.0
     assert errors and min(errors.values()) > 10.0, errors
 
 
